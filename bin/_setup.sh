@@ -1,0 +1,44 @@
+# Shared by bin/start and bin/test: a virtualenv with the pinned requirements, and the services checked.
+# shellcheck shell=bash
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${FLOWNOVA_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+cd "$ROOT"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+ensure_python() {
+    local python="${PYTHON:-python3}"
+    if ! command -v "$python" >/dev/null 2>&1; then
+        echo "Python 3.11 or newer is needed (looked for '$python'; set PYTHON to choose another)." >&2
+        exit 1
+    fi
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "Python 3.11 or newer is needed; '$python' is $("$python" --version 2>&1)." >&2
+        exit 1
+    fi
+    BASE_PYTHON="$python"
+}
+
+ensure_venv() {
+    ensure_python
+    if [ ! -x "$PY" ]; then
+        say "Creating the virtualenv in $VENV"
+        "$BASE_PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.requirements.sha256"
+    local want
+    want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "Installing the pinned requirements (requirements.txt)"
+        "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
+        "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+        echo "$want" > "$stamp"
+    fi
+}
+
+preflight() {
+    "$PY" manage.py preflight "$@"
+}

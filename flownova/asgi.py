@@ -1,0 +1,21 @@
+"""The ASGI application served by daphne: Django for HTTP (static files through WhiteNoise), Channels
+for the WebSocket event streams."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flownova.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up first
+
+from flownova.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+from runs.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+    }
+)

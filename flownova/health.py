@@ -1,0 +1,84 @@
+"""Liveness and readiness.
+
+`/healthz` answers as long as the process serves requests. `/readyz` checks each dependency the product
+needs to run a workflow (PostgreSQL, Redis, at least one Celery worker), each under a short timeout, and
+answers 503 naming what is down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from flownova.celery import app as celery_app
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def check_redis() -> str:
+    timeout = settings.FLOWNOVA_READYZ_TIMEOUT
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+def check_celery() -> str:
+    replies = celery_app.control.ping(timeout=settings.FLOWNOVA_READYZ_TIMEOUT)
+    if not replies:
+        raise RuntimeError("no Celery worker answered; start one with `celery -A flownova worker`")
+    return f"ok ({len(replies)} worker{'s' if len(replies) != 1 else ''})"
+
+
+CHECKS: dict[str, Callable[[], str]] = {"database": check_database, "redis": check_redis, "celery": check_celery}
+
+
+def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
+    results: dict[str, dict[str, object]] = {}
+    healthy = True
+    for name, check in CHECKS.items():
+        started = time.monotonic()
+        if name == "celery" and results.get("redis", {}).get("ok") is False:
+            # The workers are reached through Redis: with Redis down the answer is known, and asking would
+            # only add Celery's connection retries to the response time.
+            results[name] = {"ok": False, "detail": "skipped: Redis is down", "ms": 0}
+            healthy = False
+            continue
+        try:
+            detail = check()
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "not ready"
+            detail = f"{type(exc).__name__}: {exc}".strip()
+            ok = False
+        healthy &= ok
+        results[name] = {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
+    return healthy, results
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+def readyz(request: HttpRequest) -> JsonResponse:
+    healthy, results = run_checks()
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": results}, status=200 if healthy else 503
+    )

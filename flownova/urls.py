@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from flownova import health
+
+admin.site.site_header = "FlowNova administration"
+admin.site.site_title = "FlowNova"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    # The workflow pages (editor, runs, inbox) are still to come; until then the admin is the way in.
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+]

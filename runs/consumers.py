@@ -1,0 +1,108 @@
+"""WebSocket consumers: authenticate, authorize the owner, join the group, replay what was missed, forward.
+
+A client that connects late, or reconnects with `?after=<seq>`, first receives the stored events after that
+seq, in order, then live ones; an event that arrives live while the backlog is being sent is not sent twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from runs.events import run_group, workflow_group
+from runs.models import Run, RunEvent
+from workflows.models import Workflow
+
+# Close codes in the application range (4000-4999), so clients can tell why.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN_OR_MISSING = 4404
+REPLAY_BATCH = 500
+
+
+def after_seq(scope: dict[str, Any]) -> int:
+    raw = parse_qs(scope.get("query_string", b"").decode("latin1")).get("after", ["0"])[0]
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return 0
+
+
+class EventStreamConsumer(AsyncJsonWebsocketConsumer):
+    """Shared behaviour of the run and workflow streams. Subclasses name the group and the authorization."""
+
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        self.groups_joined = []
+        # Highest seq already sent, per run: live events at or below it were part of the replay.
+        self.sent_seq: dict[int, int] = {}
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        group = await self.authorize(user)
+        if group is None:
+            await self.close(code=CLOSE_FORBIDDEN_OR_MISSING)
+            return
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+        await self.accept()
+        await self.replay()
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The streams are one-way; anything a client sends is ignored."""
+
+    async def authorize(self, user: Any) -> str | None:
+        raise NotImplementedError
+
+    async def replay(self) -> None:
+        """Send stored events the client has not seen. The workflow stream has nothing to replay."""
+
+    async def send_event(self, message: dict[str, Any]) -> None:
+        run_id = int(message["run_id"])
+        seq = int(message["seq"])
+        if seq <= self.sent_seq.get(run_id, 0):
+            return
+        self.sent_seq[run_id] = seq
+        await self.send_json(message)
+
+    async def run_event(self, payload: dict[str, Any]) -> None:
+        await self.send_event(payload["event"])
+
+
+class RunConsumer(EventStreamConsumer):
+    async def authorize(self, user: Any) -> str | None:
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        exists = await database_sync_to_async(Run.objects.visible_to(user).filter(pk=self.run_id).exists)()
+        return run_group(self.run_id) if exists else None
+
+    async def replay(self) -> None:
+        after = after_seq(self.scope)
+        self.sent_seq[self.run_id] = after
+        while True:
+            batch = await self.stored_events(after)
+            for event in batch:
+                await self.send_event(event)
+            if len(batch) < REPLAY_BATCH:
+                return
+            after = int(batch[-1]["seq"])
+
+    @database_sync_to_async
+    def stored_events(self, after: int) -> list[dict[str, Any]]:
+        events = RunEvent.objects.filter(run_id=self.run_id, seq__gt=after).order_by("seq")[:REPLAY_BATCH]
+        return [event.as_message() for event in events]
+
+
+class WorkflowConsumer(EventStreamConsumer):
+    async def authorize(self, user: Any) -> str | None:
+        workflow_id = int(self.scope["url_route"]["kwargs"]["workflow_id"])
+        visible = Workflow.objects.visible_to(user).filter(pk=workflow_id)
+        exists = await database_sync_to_async(visible.exists)()
+        return workflow_group(workflow_id) if exists else None

@@ -1,0 +1,200 @@
+"""Runs, the state of each node within a run, the append-only ledger, and the stored event stream.
+
+A run executes the graph snapshot it was started with (`Run.graph`), whatever is saved to the workflow later.
+`NodeRun` is the mutable state the engine advances under the run's row lock; `LedgerEntry` is the
+append-only record of each node execution (a PostgreSQL trigger refuses UPDATE on it); `RunEvent` keeps the
+events sent to browsers so that a late or reconnecting client first receives what it missed.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
+FINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def visible_to(self, user: settings.AUTH_USER_MODEL) -> RunQuerySet:
+        if user.is_staff:
+            return self
+        return self.filter(owner=user)
+
+
+class Run(models.Model):
+    workflow = models.ForeignKey(
+        "workflows.Workflow", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    # Copied at start so the run can be read and audited after its workflow is edited or deleted.
+    workflow_name = models.CharField(max_length=200, blank=True, default="")
+    workflow_version = models.PositiveIntegerField(default=1)
+    graph = models.JSONField(help_text="The graph snapshot this run executes.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    # A cognitive node's generated workflow runs as a child run of the run that holds the node.
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
+    parent_node_id = models.CharField(max_length=64, blank=True, default="")
+    # The run this one re-runs or resumes from, if any.
+    source_run = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="derived_runs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Last `seq` handed to an event of this run; incremented under the run's row lock.
+    last_event_seq = models.PositiveBigIntegerField(default=0, editable=False)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Run history of a workflow, filtered by status, newest first.
+            models.Index(fields=["workflow", "status", "-created_at"], name="run_workflow_status_idx"),
+            models.Index(fields=["workflow", "-created_at"], name="run_workflow_recent_idx"),
+            # "My runs", and the API list filtered by status and date.
+            models.Index(fields=["owner", "-created_at"], name="run_owner_recent_idx"),
+            # Recovery and dashboards scan only the runs still in flight.
+            models.Index(
+                fields=["status", "updated_at"],
+                name="run_active_idx",
+                condition=Q(status__in=["queued", "running", "waiting"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.workflow_name or 'deleted workflow'} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINAL_RUN_STATUSES
+
+
+class NodeStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class NodeRun(models.Model):
+    """The current state of one node within one run (one row per node that was reached)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_runs")
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.QUEUED)
+    input = models.JSONField(null=True, blank=True)
+    # The node's own new fields (what `{{nodes.<id>.<field>}}` reads); the full output is input + result.
+    result = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    # The outgoing handle the node chose (if/else `true`, approval `approved`...), empty for "all edges".
+    handle = models.CharField(max_length=64, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # For joins: incoming edge id -> "fired" or "dead", decided under the run's row lock.
+    arrivals = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=255, blank=True, default="")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="noderun_unique_per_run")]
+        indexes = [models.Index(fields=["run", "status"], name="noderun_run_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} [{self.status}]"
+
+
+class LedgerStatus(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class LedgerEntry(models.Model):
+    """One node execution, written once. Only `runs.ledger.ledger_append` creates these."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="ledger")
+    seq = models.PositiveIntegerField()
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=LedgerStatus.choices)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    llm_usage = models.JSONField(null=True, blank=True)
+    # True when a resumed run copied this node's recorded result instead of executing it again.
+    reused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        verbose_name_plural = "ledger entries"
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="ledger_unique_seq_per_run")]
+        indexes = [models.Index(fields=["run", "node_id"], name="ledger_run_node_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.node_id} [{self.status}]"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Ledger entries are append-only and cannot be changed.")
+        super().save(*args, **kwargs)
+
+
+class RunEvent(models.Model):
+    """An event sent to the run's WebSocket subscribers (contract section 6), kept for late clients."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=32)
+    node_id = models.CharField(max_length=64, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    ts = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_unique_seq_per_run")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"
+
+    def as_message(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "ts": self.ts.isoformat(),
+            "node_id": self.node_id or None,
+            "data": self.data,
+        }

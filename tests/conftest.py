@@ -1,0 +1,181 @@
+"""Fixtures shared by the whole suite: personas, the real Celery worker, and a real daphne server.
+
+Nothing here replaces a service: tests run against the machine's PostgreSQL and Redis, a Celery worker
+process started for the session, and daphne serving the ASGI application.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / ".flownova" / "test-logs"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_test_redis() -> None:
+    """Messages or channel groups left by an earlier, interrupted test run must not leak into this one."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    client.close()
+
+
+def test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    """The environment for a process of ours pointed at the test database and the test Redis."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=test_database_url(),
+        FLOWNOVA_TEST_REDIS_URL=settings.REDIS_URL,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    hostname: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_worker(env: dict[str, str], *, concurrency: int = 2, timeout: float = 60.0) -> WorkerProcess:
+    from flownova.celery import app
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    log_path = LOG_DIR / f"worker-{hostname.split('@')[0]}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "flownova",
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={concurrency}",
+        "--pool=prefork",
+        "-n",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited with {process.returncode}:\n{log_path.read_text()}")
+        if app.control.ping(destination=[hostname], timeout=0.5):
+            return WorkerProcess(hostname, process, log_path)
+    process.kill()
+    raise RuntimeError(f"the Celery worker did not answer within {timeout}s:\n{log_path.read_text()}")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None) -> Iterator[WorkerProcess]:
+    """A real Celery worker consuming from the test Redis and writing to the test database.
+
+    Tests that use it must commit what the worker reads: mark them `django_db(transaction=True)`.
+    """
+    worker = start_worker(service_env())
+    yield worker
+    stop_process(worker.process)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def start_daphne(env: dict[str, str], *, timeout: float = 30.0) -> ServerProcess:
+    """daphne serving flownova.asgi on a free loopback port, answering /healthz before this returns."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = LOG_DIR / f"daphne-{port}.log"
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "flownova.asgi:application"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return ServerProcess(base_url, process, log_path)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError(f"daphne did not answer within {timeout}s:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def make_user(django_user_model):  # type: ignore[no-untyped-def]
+    def make(username: str, *, staff: bool = False, superuser: bool = False):  # type: ignore[no-untyped-def]
+        return django_user_model.objects.create_user(
+            username=username, password=f"{username}-password", is_staff=staff or superuser, is_superuser=superuser
+        )
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):  # type: ignore[no-untyped-def]
+    """Owns the workflows and runs in a test."""
+    return make_user("alice")
+
+
+@pytest.fixture
+def mallory(make_user):  # type: ignore[no-untyped-def]
+    """An authenticated outsider who must be refused everything of alice's."""
+    return make_user("mallory")
+
+
+@pytest.fixture
+def superuser(make_user):  # type: ignore[no-untyped-def]
+    return make_user("root-admin", superuser=True)

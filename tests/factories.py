@@ -1,0 +1,36 @@
+"""Small builders for test data. Workflows go through the service, as in production."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runs.models import Run
+from workflows.models import Workflow
+from workflows.services import workflow_create
+
+
+def linear_graph(*middle: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+    """start -> each (id, type, data) in order -> end."""
+    nodes = [{"id": "start", "type": "start", "data": {}}]
+    nodes += [{"id": node_id, "type": node_type, "data": data} for node_id, node_type, data in middle]
+    nodes.append({"id": "end", "type": "end", "data": {}})
+    edges = [
+        {"id": f"e{index}", "source": nodes[index]["id"], "target": nodes[index + 1]["id"]}
+        for index in range(len(nodes) - 1)
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+def make_workflow(owner, *, name: str = "Example", graph: dict[str, Any] | None = None) -> Workflow:  # type: ignore[no-untyped-def]
+    return workflow_create(owner=owner, name=name, description="", graph=graph or linear_graph())
+
+
+def make_run(workflow: Workflow, **fields: Any) -> Run:
+    fields.setdefault("owner", workflow.owner)
+    return Run.objects.create(
+        workflow=workflow,
+        workflow_name=workflow.name,
+        workflow_version=workflow.version,
+        graph=workflow.graph_document(),
+        **fields,
+    )

@@ -1,0 +1,15 @@
+"""Settings for the test suite: the real services, with Redis on a database of its own (15 by default) so a
+test run never touches the queues or channel groups of a FlowNova running on the same machine."""
+
+import os
+
+os.environ["REDIS_URL"] = os.environ.get("FLOWNOVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from flownova.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins; tests only
+
+# `collectstatic` has not run for the test suite; WhiteNoise serves from the finders instead.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT = None

@@ -1,0 +1,38 @@
+"""The Celery app: production-safe settings, and a task that really runs on a real worker."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from flownova.celery import app, ping
+
+
+def test_celery_defaults_are_production_safe() -> None:
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_time_limit and conf.task_soft_time_limit
+    assert conf.task_soft_time_limit < conf.task_time_limit
+    # A message unacknowledged for longer than this is redelivered: it must outlast the longest task.
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    assert conf.broker_url == settings.REDIS_URL
+
+
+@pytest.mark.worker
+def test_task_runs_on_the_real_worker(celery_worker) -> None:  # type: ignore[no-untyped-def]
+    result = ping.delay("hello")
+    answer = result.get(timeout=20)
+    assert answer["payload"] == "hello"
+    # Executed by a pool process of the worker the suite started, not in this process.
+    assert answer["pid"] != __import__("os").getpid()
+    assert result.status == "SUCCESS"
+
+
+@pytest.mark.worker
+def test_worker_answers_control_ping(celery_worker) -> None:  # type: ignore[no-untyped-def]
+    replies = app.control.ping(destination=[celery_worker.hostname], timeout=2)
+    assert replies == [{celery_worker.hostname: {"ok": "pong"}}]

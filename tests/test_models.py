@@ -1,0 +1,106 @@
+"""The domain tables: versions, graph documents, the append-only ledger, per-run uniqueness."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from approvals.models import ApprovalRequest
+from runs.models import LedgerEntry, NodeRun
+from tests.factories import linear_graph, make_run, make_workflow
+from workflows.models import Workflow
+from workflows.services import workflow_soft_delete, workflow_update
+
+pytestmark = pytest.mark.django_db
+
+
+def test_graph_document_round_trips_through_node_and_edge_rows(alice) -> None:  # type: ignore[no-untyped-def]
+    graph = {
+        "nodes": [
+            {"id": "start", "type": "start", "position": {"x": 0, "y": 0}, "data": {}},
+            {
+                "id": "check",
+                "type": "if_else",
+                "position": {"x": 200, "y": 0},
+                "data": {"left": "{{input.t}}", "operator": ">", "right": "70"},
+            },
+            {"id": "hot", "type": "end", "data": {}},
+            {"id": "cold", "type": "end", "data": {}},
+        ],
+        "edges": [
+            {"id": "e1", "source": "start", "target": "check"},
+            {"id": "e2", "source": "check", "sourceHandle": "true", "target": "hot"},
+            {"id": "e3", "source": "check", "sourceHandle": "false", "target": "cold"},
+        ],
+    }
+    workflow = make_workflow(alice, graph=graph)
+    assert Workflow.objects.get(pk=workflow.pk).graph_document() == graph
+
+
+def test_every_save_bumps_the_version(alice) -> None:  # type: ignore[no-untyped-def]
+    workflow = make_workflow(alice)
+    assert workflow.version == 1
+    workflow = workflow_update(workflow=workflow, name="Renamed")
+    assert workflow.version == 2
+    workflow = workflow_update(workflow=workflow, graph=linear_graph(("a", "fork", {})))
+    assert workflow.version == 3
+    assert [node["id"] for node in workflow.graph_document()["nodes"]] == ["start", "a", "end"]
+
+
+def test_soft_delete_hides_the_workflow_but_keeps_its_runs(alice) -> None:  # type: ignore[no-untyped-def]
+    workflow = make_workflow(alice)
+    run = make_run(workflow)
+    workflow_soft_delete(workflow=workflow)
+    assert not Workflow.objects.alive().filter(pk=workflow.pk).exists()
+    run.refresh_from_db()
+    assert run.workflow_id == workflow.pk and run.graph["nodes"]
+
+
+def test_visible_to_scopes_by_owner_and_lets_staff_see_all(alice, mallory, superuser) -> None:  # type: ignore[no-untyped-def]
+    workflow = make_workflow(alice)
+    assert list(Workflow.objects.visible_to(alice)) == [workflow]
+    assert list(Workflow.objects.visible_to(mallory)) == []
+    assert list(Workflow.objects.visible_to(superuser)) == [workflow]
+
+
+def test_ledger_entries_cannot_be_changed_by_the_model(alice) -> None:  # type: ignore[no-untyped-def]
+    run = make_run(make_workflow(alice))
+    entry = LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
+    entry.status = "failed"
+    with pytest.raises(ValueError, match="append-only"):
+        entry.save()
+
+
+def test_ledger_entries_cannot_be_changed_in_the_database(alice) -> None:  # type: ignore[no-untyped-def]
+    run = make_run(make_workflow(alice))
+    LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        LedgerEntry.objects.filter(run=run).update(status="failed")
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE runs_ledgerentry SET error = 'forged' WHERE run_id = %s", [run.pk])
+    assert LedgerEntry.objects.get(run=run).status == "succeeded"
+
+
+def test_ledger_seq_is_unique_within_a_run(alice) -> None:  # type: ignore[no-untyped-def]
+    run = make_run(make_workflow(alice))
+    LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(run=run, seq=1, node_id="end", node_type="end", status="succeeded")
+
+
+def test_a_node_has_one_state_row_and_one_approval_request_per_run(alice) -> None:  # type: ignore[no-untyped-def]
+    run = make_run(make_workflow(alice))
+    NodeRun.objects.create(run=run, node_id="a", node_type="fork")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        NodeRun.objects.create(run=run, node_id="a", node_type="fork")
+    ApprovalRequest.objects.create(run=run, node_id="ok")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ApprovalRequest.objects.create(run=run, node_id="ok")
+
+
+def test_a_pending_approval_cannot_carry_a_decision_time(alice) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    run = make_run(make_workflow(alice))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ApprovalRequest.objects.create(run=run, node_id="ok", status="pending", decided_at=timezone.now())

@@ -1,0 +1,70 @@
+"""Writes to workflows. Every save of a workflow or its graph goes through here and bumps `version`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from workflows.models import Edge, Node, Workflow
+
+
+def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
+    """Replace the workflow's nodes and edges with those of `graph` (a validated contract document)."""
+    workflow.edges.all().delete()
+    workflow.nodes.all().delete()
+    nodes = Node.objects.bulk_create(
+        Node(
+            workflow=workflow,
+            node_id=node["id"],
+            type=node["type"],
+            data=node.get("data") or {},
+            position=node.get("position"),
+            order=index,
+        )
+        for index, node in enumerate(graph.get("nodes", []))
+    )
+    by_id = {node.node_id: node for node in nodes}
+    Edge.objects.bulk_create(
+        Edge(
+            workflow=workflow,
+            edge_id=edge.get("id") or f"e{index}",
+            source=by_id[edge["source"]],
+            target=by_id[edge["target"]],
+            source_handle=edge.get("sourceHandle") or "",
+            order=index,
+        )
+        for index, edge in enumerate(graph.get("edges", []))
+    )
+
+
+@transaction.atomic
+def workflow_create(*, owner: AbstractBaseUser, name: str, description: str = "", graph: dict[str, Any]) -> Workflow:
+    workflow = Workflow.objects.create(owner=owner, name=name, description=description)
+    _graph_store(workflow=workflow, graph=graph)
+    return workflow
+
+
+@transaction.atomic
+def workflow_update(
+    *, workflow: Workflow, name: str | None = None, description: str | None = None, graph: dict[str, Any] | None = None
+) -> Workflow:
+    """Change any of name, description and graph; the version goes up by one whatever changed."""
+    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if name is not None:
+        locked.name = name
+    if description is not None:
+        locked.description = description
+    locked.version = F("version") + 1
+    locked.save()
+    if graph is not None:
+        _graph_store(workflow=locked, graph=graph)
+    locked.refresh_from_db()
+    return locked
+
+
+def workflow_soft_delete(*, workflow: Workflow) -> None:
+    Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
