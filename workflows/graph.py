@@ -1,0 +1,648 @@
+"""The pure workflow graph: parse a contract graph document, validate it, answer topology questions.
+
+No Django here: the API, the import command and the engine all call `validate_graph` / `parse_graph` with the
+node type specs from the node registry.
+
+Validation collects every problem it can find (never only the first) as `Issue`s that name the node or edge at
+fault, so the canvas can highlight them all at once. It never raises, whatever it is given; `parse_graph`
+raises only GraphError.
+
+Choices the contract leaves open:
+
+- Unknown keys on nodes and edges (React Flow's ``type``, ``animated``, ``targetHandle``, ``width``...) are
+  ignored and not kept. Missing ``edges`` means no edges; missing or null ``data`` means ``{}``; a null
+  ``position`` means none; a null or empty ``sourceHandle`` means no handle.
+- An edge without an ``id`` gets ``"<source>-><target>"`` or ``"<source>-><target>:<handle>"``.
+- Edge ids are at most 200 characters and handles at most 64, the sizes the database keeps.
+- A node's semantic check (`NodeSpec.check`) runs only once its data passed the JSON Schema, so checks can rely
+  on the schema's guarantees.
+- Above 500 nodes or 2000 edges the document gets a single Issue and nothing else is examined.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from enum import Enum
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+__all__ = [
+    "ANY_HANDLE",
+    "END_TYPE",
+    "MAX_EDGES",
+    "MAX_NODES",
+    "START_TYPE",
+    "Edge",
+    "Graph",
+    "GraphError",
+    "Issue",
+    "Node",
+    "NodeSpec",
+    "parse_graph",
+    "validate_graph",
+]
+
+START_TYPE = "start"
+END_TYPE = "end"
+MAX_NODES = 500
+MAX_EDGES = 2000
+MAX_EDGE_ID_LENGTH = 200
+MAX_HANDLE_LENGTH = 64
+
+_NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_SHOWN = 80
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One validation error. `field` is a dotted path inside the node's `data` when the error is about one."""
+
+    message: str
+    node_id: str | None = None
+    edge_id: str | None = None
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not None}
+
+
+class GraphError(ValueError):
+    """The document is not a valid graph; `issues` lists every reason."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        # The issues themselves are the args, so the error survives pickling with its issues.
+        super().__init__(list(issues))
+        self.issues: list[Issue] = list(issues)
+
+    def __str__(self) -> str:
+        return "; ".join(issue.message for issue in self.issues)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What validation needs to know about a node type; node type modules provide one each."""
+
+    type: str
+    data_schema: dict
+    handles: frozenset[str] | None = None
+    required_handles: bool = False
+    allows_outgoing: bool = True
+    check: Callable[[dict], list[tuple[str | None, str]]] | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    data: dict
+    position: dict | None
+
+
+@dataclass(frozen=True)
+class Edge:
+    id: str
+    source: str
+    target: str
+    source_handle: str | None
+
+
+class _AnyHandle(Enum):
+    ANY = "any"
+
+
+ANY_HANDLE = _AnyHandle.ANY
+
+
+class Graph:
+    """A valid graph (build it with `parse_graph`). Treat it and the lists it returns as read-only."""
+
+    def __init__(self, nodes: dict[str, Node], edges: list[Edge], start_id: str) -> None:
+        self.nodes = nodes
+        self.edges = edges
+        self.start_id = start_id
+        self._outgoing: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
+        self._incoming: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
+        for edge in edges:
+            self._outgoing[edge.source].append(edge)
+            self._incoming[edge.target].append(edge)
+        self._order: list[str] | None = None
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return self._outgoing[node_id]
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return self._incoming[node_id]
+
+    def successors(self, node_id: str, handle: str | _AnyHandle | None = ANY_HANDLE) -> list[str]:
+        """Targets of the node's outgoing edges, in document order and without repeats.
+
+        By default every edge counts; pass a handle to follow only edges with that `sourceHandle`
+        (None: only edges without one).
+        """
+        targets = (
+            edge.target for edge in self._outgoing[node_id] if handle is ANY_HANDLE or edge.source_handle == handle
+        )
+        return list(dict.fromkeys(targets))
+
+    def topological_order(self) -> list[str]:
+        """Every node id, each after all its predecessors; ties go to the earlier node in the document."""
+        if self._order is None:
+            self._order = _topological_order(self.nodes, self._outgoing, self._incoming)
+        return list(self._order)
+
+    def to_document(self) -> dict[str, list[dict[str, object]]]:
+        """The contract's graph object, normalised: only known keys, every edge with its id."""
+        return {
+            "nodes": [_node_document(node) for node in self.nodes.values()],
+            "edges": [_edge_document(edge) for edge in self.edges],
+        }
+
+
+def validate_graph(doc: object, specs: Mapping[str, NodeSpec]) -> list[Issue]:
+    """Every problem with `doc` as a graph of the node types in `specs`; empty when it is valid."""
+    return _check(doc, specs)[0]
+
+
+def parse_graph(doc: object, specs: Mapping[str, NodeSpec]) -> Graph:
+    """The Graph for `doc`; raises GraphError listing every problem if it isn't valid."""
+    issues, graph = _check(doc, specs)
+    if issues or graph is None:
+        raise GraphError(issues or [Issue("the graph is not valid")])
+    return graph
+
+
+def _check(doc: object, specs: Mapping[str, NodeSpec]) -> tuple[list[Issue], Graph | None]:
+    try:
+        return _Validation(specs).run(doc)
+    except Exception as exc:  # noqa: BLE001 - a bad document must come back as an Issue, never crash the caller
+        return [Issue(f"the graph could not be validated ({type(exc).__name__})")], None
+
+
+class _Validation:
+    """One validation pass: reads the document, collecting issues as it goes."""
+
+    def __init__(self, specs: Mapping[str, NodeSpec]) -> None:
+        self.specs = specs
+        self.issues: list[Issue] = []
+        self._validators: dict[int, Draft202012Validator] = {}
+
+    def add(self, message: str, **where: str | None) -> None:
+        self.issues.append(Issue(message, **where))
+
+    def run(self, doc: object) -> tuple[list[Issue], Graph | None]:
+        raw_nodes, raw_edges = self._read_shape(doc)
+        if raw_nodes is None:
+            return self.issues, None
+        edge_count = len(raw_edges) if raw_edges is not None else 0
+        if len(raw_nodes) > MAX_NODES or edge_count > MAX_EDGES:
+            self.add(
+                f"the graph has {len(raw_nodes)} nodes and {edge_count} edges; "
+                f"the limits are {MAX_NODES} nodes and {MAX_EDGES} edges"
+            )
+            return self.issues, None
+        nodes = self._read_nodes(raw_nodes)
+        if raw_edges is None:
+            # Without edges the structure checks would only echo the edges problem; the nodes are still checked.
+            return self.issues, None
+        edges = self._read_edges(raw_edges, nodes)
+        start_id = self._check_structure(nodes, edges)
+        if self.issues or start_id is None:
+            return self.issues, None
+        return [], Graph(nodes, edges, start_id)
+
+    # The document's shape
+
+    def _read_shape(self, doc: object) -> tuple[Sequence[object] | None, Sequence[object] | None]:
+        if not isinstance(doc, Mapping):
+            self.add(f'the graph must be an object with "nodes" and "edges" lists, got {_kind(doc)}')
+            return None, None
+        raw_nodes = doc.get("nodes")
+        raw_edges = doc.get("edges", [])
+        if not isinstance(raw_nodes, (list, tuple)):
+            self.add(f'the graph\'s "nodes" must be a list, got {_kind(raw_nodes) if "nodes" in doc else "nothing"}')
+            raw_nodes = None
+        if raw_edges is None:
+            raw_edges = []
+        if not isinstance(raw_edges, (list, tuple)):
+            self.add(f'the graph\'s "edges" must be a list, got {_kind(raw_edges)}')
+            raw_edges = None
+        return raw_nodes, raw_edges
+
+    # Nodes
+
+    def _read_nodes(self, raw_nodes: Sequence[object]) -> dict[str, Node]:
+        nodes: dict[str, Node] = {}
+        positions: dict[str, int] = {}
+        for index, raw in enumerate(raw_nodes):
+            node = self._read_node(index, raw, positions)
+            if node is not None:
+                nodes[node.id] = node
+                positions[node.id] = index
+        return nodes
+
+    def _read_node(self, index: int, raw: object, positions: dict[str, int]) -> Node | None:
+        if not isinstance(raw, Mapping):
+            self.add(f"nodes[{index}] must be an object, got {_kind(raw)}")
+            return None
+        node_id = raw.get("id")
+        if not isinstance(node_id, str):
+            self.add(f'nodes[{index}]: "id" must be a string, got {_kind(node_id) if "id" in raw else "nothing"}')
+            return None
+        label = f"node {_quote(node_id)}"
+        if node_id in positions:
+            self.add(
+                f"{label} (nodes[{index}]): the id is already used by nodes[{positions[node_id]}]", node_id=node_id
+            )
+            return None
+        if _NODE_ID_RE.fullmatch(node_id) is None:
+            self.add(f'{label}: the id must be 1 to 64 letters, digits, "_" or "-"', node_id=node_id)
+        node_type = self._read_type(label, node_id, raw)
+        data = self._read_data(label, node_id, raw, self.specs.get(node_type) if node_type else None)
+        position = self._read_position(label, node_id, raw)
+        return Node(node_id, node_type or "", data, position)
+
+    def _read_type(self, label: str, node_id: str, raw: Mapping[object, object]) -> str | None:
+        node_type = raw.get("type")
+        if isinstance(node_type, str) and node_type in self.specs:
+            return node_type
+        known = ", ".join(sorted(self.specs))
+        if isinstance(node_type, str):
+            self.add(f"{label}: unknown type {_quote(node_type)}; known types: {known}", node_id=node_id)
+            return node_type
+        got = _kind(node_type) if "type" in raw else "nothing"
+        self.add(f'{label}: "type" must be one of: {known}; got {got}', node_id=node_id)
+        return None
+
+    def _read_data(self, label: str, node_id: str, raw: Mapping[object, object], spec: NodeSpec | None) -> dict:
+        data = raw.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            self.add(f'{label}: "data" must be an object, got {_kind(data)}', node_id=node_id)
+            return {}
+        if spec is not None and self._check_schema(label, node_id, spec, data):
+            self._run_check(label, node_id, spec, data)
+        return {key: _copy_json(item) for key, item in data.items()}
+
+    def _check_schema(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[object, object]) -> bool:
+        """Report every schema error in `data`; True when there are none."""
+        try:
+            errors = sorted(self._validator(spec).iter_errors(data), key=_error_sort_key)
+        except Exception as exc:  # noqa: BLE001 - a broken spec schema or unprintable data must not crash validation
+            first_line = next(iter(str(exc).splitlines()), type(exc).__name__)
+            self.add(f"{label}: data could not be checked: {_clip(first_line, _MAX_MESSAGE)}", node_id=node_id)
+            return False
+        for error in errors:
+            container = _dotted(error.absolute_path)
+            prefix = f"data.{container}" if container else "data"
+            message = f"{label}: {prefix}: {_clip(error.message, _MAX_MESSAGE)}"
+            self.add(message, node_id=node_id, field=_error_field(error, container))
+        return not errors
+
+    def _run_check(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[object, object]) -> None:
+        if spec.check is None:
+            return
+        try:
+            problems = list(spec.check(dict(data)))
+        except Exception as exc:  # noqa: BLE001 - one node type's bug must not hide the other issues
+            self.add(f"{label}: data could not be checked ({type(exc).__name__})", node_id=node_id)
+            return
+        for field, message in problems:
+            prefix = f"{label}: data.{field}" if field else label
+            self.add(f"{prefix}: {message}", node_id=node_id, field=field or None)
+
+    def _validator(self, spec: NodeSpec) -> Draft202012Validator:
+        # Keyed by identity: specs are unhashable (they hold a dict) and live for the whole validation.
+        if id(spec) not in self._validators:
+            self._validators[id(spec)] = Draft202012Validator(spec.data_schema)
+        return self._validators[id(spec)]
+
+    def _read_position(self, label: str, node_id: str, raw: Mapping[object, object]) -> dict | None:
+        position = raw.get("position")
+        if position is None:
+            return None
+        if isinstance(position, Mapping) and _is_number(position.get("x")) and _is_number(position.get("y")):
+            return {"x": position["x"], "y": position["y"]}
+        self.add(f'{label}: "position" must be an object with numbers "x" and "y"', node_id=node_id)
+        return None
+
+    # Edges
+
+    def _read_edges(self, raw_edges: Sequence[object], nodes: dict[str, Node]) -> list[Edge]:
+        edges: list[Edge] = []
+        by_id: dict[str, int] = {}
+        by_connection: dict[tuple[str, str, str | None], int] = {}
+        for index, raw in enumerate(raw_edges):
+            edge = self._read_edge(index, raw, nodes)
+            if edge is None:
+                continue
+            connection = (edge.source, edge.target, edge.source_handle)
+            label = f"edge {_quote(edge.id)}"
+            if connection in by_connection:
+                # The same connection twice: report it once, keep one copy for the structure checks.
+                first = by_connection[connection]
+                self.add(f"{label}: duplicates edges[{first}] (same source, target and sourceHandle)", edge_id=edge.id)
+                continue
+            by_connection[connection] = index
+            if edge.id in by_id:
+                self.add(
+                    f"{label} (edges[{index}]): the id is already used by edges[{by_id[edge.id]}]", edge_id=edge.id
+                )
+            by_id.setdefault(edge.id, index)
+            self._check_handle(label, edge, nodes)
+            edges.append(edge)
+        return edges
+
+    def _read_edge(self, index: int, raw: object, nodes: dict[str, Node]) -> Edge | None:
+        """The edge if it connects two existing nodes (its other problems are reported but don't drop it)."""
+        if not isinstance(raw, Mapping):
+            self.add(f"edges[{index}] must be an object, got {_kind(raw)}")
+            return None
+        source, target = raw.get("source"), raw.get("target")
+        handle = self._read_handle(index, raw)
+        edge_id = self._read_edge_id(index, raw, source, target, handle)
+        label = f"edge {_quote(edge_id)}" if edge_id else f"edges[{index}]"
+        ends_exist = True
+        for end_name, end in (("source", source), ("target", target)):
+            if not isinstance(end, str):
+                got = _kind(end) if end_name in raw else "nothing"
+                self.add(f'{label}: "{end_name}" must be a node id, got {got}', edge_id=edge_id)
+                ends_exist = False
+            elif end not in nodes:
+                self.add(f"{label}: {end_name} {_quote(end)} is not a node of this graph", edge_id=edge_id)
+                ends_exist = False
+        if not ends_exist or edge_id is None:
+            return None
+        return Edge(edge_id, str(source), str(target), handle)
+
+    def _read_handle(self, index: int, raw: Mapping[object, object]) -> str | None:
+        handle = raw.get("sourceHandle")
+        if handle is None or handle == "":
+            return None
+        if isinstance(handle, str) and len(handle) <= MAX_HANDLE_LENGTH:
+            return handle
+        self.add(f'edges[{index}]: "sourceHandle" must be a string of at most {MAX_HANDLE_LENGTH} characters')
+        return None
+
+    def _read_edge_id(
+        self, index: int, raw: Mapping[object, object], source: object, target: object, handle: str | None
+    ) -> str | None:
+        edge_id = raw.get("id")
+        if isinstance(edge_id, str) and 0 < len(edge_id) <= MAX_EDGE_ID_LENGTH:
+            return edge_id
+        if edge_id is not None:
+            self.add(f'edges[{index}]: "id" must be a non-empty string of at most {MAX_EDGE_ID_LENGTH} characters')
+        if isinstance(source, str) and isinstance(target, str):
+            return f"{source}->{target}:{handle}" if handle is not None else f"{source}->{target}"
+        return None
+
+    def _check_handle(self, label: str, edge: Edge, nodes: dict[str, Node]) -> None:
+        source, target = nodes[edge.source], nodes[edge.target]
+        where = {"node_id": source.id, "edge_id": edge.id}
+        if edge.source == edge.target:
+            self.add(f"{label}: connects node {_quote(edge.source)} to itself", **where)
+        if target.type == START_TYPE:
+            self.add(
+                f"{label}: the start node {_quote(target.id)} can't have incoming edges",
+                node_id=target.id,
+                edge_id=edge.id,
+            )
+        spec = self.specs.get(source.type)
+        if spec is None:
+            return
+        node = f"node {_quote(source.id)} ({source.type})"
+        if _is_terminal(source, spec):
+            self.add(f"{label}: {node} can't have outgoing edges", **where)
+        elif edge.source_handle is None and spec.required_handles:
+            self.add(f'{label}: {node} needs a "sourceHandle"{_one_of(spec.handles)}', **where)
+        elif edge.source_handle is not None and spec.handles is not None and edge.source_handle not in spec.handles:
+            self.add(f"{label}: {node} has no handle {_quote(edge.source_handle)}{_one_of(spec.handles)}", **where)
+
+    # The graph as a whole
+
+    def _check_structure(self, nodes: dict[str, Node], edges: list[Edge]) -> str | None:
+        """Check starts, ends, reachability, cycles and dead ends; return the start id if there is one."""
+        outgoing: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+        for edge in edges:
+            outgoing[edge.source].append(edge.target)
+        start_id = self._check_start_and_end(nodes)
+        if start_id is not None:
+            self._check_reachable(nodes, outgoing, start_id)
+        self._check_cycles(nodes, outgoing)
+        self._check_dead_ends(nodes, outgoing)
+        return start_id
+
+    def _check_start_and_end(self, nodes: dict[str, Node]) -> str | None:
+        starts = [node.id for node in nodes.values() if node.type == START_TYPE]
+        if not any(node.type == END_TYPE for node in nodes.values()):
+            self.add("the graph has no end node; add at least one")
+        if len(starts) == 1:
+            return starts[0]
+        if not starts:
+            self.add("the graph has no start node; add exactly one")
+        else:
+            names = ", ".join(_quote(node_id) for node_id in starts[:10])
+            self.add(f"the graph has {len(starts)} start nodes ({names}); it needs exactly one")
+        return None
+
+    def _check_reachable(self, nodes: dict[str, Node], outgoing: dict[str, list[str]], start_id: str) -> None:
+        reached = {start_id}
+        queue = deque([start_id])
+        while queue:
+            for target in outgoing[queue.popleft()]:
+                if target not in reached:
+                    reached.add(target)
+                    queue.append(target)
+        for node_id in nodes:
+            if node_id not in reached:
+                self.add(f"node {_quote(node_id)} can't be reached from the start node", node_id=node_id)
+
+    def _check_cycles(self, nodes: dict[str, Node], outgoing: dict[str, list[str]]) -> None:
+        """One issue per group of nodes that loop back on each other, naming one cycle through them."""
+        order = {node_id: index for index, node_id in enumerate(nodes)}
+        loops = [sorted(group, key=order.__getitem__) for group in _strongly_connected(outgoing) if len(group) > 1]
+        for group in sorted(loops, key=lambda group: order[group[0]]):
+            cycle = _cycle_through(group[0], set(group), outgoing)
+            self.add("cycle: " + " -> ".join(_clip(node_id) for node_id in cycle), node_id=group[0])
+
+    def _check_dead_ends(self, nodes: dict[str, Node], outgoing: dict[str, list[str]]) -> None:
+        for node in nodes.values():
+            spec = self.specs.get(node.type)
+            if spec is not None and not outgoing[node.id] and not _is_terminal(node, spec):
+                self.add(
+                    f"node {_quote(node.id)} has no outgoing edge; connect it or end the path with an end node",
+                    node_id=node.id,
+                )
+
+
+def _is_terminal(node: Node, spec: NodeSpec) -> bool:
+    # The contract gives `end` no outgoing handles, whatever its spec says.
+    return node.type == END_TYPE or not spec.allows_outgoing
+
+
+def _strongly_connected(outgoing: dict[str, list[str]]) -> Iterator[list[str]]:
+    """Tarjan's algorithm, iterative so that a long chain can't hit the recursion limit."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    for root in outgoing:
+        if root in index:
+            continue
+        work = [(root, iter(outgoing[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(outgoing[child])))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    yield _pop_component(node, stack, on_stack)
+
+
+def _pop_component(root: str, stack: list[str], on_stack: set[str]) -> list[str]:
+    component = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.append(member)
+        if member == root:
+            return component
+
+
+def _cycle_through(start: str, members: set[str], outgoing: dict[str, list[str]]) -> list[str]:
+    """The shortest cycle from `start` back to itself inside `members` (a strongly connected group)."""
+    parent: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for child in outgoing[node]:
+            if child == start and node != start:  # a self loop is reported as such, not as this cycle
+                path = [node]
+                while (previous := parent[path[-1]]) is not None:
+                    path.append(previous)
+                return [*reversed(path), start]
+            if child in members and child not in parent:
+                parent[child] = node
+                queue.append(child)
+    return [start, start]  # pragma: no cover - every node of a strongly connected group is on a cycle
+
+
+def _topological_order(
+    nodes: dict[str, Node], outgoing: dict[str, list[Edge]], incoming: dict[str, list[Edge]]
+) -> list[str]:
+    """Kahn's algorithm; a heap of document positions keeps ties in document order."""
+    position = {node_id: index for index, node_id in enumerate(nodes)}
+    ids = list(nodes)
+    waiting = {node_id: len(incoming[node_id]) for node_id in nodes}
+    ready = [position[node_id] for node_id, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node_id = ids[heapq.heappop(ready)]
+        order.append(node_id)
+        for edge in outgoing[node_id]:
+            waiting[edge.target] -= 1
+            if waiting[edge.target] == 0:
+                heapq.heappush(ready, position[edge.target])
+    if len(order) != len(nodes):
+        raise GraphError([Issue("the graph has a cycle, so it has no topological order")])
+    return order
+
+
+def _node_document(node: Node) -> dict[str, object]:
+    document: dict[str, object] = {"id": node.id, "type": node.type}
+    if node.position is not None:
+        document["position"] = dict(node.position)
+    document["data"] = _copy_json(node.data)
+    return document
+
+
+def _edge_document(edge: Edge) -> dict[str, object]:
+    document: dict[str, object] = {"id": edge.id, "source": edge.source, "target": edge.target}
+    if edge.source_handle is not None:
+        document["sourceHandle"] = edge.source_handle
+    return document
+
+
+def _copy_json(value: object) -> object:
+    """Copy the containers of a JSON-like value, so a Graph never shares them with its caller."""
+    if isinstance(value, Mapping):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy_json(item) for item in value]
+    return value
+
+
+def _error_sort_key(error: ValidationError) -> tuple[tuple[int, int, str], ...]:
+    # Paths mix list indexes and keys; keep indexes in numeric order and never compare an int with a str.
+    return tuple((0, part, "") if isinstance(part, int) else (1, 0, str(part)) for part in error.absolute_path)
+
+
+def _error_field(error: ValidationError, container: str) -> str | None:
+    """The dotted path the error is about; for a missing property, the property itself."""
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        for name in error.validator_value:
+            if isinstance(name, str) and error.message.startswith(repr(name)):
+                return f"{container}.{name}" if container else name
+    return container or None
+
+
+def _dotted(path: Iterable[object]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _one_of(handles: frozenset[str] | None) -> str:
+    return f"; use one of: {', '.join(sorted(handles))}" if handles else ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
+
+
+def _kind(value: object) -> str:
+    """The JSON type name of a value, for messages (never its repr: that can be huge or fail)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _quote(text: str) -> str:
+    return json.dumps(_clip(text), ensure_ascii=False)
+
+
+def _clip(text: str, limit: int = _MAX_SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
