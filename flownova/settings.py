@@ -217,3 +217,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Extra node type modules to import at start (each registers its NodeType); comma-separated.
+FLOWNOVA_NODE_MODULES = env_list("FLOWNOVA_NODE_MODULES")
+# Backoff between attempts of a node that failed transiently: base x 2^(attempt-1), capped.
+FLOWNOVA_RETRY_BACKOFF_SECONDS = float(os.environ.get("FLOWNOVA_RETRY_BACKOFF_SECONDS", "1"))
+FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", "300"))

@@ -22,6 +22,7 @@ EVENT_TYPES = frozenset(
         "node_started",
         "node_completed",
         "node_failed",
+        "node_skipped",  # an extension of the contract: a node on a path not taken
         "tool_call",
         "llm_token",
         "approval_needed",

@@ -87,6 +87,8 @@ class Run(models.Model):
 
 
 class NodeStatus(models.TextChoices):
+    # Reached by some of its incoming branches, waiting for the others (joins and other merge points).
+    PENDING = "pending"
     QUEUED = "queued"
     RUNNING = "running"
     WAITING = "waiting"
@@ -130,6 +132,8 @@ class NodeRun(models.Model):
 class LedgerStatus(models.TextChoices):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # This attempt failed for a transient reason; another attempt is scheduled.
+    RETRYING = "retrying"
     WAITING = "waiting"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".flownova" / "test-logs"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def clean_test_redis() -> None:
     """Messages or channel groups left by an earlier, interrupted test run must not leak into this one."""
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -109,7 +109,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> Non
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None) -> Iterator[WorkerProcess]:
+def celery_worker(django_db_setup: None, clean_test_redis: None) -> Iterator[WorkerProcess]:
     """A real Celery worker consuming from the test Redis and writing to the test database.
 
     Tests that use it must commit what the worker reads: mark them `django_db(transaction=True)`.

@@ -13,3 +13,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = None
+
+# Node types that only tests need (sleep, flaky, fail), loaded through the same plug-in setting users have.
+FLOWNOVA_NODE_MODULES = ["tests.nodes"]
+FLOWNOVA_RETRY_BACKOFF_SECONDS = 0.05

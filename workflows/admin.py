@@ -5,23 +5,31 @@ from django.http import HttpRequest
 from workflows.models import Edge, Node, Workflow
 
 
-class NodeInline(admin.TabularInline):
+class GraphViewOnlyMixin:
+    """The graph is shown in the admin but edited through the API or the editor, where it is validated as a
+    whole (a single edited edge could leave an invalid graph behind)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class NodeInline(GraphViewOnlyMixin, admin.TabularInline):
     model = Node
     extra = 0
+    can_delete = False
     fields = ("order", "node_id", "type", "data", "position")
+    readonly_fields = fields
 
 
-class EdgeInline(admin.TabularInline):
+class EdgeInline(GraphViewOnlyMixin, admin.TabularInline):
     model = Edge
     extra = 0
+    can_delete = False
     fields = ("order", "edge_id", "source", "source_handle", "target")
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
-        # Offer only this workflow's nodes as edge ends.
-        workflow_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
-        if db_field.name in {"source", "target"}:
-            kwargs["queryset"] = Node.objects.filter(workflow_id=workflow_id) if workflow_id else Node.objects.none()
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    readonly_fields = fields
 
 
 @admin.register(Workflow)
@@ -66,7 +74,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(GraphViewOnlyMixin, admin.ModelAdmin):
     list_display = ("node_id", "type", "workflow")
     list_filter = ("type",)
     search_fields = ("node_id", "workflow__name")
@@ -75,7 +83,7 @@ class NodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Edge)
-class EdgeAdmin(admin.ModelAdmin):
+class EdgeAdmin(GraphViewOnlyMixin, admin.ModelAdmin):
     list_display = ("edge_id", "workflow", "source", "source_handle", "target")
     list_filter = ("source_handle",)
     search_fields = ("edge_id", "workflow__name", "source__node_id", "target__node_id")

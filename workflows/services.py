@@ -1,4 +1,5 @@
-"""Writes to workflows. Every save of a workflow or its graph goes through here and bumps `version`."""
+"""Writes to workflows. Every save of a workflow or its graph goes through here: the graph is validated first
+(an invalid one raises `GraphError` listing every issue, and nothing is written) and `version` goes up."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from workflows.graph import GraphError, parse_graph
 from workflows.models import Edge, Node, Workflow
+
+__all__ = ["GraphError", "graph_normalize", "workflow_create", "workflow_soft_delete", "workflow_update"]
+
+
+def graph_normalize(graph: object) -> dict[str, Any]:
+    """Validate a contract graph document and return it in its stored form; raises GraphError."""
+    from runs.nodes import node_specs  # the registry imports node modules; keep it off this module's import
+
+    return parse_graph(graph, node_specs()).to_document()
 
 
 def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
@@ -42,17 +53,19 @@ def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def workflow_create(*, owner: AbstractBaseUser, name: str, description: str = "", graph: dict[str, Any]) -> Workflow:
+def workflow_create(*, owner: AbstractBaseUser, name: str, description: str = "", graph: object) -> Workflow:
+    document = graph_normalize(graph)
     workflow = Workflow.objects.create(owner=owner, name=name, description=description)
-    _graph_store(workflow=workflow, graph=graph)
+    _graph_store(workflow=workflow, graph=document)
     return workflow
 
 
 @transaction.atomic
 def workflow_update(
-    *, workflow: Workflow, name: str | None = None, description: str | None = None, graph: dict[str, Any] | None = None
+    *, workflow: Workflow, name: str | None = None, description: str | None = None, graph: object = None
 ) -> Workflow:
     """Change any of name, description and graph; the version goes up by one whatever changed."""
+    document = graph_normalize(graph) if graph is not None else None
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
     if name is not None:
         locked.name = name
@@ -60,8 +73,8 @@ def workflow_update(
         locked.description = description
     locked.version = F("version") + 1
     locked.save()
-    if graph is not None:
-        _graph_store(workflow=locked, graph=graph)
+    if document is not None:
+        _graph_store(workflow=locked, graph=document)
     locked.refresh_from_db()
     return locked
 

@@ -1,0 +1,51 @@
+"""The one writer of the append-only ledger (contract section 4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Max
+
+from runs.models import LedgerEntry, NodeRun, Run
+
+
+def ledger_append(
+    *,
+    run: Run,
+    node_run: NodeRun,
+    status: str,
+    input: dict[str, Any] | None,
+    output: dict[str, Any] | None = None,
+    error: str = "",
+    traceback: str = "",
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    llm_usage: dict[str, Any] | None = None,
+    reused: bool = False,
+) -> LedgerEntry:
+    """Append one entry for an execution of `node_run`. Call while holding the run's row lock: the lock is
+    what makes `max(seq) + 1` safe."""
+    last = LedgerEntry.objects.filter(run=run).aggregate(last=Max("seq"))["last"] or 0
+    duration_ms = None
+    if started_at and finished_at:
+        duration_ms = max(0, round((finished_at - started_at).total_seconds() * 1000))
+    return LedgerEntry.objects.create(
+        run=run,
+        seq=last + 1,
+        node_id=node_run.node_id,
+        node_type=node_run.node_type,
+        status=status,
+        attempt=max(1, node_run.attempts),
+        input=input,
+        output=output,
+        error=error,
+        traceback=traceback,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=duration_ms,
+        tool_calls=tool_calls or [],
+        llm_usage=llm_usage,
+        reused=reused,
+    )

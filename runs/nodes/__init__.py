@@ -1,0 +1,42 @@
+"""The node type registry: one module per type, each registering a `NodeType`.
+
+Adding a node type touches one module (and its test). Extra modules named in the `FLOWNOVA_NODE_MODULES`
+setting are imported when Django starts (see `runs.apps`), so a deployment can add its own types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from runs.nodes.base import NodeType
+from workflows.graph import NodeSpec
+
+_REGISTRY: dict[str, NodeType] = {}
+
+
+def register(node_type: NodeType) -> NodeType:
+    existing = _REGISTRY.get(node_type.type)
+    if existing is not None and existing is not node_type:
+        raise ValueError(f"node type {node_type.type!r} is registered twice")
+    _REGISTRY[node_type.type] = node_type
+    return node_type
+
+
+def get_node_type(type_name: str) -> NodeType:
+    try:
+        return _REGISTRY[type_name]
+    except KeyError:
+        raise KeyError(f"unknown node type {type_name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def node_specs() -> Mapping[str, NodeSpec]:
+    """What the graph validator needs, for every registered type."""
+    return {name: node_type.spec for name, node_type in _REGISTRY.items()}
+
+
+def node_types() -> Mapping[str, NodeType]:
+    return dict(_REGISTRY)
+
+
+# The built-in types register themselves on import.
+from runs.nodes import end, fork, if_else, join, start, user_approval  # noqa: E402,F401

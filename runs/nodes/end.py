@@ -1,0 +1,27 @@
+"""`end`: finishes a path. Its optional `output` (an object of templates) selects the run's final output;
+without one the run's output is everything the end node received."""
+
+from __future__ import annotations
+
+from runs.nodes import register
+from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema, template_check
+from workflows.graph import NodeSpec
+
+
+def execute(ctx: NodeContext) -> NodeResult:
+    template = ctx.data.get("output")
+    output = dict(ctx.input) if template is None else ctx.render(template)
+    return NodeResult(run_output=output)
+
+
+END = register(
+    NodeType(
+        spec=NodeSpec(
+            type="end",
+            data_schema=data_schema({"output": {"type": "object"}}),
+            allows_outgoing=False,
+            check=template_check("output"),
+        ),
+        execute=execute,
+    )
+)

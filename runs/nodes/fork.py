@@ -1,0 +1,14 @@
+"""`fork`: every outgoing edge starts a branch; the engine dispatches them together as a Celery group."""
+
+from __future__ import annotations
+
+from runs.nodes import register
+from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema
+from workflows.graph import NodeSpec
+
+
+def execute(ctx: NodeContext) -> NodeResult:
+    return NodeResult()
+
+
+FORK = register(NodeType(spec=NodeSpec(type="fork", data_schema=data_schema()), execute=execute))

@@ -1,0 +1,46 @@
+"""`if_else`: compares two templated values and routes on the `true` or `false` handle."""
+
+from __future__ import annotations
+
+from runs.engine.conditions import OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
+from runs.nodes import register
+from runs.nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
+from workflows.graph import NodeSpec
+
+SCALAR = {"type": ["string", "number", "boolean", "null"]}
+
+
+def check(data: dict) -> list[tuple[str | None, str]]:
+    problems = template_check("left", "right")(data)
+    if data.get("operator") not in UNARY_OPERATORS and "right" not in data:
+        problems.append(("right", f"operator {data.get('operator')!r} needs a right-hand value"))
+    return problems
+
+
+def execute(ctx: NodeContext) -> NodeResult:
+    operator = ctx.data["operator"]
+    left = ctx.render(ctx.data.get("left"))
+    right = None if operator in UNARY_OPERATORS else ctx.render(ctx.data.get("right"))
+    try:
+        condition = evaluate(left, operator, right)
+    except ConditionError as exc:
+        raise NodeError(str(exc)) from exc
+    fields = {"condition": condition, "left_value": left, "right_value": right, "operator": operator}
+    return NodeResult(fields=fields, handle="true" if condition else "false")
+
+
+IF_ELSE = register(
+    NodeType(
+        spec=NodeSpec(
+            type="if_else",
+            data_schema=data_schema(
+                {"left": SCALAR, "operator": {"enum": list(OPERATORS)}, "right": SCALAR},
+                required=["left", "operator"],
+            ),
+            handles=frozenset({"true", "false"}),
+            required_handles=True,
+            check=check,
+        ),
+        execute=execute,
+    )
+)

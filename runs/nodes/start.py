@@ -1,0 +1,37 @@
+"""`start`: the run's entry. Its optional `input_schema` (JSON Schema) is checked when a run starts."""
+
+from __future__ import annotations
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from runs.nodes import register
+from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema
+from workflows.graph import NodeSpec
+
+
+def check(data: dict) -> list[tuple[str | None, str]]:
+    schema = data.get("input_schema")
+    if schema is None:
+        return []
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return [("input_schema", f"not a valid JSON Schema: {exc.message}")]
+    return []
+
+
+def execute(ctx: NodeContext) -> NodeResult:
+    return NodeResult()
+
+
+START = register(
+    NodeType(
+        spec=NodeSpec(
+            type="start",
+            data_schema=data_schema({"input_schema": {"type": ["object", "boolean"]}}),
+            check=check,
+        ),
+        execute=execute,
+    )
+)

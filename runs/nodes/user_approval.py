@@ -1,0 +1,58 @@
+"""`user_approval`: pauses the run until a person approves or rejects; routes on `approved` / `rejected`.
+
+The node holds no worker while it waits: it returns a `WaitRequest`, the engine opens an approval request and
+the run's status becomes `waiting`. The decision (`approvals.services.approval_decide`) completes the node
+with an `approval` object and the chosen handle.
+"""
+
+from __future__ import annotations
+
+from runs.nodes import register
+from runs.nodes.base import NodeContext, NodeResult, NodeType, WaitRequest, data_schema, template_check
+from workflows.graph import NodeSpec
+
+NAME_LIST = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 150}, "maxItems": 100}
+
+
+def execute(ctx: NodeContext) -> NodeResult:
+    data = ctx.data
+    message = ctx.render(data.get("message", "Approve this step?"))
+    # An earlier approval's decision is part of the input but is not this request's business.
+    shown = {key: value for key, value in ctx.input.items() if key != "approval"}
+    if "show" in data:
+        shown = ctx.render(data["show"])
+    return NodeResult(
+        wait=WaitRequest(
+            message=message if isinstance(message, str) else str(message),
+            data=shown if isinstance(shown, dict) else {"value": shown},
+            assignees=list(data.get("assignees", [])),
+            allow_self_approval=bool(data.get("allow_self_approval", True)),
+            editable_fields=list(data.get("editable_fields", [])),
+            timeout_seconds=data.get("deadline_seconds"),
+            timeout_action=data.get("timeout_action", ""),
+        )
+    )
+
+
+USER_APPROVAL = register(
+    NodeType(
+        spec=NodeSpec(
+            type="user_approval",
+            data_schema=data_schema(
+                {
+                    "message": {"type": "string", "maxLength": 10000},
+                    "assignees": NAME_LIST,
+                    "show": {"type": ["object", "string"]},
+                    "allow_self_approval": {"type": "boolean"},
+                    "editable_fields": NAME_LIST,
+                    "deadline_seconds": {"type": "number", "exclusiveMinimum": 0},
+                    "timeout_action": {"enum": ["approve", "reject", "fail"]},
+                }
+            ),
+            handles=frozenset({"approved", "rejected"}),
+            required_handles=True,
+            check=template_check("message", "show"),
+        ),
+        execute=execute,
+    )
+)

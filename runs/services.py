@@ -1,0 +1,529 @@
+"""The one place that advances a run.
+
+Every transition follows the same shape: one transaction, the run's row locked first (then node rows), ask
+the pure core (`runs.engine.core`) what happens next, write node state and the ledger entry together, and
+only after commit enqueue tasks and publish events. Handlers never touch the database; tasks only call these
+functions.
+
+Lock order, everywhere: the Run row, then NodeRun rows, then ApprovalRequest rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import transaction
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+
+from approvals.models import ApprovalRequest, ApprovalStatus
+from runs.engine import core
+from runs.engine.templating import referenced_paths
+from runs.events import event_emit
+from runs.ledger import ledger_append
+from runs.models import FINAL_RUN_STATUSES, LedgerStatus, NodeRun, NodeStatus, Run, RunStatus
+from runs.nodes import node_specs
+from runs.nodes.base import NodeResult, WaitRequest
+from workflows.graph import Graph, GraphError, Node, parse_graph
+from workflows.models import Workflow
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_NODE_STATUSES = (NodeStatus.QUEUED, NodeStatus.RUNNING)
+OPEN_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.WAITING)
+DEFAULT_RETRIES = 2
+
+
+class RunError(Exception):
+    """A request about a run that cannot be carried out; the message says why."""
+
+
+class RunInputError(RunError):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class RunFinishedError(RunError):
+    """The run already ended (for cancel: 409)."""
+
+
+# --- the graph a run executes -------------------------------------------------------------------------------
+
+_GRAPHS: OrderedDict[int, Graph] = OrderedDict()
+_GRAPH_CACHE_SIZE = 512
+
+
+def run_graph(run: Run) -> Graph:
+    """The parsed snapshot of `run`. Snapshots never change, so each process parses one once."""
+    graph = _GRAPHS.get(run.pk)
+    if graph is not None:
+        _GRAPHS.move_to_end(run.pk)
+        return graph
+    document = Run.objects.values_list("graph", flat=True).get(pk=run.pk)
+    graph = parse_graph(document, node_specs())
+    _GRAPHS[run.pk] = graph
+    if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
+        _GRAPHS.popitem(last=False)
+    return graph
+
+
+def input_errors(graph: Graph, run_input: object) -> list[str]:
+    if not isinstance(run_input, dict):
+        return [f"input must be a JSON object, not {type(run_input).__name__}"]
+    schema = graph.node(graph.start_id).data.get("input_schema")
+    if schema is None:
+        return []
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(run_input), key=lambda error: list(error.absolute_path))
+    return [
+        f"input.{'.'.join(map(str, error.absolute_path))}: {error.message}".replace("input.:", "input:")
+        for error in errors
+    ]
+
+
+# --- starting ----------------------------------------------------------------------------------------------
+
+
+def run_start(
+    *,
+    workflow: Workflow,
+    input: Any,
+    user: AbstractBaseUser,
+    source_run: Run | None = None,
+) -> Run:
+    """Start a run of the workflow's current graph with `input` (checked against the start node's schema)."""
+    document = workflow.graph_document()
+    try:
+        graph = parse_graph(document, node_specs())
+    except GraphError as exc:
+        raise RunInputError([f"the workflow is not valid: {issue.message}" for issue in exc.issues]) from exc
+    errors = input_errors(graph, input)
+    if errors:
+        raise RunInputError(errors)
+    with transaction.atomic():
+        run = Run.objects.create(
+            workflow=workflow,
+            workflow_name=workflow.name,
+            workflow_version=workflow.version,
+            graph=document,
+            owner=user,
+            input=input,
+            source_run=source_run,
+        )
+        _GRAPHS[run.pk] = graph
+        start = NodeRun.objects.create(
+            run=run, node_id=graph.start_id, node_type="start", input=input, queued_at=timezone.now()
+        )
+        event_emit(run=run, type="run_started", data={"workflow_id": workflow.pk, "version": workflow.version})
+        _enqueue_after_commit(run, graph, [start])
+    return run
+
+
+# --- a node begins -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeClaim:
+    """Everything a task needs to execute one node, read while the node was marked running."""
+
+    node_run_id: int
+    run_id: int
+    node: Node
+    input: dict[str, Any]
+    attempt: int
+    max_retries: int
+    started_at: Any
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    branches: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _lock(run_id: int, node_run_id: int) -> tuple[Run, NodeRun]:
+    run = Run.objects.select_for_update().defer("graph", "input").get(pk=run_id)
+    node_run = NodeRun.objects.select_for_update().get(pk=node_run_id)
+    return run, node_run
+
+
+def node_begin(*, node_run_id: int, task_id: str) -> NodeClaim | None:
+    """Mark a node running and return what its handler needs, or None when there is nothing to do: the node
+    already finished (a duplicated or redelivered message), another task holds it, or the run has ended."""
+    run_id = NodeRun.objects.values_list("run_id", flat=True).filter(pk=node_run_id).first()
+    if run_id is None:
+        return None
+    with transaction.atomic():
+        run, node_run = _lock(run_id, node_run_id)
+        if run.status in FINAL_RUN_STATUSES:
+            if node_run.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+                node_run.status = NodeStatus.CANCELLED
+                node_run.save(update_fields=["status"])
+            return None
+        if node_run.status == NodeStatus.RUNNING and node_run.task_id != task_id:
+            return None  # a duplicate message while the first one runs
+        if node_run.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+            return None  # finished, waiting or cancelled already
+        # RUNNING with our own task id: the message was redelivered because the worker died mid-node.
+        now = timezone.now()
+        node_run.status = NodeStatus.RUNNING
+        node_run.attempts += 1
+        node_run.started_at = now
+        node_run.task_id = task_id
+        node_run.save(update_fields=["status", "attempts", "started_at", "task_id"])
+        if run.status != RunStatus.RUNNING:
+            run.status = RunStatus.RUNNING
+            run.started_at = run.started_at or now
+            run.save(update_fields=["status", "started_at", "updated_at"])
+        event_emit(run=run, type="node_started", node_id=node_run.node_id, data={"attempt": node_run.attempts})
+        graph = run_graph(run)
+        node = graph.node(node_run.node_id)
+        return NodeClaim(
+            node_run_id=node_run.pk,
+            run_id=run.pk,
+            node=node,
+            input=node_run.input or {},
+            attempt=node_run.attempts,
+            max_retries=int(node.data.get("retries", DEFAULT_RETRIES)),
+            started_at=now,
+            nodes=_referenced_results(run, node),
+            branches=_branch_outputs(run, graph, node_run),
+        )
+
+
+def _referenced_results(run: Run, node: Node) -> dict[str, dict[str, Any]]:
+    refs = core.template_node_refs(referenced_paths(node.data))
+    if not refs:
+        return {}
+    rows = NodeRun.objects.filter(run=run, node_id__in=refs, status=NodeStatus.SUCCEEDED)
+    return {node_id: result or {} for node_id, result in rows.values_list("node_id", "result")}
+
+
+def _branch_outputs(run: Run, graph: Graph, node_run: NodeRun) -> dict[str, dict[str, Any]]:
+    if len(graph.incoming(node_run.node_id)) < 2:
+        return {}
+    sources = core.fired_sources(graph, node_run.node_id, node_run.arrivals)
+    outputs = dict(NodeRun.objects.filter(run=run, node_id__in=sources).values_list("node_id", "output"))
+    return {source: outputs.get(source) or {} for source in sources}
+
+
+# --- a node finishes -----------------------------------------------------------------------------------------
+
+
+def node_complete(*, claim: NodeClaim, result: NodeResult) -> None:
+    """Record a handler's result and advance the run."""
+    with transaction.atomic():
+        run, node_run = _lock(claim.run_id, claim.node_run_id)
+        if node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
+            return  # a later attempt owns the node now
+        finished = timezone.now()
+        if result.wait is not None:
+            _node_wait(run, node_run, result.wait, started_at=claim.started_at, finished_at=finished)
+            return
+        output = core.output_of(node_run.input or {}, result.fields)
+        _node_succeed(
+            run,
+            node_run,
+            fields=result.fields,
+            output=output,
+            handle=result.handle,
+            started_at=claim.started_at,
+            finished_at=finished,
+            tool_calls=result.tool_calls,
+            llm_usage=result.llm_usage,
+        )
+        if run.status in FINAL_RUN_STATUSES:
+            return  # recorded, but the run ended meanwhile (cancelled, or failed in another branch)
+        if result.run_output is not None:
+            run.output = result.run_output
+            run.save(update_fields=["output", "updated_at"])
+        _advance(run, node_run.node_id, handle=result.handle, output=output)
+        _settle(run)
+
+
+def _node_succeed(
+    run: Run,
+    node_run: NodeRun,
+    *,
+    fields: dict[str, Any],
+    output: dict[str, Any],
+    handle: str | None,
+    started_at: Any,
+    finished_at: Any,
+    tool_calls: list[dict[str, Any]] | None = None,
+    llm_usage: dict[str, Any] | None = None,
+) -> None:
+    node_run.status = NodeStatus.SUCCEEDED
+    node_run.result = fields
+    node_run.output = output
+    node_run.handle = handle or ""
+    node_run.error = ""
+    node_run.finished_at = finished_at
+    node_run.save(update_fields=["status", "result", "output", "handle", "error", "finished_at"])
+    entry = ledger_append(
+        run=run,
+        node_run=node_run,
+        status=LedgerStatus.SUCCEEDED,
+        input=node_run.input,
+        output=output,
+        started_at=started_at,
+        finished_at=finished_at,
+        tool_calls=tool_calls,
+        llm_usage=llm_usage,
+    )
+    event_emit(
+        run=run,
+        type="node_completed",
+        node_id=node_run.node_id,
+        data={"handle": handle, "result": fields, "duration_ms": entry.duration_ms, "ledger_seq": entry.seq},
+    )
+
+
+def node_fail(*, claim: NodeClaim, error: str, traceback: str = "", transient: bool = False) -> float | None:
+    """Record a failed attempt. Returns the delay before the next attempt when one is scheduled (transient
+    failure with retries left), else None: the node and the run have failed."""
+    with transaction.atomic():
+        run, node_run = _lock(claim.run_id, claim.node_run_id)
+        if node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
+            return None
+        finished = timezone.now()
+        retry = transient and claim.attempt <= claim.max_retries and run.status not in FINAL_RUN_STATUSES
+        node_run.error = error
+        node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
+        node_run.finished_at = None if retry else finished
+        node_run.save(update_fields=["error", "status", "finished_at"])
+        delay = retry_delay(claim.attempt) if retry else None
+        ledger_append(
+            run=run,
+            node_run=node_run,
+            status=LedgerStatus.RETRYING if retry else LedgerStatus.FAILED,
+            input=node_run.input,
+            error=error,
+            traceback=traceback,
+            started_at=claim.started_at,
+            finished_at=finished,
+        )
+        event_emit(
+            run=run,
+            type="node_failed",
+            node_id=node_run.node_id,
+            data={"error": error, "attempt": claim.attempt, "will_retry": retry, "retry_in_seconds": delay},
+        )
+        if not retry and run.status not in FINAL_RUN_STATUSES:
+            _run_fail(run, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
+        return delay
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff: base, 2 x base, 4 x base ... capped."""
+    base = float(getattr(settings, "FLOWNOVA_RETRY_BACKOFF_SECONDS", 1.0))
+    return min(base * 2 ** (attempt - 1), float(getattr(settings, "FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300.0)))
+
+
+# --- waiting for a person --------------------------------------------------------------------------------------
+
+
+def _node_wait(run: Run, node_run: NodeRun, wait: WaitRequest, *, started_at: Any, finished_at: Any) -> None:
+    node_run.status = NodeStatus.WAITING
+    node_run.save(update_fields=["status"])
+    deadline = finished_at + timedelta(seconds=wait.timeout_seconds) if wait.timeout_seconds else None
+    request, created = ApprovalRequest.objects.get_or_create(
+        run=run,
+        node_id=node_run.node_id,
+        defaults={
+            "message": wait.message,
+            "data": wait.data,
+            "allow_self_approval": wait.allow_self_approval,
+            "editable_fields": wait.editable_fields,
+            "deadline": deadline,
+            "timeout_action": wait.timeout_action,
+        },
+    )
+    if created and wait.assignees:
+        user_model = type(run.owner)
+        request.assignee_users.set(user_model.objects.filter(username__in=wait.assignees))
+        request.assignee_groups.set(Group.objects.filter(name__in=wait.assignees))
+    ledger_append(
+        run=run,
+        node_run=node_run,
+        status=LedgerStatus.WAITING,
+        input=node_run.input,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    event_emit(
+        run=run,
+        type="approval_needed",
+        node_id=node_run.node_id,
+        data={
+            "approval_id": request.pk,
+            "message": request.message,
+            "assignees": wait.assignees,
+            "deadline": deadline.isoformat() if deadline else None,
+        },
+    )
+    _settle(run)
+
+
+def node_resume(*, run: Run, node_id: str, fields: dict[str, Any], handle: str) -> None:
+    """Complete a waiting node with `fields` and route on `handle`. Call while holding the run's row lock
+    (approvals.services does), after the decision itself was recorded."""
+    node_run = NodeRun.objects.select_for_update().get(run=run, node_id=node_id)
+    if node_run.status != NodeStatus.WAITING:
+        raise RunError(f'node "{node_id}" is not waiting (it is {node_run.status})')
+    input_ = dict(node_run.input or {})
+    input_.pop("approval", None)  # an earlier decision must not pass for this one
+    output = core.output_of(input_, fields)
+    now = timezone.now()
+    _node_succeed(run, node_run, fields=fields, output=output, handle=handle, started_at=now, finished_at=now)
+    if run.status in FINAL_RUN_STATUSES:
+        return
+    _advance(run, node_id, handle=handle, output=output)
+    _settle(run)
+
+
+# --- advancing -------------------------------------------------------------------------------------------------
+
+
+def _advance(run: Run, node_id: str, *, handle: str | None, output: dict[str, Any]) -> None:
+    graph = run_graph(run)
+    rows = {row.node_id: row for row in NodeRun.objects.select_for_update().filter(run=run, status=NodeStatus.PENDING)}
+    step = core.advance(graph, node_id, handle=handle, known_arrivals={k: v.arrivals for k, v in rows.items()})
+    now = timezone.now()
+    for skipped in step.skipped:
+        row = rows.get(skipped) or NodeRun(run=run, node_id=skipped, node_type=graph.node(skipped).type)
+        row.status = NodeStatus.SKIPPED
+        row.arrivals = step.arrivals.get(skipped, {})
+        row.finished_at = now
+        row.save()
+        event_emit(run=run, type="node_skipped", node_id=skipped)
+    for target, arrivals in step.arrivals.items():
+        if target in step.skipped or target in step.ready:
+            continue
+        row = rows.get(target) or NodeRun(run=run, node_id=target, node_type=graph.node(target).type)
+        row.status = NodeStatus.PENDING
+        row.arrivals = arrivals
+        row.save()
+    if not step.ready:
+        return
+    outputs = _source_outputs(run, graph, step, finished=(node_id, output))
+    queued = []
+    for target in step.ready:
+        arrivals = step.arrivals[target]
+        sources = core.fired_sources(graph, target, arrivals)
+        row = rows.get(target) or NodeRun(run=run, node_id=target, node_type=graph.node(target).type)
+        row.status = NodeStatus.QUEUED
+        row.arrivals = arrivals if len(graph.incoming(target)) > 1 else {}
+        row.input = core.merge_inputs(sources, outputs)
+        row.queued_at = now
+        row.save()
+        queued.append(row)
+    _enqueue_after_commit(run, graph, queued)
+
+
+def _source_outputs(
+    run: Run, graph: Graph, step: core.Advance, *, finished: tuple[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    needed = {source for target in step.ready for source in core.fired_sources(graph, target, step.arrivals[target])}
+    needed.discard(finished[0])
+    outputs = {finished[0]: finished[1]}
+    if needed:
+        rows = NodeRun.objects.filter(run=run, node_id__in=needed).values_list("node_id", "output")
+        outputs.update({node_id: output or {} for node_id, output in rows})
+    return outputs
+
+
+def _settle(run: Run) -> None:
+    """Bring the run's status in line with its nodes: still running, waiting for a person, or finished."""
+    statuses = set(NodeRun.objects.filter(run=run).exclude(status__in=_CLOSED).values_list("status", flat=True))
+    if statuses & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
+        if run.status != RunStatus.RUNNING:
+            run.status = RunStatus.RUNNING
+            run.save(update_fields=["status", "updated_at"])
+        return
+    if NodeStatus.WAITING in statuses:
+        if run.status != RunStatus.WAITING:
+            run.status = RunStatus.WAITING
+            run.save(update_fields=["status", "updated_at"])
+            event_emit(run=run, type="run_waiting")
+        return
+    if NodeStatus.PENDING in statuses:
+        # Cannot happen in a valid DAG (every edge gets resolved); fail loudly rather than hang.
+        pending = list(NodeRun.objects.filter(run=run, status=NodeStatus.PENDING).values_list("node_id", flat=True))
+        _run_fail(run, f"internal error: nodes {pending} wait for branches that can no longer arrive")
+        return
+    if run.output is None:
+        _run_fail(run, "the run stopped without reaching an end node")
+        return
+    run.status = RunStatus.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at", "updated_at"])
+    event_emit(run=run, type="run_succeeded", data={"output": run.output})
+
+
+_CLOSED = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
+
+
+def _run_fail(run: Run, error: str) -> None:
+    run.status = RunStatus.FAILED
+    run.error = error
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    _close_open_work(run)
+    event_emit(run=run, type="run_failed", data={"error": error})
+
+
+def _close_open_work(run: Run) -> None:
+    """Nodes not started yet will not start; pending approvals can no longer be decided."""
+    NodeRun.objects.filter(run=run, status__in=OPEN_NODE_STATUSES).update(status=NodeStatus.CANCELLED)
+    ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
+
+
+# --- cancelling ----------------------------------------------------------------------------------------------
+
+
+def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
+    """Stop a run: no new node starts. A node already executing finishes but its successors do not start."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.status in FINAL_RUN_STATUSES:
+            raise RunFinishedError(f"run {run.pk} already ended ({locked.status})")
+        locked.status = RunStatus.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "finished_at", "updated_at"])
+        _close_open_work(locked)
+        event_emit(run=locked, type="run_cancelled", data={"by": getattr(user, "username", None)})
+    return locked
+
+
+# --- dispatch --------------------------------------------------------------------------------------------------
+
+
+def _enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> None:
+    """Send one task per node once the transaction commits; several at once go out as one Celery group."""
+    if not node_runs:
+        return
+    jobs = [(row.pk, graph.node(row.node_id).data.get("timeout_seconds")) for row in node_runs]
+    transaction.on_commit(lambda: _dispatch(jobs))
+
+
+def _dispatch(jobs: list[tuple[int, float | None]]) -> None:
+    from celery import group
+
+    from runs.tasks import execute_node
+
+    signatures = [execute_node.si(node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
+    if len(signatures) == 1:
+        signatures[0].apply_async()
+    else:
+        group(signatures).apply_async()
+
+
+def _limits(timeout: float | None) -> dict[str, float]:
+    if not timeout:
+        return {}
+    # The soft limit raises inside the handler (a clean, recorded timeout); the hard one is the backstop.
+    return {"soft_time_limit": float(timeout), "time_limit": float(timeout) + 10}
