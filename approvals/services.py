@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision
-from runs.events import event_emit
-from runs.models import Run
+from runs.events import run_transition
 from runs.services import node_resume
 
 
@@ -52,8 +50,7 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, decision: str, 
     approval = ApprovalRequest.objects.select_related("run", "run__workflow").get(pk=approval_id)
     if not approval_can_decide(approval=approval, user=user):
         raise ApprovalForbidden(f"{user} may not decide approval {approval_id}")
-    with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=approval.run_id)
+    with run_transition(approval.run_id) as tx:
         now = timezone.now()
         # The conditional update is what picks the winner, not a read before the write.
         won = ApprovalRequest.objects.filter(pk=approval_id, status=ApprovalStatus.PENDING).update(
@@ -69,8 +66,6 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, decision: str, 
             "decided_by": user.get_username(),
             "decided_at": now.isoformat(),
         }
-        event_emit(
-            run=run, type="approval_decided", node_id=approval.node_id, data={"approval_id": approval_id, **record}
-        )
-        node_resume(run=run, node_id=approval.node_id, fields={"approval": record}, handle=decision)
+        tx.emit("approval_decided", approval.node_id, {"approval_id": approval_id, **record})
+        node_resume(tx, node_id=approval.node_id, fields={"approval": record}, handle=decision)
     return approval

@@ -192,8 +192,8 @@ if CELERY_BROKER_VISIBILITY_TIMEOUT <= FLOWNOVA_TASK_TIME_LIMIT:
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks live
-CELERY_TASK_SEND_SENT_EVENT = True
+# Off by default: each task would publish three events. Flower switches them on in the workers it watches.
+CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- FlowNova -----------------------------------------------------------------------------------------

@@ -30,6 +30,18 @@ def after_seq(scope: dict[str, Any]) -> int:
         return 0
 
 
+@database_sync_to_async
+def stored_events(
+    run_id: int, *, after: int, before: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    events = RunEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    if limit is not None:
+        events = events[:limit]
+    return [event.as_message() for event in events]
+
+
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     """Shared behaviour of the run and workflow streams. Subclasses name the group and the authorization."""
 
@@ -66,15 +78,23 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         """Send stored events the client has not seen. The workflow stream has nothing to replay."""
 
     async def send_event(self, message: dict[str, Any]) -> None:
+        """Send each event of a run once and in seq order. Events are published after their transaction
+        commits, from whichever process made the change, so one may overtake another: on a gap, the missing
+        events (committed already, since the later one's transaction waited for their lock) are read back."""
         run_id = int(message["run_id"])
         seq = int(message["seq"])
-        if seq <= self.sent_seq.get(run_id, 0):
+        last = self.sent_seq.get(run_id)
+        if last is not None and seq <= last:
             return
+        if last is not None and seq > last + 1:
+            for missing in await stored_events(run_id, after=last, before=seq):
+                await self.send_json(missing)
         self.sent_seq[run_id] = seq
         await self.send_json(message)
 
-    async def run_event(self, payload: dict[str, Any]) -> None:
-        await self.send_event(payload["event"])
+    async def run_events(self, payload: dict[str, Any]) -> None:
+        for event in payload["events"]:
+            await self.send_event(event)
 
 
 class RunConsumer(EventStreamConsumer):
@@ -87,17 +107,12 @@ class RunConsumer(EventStreamConsumer):
         after = after_seq(self.scope)
         self.sent_seq[self.run_id] = after
         while True:
-            batch = await self.stored_events(after)
+            batch = await stored_events(self.run_id, after=after, limit=REPLAY_BATCH)
             for event in batch:
                 await self.send_event(event)
             if len(batch) < REPLAY_BATCH:
                 return
             after = int(batch[-1]["seq"])
-
-    @database_sync_to_async
-    def stored_events(self, after: int) -> list[dict[str, Any]]:
-        events = RunEvent.objects.filter(run_id=self.run_id, seq__gt=after).order_by("seq")[:REPLAY_BATCH]
-        return [event.as_message() for event in events]
 
 
 class WorkflowConsumer(EventStreamConsumer):

@@ -1,20 +1,33 @@
-"""The one publisher of run events (contract section 6).
+"""Run events (contract section 6): how a transition records them, and the one publisher that sends them.
 
-`event_emit` stores the event with the next `seq` of its run and, once the surrounding transaction commits,
-sends it to the run's and the workflow's Channels groups. Nothing is sent for a transaction that rolls back,
-and a client that connects late reads the stored events first (see `runs.consumers`).
+Every change to a run happens inside `run_transition`: one transaction holding the run's row lock. Events
+emitted there get the run's next `seq` numbers, are stored with one INSERT at the end of the transition, and
+are published to the run's and the workflow's Channels groups only once the transaction has committed. A
+transaction that rolls back publishes nothing and leaves no number used.
+
+Publishing happens on a background thread with its own event loop (one per process), so a worker does not
+pay for the Channels layer's round trips on the node's critical path, and the layer's Redis connections are
+reused instead of being opened per call. Order within a process is kept; across processes, consumers fill any
+gap from the stored events (see `runs.consumers`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from runs.models import Run, RunEvent
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPES = frozenset(
     {
@@ -34,8 +47,10 @@ EVENT_TYPES = frozenset(
     }
 )
 
-# Channels handler name: a message {"type": "run.event", "event": {...}} calls `run_event` on consumers.
-CONSUMER_MESSAGE_TYPE = "run.event"
+# Channels handler name: a message {"type": "run.events", "events": [...]} calls `run_events` on consumers.
+# One message carries every event of one transition (all of one run), so a transition costs one group_send
+# per group, not one per event.
+CONSUMER_MESSAGE_TYPE = "run.events"
 
 
 def run_group(run_id: int) -> str:
@@ -46,38 +61,143 @@ def workflow_group(workflow_id: int) -> str:
     return f"workflow.{workflow_id}"
 
 
-def event_emit(*, run: Run, type: str, node_id: str = "", data: dict[str, Any] | None = None) -> RunEvent:
-    """Store an event and publish it after commit. Call inside the transaction that made the change."""
-    if type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type!r}")
-    # One statement takes the next number and holds the row until commit, so seqs are gap-free and ordered
-    # even when two workers emit events for the same run at once.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Run._meta.db_table} SET last_event_seq = last_event_seq + 1 WHERE id = %s "  # noqa: S608 - table name from the model
-            "RETURNING last_event_seq",
-            [run.pk],
+TRANSITION_FIELDS = (
+    "id",
+    "workflow_id",
+    "owner_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "last_event_seq",
+    "last_ledger_seq",
+)
+
+
+class Transition:
+    """One change to one run, made while holding its row lock. `run` is the locked row."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.events: list[RunEvent] = []
+        self._dirty: set[str] = set()
+        self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
+
+    def emit(self, type: str, node_id: str = "", data: dict[str, Any] | None = None) -> RunEvent:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        self.run.last_event_seq += 1
+        event = RunEvent(
+            run=self.run, seq=self.run.last_event_seq, type=type, node_id=node_id, data=data or {}, ts=timezone.now()
         )
-        row = cursor.fetchone()
-    if row is None:
-        raise Run.DoesNotExist(f"run {run.pk} does not exist")
-    run.last_event_seq = row[0]
-    event = RunEvent.objects.create(
-        run=run, seq=run.last_event_seq, type=type, node_id=node_id, data=data or {}, ts=timezone.now()
-    )
-    message = event.as_message()
-    workflow_id = run.workflow_id
-    transaction.on_commit(lambda: event_publish(message, workflow_id=workflow_id))
-    return event
+        self.events.append(event)
+        return event
+
+    def save_run(self, *fields: str) -> None:
+        """Mark run fields changed; they are written with one UPDATE when the transition ends."""
+        self._dirty.update(fields)
+
+    def next_ledger_seq(self) -> int:
+        self.run.last_ledger_seq += 1
+        self._counters.add("last_ledger_seq")
+        return self.run.last_ledger_seq
+
+    def finish(self) -> None:
+        """Write the transition's events and run changes; publish the events after commit."""
+        fields = set(self._dirty)
+        if fields:
+            fields.add("updated_at")
+        if self.events:
+            RunEvent.objects.bulk_create(self.events)
+            self._counters.add("last_event_seq")
+        fields |= self._counters
+        if fields:
+            self.run.save(update_fields=sorted(fields))
+        if self.events:
+            messages = [event.as_message() for event in self.events]
+            workflow_id = self.run.workflow_id
+            transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
 
 
-def event_publish(message: dict[str, Any], *, workflow_id: int | None) -> None:
-    """Send a stored event to its subscribers now. Called after commit only."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    payload = {"type": CONSUMER_MESSAGE_TYPE, "event": message}
-    send = async_to_sync(layer.group_send)
-    send(run_group(int(message["run_id"])), payload)
-    if workflow_id is not None:
-        send(workflow_group(workflow_id), payload)
+@contextmanager
+def run_transition(run_id: int) -> Iterator[Transition]:
+    """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
+    commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
+    commit."""
+    with transaction.atomic():
+        # Only the columns a transition reads: the snapshot is parsed once per process, and the JSON input and
+        # output are loaded on the rare occasions they are needed.
+        run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
+        tx = Transition(run)
+        yield tx
+        tx.finish()
+
+
+class Publisher:
+    """Sends batches of stored events to Channels groups from a background event loop, in submission order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[list[dict[str, Any]], int | None, Future[None] | None]] | None = None
+
+    def _ensure_started(self) -> asyncio.AbstractEventLoop:
+        # After a fork (Celery's prefork pool) the parent's thread does not exist in the child: start anew.
+        if self._pid == os.getpid() and self._loop is not None:
+            return self._loop
+        with self._lock:
+            if self._pid != os.getpid() or self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(target=self._run, args=(loop, ready), name="flownova-events", daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._pid = loop, os.getpid()
+        return self._loop
+
+    def _run(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        self._queue = asyncio.Queue()
+        loop.create_task(self._drain())
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    async def _drain(self) -> None:
+        from channels.layers import get_channel_layer
+
+        assert self._queue is not None
+        while True:
+            messages, workflow_id, done = await self._queue.get()
+            try:
+                if messages:
+                    layer = get_channel_layer()
+                    payload = {"type": CONSUMER_MESSAGE_TYPE, "events": messages}
+                    await layer.group_send(run_group(int(messages[0]["run_id"])), payload)
+                    if workflow_id is not None:
+                        await layer.group_send(workflow_group(workflow_id), payload)
+            except Exception:
+                logger.exception("publishing %d run events failed", len(messages))
+            finally:
+                if done is not None:
+                    done.set_result(None)
+
+    def publish(self, messages: list[dict[str, Any]], *, workflow_id: int | None) -> None:
+        """Queue stored events of one run for sending. Call only after the transaction that stored them
+        committed."""
+        self._submit(messages, workflow_id, None)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far has been sent (process shutdown, tests)."""
+        if self._loop is None or self._pid != os.getpid():
+            return
+        done: Future[None] = Future()
+        self._submit([], None, done)
+        done.result(timeout=timeout)
+
+    def _submit(self, messages: list[dict[str, Any]], workflow_id: int | None, done: Future[None] | None) -> None:
+        loop = self._ensure_started()
+        item = (messages, workflow_id, done)
+        loop.call_soon_threadsafe(lambda: self._queue.put_nowait(item))  # type: ignore[union-attr]
+
+
+publisher = Publisher()

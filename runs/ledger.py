@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max
-
-from runs.models import LedgerEntry, NodeRun, Run
+from runs.events import Transition
+from runs.models import LedgerEntry, NodeRun
 
 
 def ledger_append(
     *,
-    run: Run,
+    tx: Transition,
     node_run: NodeRun,
     status: str,
     input: dict[str, Any] | None,
@@ -25,15 +24,14 @@ def ledger_append(
     llm_usage: dict[str, Any] | None = None,
     reused: bool = False,
 ) -> LedgerEntry:
-    """Append one entry for an execution of `node_run`. Call while holding the run's row lock: the lock is
-    what makes `max(seq) + 1` safe."""
-    last = LedgerEntry.objects.filter(run=run).aggregate(last=Max("seq"))["last"] or 0
+    """Append one entry for an execution of `node_run`, numbered by the run's ledger counter (which the
+    transition holds under the run's row lock)."""
     duration_ms = None
     if started_at and finished_at:
         duration_ms = max(0, round((finished_at - started_at).total_seconds() * 1000))
     return LedgerEntry.objects.create(
-        run=run,
-        seq=last + 1,
+        run=tx.run,
+        seq=tx.next_ledger_seq(),
         node_id=node_run.node_id,
         node_type=node_run.node_type,
         status=status,

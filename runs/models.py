@@ -57,8 +57,9 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Last `seq` handed to an event of this run; incremented under the run's row lock.
+    # Last `seq` handed to an event and to a ledger entry of this run; both advance under the run's row lock.
     last_event_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    last_ledger_seq = models.PositiveIntegerField(default=0, editable=False)
 
     objects = RunQuerySet.as_manager()
 

@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -25,11 +26,12 @@ from jsonschema import Draft202012Validator
 from approvals.models import ApprovalRequest, ApprovalStatus
 from runs.engine import core
 from runs.engine.templating import referenced_paths
-from runs.events import event_emit
+from runs.events import Transition, run_transition
 from runs.ledger import ledger_append
 from runs.models import FINAL_RUN_STATUSES, LedgerStatus, NodeRun, NodeStatus, Run, RunStatus
-from runs.nodes import node_specs
+from runs.nodes import get_node_type, node_specs
 from runs.nodes.base import NodeResult, WaitRequest
+from runs.nodes.execution import run_handler
 from workflows.graph import Graph, GraphError, Node, parse_graph
 from workflows.models import Workflow
 
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 ACTIVE_NODE_STATUSES = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 OPEN_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.WAITING)
 DEFAULT_RETRIES = 2
+# What node_begin changes on a node; saved with the node's final state when it runs inline.
+CLAIM_FIELDS = ["status", "attempts", "started_at", "task_id"]
 
 
 class RunError(Exception):
@@ -121,7 +125,9 @@ def run_start(
         start = NodeRun.objects.create(
             run=run, node_id=graph.start_id, node_type="start", input=input, queued_at=timezone.now()
         )
-        event_emit(run=run, type="run_started", data={"workflow_id": workflow.pk, "version": workflow.version})
+        tx = Transition(run)
+        tx.emit("run_started", data={"workflow_id": workflow.pk, "version": workflow.version})
+        tx.finish()
         _enqueue_after_commit(run, graph, [start])
     return run
 
@@ -144,20 +150,21 @@ class NodeClaim:
     branches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _lock(run_id: int, node_run_id: int) -> tuple[Run, NodeRun]:
-    run = Run.objects.select_for_update().defer("graph", "input").get(pk=run_id)
-    node_run = NodeRun.objects.select_for_update().get(pk=node_run_id)
-    return run, node_run
-
-
-def node_begin(*, node_run_id: int, task_id: str) -> NodeClaim | None:
+def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | None:
     """Mark a node running and return what its handler needs, or None when there is nothing to do: the node
-    already finished (a duplicated or redelivered message), another task holds it, or the run has ended."""
-    run_id = NodeRun.objects.values_list("run_id", flat=True).filter(pk=node_run_id).first()
-    if run_id is None:
-        return None
-    with transaction.atomic():
-        run, node_run = _lock(run_id, node_run_id)
+    already finished (a duplicated or redelivered message), another task holds it, or the run has ended.
+
+    Instant node types (control flow: pure, microseconds, no I/O) are executed right here, inside the same
+    transition, and None is returned: a second transaction per node would double the cost of every if/else,
+    fork and join for nothing, since nobody can observe such a node "running". If the worker dies, the
+    transaction rolls back and the redelivered task runs the node again."""
+    with run_transition(run_id) as tx:
+        run = tx.run
+        node_run = (
+            NodeRun.objects.select_for_update().defer("result", "output").filter(pk=node_run_id, run_id=run_id).first()
+        )
+        if node_run is None:
+            return None
         if run.status in FINAL_RUN_STATUSES:
             if node_run.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
                 node_run.status = NodeStatus.CANCELLED
@@ -173,15 +180,17 @@ def node_begin(*, node_run_id: int, task_id: str) -> NodeClaim | None:
         node_run.attempts += 1
         node_run.started_at = now
         node_run.task_id = task_id
-        node_run.save(update_fields=["status", "attempts", "started_at", "task_id"])
+        node_type = get_node_type(node_run.node_type)
+        if not node_type.instant:  # an instant node's state is written once, when it finishes below
+            node_run.save(update_fields=CLAIM_FIELDS)
         if run.status != RunStatus.RUNNING:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
-            run.save(update_fields=["status", "started_at", "updated_at"])
-        event_emit(run=run, type="node_started", node_id=node_run.node_id, data={"attempt": node_run.attempts})
+            tx.save_run("status", "started_at")
+        tx.emit("node_started", node_run.node_id, {"attempt": node_run.attempts})
         graph = run_graph(run)
         node = graph.node(node_run.node_id)
-        return NodeClaim(
+        claim = NodeClaim(
             node_run_id=node_run.pk,
             run_id=run.pk,
             node=node,
@@ -192,6 +201,22 @@ def node_begin(*, node_run_id: int, task_id: str) -> NodeClaim | None:
             nodes=_referenced_results(run, node),
             branches=_branch_outputs(run, graph, node_run),
         )
+        if not node_type.instant:
+            return claim
+        outcome = run_handler(claim)
+        if outcome.result is not None:
+            _record_result(tx, node_run, claim, outcome.result)
+        else:
+            _record_failure(tx, node_run, claim, outcome.error, outcome.traceback, transient=False)
+        return None
+
+
+def _lock_claimed(tx: Transition, claim: NodeClaim) -> NodeRun | None:
+    """The claimed node, locked, if the claim is still the current attempt."""
+    node_run = NodeRun.objects.select_for_update().defer("result", "output", "arrivals").get(pk=claim.node_run_id)
+    if node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
+        return None  # a later attempt owns the node now
+    return node_run
 
 
 def _referenced_results(run: Run, node: Node) -> dict[str, dict[str, Any]]:
@@ -215,37 +240,40 @@ def _branch_outputs(run: Run, graph: Graph, node_run: NodeRun) -> dict[str, dict
 
 def node_complete(*, claim: NodeClaim, result: NodeResult) -> None:
     """Record a handler's result and advance the run."""
-    with transaction.atomic():
-        run, node_run = _lock(claim.run_id, claim.node_run_id)
-        if node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
-            return  # a later attempt owns the node now
-        finished = timezone.now()
-        if result.wait is not None:
-            _node_wait(run, node_run, result.wait, started_at=claim.started_at, finished_at=finished)
-            return
-        output = core.output_of(node_run.input or {}, result.fields)
-        _node_succeed(
-            run,
-            node_run,
-            fields=result.fields,
-            output=output,
-            handle=result.handle,
-            started_at=claim.started_at,
-            finished_at=finished,
-            tool_calls=result.tool_calls,
-            llm_usage=result.llm_usage,
-        )
-        if run.status in FINAL_RUN_STATUSES:
-            return  # recorded, but the run ended meanwhile (cancelled, or failed in another branch)
-        if result.run_output is not None:
-            run.output = result.run_output
-            run.save(update_fields=["output", "updated_at"])
-        _advance(run, node_run.node_id, handle=result.handle, output=output)
-        _settle(run)
+    with run_transition(claim.run_id) as tx:
+        node_run = _lock_claimed(tx, claim)
+        if node_run is not None:
+            _record_result(tx, node_run, claim, result)
+
+
+def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: NodeResult) -> None:
+    finished = timezone.now()
+    if result.wait is not None:
+        _node_wait(tx, node_run, result.wait, started_at=claim.started_at, finished_at=finished)
+        return
+    output = core.output_of(node_run.input or {}, result.fields)
+    _node_succeed(
+        tx,
+        node_run,
+        fields=result.fields,
+        output=output,
+        handle=result.handle,
+        started_at=claim.started_at,
+        finished_at=finished,
+        tool_calls=result.tool_calls,
+        llm_usage=result.llm_usage,
+    )
+    if tx.run.status in FINAL_RUN_STATUSES:
+        return  # recorded, but the run ended meanwhile (cancelled, or failed in another branch)
+    if result.run_output is not None:
+        tx.run.output = result.run_output
+        tx.save_run("output")
+    if not _advance(tx, node_run.node_id, handle=result.handle, output=output):
+        _settle(tx)  # nothing new queued: the run may be waiting, or done
 
 
 def _node_succeed(
-    run: Run,
+    tx: Transition,
     node_run: NodeRun,
     *,
     fields: dict[str, Any],
@@ -262,9 +290,9 @@ def _node_succeed(
     node_run.handle = handle or ""
     node_run.error = ""
     node_run.finished_at = finished_at
-    node_run.save(update_fields=["status", "result", "output", "handle", "error", "finished_at"])
+    node_run.save(update_fields=["status", "result", "output", "handle", "error", "finished_at", *CLAIM_FIELDS])
     entry = ledger_append(
-        run=run,
+        tx=tx,
         node_run=node_run,
         status=LedgerStatus.SUCCEEDED,
         input=node_run.input,
@@ -274,47 +302,52 @@ def _node_succeed(
         tool_calls=tool_calls,
         llm_usage=llm_usage,
     )
-    event_emit(
-        run=run,
-        type="node_completed",
-        node_id=node_run.node_id,
-        data={"handle": handle, "result": fields, "duration_ms": entry.duration_ms, "ledger_seq": entry.seq},
+    tx.emit(
+        "node_completed",
+        node_run.node_id,
+        {"handle": handle, "result": fields, "duration_ms": entry.duration_ms, "ledger_seq": entry.seq},
     )
 
 
 def node_fail(*, claim: NodeClaim, error: str, traceback: str = "", transient: bool = False) -> float | None:
     """Record a failed attempt. Returns the delay before the next attempt when one is scheduled (transient
     failure with retries left), else None: the node and the run have failed."""
-    with transaction.atomic():
-        run, node_run = _lock(claim.run_id, claim.node_run_id)
-        if node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
+    with run_transition(claim.run_id) as tx:
+        node_run = _lock_claimed(tx, claim)
+        if node_run is None:
             return None
-        finished = timezone.now()
-        retry = transient and claim.attempt <= claim.max_retries and run.status not in FINAL_RUN_STATUSES
-        node_run.error = error
-        node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
-        node_run.finished_at = None if retry else finished
-        node_run.save(update_fields=["error", "status", "finished_at"])
-        delay = retry_delay(claim.attempt) if retry else None
-        ledger_append(
-            run=run,
-            node_run=node_run,
-            status=LedgerStatus.RETRYING if retry else LedgerStatus.FAILED,
-            input=node_run.input,
-            error=error,
-            traceback=traceback,
-            started_at=claim.started_at,
-            finished_at=finished,
-        )
-        event_emit(
-            run=run,
-            type="node_failed",
-            node_id=node_run.node_id,
-            data={"error": error, "attempt": claim.attempt, "will_retry": retry, "retry_in_seconds": delay},
-        )
-        if not retry and run.status not in FINAL_RUN_STATUSES:
-            _run_fail(run, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
-        return delay
+        return _record_failure(tx, node_run, claim, error, traceback, transient=transient)
+
+
+def _record_failure(
+    tx: Transition, node_run: NodeRun, claim: NodeClaim, error: str, traceback: str, *, transient: bool
+) -> float | None:
+    run = tx.run
+    finished = timezone.now()
+    retry = transient and claim.attempt <= claim.max_retries and run.status not in FINAL_RUN_STATUSES
+    node_run.error = error
+    node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
+    node_run.finished_at = None if retry else finished
+    node_run.save(update_fields=["error", "status", "finished_at", *CLAIM_FIELDS])
+    delay = retry_delay(claim.attempt) if retry else None
+    ledger_append(
+        tx=tx,
+        node_run=node_run,
+        status=LedgerStatus.RETRYING if retry else LedgerStatus.FAILED,
+        input=node_run.input,
+        error=error,
+        traceback=traceback,
+        started_at=claim.started_at,
+        finished_at=finished,
+    )
+    tx.emit(
+        "node_failed",
+        node_run.node_id,
+        {"error": error, "attempt": claim.attempt, "will_retry": retry, "retry_in_seconds": delay},
+    )
+    if not retry and run.status not in FINAL_RUN_STATUSES:
+        _run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
+    return delay
 
 
 def retry_delay(attempt: int) -> float:
@@ -326,9 +359,10 @@ def retry_delay(attempt: int) -> float:
 # --- waiting for a person --------------------------------------------------------------------------------------
 
 
-def _node_wait(run: Run, node_run: NodeRun, wait: WaitRequest, *, started_at: Any, finished_at: Any) -> None:
+def _node_wait(tx: Transition, node_run: NodeRun, wait: WaitRequest, *, started_at: Any, finished_at: Any) -> None:
+    run = tx.run
     node_run.status = NodeStatus.WAITING
-    node_run.save(update_fields=["status"])
+    node_run.save(update_fields=CLAIM_FIELDS)
     deadline = finished_at + timedelta(seconds=wait.timeout_seconds) if wait.timeout_seconds else None
     request, created = ApprovalRequest.objects.get_or_create(
         run=run,
@@ -347,30 +381,30 @@ def _node_wait(run: Run, node_run: NodeRun, wait: WaitRequest, *, started_at: An
         request.assignee_users.set(user_model.objects.filter(username__in=wait.assignees))
         request.assignee_groups.set(Group.objects.filter(name__in=wait.assignees))
     ledger_append(
-        run=run,
+        tx=tx,
         node_run=node_run,
         status=LedgerStatus.WAITING,
         input=node_run.input,
         started_at=started_at,
         finished_at=finished_at,
     )
-    event_emit(
-        run=run,
-        type="approval_needed",
-        node_id=node_run.node_id,
-        data={
+    tx.emit(
+        "approval_needed",
+        node_run.node_id,
+        {
             "approval_id": request.pk,
             "message": request.message,
             "assignees": wait.assignees,
             "deadline": deadline.isoformat() if deadline else None,
         },
     )
-    _settle(run)
+    _settle(tx)
 
 
-def node_resume(*, run: Run, node_id: str, fields: dict[str, Any], handle: str) -> None:
-    """Complete a waiting node with `fields` and route on `handle`. Call while holding the run's row lock
-    (approvals.services does), after the decision itself was recorded."""
+def node_resume(tx: Transition, *, node_id: str, fields: dict[str, Any], handle: str) -> None:
+    """Complete a waiting node with `fields` and route on `handle`, inside the caller's transition (the
+    approvals service records the decision in the same one)."""
+    run = tx.run
     node_run = NodeRun.objects.select_for_update().get(run=run, node_id=node_id)
     if node_run.status != NodeStatus.WAITING:
         raise RunError(f'node "{node_id}" is not waiting (it is {node_run.status})')
@@ -378,19 +412,24 @@ def node_resume(*, run: Run, node_id: str, fields: dict[str, Any], handle: str) 
     input_.pop("approval", None)  # an earlier decision must not pass for this one
     output = core.output_of(input_, fields)
     now = timezone.now()
-    _node_succeed(run, node_run, fields=fields, output=output, handle=handle, started_at=now, finished_at=now)
+    _node_succeed(tx, node_run, fields=fields, output=output, handle=handle, started_at=now, finished_at=now)
     if run.status in FINAL_RUN_STATUSES:
         return
-    _advance(run, node_id, handle=handle, output=output)
-    _settle(run)
+    _advance(tx, node_id, handle=handle, output=output)
+    _settle(tx)
 
 
 # --- advancing -------------------------------------------------------------------------------------------------
 
 
-def _advance(run: Run, node_id: str, *, handle: str | None, output: dict[str, Any]) -> None:
+def _advance(tx: Transition, node_id: str, *, handle: str | None, output: dict[str, Any]) -> bool:
+    """Resolve the finished node's outgoing edges; returns whether any node was queued."""
+    run = tx.run
     graph = run_graph(run)
-    rows = {row.node_id: row for row in NodeRun.objects.select_for_update().filter(run=run, status=NodeStatus.PENDING)}
+    rows: dict[str, NodeRun] = {}
+    if _has_merges(graph):
+        pending = NodeRun.objects.select_for_update().filter(run=run, status=NodeStatus.PENDING)
+        rows = {row.node_id: row for row in pending}
     step = core.advance(graph, node_id, handle=handle, known_arrivals={k: v.arrivals for k, v in rows.items()})
     now = timezone.now()
     for skipped in step.skipped:
@@ -399,7 +438,7 @@ def _advance(run: Run, node_id: str, *, handle: str | None, output: dict[str, An
         row.arrivals = step.arrivals.get(skipped, {})
         row.finished_at = now
         row.save()
-        event_emit(run=run, type="node_skipped", node_id=skipped)
+        tx.emit("node_skipped", skipped)
     for target, arrivals in step.arrivals.items():
         if target in step.skipped or target in step.ready:
             continue
@@ -408,7 +447,7 @@ def _advance(run: Run, node_id: str, *, handle: str | None, output: dict[str, An
         row.arrivals = arrivals
         row.save()
     if not step.ready:
-        return
+        return False
     outputs = _source_outputs(run, graph, step, finished=(node_id, output))
     queued = []
     for target in step.ready:
@@ -422,6 +461,13 @@ def _advance(run: Run, node_id: str, *, handle: str | None, output: dict[str, An
         row.save()
         queued.append(row)
     _enqueue_after_commit(run, graph, queued)
+    return True
+
+
+@lru_cache(maxsize=1024)
+def _has_merges(graph: Graph) -> bool:
+    """Whether any node has several incoming edges; without one, no node ever waits for branches."""
+    return any(len(graph.incoming(node_id)) > 1 for node_id in graph.nodes)
 
 
 def _source_outputs(
@@ -436,44 +482,46 @@ def _source_outputs(
     return outputs
 
 
-def _settle(run: Run) -> None:
+def _settle(tx: Transition) -> None:
     """Bring the run's status in line with its nodes: still running, waiting for a person, or finished."""
+    run = tx.run
     statuses = set(NodeRun.objects.filter(run=run).exclude(status__in=_CLOSED).values_list("status", flat=True))
     if statuses & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
         if run.status != RunStatus.RUNNING:
             run.status = RunStatus.RUNNING
-            run.save(update_fields=["status", "updated_at"])
+            tx.save_run("status")
         return
     if NodeStatus.WAITING in statuses:
         if run.status != RunStatus.WAITING:
             run.status = RunStatus.WAITING
-            run.save(update_fields=["status", "updated_at"])
-            event_emit(run=run, type="run_waiting")
+            tx.save_run("status")
+            tx.emit("run_waiting")
         return
     if NodeStatus.PENDING in statuses:
         # Cannot happen in a valid DAG (every edge gets resolved); fail loudly rather than hang.
         pending = list(NodeRun.objects.filter(run=run, status=NodeStatus.PENDING).values_list("node_id", flat=True))
-        _run_fail(run, f"internal error: nodes {pending} wait for branches that can no longer arrive")
+        _run_fail(tx, f"internal error: nodes {pending} wait for branches that can no longer arrive")
         return
     if run.output is None:
-        _run_fail(run, "the run stopped without reaching an end node")
+        _run_fail(tx, "the run stopped without reaching an end node")
         return
     run.status = RunStatus.SUCCEEDED
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at", "updated_at"])
-    event_emit(run=run, type="run_succeeded", data={"output": run.output})
+    tx.save_run("status", "finished_at")
+    tx.emit("run_succeeded", data={"output": run.output})
 
 
 _CLOSED = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
 
 
-def _run_fail(run: Run, error: str) -> None:
+def _run_fail(tx: Transition, error: str) -> None:
+    run = tx.run
     run.status = RunStatus.FAILED
     run.error = error
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    tx.save_run("status", "error", "finished_at")
     _close_open_work(run)
-    event_emit(run=run, type="run_failed", data={"error": error})
+    tx.emit("run_failed", data={"error": error})
 
 
 def _close_open_work(run: Run) -> None:
@@ -487,15 +535,15 @@ def _close_open_work(run: Run) -> None:
 
 def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
     """Stop a run: no new node starts. A node already executing finishes but its successors do not start."""
-    with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
+    with run_transition(run.pk) as tx:
+        locked = tx.run
         if locked.status in FINAL_RUN_STATUSES:
             raise RunFinishedError(f"run {run.pk} already ended ({locked.status})")
         locked.status = RunStatus.CANCELLED
         locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "finished_at", "updated_at"])
+        tx.save_run("status", "finished_at")
         _close_open_work(locked)
-        event_emit(run=locked, type="run_cancelled", data={"by": getattr(user, "username", None)})
+        tx.emit("run_cancelled", data={"by": getattr(user, "username", None)})
     return locked
 
 
@@ -507,15 +555,16 @@ def _enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> N
     if not node_runs:
         return
     jobs = [(row.pk, graph.node(row.node_id).data.get("timeout_seconds")) for row in node_runs]
-    transaction.on_commit(lambda: _dispatch(jobs))
+    run_id = run.pk
+    transaction.on_commit(lambda: _dispatch(run_id, jobs))
 
 
-def _dispatch(jobs: list[tuple[int, float | None]]) -> None:
+def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
     from celery import group
 
     from runs.tasks import execute_node
 
-    signatures = [execute_node.si(node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
+    signatures = [execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
     if len(signatures) == 1:
         signatures[0].apply_async()
     else:

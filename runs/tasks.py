@@ -6,18 +6,13 @@ and `node_complete` / `node_fail` ignore a result from an attempt that is no lon
 
 from __future__ import annotations
 
-import logging
-import traceback as tb
-
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_shutdown
 from django.db import InterfaceError, OperationalError
 
 from runs import services
-from runs.nodes import get_node_type
-from runs.nodes.base import NodeContext, NodeError, TransientNodeError
-
-logger = logging.getLogger(__name__)
+from runs.events import publisher
+from runs.nodes.execution import run_handler
 
 
 @shared_task(
@@ -29,36 +24,23 @@ logger = logging.getLogger(__name__)
     retry_backoff_max=60,
     max_retries=None,
 )
-def execute_node(self, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
-    claim = services.node_begin(node_run_id=node_run_id, task_id=self.request.id or "")
+def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
+    claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
     if claim is None:
+        return  # nothing to do, or an instant node that node_begin already executed
+    outcome = run_handler(claim, time_limit=self.request.timelimit[1] if self.request.timelimit else None)
+    if outcome.result is not None:
+        services.node_complete(claim=claim, result=outcome.result)
         return
-    context = NodeContext(
-        run_id=claim.run_id,
-        node=claim.node,
-        input=claim.input,
-        nodes=claim.nodes,
-        branches=claim.branches,
-        attempt=claim.attempt,
+    delay = services.node_fail(
+        claim=claim, error=outcome.error, traceback=outcome.traceback, transient=outcome.transient
     )
-    try:
-        result = get_node_type(claim.node.type).execute(context)
-    except NodeError as exc:
-        services.node_fail(claim=claim, error=str(exc))
-    except TransientNodeError as exc:
-        _retry_later(self, claim, str(exc), tb.format_exc())
-    except SoftTimeLimitExceeded:
-        limit = claim.node.data.get("timeout_seconds") or self.request.timelimit[1]
-        _retry_later(self, claim, f"timed out after {limit} s", "")
-    except Exception as exc:
-        logger.exception("node %s of run %s raised", claim.node.id, claim.run_id)
-        services.node_fail(claim=claim, error=f"{type(exc).__name__}: {exc}", traceback=tb.format_exc())
-    else:
-        services.node_complete(claim=claim, result=result)
-
-
-def _retry_later(task, claim: services.NodeClaim, error: str, traceback: str) -> None:  # type: ignore[no-untyped-def]
-    delay = services.node_fail(claim=claim, error=error, traceback=traceback, transient=True)
     if delay is not None:
         # Same task id: node_begin recognises the message as this node's own next attempt.
-        task.retry(countdown=delay, max_retries=None, throw=False)
+        self.retry(countdown=delay, max_retries=None, throw=False)
+
+
+@worker_process_shutdown.connect
+def flush_events(**kwargs: object) -> None:
+    """Send events still queued by this process before it exits; they are stored either way."""
+    publisher.flush(timeout=5)

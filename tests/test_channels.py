@@ -9,11 +9,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from flownova.asgi import application
-from runs.events import event_emit
+from runs.events import run_transition
 from tests.factories import make_run, make_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,8 +45,8 @@ def connect(path: str, *, token: str | None = None, origin: str | None = None, c
 
 
 def emit(run, type: str, node_id: str = "", **data: Any) -> None:  # type: ignore[no-untyped-def]
-    with transaction.atomic():
-        event_emit(run=run, type=type, node_id=node_id, data=data)
+    with run_transition(run.pk) as tx:
+        tx.emit(type, node_id, data)
 
 
 def test_owner_receives_live_events_in_order(alice) -> None:  # type: ignore[no-untyped-def]
@@ -171,8 +170,8 @@ def test_event_of_a_rolled_back_transaction_is_neither_stored_nor_sent(alice) ->
     token = Token.objects.create(user=alice).key
 
     def emit_then_roll_back() -> None:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            event_emit(run=run, type="run_started")
+        with pytest.raises(RuntimeError), run_transition(run.pk) as tx:
+            tx.emit("run_started")
             raise RuntimeError("boom")
 
     async def scenario() -> bool:

@@ -312,8 +312,8 @@ def test_a_duplicated_task_for_a_finished_node_changes_nothing(alice) -> None:  
     run = wait_for(start(alice, chain(("a", "fork", {}))))
     before = ledger(run)
     node_run = NodeRun.objects.get(run=run, node_id="a")
-    execute_node.apply_async((node_run.pk,))  # a duplicate with a new id
-    execute_node.apply_async((node_run.pk,), task_id=node_run.task_id)  # a redelivery of the original
+    execute_node.apply_async((run.pk, node_run.pk))  # a duplicate with a new id
+    execute_node.apply_async((run.pk, node_run.pk), task_id=node_run.task_id)  # a redelivery of the original
     time.sleep(1)
     assert ledger(run) == before
     node_run.refresh_from_db()

@@ -100,6 +100,9 @@ class NodeType:
     # True for nodes that act on the world (HTTP tools, agents that call tools): resuming a run from before
     # such a node must say so.
     side_effects: bool = False
+    # True for control-flow types that are pure and take microseconds: the engine executes them inside the
+    # transaction that records them instead of in a second one.
+    instant: bool = False
 
     @property
     def type(self) -> str:

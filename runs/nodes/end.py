@@ -23,5 +23,6 @@ END = register(
             check=template_check("output"),
         ),
         execute=execute,
+        instant=True,
     )
 )

@@ -11,4 +11,4 @@ def execute(ctx: NodeContext) -> NodeResult:
     return NodeResult()
 
 
-FORK = register(NodeType(spec=NodeSpec(type="fork", data_schema=data_schema()), execute=execute))
+FORK = register(NodeType(spec=NodeSpec(type="fork", data_schema=data_schema()), execute=execute, instant=True))

@@ -42,5 +42,6 @@ IF_ELSE = register(
             check=check,
         ),
         execute=execute,
+        instant=True,
     )
 )

@@ -17,5 +17,7 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 
 JOIN = register(
-    NodeType(spec=NodeSpec(type="join", data_schema=data_schema({"mode": {"enum": ["all"]}})), execute=execute)
+    NodeType(
+        spec=NodeSpec(type="join", data_schema=data_schema({"mode": {"enum": ["all"]}})), execute=execute, instant=True
+    )
 )

@@ -33,5 +33,6 @@ START = register(
             check=check,
         ),
         execute=execute,
+        instant=True,
     )
 )

@@ -54,5 +54,6 @@ USER_APPROVAL = register(
             check=template_check("message", "show"),
         ),
         execute=execute,
+        instant=True,
     )
 )
