@@ -75,6 +75,8 @@ class NodeContext:
     run_id: int
     node: Node
     input: dict[str, Any]
+    # Who started the run: what the node may reach (tools, models) is scoped to this user.
+    owner_id: int | None = None
     # Own new fields of earlier nodes that this node's templates reference, by node id.
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # For a node with several incoming edges: each arrived branch's output, keyed by the branch's node id.

@@ -32,6 +32,7 @@ def run_handler(claim: NodeClaim, *, time_limit: float | None = None) -> Outcome
     traceback."""
     context = NodeContext(
         run_id=claim.run_id,
+        owner_id=claim.owner_id,
         node=claim.node,
         input=claim.input,
         nodes=claim.nodes,
