@@ -206,6 +206,13 @@ if not FLOWNOVA_SECRET_KEYS and not DEBUG:
         "keys, newest first (generate one with `python -c 'from cryptography.fernet import Fernet; "
         "print(Fernet.generate_key().decode())'`)."
     )
+# Recovery of lost task messages (runs.recover_stalled, every minute under Celery beat): a node queued for
+# longer than this is dispatched again; so is a node running this long past its own time limit.
+FLOWNOVA_RECOVER_QUEUED_AFTER = env_int("FLOWNOVA_RECOVER_QUEUED_AFTER", 300)
+FLOWNOVA_RECOVER_RUNNING_GRACE = env_int("FLOWNOVA_RECOVER_RUNNING_GRACE", 60)
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-nodes": {"task": "runs.recover_stalled", "schedule": 60.0},
+}
 # How long /readyz waits for each dependency before calling it down.
 FLOWNOVA_READYZ_TIMEOUT = float(os.environ.get("FLOWNOVA_READYZ_TIMEOUT", "2"))
 

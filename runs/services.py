@@ -64,15 +64,15 @@ _GRAPHS: OrderedDict[int, Graph] = OrderedDict()
 _GRAPH_CACHE_SIZE = 512
 
 
-def run_graph(run: Run) -> Graph:
-    """The parsed snapshot of `run`. Snapshots never change, so each process parses one once."""
-    graph = _GRAPHS.get(run.pk)
+def run_graph(run_id: int) -> Graph:
+    """The parsed snapshot of a run. Snapshots never change, so each process parses one once."""
+    graph = _GRAPHS.get(run_id)
     if graph is not None:
-        _GRAPHS.move_to_end(run.pk)
+        _GRAPHS.move_to_end(run_id)
         return graph
-    document = Run.objects.values_list("graph", flat=True).get(pk=run.pk)
+    document = Run.objects.values_list("graph", flat=True).get(pk=run_id)
     graph = parse_graph(document, node_specs())
-    _GRAPHS[run.pk] = graph
+    _GRAPHS[run_id] = graph
     if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
         _GRAPHS.popitem(last=False)
     return graph
@@ -189,7 +189,7 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
             run.started_at = run.started_at or now
             tx.save_run("status", "started_at")
         tx.emit("node_started", node_run.node_id, {"attempt": node_run.attempts})
-        graph = run_graph(run)
+        graph = run_graph(run.pk)
         node = graph.node(node_run.node_id)
         claim = NodeClaim(
             node_run_id=node_run.pk,
@@ -354,11 +354,13 @@ def _record_failure(
     run = tx.run
     finished = timezone.now()
     retry = transient and claim.attempt <= claim.max_retries and run.status not in FINAL_RUN_STATUSES
+    delay = retry_delay(claim.attempt) if retry else None
     node_run.error = error
     node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
     node_run.finished_at = None if retry else finished
-    node_run.save(update_fields=["error", "status", "finished_at", *CLAIM_FIELDS])
-    delay = retry_delay(claim.attempt) if retry else None
+    if delay is not None:  # due then: the recovery sweep must not take the wait for a lost message
+        node_run.queued_at = finished + timedelta(seconds=delay)
+    node_run.save(update_fields=["error", "status", "finished_at", "queued_at", *CLAIM_FIELDS])
     ledger_append(
         tx=tx,
         node_run=node_run,
@@ -454,7 +456,7 @@ def node_resume(tx: Transition, *, node_id: str, fields: dict[str, Any], handle:
 def _advance(tx: Transition, node_id: str, *, handle: str | None, output: dict[str, Any]) -> bool:
     """Resolve the finished node's outgoing edges; returns whether any node was queued."""
     run = tx.run
-    graph = run_graph(run)
+    graph = run_graph(run.pk)
     rows: dict[str, NodeRun] = {}
     if _has_merges(graph):
         pending = NodeRun.objects.select_for_update().filter(run=run, status=NodeStatus.PENDING)
@@ -574,6 +576,50 @@ def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         _close_open_work(locked)
         tx.emit("run_cancelled", data={"by": getattr(user, "username", None)})
     return locked
+
+
+# --- recovery -------------------------------------------------------------------------------------------------
+
+
+def node_runs_recover(*, queued_for: float, running_for: float) -> int:
+    """Dispatch again the nodes whose message was lost: queued for longer than `queued_for` seconds (a Redis
+    restart drops queued messages), or running for longer than `running_for` seconds past their own time limit
+    (the worker died without the message being redelivered). Safe at any time: node_begin lets exactly one
+    message claim a node. Returns how many nodes were dispatched again."""
+    now = timezone.now()
+    stale_queued = NodeRun.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for))
+    stale_running = NodeRun.objects.filter(status=NodeStatus.RUNNING).select_related(None)
+    candidates = list(stale_queued.values_list("pk", "run_id")[:1000])
+    for pk, run_id, started_at, node_id in stale_running.values_list("pk", "run_id", "started_at", "node_id")[:1000]:
+        limit = _time_limit(run_id, node_id) + running_for
+        if started_at is not None and started_at < now - timedelta(seconds=limit):
+            candidates.append((pk, run_id))
+    recovered = 0
+    for pk, run_id in candidates:
+        with run_transition(run_id) as tx:
+            node_run = NodeRun.objects.select_for_update().get(pk=pk)
+            if node_run.status not in ACTIVE_NODE_STATUSES or tx.run.status in FINAL_RUN_STATUSES:
+                continue
+            logger.warning(
+                "recovering node %s of run %s (%s since %s)",
+                node_run.node_id,
+                run_id,
+                node_run.status,
+                node_run.started_at or node_run.queued_at,
+            )
+            node_run.status = NodeStatus.QUEUED
+            node_run.task_id = ""  # the lost message's id no longer owns the node
+            node_run.queued_at = now
+            node_run.save(update_fields=["status", "task_id", "queued_at"])
+            _enqueue_after_commit(tx.run, run_graph(tx.run.pk), [node_run])
+            recovered += 1
+    return recovered
+
+
+def _time_limit(run_id: int, node_id: str) -> float:
+    graph = run_graph(run_id)
+    timeout = graph.node(node_id).data.get("timeout_seconds") if node_id in graph.nodes else None
+    return float(timeout) + 10 if timeout else float(settings.FLOWNOVA_TASK_TIME_LIMIT)
 
 
 # --- dispatch --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from runs import services
@@ -38,6 +39,14 @@ def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[n
     if delay is not None:
         # Same task id: node_begin recognises the message as this node's own next attempt.
         self.retry(countdown=delay, max_retries=None, throw=False)
+
+
+@shared_task(name="runs.recover_stalled", ignore_result=True)
+def recover_stalled() -> int:
+    """Periodic (Celery beat): dispatch again nodes whose message was lost."""
+    return services.node_runs_recover(
+        queued_for=settings.FLOWNOVA_RECOVER_QUEUED_AFTER, running_for=settings.FLOWNOVA_RECOVER_RUNNING_GRACE
+    )
 
 
 @worker_process_shutdown.connect

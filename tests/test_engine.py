@@ -333,3 +333,77 @@ def test_invalid_input_is_refused_before_anything_is_stored(alice) -> None:  # t
     from runs.models import Run
 
     assert not Run.objects.exists()
+
+
+def test_a_lost_message_is_dispatched_again_by_the_recovery_sweep(alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from runs import services
+
+    # The start node's message is lost (as when Redis restarts: it keeps nothing on disk).
+    monkeypatch.setattr(services, "_dispatch", lambda run_id, jobs: None)
+    run = start(alice, chain(("a", "fork", {})))
+    monkeypatch.undo()
+    time.sleep(0.3)
+    run.refresh_from_db()
+    assert run.status == "queued"
+    assert services.node_runs_recover(queued_for=60, running_for=60) == 0  # not stale yet
+    assert services.node_runs_recover(queued_for=0, running_for=60) == 1
+    run = wait_for(run)
+    assert run.status == "succeeded"
+    assert [node for node, _ in ledger(run)] == ["start", "a", "end"]
+
+
+def test_a_node_left_running_by_a_dead_worker_is_run_again_once(alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs import services
+
+    monkeypatch.setattr(services, "_dispatch", lambda run_id, jobs: None)
+    run = start(alice, chain(("a", "fork", {})))
+    monkeypatch.undo()
+    # A worker claimed the start node and died; its message is gone for good.
+    claimed = timezone.now() - timedelta(seconds=100)
+    NodeRun.objects.filter(run=run, node_id="start").update(
+        status="running", attempts=1, task_id="dead-task", started_at=claimed
+    )
+    # Within the node's time limit (330 s) plus grace, it may still be running somewhere: left alone.
+    assert services.node_runs_recover(queued_for=600, running_for=60) == 0
+    NodeRun.objects.filter(run=run, node_id="start").update(started_at=claimed - timedelta(seconds=400))
+    assert services.node_runs_recover(queued_for=600, running_for=60) == 1
+    run = wait_for(run)
+    assert run.status == "succeeded"
+    node = NodeRun.objects.get(run=run, node_id="start")
+    assert node.attempts == 2 and node.task_id != "dead-task"
+    assert [node for node, _ in ledger(run)] == ["start", "a", "end"]
+    # A late redelivery of the dead task's message changes nothing.
+    execute_node.apply_async((run.pk, node.pk), task_id="dead-task")
+    time.sleep(0.5)
+    assert [node for node, _ in ledger(run)] == ["start", "a", "end"]
+
+
+def test_a_late_websocket_client_receives_every_event_of_a_real_run_in_order(alice) -> None:  # type: ignore[no-untyped-def]
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from rest_framework.authtoken.models import Token
+
+    from flownova.asgi import application
+
+    run = wait_for(start(alice, FORK_JOIN))
+    stored = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", "type"))
+    token = Token.objects.create(user=alice).key
+
+    async def read_all() -> list[tuple[int, str]]:
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?token={token}")
+        assert (await communicator.connect())[0]
+        received = []
+        while not await communicator.receive_nothing(timeout=0.3):
+            message = await communicator.receive_json_from()
+            received.append((message["seq"], message["type"]))
+        await communicator.disconnect()
+        return received
+
+    received = async_to_sync(read_all)()
+    assert received == stored
+    assert [seq for seq, _ in received] == list(range(1, len(stored) + 1))
+    assert received[-1][1] == "run_succeeded"
