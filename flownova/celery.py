@@ -6,7 +6,7 @@ import os
 import socket
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flownova.settings")
 
@@ -16,13 +16,12 @@ app.autodiscover_tasks()
 
 # Celery's Django fix-up closes every database connection before and after each task unless
 # CELERY_DB_REUSE_MAX is set, so every node execution paid for a new PostgreSQL connection (a third of a
-# node's cost). Connections are managed the way Django manages them per request instead: before and after
-# each task, close_old_connections() drops one that is broken or older than CONN_MAX_AGE and keeps the rest.
+# node's cost). Connections are managed the way Django manages them per request instead: before each task,
+# close_old_connections() drops one that is broken or older than CONN_MAX_AGE and keeps the rest.
 app.conf.CELERY_DB_REUSE_MAX = 2**62
 
 
 @task_prerun.connect
-@task_postrun.connect
 def close_old_database_connections(**kwargs: object) -> None:
     from django.db import close_old_connections
 

@@ -108,7 +108,10 @@ ASGI_APPLICATION = "flownova.asgi.application"
 
 # The local PostgreSQL on this machine accepts the `postgres` role without a password (trust auth).
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flownova")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Connections persist for a minute. No health check query before each reuse (it would cost every node task a
+# round trip): a connection that broke is dropped after its first error, by close_old_connections() at the
+# next request or task.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -516,7 +516,8 @@ def _source_outputs(
 def _settle(tx: Transition) -> None:
     """Bring the run's status in line with its nodes: still running, waiting for a person, or finished."""
     run = tx.run
-    statuses = set(NodeRun.objects.filter(run=run).exclude(status__in=_CLOSED).values_list("status", flat=True))
+    open_nodes = NodeRun.objects.filter(run=run).exclude(status__in=_CLOSED)
+    statuses = set(open_nodes.order_by().values_list("status", flat=True).distinct())
     if statuses & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
         if run.status != RunStatus.RUNNING:
             run.status = RunStatus.RUNNING
