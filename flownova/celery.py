@@ -6,7 +6,7 @@ import os
 import socket
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flownova.settings")
 
@@ -32,3 +32,10 @@ def close_old_database_connections(**kwargs: object) -> None:
 def ping(payload: str = "pong") -> dict[str, object]:
     """A task that proves a worker consumes from the broker; used by tests and by operators."""
     return {"payload": payload, "hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+@worker_init.connect
+def load_llm_client(**kwargs: object) -> None:
+    """Import LiteLLM (about 3 s) once in the worker's main process, before the pool forks, so no node pays
+    for it and the web process never does."""
+    import runs.llm  # noqa: F401

@@ -227,8 +227,42 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# LLM calls (runs/llm.py): seconds per call, retries on transient provider errors (rate limits, 5xx,
+# timeouts) with exponential backoff, and how often streamed text is sent to the browser.
+FLOWNOVA_LLM_TIMEOUT = float(os.environ.get("FLOWNOVA_LLM_TIMEOUT", "60"))
+FLOWNOVA_LLM_RETRIES = env_int("FLOWNOVA_LLM_RETRIES", 2)
+FLOWNOVA_LLM_BACKOFF_SECONDS = float(os.environ.get("FLOWNOVA_LLM_BACKOFF_SECONDS", "1"))
+FLOWNOVA_LLM_TOKEN_INTERVAL = float(os.environ.get("FLOWNOVA_LLM_TOKEN_INTERVAL", "0.25"))
 # Extra node type modules to import at start (each registers its NodeType); comma-separated.
 FLOWNOVA_NODE_MODULES = env_list("FLOWNOVA_NODE_MODULES")
 # Backoff between attempts of a node that failed transiently: base x 2^(attempt-1), capped.
 FLOWNOVA_RETRY_BACKOFF_SECONDS = float(os.environ.get("FLOWNOVA_RETRY_BACKOFF_SECONDS", "1"))
 FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", "300"))
+
+# --- Tools and egress (issue 5: tools/egress.py, tools/services.py) -------------------------------------
+# Every outbound HTTP call of the product goes through tools.egress with these bounds.
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+
+
+FLOWNOVA_EGRESS_CONNECT_TIMEOUT = _env_float("FLOWNOVA_EGRESS_CONNECT_TIMEOUT", 5.0)
+FLOWNOVA_EGRESS_READ_TIMEOUT = _env_float("FLOWNOVA_EGRESS_READ_TIMEOUT", 30.0)
+# A bound on one call as a whole (every retry, redirect and slow-dripping body included).
+FLOWNOVA_EGRESS_TOTAL_TIMEOUT = _env_float("FLOWNOVA_EGRESS_TOTAL_TIMEOUT", 120.0)
+FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = env_int("FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES", 5 * 1024 * 1024)
+FLOWNOVA_EGRESS_MAX_REDIRECTS = env_int("FLOWNOVA_EGRESS_MAX_REDIRECTS", 5)
+FLOWNOVA_EGRESS_RETRIES = env_int("FLOWNOVA_EGRESS_RETRIES", 2)
+FLOWNOVA_EGRESS_BACKOFF_SECONDS = _env_float("FLOWNOVA_EGRESS_BACKOFF_SECONDS", 0.5)
+FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS = _env_float("FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS", 10.0)
+# PEM file of the certificate authorities https tools are verified against; empty: the certifi bundle.
+FLOWNOVA_EGRESS_CA_BUNDLE = os.environ.get("FLOWNOVA_EGRESS_CA_BUNDLE", "")
+# How much of each tool response is kept in ToolCall rows and the ledger (characters).
+FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS", 4096)

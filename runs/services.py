@@ -213,6 +213,14 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         return None
 
 
+def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> None:
+    """An event a node sends while it executes (streamed text, a tool call): stored and published like every
+    other. Nothing is sent once the run has ended."""
+    with run_transition(run_id) as tx:
+        if tx.run.status not in FINAL_RUN_STATUSES:
+            tx.emit(type, node_id, data)
+
+
 def _lock_claimed(tx: Transition, claim: NodeClaim) -> NodeRun | None:
     """The claimed node, locked, if the claim is still the current attempt."""
     node_run = NodeRun.objects.select_for_update().defer("result", "output", "arrivals").get(pk=claim.node_run_id)

@@ -6,6 +6,8 @@ and `node_complete` / `node_fail` ignore a result from an attempt that is no lon
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import shared_task
 from celery.signals import worker_process_shutdown
 from django.conf import settings
@@ -29,7 +31,11 @@ def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[n
     claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
     if claim is None:
         return  # nothing to do, or an instant node that node_begin already executed
-    outcome = run_handler(claim, time_limit=self.request.timelimit[1] if self.request.timelimit else None)
+    outcome = run_handler(
+        claim,
+        time_limit=self.request.timelimit[1] if self.request.timelimit else None,
+        emit=partial(services.node_event, claim.run_id, claim.node.id),
+    )
     if outcome.result is not None:
         services.node_complete(claim=claim, result=outcome.result)
         return

@@ -21,6 +21,8 @@ import pytest
 import redis
 from django.conf import settings
 
+from tests.llm_server import ScriptedLLM
+
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".flownova" / "test-logs"
 
@@ -43,16 +45,35 @@ def test_database_url() -> str:
 
 
 def service_env(**overrides: str) -> dict[str, str]:
-    """The environment for a process of ours pointed at the test database and the test Redis."""
-    env = dict(os.environ)
+    """The environment for a process of ours pointed at the test database, the test Redis and the scripted
+    LLM server (the only "provider" a test process can reach)."""
+    env = {key: value for key, value in os.environ.items() if not key.endswith(("_API_KEY", "_API_BASE"))}
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=test_database_url(),
         FLOWNOVA_TEST_REDIS_URL=settings.REDIS_URL,
         PYTHONUNBUFFERED="1",
+        OPENAI_API_BASE=scripted_llm().base_url,
+        OPENAI_API_KEY="test-key",
     )
     env.update(overrides)
     return env
+
+
+_SCRIPTED_LLM: ScriptedLLM | None = None
+
+
+def scripted_llm() -> ScriptedLLM:
+    """The suite's one scripted LLM server, started on first use and living as long as the test session."""
+    global _SCRIPTED_LLM
+    if _SCRIPTED_LLM is None:
+        _SCRIPTED_LLM = ScriptedLLM().start()
+    return _SCRIPTED_LLM
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> ScriptedLLM:
+    return scripted_llm()
 
 
 @dataclass

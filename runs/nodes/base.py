@@ -82,6 +82,8 @@ class NodeContext:
     # For a node with several incoming edges: each arrived branch's output, keyed by the branch's node id.
     branches: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempt: int = 1
+    # Sends an event about this node while it executes (llm_token, tool_call); stored and published.
+    emit: Callable[[str, dict[str, Any]], None] = field(default=lambda type, data: None)
 
     @property
     def data(self) -> dict[str, Any]:

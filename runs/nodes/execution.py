@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import traceback as tb
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -26,7 +27,12 @@ class Outcome:
     transient: bool = False
 
 
-def run_handler(claim: NodeClaim, *, time_limit: float | None = None) -> Outcome:
+def run_handler(
+    claim: NodeClaim,
+    *,
+    time_limit: float | None = None,
+    emit: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Outcome:
     """Execute the claimed node's handler. Errors are classified, never raised: a NodeError is permanent, a
     TransientNodeError or a timeout may be retried, anything else is a bug in the handler and keeps its
     traceback."""
@@ -39,6 +45,8 @@ def run_handler(claim: NodeClaim, *, time_limit: float | None = None) -> Outcome
         branches=claim.branches,
         attempt=claim.attempt,
     )
+    if emit is not None:
+        context.emit = emit
     try:
         return Outcome(result=get_node_type(claim.node.type).execute(context))
     except NodeError as exc:

@@ -1,0 +1,179 @@
+"""LLM nodes on the real worker, with the real LiteLLM client talking to the scripted server on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from runs.models import LedgerEntry, NodeRun, RunEvent
+from tests.conftest import ROOT, service_env
+from tests.engine_helpers import graph_of, start, wait_for
+from tests.llm_server import Answer
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def worker(celery_worker):  # type: ignore[no-untyped-def]
+    return celery_worker
+
+
+def agent_flow(**data: object) -> dict:  # type: ignore[type-arg]
+    return graph_of(
+        [("start", "start", {}), ("agent", "agent", data), ("end", "end", {})],
+        [("start", "agent"), ("agent", "end")],
+    )
+
+
+def guard_flow(**data: object) -> dict:  # type: ignore[type-arg]
+    return graph_of(
+        [
+            ("start", "start", {}),
+            ("guard", "guardrails", data),
+            ("ok", "end", {"output": {"route": "pass"}}),
+            ("no", "end", {"output": {"route": "fail", "why": "{{input.guardrail_reason}}"}}),
+        ],
+        [("start", "guard"), ("guard", "ok", "pass"), ("guard", "no", "fail")],
+    )
+
+
+def test_agent_answers_with_templated_prompts_streams_tokens_and_records_usage(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(
+        Answer(content="Hello Ann, your order 42 ships today.", prompt_tokens=20, completion_tokens=9)
+    )
+    flow = agent_flow(
+        model=model, system_prompt="You are support for {{input.shop}}.", user_prompt="Order {{input.order}} for Ann?"
+    )
+    run = wait_for(start(alice, flow, {"shop": "Acme", "order": 42}))
+    assert run.status == "succeeded", run.error
+    assert run.output["message"] == "Hello Ann, your order 42 ships today."
+    assert run.output["tool_calls"] == []
+    request = llm_server.requests(model)[0]
+    assert request["messages"] == [
+        {"role": "system", "content": "You are support for Acme."},
+        {"role": "user", "content": "Order 42 for Ann?"},
+    ]
+    assert request["stream"] is True
+    entry = LedgerEntry.objects.get(run=run, node_id="agent")
+    assert entry.llm_usage == {
+        "model": model,
+        "calls": 1,
+        "prompt_tokens": 20,
+        "completion_tokens": 9,
+        "total_tokens": 29,
+        "cost_usd": None,
+    }
+    tokens = RunEvent.objects.filter(run=run, type="llm_token", node_id="agent").order_by("seq")
+    assert tokens.count() > 1
+    assert "".join(event.data["text"] for event in tokens) == run.output["message"]
+    started = RunEvent.objects.get(run=run, type="node_started", node_id="agent").seq
+    completed = RunEvent.objects.get(run=run, type="node_completed", node_id="agent").seq
+    assert all(started < event.seq < completed for event in tokens)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"sentiment": {"enum": ["positive", "negative"]}, "score": {"type": "number"}},
+    "required": ["sentiment", "score"],
+}
+
+
+def test_structured_output_is_validated_and_merged(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(Answer(content='```json\n{"sentiment": "positive", "score": 0.9}\n```'))
+    run = wait_for(
+        start(
+            alice, agent_flow(model=model, user_prompt="Rate: {{input.text}}", output_schema=SCHEMA), {"text": "great"}
+        )
+    )
+    assert run.status == "succeeded", run.error
+    assert run.output["sentiment"] == "positive" and run.output["score"] == 0.9
+    assert "message" not in run.output
+    assert llm_server.requests(model)[0]["response_format"] == {"type": "json_object"}
+
+
+def test_structured_output_gets_one_repair_round(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(
+        Answer(content='{"sentiment": "meh"}'), Answer(content='{"sentiment": "negative", "score": 0.1}')
+    )
+    run = wait_for(start(alice, agent_flow(model=model, user_prompt="Rate it", output_schema=SCHEMA)))
+    assert run.status == "succeeded", run.error
+    assert run.output["sentiment"] == "negative"
+    repair = llm_server.requests(model)[1]["messages"][-1]["content"]
+    assert "does not match the required JSON Schema" in repair
+    assert "'meh' is not one of ['positive', 'negative']" in repair and "'score' is a required property" in repair
+    assert LedgerEntry.objects.get(run=run, node_id="agent").llm_usage["calls"] == 2
+
+
+def test_structured_output_fails_clearly_after_the_repair_round(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(Answer(content="not json at all"), Answer(content='{"sentiment": "positive"}'))
+    run = wait_for(start(alice, agent_flow(model=model, user_prompt="Rate it", output_schema=SCHEMA)))
+    assert run.status == "failed"
+    assert 'node "agent" (agent) failed' in run.error
+    assert (
+        "does not match output_schema after one repair" in run.error and "'score' is a required property" in run.error
+    )
+
+
+def test_transient_provider_errors_are_retried(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(Answer(status=503), Answer(status=429), Answer(content="third time lucky"))
+    run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi")))
+    assert run.status == "succeeded", run.error
+    assert run.output["message"] == "third time lucky"
+    assert len(llm_server.requests(model)) == 3
+
+
+def test_a_provider_that_keeps_failing_fails_the_node_with_the_reason(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(Answer(status=500), Answer(status=500), Answer(status=500))
+    run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi", retries=0)))
+    assert run.status == "failed"
+    assert "the LLM provider failed 3 times" in run.error
+
+
+def test_no_provider_configured_fails_at_once_saying_what_to_set(alice) -> None:  # type: ignore[no-untyped-def]
+    run = wait_for(start(alice, agent_flow(model="anthropic/claude-3-5-haiku-20241022", user_prompt="Hi")))
+    assert run.status == "failed"
+    assert "no LLM provider is configured" in run.error and "ANTHROPIC_API_KEY" in run.error
+
+
+@pytest.mark.parametrize(
+    ("verdict", "route"),
+    [({"result": "pass", "reason": "polite"}, "pass"), ({"result": "fail", "reason": "contains an insult"}, "fail")],
+)
+def test_guardrails_route_on_the_verdict(alice, llm_server, verdict, route) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(Answer(content=json.dumps(verdict)))
+    run = wait_for(start(alice, guard_flow(model=model, policy="No insults."), {"text": "Thanks!"}))
+    assert run.status == "succeeded", run.error
+    assert run.output["route"] == route
+    guard = NodeRun.objects.get(run=run, node_id="guard")
+    assert guard.result == {"guardrail_result": route, "guardrail_reason": verdict["reason"]}
+    prompt = llm_server.requests(model)[0]["messages"][1]["content"]
+    assert "No insults." in prompt and "Thanks!" in prompt
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [Answer(content="Sure, looks fine to me")],  # not JSON
+        [Answer(content='{"result": "maybe", "reason": "?"}')],  # not a strict verdict
+        [Answer(content='{"result": "pass"}')],  # no reason
+        [Answer(status=500), Answer(status=500), Answer(status=500)],  # the provider is down
+    ],
+)
+def test_guardrails_fail_closed(alice, llm_server, answers) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(*answers)
+    run = wait_for(start(alice, guard_flow(model=model, policy="No insults.", subject="{{input.text}}"), {"text": "x"}))
+    assert run.status == "succeeded", run.error
+    assert run.output["route"] == "fail"
+    assert "failing closed" in run.output["why"]
+
+
+def test_the_web_process_never_imports_litellm() -> None:
+    code = (
+        "import sys, django; django.setup(); import flownova.asgi, flownova.urls, runs.nodes, runs.services, "
+        "runs.tasks; sys.exit('litellm' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=service_env(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
