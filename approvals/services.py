@@ -67,5 +67,5 @@ def approval_decide(*, approval_id: int, user: AbstractBaseUser, decision: str, 
             "decided_at": now.isoformat(),
         }
         tx.emit("approval_decided", approval.node_id, {"approval_id": approval_id, **record})
-        node_resume(tx, node_id=approval.node_id, fields={"approval": record}, handle=decision)
+        node_resume(tx, node_id=approval.node_id, fields={"approval": record}, handle=decision, replaces="approval")
     return approval

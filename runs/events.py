@@ -36,6 +36,7 @@ EVENT_TYPES = frozenset(
         "node_completed",
         "node_failed",
         "node_skipped",  # an extension of the contract: a node on a path not taken
+        "child_run_started",  # an extension: a cognitive node started its generated workflow
         "tool_call",
         "llm_token",
         "approval_needed",

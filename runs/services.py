@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -28,7 +29,7 @@ from runs.engine import core
 from runs.engine.templating import referenced_paths
 from runs.events import Transition, run_transition
 from runs.ledger import ledger_append
-from runs.models import FINAL_RUN_STATUSES, LedgerStatus, NodeRun, NodeStatus, Run, RunStatus
+from runs.models import ACTIVE_RUN_STATUSES, FINAL_RUN_STATUSES, LedgerStatus, NodeRun, NodeStatus, Run, RunStatus
 from runs.nodes import get_node_type, node_specs
 from runs.nodes.base import NodeResult, WaitRequest
 from runs.nodes.execution import run_handler
@@ -261,6 +262,9 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
     if result.wait is not None:
         _node_wait(tx, node_run, result.wait, started_at=claim.started_at, finished_at=finished)
         return
+    if result.child is not None:
+        _node_spawn(tx, node_run, result, started_at=claim.started_at, finished_at=finished)
+        return
     output = core.output_of(node_run.input or {}, result.fields)
     _node_succeed(
         tx,
@@ -440,15 +444,19 @@ def _node_wait(tx: Transition, node_run: NodeRun, wait: WaitRequest, *, started_
     _settle(tx)
 
 
-def node_resume(tx: Transition, *, node_id: str, fields: dict[str, Any], handle: str) -> None:
+def node_resume(
+    tx: Transition, *, node_id: str, fields: dict[str, Any], handle: str | None, replaces: str | None = None
+) -> None:
     """Complete a waiting node with `fields` and route on `handle`, inside the caller's transition (the
-    approvals service records the decision in the same one)."""
+    approvals service records the decision in the same one). `replaces` names an input key the node's own
+    result supersedes (an earlier approval's decision must not pass for this one)."""
     run = tx.run
     node_run = NodeRun.objects.select_for_update().get(run=run, node_id=node_id)
     if node_run.status != NodeStatus.WAITING:
         raise RunError(f'node "{node_id}" is not waiting (it is {node_run.status})')
     input_ = dict(node_run.input or {})
-    input_.pop("approval", None)  # an earlier decision must not pass for this one
+    if replaces:
+        input_.pop(replaces, None)
     output = core.output_of(input_, fields)
     now = timezone.now()
     _node_succeed(tx, node_run, fields=fields, output=output, handle=handle, started_at=now, finished_at=now)
@@ -532,6 +540,12 @@ def _settle(tx: Transition) -> None:
             tx.save_run("status")
         return
     if NodeStatus.WAITING in statuses:
+        if not ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING).exists():
+            # Waiting for a child run, not for a person: the run is still at work.
+            if run.status != RunStatus.RUNNING:
+                run.status = RunStatus.RUNNING
+                tx.save_run("status")
+            return
         if run.status != RunStatus.WAITING:
             run.status = RunStatus.WAITING
             tx.save_run("status")
@@ -549,6 +563,7 @@ def _settle(tx: Transition) -> None:
     run.finished_at = timezone.now()
     tx.save_run("status", "finished_at")
     tx.emit("run_succeeded", data={"output": run.output})
+    _report_to_parent(run)
 
 
 _CLOSED = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
@@ -565,9 +580,106 @@ def _run_fail(tx: Transition, error: str) -> None:
 
 
 def _close_open_work(run: Run) -> None:
-    """Nodes not started yet will not start; pending approvals can no longer be decided."""
+    """Nodes not started yet will not start; pending approvals can no longer be decided; child runs are
+    cancelled (after commit, each in its own transition) and a parent learns that this child ended."""
     NodeRun.objects.filter(run=run, status__in=OPEN_NODE_STATUSES).update(status=NodeStatus.CANCELLED)
     ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
+    children = list(Run.objects.filter(parent=run, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True))
+    if children:
+        from runs.tasks import cancel_run
+
+        transaction.on_commit(lambda: [cancel_run.delay(child) for child in children])
+    _report_to_parent(run)
+
+
+# --- child runs (cognitive nodes) ------------------------------------------------------------------------------
+
+
+def _node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started_at: Any, finished_at: Any) -> None:
+    """Start the node's generated workflow as a child run; the node waits (holding no worker) until the
+    child ends and `child_run_report` completes it."""
+    assert result.child is not None
+    run = tx.run
+    graph = parse_graph(result.child.graph, node_specs())
+    node_run.status = NodeStatus.WAITING
+    node_run.result = result.fields
+    node_run.save(update_fields=["result", *CLAIM_FIELDS])
+    name, version = Run.objects.values_list("workflow_name", "workflow_version").get(pk=run.pk)
+    child = Run.objects.create(
+        workflow_id=run.workflow_id,
+        workflow_name=f"{name} / {node_run.node_id}",
+        workflow_version=version,
+        graph=result.child.graph,
+        owner_id=run.owner_id,
+        input=result.child.input,
+        parent=run,
+        parent_node_id=node_run.node_id,
+    )
+    _GRAPHS[child.pk] = graph
+    start = NodeRun.objects.create(
+        run=child, node_id=graph.start_id, node_type="start", input=result.child.input, queued_at=finished_at
+    )
+    child_tx = Transition(child)
+    child_tx.emit("run_started", data={"parent_run_id": run.pk, "parent_node_id": node_run.node_id})
+    child_tx.finish()
+    _enqueue_after_commit(child, graph, [start])
+    ledger_append(
+        tx=tx,
+        node_run=node_run,
+        status=LedgerStatus.WAITING,
+        input=node_run.input,
+        output={**(node_run.input or {}), **result.fields, "child_run_id": child.pk},
+        started_at=started_at,
+        finished_at=finished_at,
+        llm_usage=result.llm_usage,
+    )
+    tx.emit("child_run_started", node_run.node_id, {"child_run_id": child.pk})
+    _settle(tx)
+
+
+def _report_to_parent(run: Run) -> None:
+    """A child run that ended tells its parent, after commit and in another transition (locks are taken
+    parent-first everywhere else, so the parent is never locked while a child is)."""
+    if run.parent_id is None:
+        return
+    from runs.tasks import report_child_run
+
+    child_id = run.pk
+    transaction.on_commit(lambda: report_child_run.delay(child_id))
+
+
+def child_run_report(*, child_run_id: int) -> None:
+    """Complete the parent's waiting node with the child's output, or fail it with the child's error. Safe to
+    call twice: only a node still waiting is completed."""
+    child = Run.objects.only("parent_id", "parent_node_id", "status", "output", "error").get(pk=child_run_id)
+    if child.parent_id is None or child.status not in FINAL_RUN_STATUSES:
+        return
+    with run_transition(child.parent_id) as tx:
+        node_run = NodeRun.objects.select_for_update().get(run=tx.run, node_id=child.parent_node_id)
+        if node_run.status != NodeStatus.WAITING or tx.run.status in FINAL_RUN_STATUSES:
+            return
+        if child.status == RunStatus.SUCCEEDED:
+            own = dict(node_run.result or {})
+            report = {**own.get("cognitive", {}), "output": child.output, "run_id": child.pk}
+            fields = {**(child.output or {}), **own, "cognitive": report}
+            node_resume(tx, node_id=node_run.node_id, fields=fields, handle=None)
+            return
+        error = f"the generated workflow (run {child.pk}) {child.status}: {child.error or 'no error given'}"
+        node_run.status = NodeStatus.FAILED
+        node_run.error = error
+        node_run.finished_at = timezone.now()
+        node_run.save(update_fields=["status", "error", "finished_at"])
+        ledger_append(
+            tx=tx,
+            node_run=node_run,
+            status=LedgerStatus.FAILED,
+            input=node_run.input,
+            error=error,
+            started_at=node_run.finished_at,
+            finished_at=node_run.finished_at,
+        )
+        tx.emit("node_failed", node_run.node_id, {"error": error, "attempt": node_run.attempts, "will_retry": False})
+        _run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
 
 
 # --- cancelling ----------------------------------------------------------------------------------------------
@@ -603,7 +715,7 @@ def node_runs_recover(*, queued_for: float, running_for: float) -> int:
         limit = _time_limit(run_id, node_id) + running_for
         if started_at is not None and started_at < now - timedelta(seconds=limit):
             candidates.append((pk, run_id))
-    recovered = 0
+    recovered = _recover_child_reports()
     for pk, run_id in candidates:
         with run_transition(run_id) as tx:
             node_run = NodeRun.objects.select_for_update().get(pk=pk)
@@ -623,6 +735,22 @@ def node_runs_recover(*, queued_for: float, running_for: float) -> int:
             _enqueue_after_commit(tx.run, run_graph(tx.run.pk), [node_run])
             recovered += 1
     return recovered
+
+
+def _recover_child_reports() -> int:
+    """Parents still waiting for a child run that has ended (its report was lost): report again."""
+    from runs.tasks import report_child_run
+
+    ended = Run.objects.filter(parent__isnull=False, status__in=FINAL_RUN_STATUSES)
+    waiting = NodeRun.objects.filter(status=NodeStatus.WAITING, node_type="cognitive")
+    lost = list(
+        ended.filter(parent__node_runs__in=waiting, parent__node_runs__node_id=F("parent_node_id"))
+        .values_list("pk", flat=True)
+        .distinct()[:1000]
+    )
+    for child_id in lost:
+        report_child_run.delay(child_id)
+    return len(lost)
 
 
 def _time_limit(run_id: int, node_id: str) -> float:

@@ -47,6 +47,25 @@ def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[n
         self.retry(countdown=delay, max_retries=None, throw=False)
 
 
+@shared_task(name="runs.report_child_run", autoretry_for=(OperationalError, InterfaceError), retry_backoff=True)
+def report_child_run(child_run_id: int) -> None:
+    services.child_run_report(child_run_id=child_run_id)
+
+
+@shared_task(name="runs.cancel_run")
+def cancel_run(run_id: int) -> None:
+    """Cancel a run (a child of a run that ended); one that already ended is left as it is."""
+    from runs.models import Run
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    try:
+        services.run_cancel(run=run)
+    except services.RunFinishedError:
+        pass
+
+
 @shared_task(name="runs.recover_stalled", ignore_result=True)
 def recover_stalled() -> int:
     """Periodic (Celery beat): dispatch again nodes whose message was lost."""

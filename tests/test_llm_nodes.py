@@ -177,3 +177,137 @@ def test_the_web_process_never_imports_litellm() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=service_env(), capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
+
+
+def design(graph: dict, reasoning: str = "route by amount") -> Answer:  # type: ignore[type-arg]
+    return Answer(content=json.dumps({"reasoning": reasoning, "graph": graph}))
+
+
+GOOD_DESIGN = graph_of(
+    [
+        ("start", "start", {}),
+        ("big", "if_else", {"left": "{{input.amount}}", "operator": ">", "right": "100"}),
+        ("large", "end", {"output": {"size": "large"}}),
+        ("small", "end", {"output": {"size": "small"}}),
+    ],
+    [("start", "big"), ("big", "large", "true"), ("big", "small", "false")],
+)
+
+
+def cognitive_flow(model: str, **data: object) -> dict:  # type: ignore[type-arg]
+    node = {"model": model, "instruction": "Classify the order {{input.order_id}} by amount.", **data}
+    return graph_of(
+        [("start", "start", {}), ("think", "cognitive", node), ("end", "end", {})],
+        [("start", "think"), ("think", "end")],
+    )
+
+
+def test_cognitive_node_runs_its_generated_workflow_as_a_child_run(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    from runs.models import Run
+
+    model = llm_server.model(design(GOOD_DESIGN))
+    run = wait_for(start(alice, cognitive_flow(model), {"order_id": 7, "amount": 250}))
+    assert run.status == "succeeded", run.error
+    child = Run.objects.get(parent=run)
+    assert child.status == "succeeded" and child.parent_node_id == "think" and child.owner == alice
+    assert [e.node_id for e in LedgerEntry.objects.filter(run=child).order_by("seq")] == ["start", "big", "large"]
+    assert run.output["size"] == "large"
+    cognitive = run.output["cognitive"]
+    assert cognitive["reasoning"] == "route by amount"
+    assert [node["id"] for node in cognitive["graph"]["nodes"]] == ["start", "big", "large", "small"]
+    assert cognitive["output"] == {"size": "large"} and cognitive["run_id"] == child.pk
+    statuses = list(
+        LedgerEntry.objects.filter(run=run, node_id="think").order_by("seq").values_list("status", flat=True)
+    )
+    assert statuses == ["waiting", "succeeded"]
+    assert RunEvent.objects.filter(run=run, type="child_run_started", data__child_run_id=child.pk).exists()
+    # The model was given the data as data, and the instruction rendered.
+    user_message = llm_server.requests(model)[0]["messages"][1]["content"]
+    assert "Classify the order 7 by amount." in user_message and '"amount": 250' in user_message
+
+
+def test_cognitive_node_repairs_a_design_once(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    cyclic = graph_of(
+        [("start", "start", {}), ("a", "fork", {}), ("b", "fork", {}), ("end", "end", {})],
+        [("start", "a"), ("a", "b"), ("b", "a"), ("b", "end")],
+    )
+    model = llm_server.model(design(cyclic), design(GOOD_DESIGN))
+    run = wait_for(start(alice, cognitive_flow(model), {"order_id": 1, "amount": 5}))
+    assert run.status == "succeeded", run.error
+    assert run.output["size"] == "small"
+    repair = llm_server.requests(model)[1]["messages"][-1]["content"]
+    assert "cycle" in repair
+
+
+def wide_design(count: int) -> dict:  # type: ignore[type-arg]
+    ids = ["start", *[f"n{i}" for i in range(count - 2)], "end"]
+    kinds = ["start", *["fork"] * (count - 2), "end"]
+    return graph_of(list(zip(ids, kinds, [{}] * count, strict=True)), [(ids[i], ids[i + 1]) for i in range(count - 1)])
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (
+            graph_of(
+                [("start", "start", {}), ("a", "fork", {}), ("end", "end", {})],
+                [("start", "a"), ("a", "end"), ("end", "a")],
+            ),
+            "cycle",
+        ),
+        (wide_design(25), "the workflow has 25 nodes; at most 10 are allowed"),
+        (
+            graph_of(
+                [
+                    ("start", "start", {}),
+                    ("pay", "tool", {"tool": "wire_money", "arguments": {}}),
+                    ("end", "end", {}),
+                    ("err", "end", {}),
+                ],
+                [("start", "pay"), ("pay", "end", "success"), ("pay", "err", "error")],
+            ),
+            "tool(s) wire_money are not allowed",
+        ),
+        (
+            graph_of(
+                [("start", "start", {}), ("again", "cognitive", {"instruction": "more"}), ("end", "end", {})],
+                [("start", "again"), ("again", "end")],
+            ),
+            "type 'cognitive' is not allowed here",
+        ),
+        (
+            graph_of(
+                [("start", "start", {}), ("ok", "user_approval", {}), ("end", "end", {}), ("no", "end", {})],
+                [("start", "ok"), ("ok", "end", "approved"), ("ok", "no", "rejected")],
+            ),
+            "type 'user_approval' is not allowed here",
+        ),
+    ],
+    ids=["cycle", "25-nodes", "forbidden-tool", "nested-cognitive", "approval"],
+)
+def test_cognitive_node_refuses_a_design_it_may_not_run(alice, llm_server, bad, problem) -> None:  # type: ignore[no-untyped-def]
+    from runs.models import Run
+
+    model = llm_server.model(design(bad), design(bad))
+    run = wait_for(start(alice, cognitive_flow(model, tools=["lookup"]), {"order_id": 3}))
+    assert run.status == "failed"
+    assert "the generated workflow is not valid after one repair" in run.error and problem in run.error
+    assert problem in llm_server.requests(model)[1]["messages"][-1]["content"]
+    assert not Run.objects.filter(parent=run).exists()
+
+
+def test_a_failing_generated_workflow_fails_the_cognitive_node_with_its_error(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    broken = graph_of(
+        [
+            ("start", "start", {}),
+            ("check", "if_else", {"left": "{{input.missing}}", "operator": "is_empty"}),
+            ("a", "end", {}),
+            ("b", "end", {}),
+        ],
+        [("start", "check"), ("check", "a", "true"), ("check", "b", "false")],
+    )
+    model = llm_server.model(design(broken))
+    run = wait_for(start(alice, cognitive_flow(model), {"order_id": 9}))
+    assert run.status == "failed"
+    assert 'node "think" (cognitive) failed: the generated workflow (run' in run.error
+    assert "input.missing" in run.error

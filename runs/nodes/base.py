@@ -60,11 +60,21 @@ class WaitRequest:
     timeout_action: str = ""
 
 
+@dataclass(frozen=True)
+class ChildRunRequest:
+    """Returned by a node that runs a workflow of its own (cognitive): the engine starts it as a child run
+    and completes the node with the child's output when the child ends."""
+
+    graph: dict[str, Any]
+    input: dict[str, Any]
+
+
 @dataclass
 class NodeResult:
     fields: dict[str, Any] = field(default_factory=dict)  # the node's own new fields; output = {**input, **fields}
     handle: str | None = None  # the outgoing handle taken; None means every outgoing edge
     wait: WaitRequest | None = None  # set by nodes that pause the run
+    child: ChildRunRequest | None = None  # set by nodes that run a generated workflow
     run_output: dict[str, Any] | None = None  # set by `end`: the run's final output
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     llm_usage: dict[str, Any] | None = None
