@@ -14,6 +14,8 @@ class ApprovalStatus(models.TextChoices):
     REJECTED = "rejected"
     # The run was cancelled or failed while the request was pending: nobody may decide it any more.
     CANCELLED = "cancelled"
+    # The deadline passed with the timeout action `fail`: the run failed.
+    EXPIRED = "expired"
 
 
 class Decision(models.TextChoices):

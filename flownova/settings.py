@@ -215,6 +215,7 @@ FLOWNOVA_RECOVER_QUEUED_AFTER = env_int("FLOWNOVA_RECOVER_QUEUED_AFTER", 300)
 FLOWNOVA_RECOVER_RUNNING_GRACE = env_int("FLOWNOVA_RECOVER_RUNNING_GRACE", 60)
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-nodes": {"task": "runs.recover_stalled", "schedule": 60.0},
+    "expire-overdue-approvals": {"task": "approvals.expire_overdue", "schedule": 30.0},
 }
 # How long /readyz waits for each dependency before calling it down.
 FLOWNOVA_READYZ_TIMEOUT = float(os.environ.get("FLOWNOVA_READYZ_TIMEOUT", "2"))

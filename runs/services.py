@@ -665,21 +665,30 @@ def child_run_report(*, child_run_id: int) -> None:
             node_resume(tx, node_id=node_run.node_id, fields=fields, handle=None)
             return
         error = f"the generated workflow (run {child.pk}) {child.status}: {child.error or 'no error given'}"
-        node_run.status = NodeStatus.FAILED
-        node_run.error = error
-        node_run.finished_at = timezone.now()
-        node_run.save(update_fields=["status", "error", "finished_at"])
-        ledger_append(
-            tx=tx,
-            node_run=node_run,
-            status=LedgerStatus.FAILED,
-            input=node_run.input,
-            error=error,
-            started_at=node_run.finished_at,
-            finished_at=node_run.finished_at,
-        )
-        tx.emit("node_failed", node_run.node_id, {"error": error, "attempt": node_run.attempts, "will_retry": False})
-        _run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
+        node_fail_waiting(tx, node_id=node_run.node_id, error=error)
+
+
+def node_fail_waiting(tx: Transition, *, node_id: str, error: str) -> None:
+    """Fail a waiting node (an approval past its deadline, a cognitive node whose child run failed) and with
+    it the run, inside the caller's transition."""
+    node_run = NodeRun.objects.select_for_update().get(run=tx.run, node_id=node_id)
+    now = timezone.now()
+    node_run.status = NodeStatus.FAILED
+    node_run.error = error
+    node_run.finished_at = now
+    node_run.save(update_fields=["status", "error", "finished_at"])
+    ledger_append(
+        tx=tx,
+        node_run=node_run,
+        status=LedgerStatus.FAILED,
+        input=node_run.input,
+        error=error,
+        started_at=now,
+        finished_at=now,
+    )
+    tx.emit("node_failed", node_id, {"error": error, "attempt": node_run.attempts, "will_retry": False})
+    if tx.run.status not in FINAL_RUN_STATUSES:
+        _run_fail(tx, f'node "{node_id}" ({node_run.node_type}) failed: {error}')
 
 
 # --- cancelling ----------------------------------------------------------------------------------------------

@@ -1,0 +1,209 @@
+"""Approvals as governed decisions: who may decide, exactly one decision, deadlines, edits, parallel requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from approvals.models import ApprovalRequest
+from approvals.services import (
+    ApprovalAlreadyDecided,
+    ApprovalError,
+    ApprovalForbidden,
+    approval_can_decide,
+    approval_decide,
+    approvals_expire_overdue,
+)
+from runs.models import LedgerEntry, NodeRun, RunEvent
+from tests.engine_helpers import graph_of, ledger, start, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def worker(celery_worker):  # type: ignore[no-untyped-def]
+    return celery_worker
+
+
+def ask(**data: object) -> dict:  # type: ignore[type-arg]
+    node = {"message": "Refund {{input.amount}}?", **data}
+    return graph_of(
+        [("start", "start", {}), ("ask", "user_approval", node), ("yes", "end", {}), ("no", "end", {})],
+        [("start", "ask"), ("ask", "yes", "approved"), ("ask", "no", "rejected")],
+    )
+
+
+def waiting(owner, graph: dict, run_input: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
+    run = wait_for(start(owner, graph, run_input or {"amount": 120}), "waiting")
+    return run, ApprovalRequest.objects.get(run=run)
+
+
+def test_who_may_decide(alice, mallory, make_user) -> None:  # type: ignore[no-untyped-def]
+    bob, carol, staff = make_user("bob"), make_user("carol"), make_user("sam", staff=True)
+    reviewers = Group.objects.create(name="reviewers")
+    carol.groups.add(reviewers)
+    _, by_owner = waiting(alice, ask())
+    _, assigned = waiting(alice, ask(assignees=["bob", "reviewers"]))
+    _, not_self = waiting(alice, ask(assignees=["bob"], allow_self_approval=False))
+    # No assignee: the workflow's owner (and staff).
+    assert approval_can_decide(approval=by_owner, user=alice) and approval_can_decide(approval=by_owner, user=staff)
+    assert not approval_can_decide(approval=by_owner, user=bob)
+    # Assignees: a named user and a member of a named group; not the owner, not an outsider.
+    assert approval_can_decide(approval=assigned, user=bob) and approval_can_decide(approval=assigned, user=carol)
+    assert not approval_can_decide(approval=assigned, user=mallory)
+    assert not approval_can_decide(approval=not_self, user=alice)
+    with pytest.raises(ApprovalForbidden):
+        approval_decide(approval_id=assigned.pk, user=mallory, decision="approved")
+    assigned.refresh_from_db()
+    assert assigned.status == "pending"  # the refusal changed nothing
+
+
+def test_two_decisions_at_the_same_instant_one_wins_one_conflicts_one_resume_50_times(alice) -> None:  # type: ignore[no-untyped-def]
+    from runs.services import run_start
+    from tests.factories import make_workflow
+
+    workflow = make_workflow(alice, graph=ask())
+    runs = [run_start(workflow=workflow, input={"amount": i}, user=alice) for i in range(50)]
+    for run in runs:
+        wait_for(run, "waiting", timeout=60)
+    for run in runs:
+        assert sorted(race(ApprovalRequest.objects.get(run=run), alice)) == ["200", "409"]
+    for run in runs:
+        wait_for(run, timeout=60)
+        assert run.status == "succeeded"
+        entries = ledger(run)
+        assert [node for node, status in entries if status == "succeeded"].count("ask") == 1
+        assert entries[-1][0] in ("yes", "no") and len([n for n, _ in entries if n in ("yes", "no")]) == 1
+        assert RunEvent.objects.filter(run=run, type="approval_decided").count() == 1
+
+
+def race(approval: ApprovalRequest, user) -> list[str]:  # type: ignore[no-untyped-def]
+    """Two decisions released at the same instant from two threads (two database connections)."""
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def decide(decision: str) -> None:
+        barrier.wait()
+        try:
+            approval_decide(approval_id=approval.pk, user=user, decision=decision)
+            outcomes.append("200")
+        except ApprovalAlreadyDecided:
+            outcomes.append("409")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide, args=(decision,)) for decision in ("approved", "rejected")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.parametrize(("action", "route"), [("approve", "yes"), ("reject", "no")])
+def test_a_deadline_applies_its_timeout_action_once_and_says_nobody_decided(alice, action, route) -> None:  # type: ignore[no-untyped-def]
+    run, approval = waiting(alice, ask(deadline_seconds=0.2, timeout_action=action))
+    assert approvals_expire_overdue() == 0  # not overdue yet
+    time.sleep(0.3)
+    assert approvals_expire_overdue() == 1
+    assert approvals_expire_overdue() == 0  # exactly once
+    run = wait_for(run)
+    assert run.status == "succeeded" and ledger(run)[-1][0] == route
+    approval.refresh_from_db()
+    assert approval.decided_by_timeout and approval.decided_by is None
+    assert run.output["approval"]["decided_by"] is None and run.output["approval"]["decided_by_timeout"] is True
+    with pytest.raises(ApprovalAlreadyDecided):
+        approval_decide(approval_id=approval.pk, user=alice, decision="approved")
+
+
+def test_a_deadline_with_the_fail_action_fails_the_run(alice) -> None:  # type: ignore[no-untyped-def]
+    run, approval = waiting(alice, ask(deadline_seconds=0.1, timeout_action="fail"))
+    time.sleep(0.2)
+    assert approvals_expire_overdue() == 1
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == 'node "ask" (user_approval) failed: nobody decided the approval before its deadline'
+    approval.refresh_from_db()
+    assert approval.status == "expired" and approval.decided_by_timeout
+
+
+def test_an_approver_edits_allowed_fields_and_the_diff_is_in_the_ledger(alice) -> None:  # type: ignore[no-untyped-def]
+    run, approval = waiting(alice, ask(editable_fields=["amount"]), {"amount": 120, "customer": "Ann"})
+    with pytest.raises(ApprovalError, match="these fields may not be edited: customer"):
+        approval_decide(approval_id=approval.pk, user=alice, decision="approved", edits={"customer": "Bob"})
+    with pytest.raises(ApprovalError, match="only be edited when approving"):
+        approval_decide(approval_id=approval.pk, user=alice, decision="rejected", edits={"amount": 1})
+    approval_decide(approval_id=approval.pk, user=alice, decision="approved", edits={"amount": 90})
+    run = wait_for(run)
+    assert run.output["amount"] == 90 and run.output["customer"] == "Ann"
+    change = {"by": "alice", "changes": {"amount": {"from": 120, "to": 90}}}
+    assert run.output["approval"]["edits"] == change
+    entry = LedgerEntry.objects.get(run=run, node_id="ask", status="succeeded")
+    assert entry.output["amount"] == 90 and entry.output["approval"]["edits"] == change
+    approval.refresh_from_db()
+    assert approval.edits == change
+
+
+def test_two_parallel_approvals_are_decided_in_either_order_then_the_join_runs(alice) -> None:  # type: ignore[no-untyped-def]
+    graph = graph_of(
+        [
+            ("start", "start", {}),
+            ("fork", "fork", {}),
+            ("legal", "user_approval", {"message": "legal"}),
+            ("finance", "user_approval", {"message": "finance"}),
+            ("join", "join", {}),
+            ("end", "end", {}),
+            ("stop", "end", {}),
+        ],
+        [
+            ("start", "fork"),
+            ("fork", "legal"),
+            ("fork", "finance"),
+            ("legal", "join", "approved"),
+            ("finance", "join", "approved"),
+            ("legal", "stop", "rejected"),
+            ("finance", "stop", "rejected"),
+            ("join", "end"),
+        ],
+    )
+    for order in (("legal", "finance"), ("finance", "legal")):
+        run = wait_for(start(alice, graph), "waiting")
+        wait_until(lambda run=run: ApprovalRequest.objects.filter(run=run).count() == 2)
+        first, second = (ApprovalRequest.objects.get(run=run, node_id=node) for node in order)
+        approval_decide(approval_id=first.pk, user=alice, decision="approved")
+        run = wait_for(run, "waiting")
+        assert NodeRun.objects.get(run=run, node_id="join").status == "pending"
+        approval_decide(approval_id=second.pk, user=alice, decision="approved")
+        run = wait_for(run)
+        assert run.status == "succeeded"
+        join = LedgerEntry.objects.get(run=run, node_id="join")
+        assert sorted(join.output["branches"]) == ["finance", "legal"]
+
+
+def wait_until(condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.02)
+
+
+def test_staff_decide_from_the_admin_with_a_comment(client, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    run, approval = waiting(alice, ask())
+    client.force_login(superuser)
+    url = reverse("admin:approvals_approvalrequest_changelist")
+    page = client.post(url, {"action": "approve", "_selected_action": [approval.pk]})
+    assert page.status_code == 200 and "Refund 120?" in page.content.decode()
+    done = client.post(url, {"action": "approve", "_selected_action": [approval.pk], "apply": "1", "comment": "ok"})
+    assert done.status_code == 302
+    approval.refresh_from_db()
+    assert (approval.status, approval.comment, approval.decided_by) == ("approved", "ok", superuser)
+    run = wait_for(run)
+    assert run.status == "succeeded" and ledger(run)[-1][0] == "yes"
+    again = client.post(url, {"action": "reject", "_selected_action": [approval.pk], "apply": "1"}, follow=True)
+    assert "0 request(s) rejected" in again.content.decode()
