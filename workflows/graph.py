@@ -32,6 +32,8 @@ from enum import Enum
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from workflows.jsonkinds import json_kind_phrase
+
 __all__ = [
     "ANY_HANDLE",
     "END_TYPE",
@@ -224,17 +226,18 @@ class _Validation:
 
     def _read_shape(self, doc: object) -> tuple[Sequence[object] | None, Sequence[object] | None]:
         if not isinstance(doc, Mapping):
-            self.add(f'the graph must be an object with "nodes" and "edges" lists, got {_kind(doc)}')
+            self.add(f'the graph must be an object with "nodes" and "edges" lists, got {json_kind_phrase(doc)}')
             return None, None
         raw_nodes = doc.get("nodes")
         raw_edges = doc.get("edges", [])
         if not isinstance(raw_nodes, (list, tuple)):
-            self.add(f'the graph\'s "nodes" must be a list, got {_kind(raw_nodes) if "nodes" in doc else "nothing"}')
+            got = json_kind_phrase(raw_nodes) if "nodes" in doc else "nothing"
+            self.add(f'the graph\'s "nodes" must be a list, got {got}')
             raw_nodes = None
         if raw_edges is None:
             raw_edges = []
         if not isinstance(raw_edges, (list, tuple)):
-            self.add(f'the graph\'s "edges" must be a list, got {_kind(raw_edges)}')
+            self.add(f'the graph\'s "edges" must be a list, got {json_kind_phrase(raw_edges)}')
             raw_edges = None
         return raw_nodes, raw_edges
 
@@ -252,11 +255,12 @@ class _Validation:
 
     def _read_node(self, index: int, raw: object, positions: dict[str, int]) -> Node | None:
         if not isinstance(raw, Mapping):
-            self.add(f"nodes[{index}] must be an object, got {_kind(raw)}")
+            self.add(f"nodes[{index}] must be an object, got {json_kind_phrase(raw)}")
             return None
         node_id = raw.get("id")
         if not isinstance(node_id, str):
-            self.add(f'nodes[{index}]: "id" must be a string, got {_kind(node_id) if "id" in raw else "nothing"}')
+            got = json_kind_phrase(node_id) if "id" in raw else "nothing"
+            self.add(f'nodes[{index}]: "id" must be a string, got {got}')
             return None
         label = f"node {_quote(node_id)}"
         if node_id in positions:
@@ -279,7 +283,7 @@ class _Validation:
         if isinstance(node_type, str):
             self.add(f"{label}: unknown type {_quote(node_type)}; known types: {known}", node_id=node_id)
             return node_type
-        got = _kind(node_type) if "type" in raw else "nothing"
+        got = json_kind_phrase(node_type) if "type" in raw else "nothing"
         self.add(f'{label}: "type" must be one of: {known}; got {got}', node_id=node_id)
         return None
 
@@ -288,7 +292,7 @@ class _Validation:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            self.add(f'{label}: "data" must be an object, got {_kind(data)}', node_id=node_id)
+            self.add(f'{label}: "data" must be an object, got {json_kind_phrase(data)}', node_id=node_id)
             return {}
         if spec is not None and self._check_schema(label, node_id, spec, data):
             self._run_check(label, node_id, spec, data)
@@ -366,7 +370,7 @@ class _Validation:
     def _read_edge(self, index: int, raw: object, nodes: dict[str, Node]) -> Edge | None:
         """The edge if it connects two existing nodes (its other problems are reported but don't drop it)."""
         if not isinstance(raw, Mapping):
-            self.add(f"edges[{index}] must be an object, got {_kind(raw)}")
+            self.add(f"edges[{index}] must be an object, got {json_kind_phrase(raw)}")
             return None
         source, target = raw.get("source"), raw.get("target")
         handle = self._read_handle(index, raw)
@@ -375,7 +379,7 @@ class _Validation:
         ends_exist = True
         for end_name, end in (("source", source), ("target", target)):
             if not isinstance(end, str):
-                got = _kind(end) if end_name in raw else "nothing"
+                got = json_kind_phrase(end) if end_name in raw else "nothing"
                 self.add(f'{label}: "{end_name}" must be a node id, got {got}', edge_id=edge_id)
                 ends_exist = False
             elif end not in nodes:
@@ -623,21 +627,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
 
 
-def _kind(value: object) -> str:
-    """The JSON type name of a value, for messages (never its repr: that can be huge or fail)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _quote(text: str) -> str:

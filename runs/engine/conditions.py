@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from runs.engine.templating import TemplateError, to_text
+from workflows.jsonkinds import json_kind
 
 __all__ = ["OPERATORS", "UNARY_OPERATORS", "ConditionError", "evaluate"]
 
@@ -86,7 +87,7 @@ def _equal(left: object, right: object) -> bool:
         return left.keys() == right.keys() and all(_equal(left[key], right[key]) for key in left)
     if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
         return len(left) == len(right) and all(map(_equal, left, right))
-    if _kind(left) != _kind(right):
+    if json_kind(left) != json_kind(right):
         return False
     return left == right
 
@@ -98,7 +99,7 @@ def _order(left: object, operator: str, right: object) -> bool:
     if isinstance(left, str) and isinstance(right, str):
         return _ORDERINGS[operator](left, right)
     raise ConditionError(
-        f"can't compare {_kind(left)} {_show(left)} {operator} {_kind(right)} {_show(right)}: "
+        f"can't compare {json_kind(left)} {_show(left)} {operator} {json_kind(right)} {_show(right)}: "
         "ordering needs two numbers or two strings"
     )
 
@@ -151,21 +152,6 @@ def _as_boolean(value: object) -> bool | None:
     return None
 
 
-def _kind(value: object) -> str:
-    """The JSON type name, for messages and to keep Python's True == 1 out of structural equality."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
 
 
 def _text(value: object) -> str:

@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
+from workflows.jsonkinds import json_kind_phrase
+
 __all__ = ["ROOTS", "TemplateError", "check_syntax", "referenced_paths", "render", "to_text"]
 
 ROOTS: tuple[str, ...] = ("input", "nodes")
@@ -228,7 +230,7 @@ def _step(value: object, segment: str, segments: tuple[str, ...], position: int,
         raise TemplateError(f'{where} is a list; "{_clip(segment)}" is not an index', path)
     if is_list:
         raise TemplateError(f"{where} has {len(value)} items, no index {_clip(segment)}", path)
-    raise TemplateError(f'{where} is {_json_type(value)}, so it has no key "{_clip(segment)}"', path)
+    raise TemplateError(f'{where} is {json_kind_phrase(value)}, so it has no key "{_clip(segment)}"', path)
 
 
 def _describe_keys(mapping: Mapping[object, object]) -> str:
@@ -240,16 +242,6 @@ def _describe_keys(mapping: Mapping[object, object]) -> str:
     return "keys: " + ", ".join(keys)
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return f"a {type(value).__name__}"
 
 
 def _strings(value: object, location: str) -> Iterator[tuple[str, str]]:
