@@ -267,3 +267,52 @@ FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS = _env_float("FLOWNOVA_EGRESS_RETRY_AFTE
 FLOWNOVA_EGRESS_CA_BUNDLE = os.environ.get("FLOWNOVA_EGRESS_CA_BUNDLE", "")
 # How much of each tool response is kept in ToolCall rows and the ledger (characters).
 FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS", 4096)
+
+# --- REST API (issue 7: flownova/api_*.py) ------------------------------------------------------------
+# Added to the settings above by assignment; see the README's "API" section.
+INSTALLED_APPS += ["drf_spectacular"]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+# JSON only: the one parser that enforces the body size limit and refuses what PostgreSQL can't store.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["flownova.api_parsers.SafeJSONParser"]
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "flownova.api_errors.api_exception_handler"
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "flownova.api_base.Pagination"
+# JSON bodies nested deeper than this are refused with 400.
+FLOWNOVA_API_MAX_JSON_DEPTH = env_int("FLOWNOVA_API_MAX_JSON_DEPTH", 64)
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate as DRF writes them ("60/min", "1000/hour", "5/s"); empty means no limit."""
+    rate = os.environ.get(name, default).strip()
+    count, _, period = rate.partition("/")
+    if rate and not (count.isdigit() and period in {"s", "sec", "m", "min", "h", "hour", "d", "day"}):
+        raise ImproperlyConfigured(f'{name}={rate!r} is not a rate like "60/min" (per s, min, hour or day)')
+    return rate
+
+
+# Counted in the default cache, per user for run starts (API starts and re-runs), per address for tokens.
+FLOWNOVA_RUN_START_RATE = env_rate("FLOWNOVA_RUN_START_RATE", "60/min")
+FLOWNOVA_AUTH_TOKEN_RATE = env_rate("FLOWNOVA_AUTH_TOKEN_RATE", "30/min")
+# Redis, so that rate limits hold across every web process.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "flownova",
+    }
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FlowNova API",
+    "DESCRIPTION": (
+        "Workflows, runs, approvals and tools. Authenticate with `Authorization: Token <key>` "
+        "(POST /api/auth/token/) or the session cookie. Every error is JSON with a `detail`."
+    ),
+    "VERSION": "1",
+    # Request bodies get their own components, without the read-only fields (which the API refuses).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flownova.api_base.add_error_responses",
+    ],
+}

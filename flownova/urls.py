@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from flownova import health
@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("api/", include("flownova.api_urls", namespace="api")),
     # The workflow pages (editor, runs, inbox) are still to come; until then the admin is the way in.
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
 ]

@@ -1,0 +1,178 @@
+"""The approvals API (contract section 5): the requests a user may see, and deciding one.
+
+Who sees a request: staff see all; anyone else sees the requests they are a named assignee of, those
+assigned to one of their groups, and, for a request with no assignee at all, those of the workflows they own
+(of the runs they own, if the workflow was deleted for good). That is who may decide it, except that a
+request with `allow_self_approval` off can't be decided by the run's own starter: they see it (403 on
+decide). A request nobody lets the user see is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from approvals.models import ApprovalRequest, ApprovalStatus, Decision
+from approvals.services import (
+    ApprovalAlreadyDecided,
+    ApprovalError,
+    ApprovalForbidden,
+    approval_can_decide,
+    approval_decide,
+)
+from flownova.api_base import StrictFieldsMixin, error_response, query_dict
+from runs.api import Conflict
+from runs.services import RunError
+
+__all__ = ["ApprovalSerializer", "ApprovalViewSet", "approvals_visible_to"]
+
+_AssignedUser = ApprovalRequest.assignee_users.through
+_AssignedGroup = ApprovalRequest.assignee_groups.through
+
+
+def approvals_visible_to(user: AbstractBaseUser) -> QuerySet[ApprovalRequest]:
+    """The approval requests `user` may see (see the module docstring)."""
+    requests = ApprovalRequest.objects.all()
+    if user.is_staff:
+        return requests
+    assigned_user = _AssignedUser.objects.filter(approvalrequest=OuterRef("pk"))
+    assigned_group = _AssignedGroup.objects.filter(approvalrequest=OuterRef("pk"))
+    owns = Q(run__workflow__owner=user) | Q(run__workflow__isnull=True, run__owner=user)
+    return requests.filter(
+        Exists(assigned_user.filter(user=user))
+        | Exists(assigned_group.filter(group__user=user))
+        | (~Exists(assigned_user) & ~Exists(assigned_group) & owns)
+    )
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class AssigneesField(serializers.Field):
+    """Usernames, then group names: the names the node's `assignees` config gave."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, approval: ApprovalRequest) -> list[str]:
+        users = [user.get_username() for user in approval.assignee_users.all()]
+        return users + [group.name for group in approval.assignee_groups.all()]
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    """An approval request: the contract's fields, then extras (what to show, the decision, may I decide)."""
+
+    assignees = AssigneesField(help_text="Usernames and group names; empty means the workflow's owner.")
+    workflow = serializers.IntegerField(source="run.workflow_id", read_only=True, allow_null=True)
+    data = serializers.JSONField(read_only=True, help_text="What the approver needs to see.")
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
+    decision = serializers.ChoiceField(choices=Decision.choices, allow_blank=True, read_only=True)
+    can_decide = serializers.SerializerMethodField(help_text="Whether you may decide it (while it is pending).")
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "run",
+            "node_id",
+            "message",
+            "status",
+            "assignees",
+            "created_at",
+            # extensions of the contract
+            "workflow",
+            "data",
+            "deadline",
+            "decision",
+            "comment",
+            "decided_by",
+            "decided_at",
+            "can_decide",
+        ]
+        read_only_fields = fields
+
+    def get_can_decide(self, approval: ApprovalRequest) -> bool:
+        request = self.context.get("request")
+        if request is None or approval.status != ApprovalStatus.PENDING:
+            return False
+        return approval_can_decide(approval=approval, user=request.user)
+
+
+class ApprovalFilterSerializer(serializers.Serializer):
+    """The approval list's filters (query parameters)."""
+
+    status = serializers.ChoiceField(choices=ApprovalStatus.choices, required=False)
+    run = serializers.IntegerField(required=False, min_value=1, help_text="Only the requests of this run.")
+
+
+class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):
+    """A decision on an approval request."""
+
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+
+
+@extend_schema(tags=["approvals"])
+class ApprovalViewSet(viewsets.ReadOnlyModelViewSet):
+    """Approval requests you may see, newest first."""
+
+    serializer_class = ApprovalSerializer
+
+    def get_queryset(self) -> QuerySet[ApprovalRequest]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
+            return ApprovalRequest.objects.none()
+        return (
+            approvals_visible_to(self.request.user)
+            .select_related("run", "run__workflow", "decided_by")
+            .prefetch_related("assignee_users", "assignee_groups")
+        )
+
+    def filter_queryset(self, queryset: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
+        if self.action != "list":
+            return queryset
+        filters = ApprovalFilterSerializer(data=query_dict(self.request))
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        if "status" in wanted:
+            queryset = queryset.filter(status=wanted["status"])
+        if "run" in wanted:
+            queryset = queryset.filter(run_id=wanted["run"])
+        return queryset
+
+    @extend_schema(parameters=[ApprovalFilterSerializer], description="Paginated; `?status=pending` for the inbox.")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={
+            200: ApprovalSerializer,
+            403: error_response("You may see this request but not decide it."),
+            409: error_response("The request was already decided (or its run ended)."),
+        },
+        description="Approve or reject; the run resumes on the `approved` or `rejected` handle.",
+    )
+    @action(detail=True, methods=["post"], serializer_class=DecisionSerializer)
+    def decide(self, request: Request, pk: str | None = None) -> Response:
+        approval = self.get_object()
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            approval_decide(approval_id=approval.pk, user=request.user, **body.validated_data)
+        except ApprovalForbidden as exc:
+            raise PermissionDenied(str(exc)) from None
+        except ApprovalAlreadyDecided as exc:
+            raise Conflict(str(exc)) from None
+        except ApprovalError as exc:
+            raise serializers.ValidationError({"decision": [str(exc)]}) from None
+        except RunError as exc:  # the node is no longer waiting: the run moved on without this decision
+            raise Conflict(str(exc)) from None
+        except ApprovalRequest.DoesNotExist:
+            raise NotFound() from None
+        return Response(ApprovalSerializer(self.get_queryset().get(pk=approval.pk), context={"request": request}).data)

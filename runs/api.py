@@ -1,0 +1,265 @@
+"""The runs API (contract section 5): list with filters, detail, ledger, cancel, re-run.
+
+Runs are started from their workflow (`POST /api/workflows/{id}/runs/`, in `workflows.api`), which uses the
+serializers here. Every queryset is `Run.objects.visible_to(user)`: another user's run is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.http import urlencode
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response, query_dict
+from runs.models import LedgerEntry, Run, RunStatus
+from runs.services import RunFinishedError, RunInputError, run_cancel, run_start
+from workflows.models import Workflow
+
+__all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "start_run_or_400"]
+
+LEDGER_DEFAULT_LIMIT = 500
+LEDGER_MAX_LIMIT = 1000
+
+
+class Conflict(APIException):
+    """409: the object's state forbids the request (a run already ended, an approval already decided)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the object."
+    default_code = "conflict"
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (not a list or a scalar)."""
+
+    default_error_messages = {"not_object": "Must be a JSON object, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            self.fail("not_object", kind=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
+class NullableJSONObjectField(serializers.JSONField):
+    pass
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """A run: the contract's fields, then extras (who started it, which version ran, where it came from)."""
+
+    input = JSONObjectField(read_only=True)
+    output = NullableJSONObjectField(read_only=True, help_text="The `end` node's output; null until it succeeds.")
+    owner = serializers.CharField(source="owner.username", read_only=True, help_text="Who started the run.")
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "workflow",
+            "status",
+            "input",
+            "output",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            # extensions of the contract
+            "workflow_name",
+            "workflow_version",
+            "owner",
+            "source_run",
+            "parent",
+            "parent_node_id",
+            "updated_at",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "workflow": {"help_text": "The workflow's id; null if it was deleted for good."},
+            "source_run": {"help_text": "The run this one re-runs, if any."},
+            "parent": {"help_text": "For a cognitive node's generated workflow: the run holding the node."},
+        }
+
+
+class RunStartSerializer(StrictFieldsMixin, serializers.Serializer):
+    """What starts a run: its input."""
+
+    input = JSONObjectField(
+        required=False,
+        default=dict,
+        help_text="The run's input, checked against the start node's `input_schema`; `{}` when left out.",
+    )
+
+
+class RunFilterSerializer(serializers.Serializer):
+    """The run list's filters (query parameters)."""
+
+    workflow = serializers.IntegerField(required=False, min_value=1, help_text="Only runs of this workflow.")
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created at or after.")
+    created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created before.")
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    """One node execution (contract section 4), then extras: the attempt number, and whether a resumed run
+    reused this node's recorded result."""
+
+    input = NullableJSONObjectField(read_only=True)
+    output = NullableJSONObjectField(read_only=True)
+    tool_calls = serializers.ListField(child=serializers.JSONField(), read_only=True)
+    llm_usage = NullableJSONObjectField(read_only=True, help_text="Tokens and cost where an LLM was called.")
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "seq",
+            "node_id",
+            "node_type",
+            "status",
+            "input",
+            "output",
+            "error",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "tool_calls",
+            "llm_usage",
+            # extensions of the contract
+            "attempt",
+            "reused",
+        ]
+        read_only_fields = fields
+
+
+class LedgerQuerySerializer(serializers.Serializer):
+    """The ledger's paging parameters."""
+
+    after = serializers.IntegerField(
+        required=False, default=0, min_value=0, help_text="Only entries with a greater `seq` (for the next page)."
+    )
+    limit = serializers.IntegerField(
+        required=False, default=LEDGER_DEFAULT_LIMIT, min_value=1, max_value=LEDGER_MAX_LIMIT
+    )
+
+
+def start_run_or_400(*, workflow: Workflow, run_input: dict[str, Any], user: Any) -> Run:
+    """Start a run for an API request: invalid input is a 400 listing every problem."""
+    try:
+        return run_start(workflow=workflow, input=run_input, user=user)
+    except RunInputError as exc:
+        raise serializers.ValidationError({"input": exc.errors}) from None
+
+
+_NOT_YOURS = "Runs of other users are not found (404), unless you are staff."
+
+
+@extend_schema(tags=["runs"])
+class RunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Runs you started (staff: every run), newest first."""
+
+    serializer_class = RunSerializer
+
+    def get_queryset(self) -> QuerySet[Run]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
+            return Run.objects.none()
+        return Run.objects.visible_to(self.request.user).select_related("owner")
+
+    def filter_queryset(self, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        if self.action != "list":
+            return queryset
+        filters = RunFilterSerializer(data=query_dict(self.request))
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        if "workflow" in wanted:
+            queryset = queryset.filter(workflow_id=wanted["workflow"])
+        if "status" in wanted:
+            queryset = queryset.filter(status=wanted["status"])
+        if "created_after" in wanted:
+            queryset = queryset.filter(created_at__gte=wanted["created_after"])
+        if "created_before" in wanted:
+            queryset = queryset.filter(created_at__lt=wanted["created_before"])
+        return queryset
+
+    @extend_schema(parameters=[RunFilterSerializer], description="Paginated; filter by workflow, status and date.")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(description=f"The run. {_NOT_YOURS}")
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        parameters=[LedgerQuerySerializer],
+        responses={200: LedgerEntrySerializer(many=True)},
+        description=(
+            "The run's ledger: one entry per node execution, in `seq` order. The answer is a plain list, as the "
+            f"contract says, of at most `limit` entries (default {LEDGER_DEFAULT_LIMIT}); when more follow, a "
+            '`Link: <...?after=N>; rel="next"` header gives the next page\'s URL.'
+        ),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def ledger(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        query = LedgerQuerySerializer(data=query_dict(request))
+        query.is_valid(raise_exception=True)
+        after, limit = query.validated_data["after"], query.validated_data["limit"]
+        entries = list(LedgerEntry.objects.filter(run=run, seq__gt=after).order_by("seq")[: limit + 1])
+        headers = {}
+        if len(entries) > limit:
+            entries = entries[:limit]
+            next_query = urlencode({"after": entries[-1].seq, "limit": limit})
+            headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{next_query}>; rel="next"'
+        return Response(LedgerEntrySerializer(entries, many=True).data, headers=headers)
+
+    @extend_schema(
+        request=None,
+        responses={200: RunSerializer, 409: error_response("The run already ended.")},
+        description="Stop the run: no new node starts (a node already executing finishes, its successors don't).",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        try:
+            run_cancel(run=run, user=request.user)
+        except RunFinishedError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(RunSerializer(self.get_queryset().get(pk=run.pk)).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: RunSerializer,
+            409: error_response(
+                "The workflow was deleted, or the run's input is not valid for the workflow as it is now."
+            ),
+            429: error_response("Too many run starts; `Retry-After` says how many seconds to wait."),
+        },
+        description=(
+            "Start a new run of the same workflow (its current graph) with the same input; the new run's "
+            "`source_run` is this run. Counts against the run-start rate limit."
+        ),
+    )
+    @action(detail=True, methods=["post"], throttle_classes=[RunStartThrottle])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        workflow = Workflow.objects.alive().visible_to(request.user).filter(pk=run.workflow_id).first()
+        if workflow is None:
+            raise Conflict(f"The workflow of run {run.pk} was deleted, so the run can't be repeated.")
+        try:
+            new_run = run_start(workflow=workflow, input=run.input, user=request.user, source_run=run)
+        except RunInputError as exc:
+            raise Conflict(
+                {
+                    "detail": f"Run {run.pk}'s input is not valid for the workflow as it is now: {exc}",
+                    "input": exc.errors,
+                }
+            ) from None
+        return Response(RunSerializer(new_run).data, status=status.HTTP_201_CREATED)

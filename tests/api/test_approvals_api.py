@@ -1,0 +1,126 @@
+"""Approvals through the API: who sees which request, and the answers of decide (the success path, which
+resumes a run, is in test_run_life_api.py on the real worker)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest
+from runs.models import NodeRun
+from tests.api.conftest import approval_graph
+from tests.factories import make_run, make_workflow
+
+pytestmark = pytest.mark.django_db
+
+CONTRACT_FIELDS = {"id", "run", "node_id", "message", "status", "assignees", "created_at"}
+
+
+def request_for(owner, **fields):  # type: ignore[no-untyped-def]
+    run = make_run(make_workflow(owner, graph=approval_graph()), status="waiting")
+    users = fields.pop("users", [])
+    groups = fields.pop("groups", [])
+    NodeRun.objects.create(run=run, node_id="ask", node_type="user_approval", status="waiting", input={})
+    approval = ApprovalRequest.objects.create(run=run, node_id="ask", message="Ship 42?", **fields)
+    approval.assignee_users.set(users)
+    approval.assignee_groups.set(groups)
+    return approval
+
+
+def ids(client, query: str = "") -> list[int]:  # type: ignore[no-untyped-def]
+    response = client.get(f"/api/approvals/{query}")
+    assert response.status_code == 200, response.json()
+    return [item["id"] for item in response.json()["results"]]
+
+
+def test_the_owner_sees_an_unassigned_request_with_the_contract_fields(api, alice) -> None:  # type: ignore[no-untyped-def]
+    approval = request_for(alice)
+    body = api(alice).get("/api/approvals/?status=pending").json()
+    assert body["count"] == 1
+    item = body["results"][0]
+    assert CONTRACT_FIELDS <= set(item)
+    assert item["id"] == approval.pk and item["run"] == approval.run_id and item["node_id"] == "ask"
+    assert item["message"] == "Ship 42?" and item["status"] == "pending" and item["assignees"] == []
+    assert item["can_decide"] is True
+
+
+def test_assignees_see_their_requests_and_nobody_else_does(api, make_user, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+    bob, carol = make_user("bob"), make_user("carol")
+    reviewers = Group.objects.create(name="reviewers")
+    carol.groups.add(reviewers)
+    for_bob = request_for(alice, users=[bob])
+    for_reviewers = request_for(alice, groups=[reviewers])
+    unassigned = request_for(alice)
+    assert ids(api(bob)) == [for_bob.pk]
+    assert ids(api(carol)) == [for_reviewers.pk]
+    # The owner decides requests without assignees; those assigned to others are theirs to see.
+    assert ids(api(alice)) == [unassigned.pk]
+    assert ids(api(mallory)) == []
+    item = api(bob).get(f"/api/approvals/{for_bob.pk}/").json()
+    assert item["assignees"] == ["bob"] and item["can_decide"] is True
+    assert api(carol).get(f"/api/approvals/{for_reviewers.pk}/").json()["assignees"] == ["reviewers"]
+
+
+def test_staff_see_every_request(api, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+    approvals = [request_for(alice), request_for(alice, users=[alice])]
+    assert sorted(ids(api(superuser))) == sorted(a.pk for a in approvals)
+
+
+def test_the_list_filters_by_status(api, alice) -> None:  # type: ignore[no-untyped-def]
+    pending = request_for(alice)
+    decided = request_for(alice, status="approved", decision="approved", decided_at=timezone.now(), decided_by=alice)
+    client = api(alice)
+    assert ids(client, "?status=pending") == [pending.pk]
+    assert ids(client, "?status=approved") == [decided.pk]
+    assert client.get("/api/approvals/?status=maybe").status_code == 400
+
+
+def test_an_outsider_gets_404_and_decides_nothing(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+    approval = request_for(alice)
+    client = api(mallory)
+    assert client.get(f"/api/approvals/{approval.pk}/").status_code == 404
+    response = client.post(f"/api/approvals/{approval.pk}/decide/", {"decision": "approved"}, format="json")
+    assert response.status_code == 404
+    approval.refresh_from_db()
+    assert approval.status == "pending" and approval.decided_by is None
+
+
+def test_one_who_sees_but_may_not_decide_gets_403(api, alice) -> None:  # type: ignore[no-untyped-def]
+    approval = request_for(alice, allow_self_approval=False)  # alice started the run: not hers to approve
+    client = api(alice)
+    assert client.get(f"/api/approvals/{approval.pk}/").json()["can_decide"] is False
+    response = client.post(f"/api/approvals/{approval.pk}/decide/", {"decision": "approved"}, format="json")
+    assert response.status_code == 403
+    assert "may not decide" in response.json()["detail"]
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+
+def test_deciding_a_decided_request_is_409(api, alice) -> None:  # type: ignore[no-untyped-def]
+    approval = request_for(alice, status="rejected", decision="rejected", decided_at=timezone.now(), decided_by=alice)
+    response = api(alice).post(
+        f"/api/approvals/{approval.pk}/decide/", {"decision": "approved", "comment": "too late"}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"] == f"approval {approval.pk} is already rejected"
+    approval.refresh_from_db()
+    assert approval.decision == "rejected" and approval.comment == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "decision"),
+        ({"decision": "maybe"}, "decision"),
+        ({"decision": "approved", "comment": ["x"]}, "comment"),
+        ({"decision": "approved", "decided_by": "mallory"}, "decided_by"),
+    ],
+)
+def test_a_bad_decision_body_is_400_naming_the_field(api, alice, body, field) -> None:  # type: ignore[no-untyped-def]
+    approval = request_for(alice)
+    response = api(alice).post(f"/api/approvals/{approval.pk}/decide/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json() and field in response.json()["detail"]
+    approval.refresh_from_db()
+    assert approval.status == "pending"

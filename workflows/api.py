@@ -1,0 +1,247 @@
+"""The workflows API (contract section 5): CRUD with the graph, run starts, import and export.
+
+Every queryset is `Workflow.objects.alive().visible_to(user)`: another user's workflow, or a deleted one, is
+a 404. Writes go through `workflows.services`; the graph is validated as it is read from the body, so one 400
+lists every problem of the body at once, the graph's issues each naming its node or edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response
+from runs.api import RunSerializer, RunStartSerializer, start_run_or_400
+from workflows.importing import DocumentError, import_document
+from workflows.models import Workflow
+from workflows.services import GraphError, graph_normalize, workflow_create, workflow_soft_delete, workflow_update
+
+__all__ = ["WorkflowSerializer", "WorkflowViewSet"]
+
+_NODE_SCHEMA = {
+    "type": "object",
+    "description": "A node: `data` is its config, checked against its type (contract section 2).",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "type": {
+            "type": "string",
+            "description": "start, end, if_else, agent, tool, guardrails, fork, join, user_approval, cognitive",
+        },
+        "position": {
+            "type": "object",
+            "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+            "required": ["x", "y"],
+        },
+        "data": {"type": "object", "additionalProperties": True},
+    },
+    "required": ["id", "type"],
+}
+_EDGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Assigned when left out."},
+        "source": {"type": "string", "description": "A node id."},
+        "target": {"type": "string", "description": "A node id."},
+        "sourceHandle": {"type": "string", "maxLength": 64, "description": "The branch label."},
+    },
+    "required": ["source", "target"],
+}
+GRAPH_SCHEMA = {
+    "type": "object",
+    "description": (
+        "React Flow's shape (contract section 1). A valid graph has exactly one `start`, at least one `end`, "
+        "no dangling edges, every node reachable from `start`, no cycles, and each node's `data` valid for its "
+        "type. Stored normalised: unknown keys on nodes and edges are dropped, every edge gets an id."
+    ),
+    "properties": {
+        "nodes": {"type": "array", "items": _NODE_SCHEMA},
+        "edges": {"type": "array", "items": _EDGE_SCHEMA},
+    },
+    "required": ["nodes"],
+}
+_GRAPH_ISSUE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "message": {"type": "string"},
+        "node_id": {"type": "string"},
+        "edge_id": {"type": "string"},
+        "field": {"type": "string", "description": "A dotted path inside the node's `data`."},
+    },
+    "required": ["message"],
+}
+WORKFLOW_ERROR_SCHEMA = {
+    "type": "object",
+    "description": (
+        "Invalid input: `detail` names every field at fault; `graph` lists every problem with the graph, each "
+        "naming the node and/or edge at fault; other fields map to lists of messages."
+    ),
+    "properties": {
+        "detail": {"type": "string"},
+        "graph": {"type": "array", "items": _GRAPH_ISSUE_SCHEMA},
+    },
+    "required": ["detail"],
+}
+_INVALID_WORKFLOW = OpenApiResponse(
+    response=WORKFLOW_ERROR_SCHEMA, description="Invalid input; graph problems name the node or edge at fault."
+)
+
+
+@extend_schema_field(GRAPH_SCHEMA)
+class GraphField(serializers.JSONField):
+    """The workflow's graph: read from its rows, validated and normalised on the way in."""
+
+    def get_attribute(self, instance: Workflow) -> dict[str, Any]:
+        return instance.graph_document()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        try:
+            return graph_normalize(value)
+        except GraphError as exc:
+            raise serializers.ValidationError([issue.as_dict() for issue in exc.issues]) from None
+
+
+class WorkflowSummarySerializer(serializers.ModelSerializer):
+    """A workflow in a list: everything but its graph (GET the workflow for that)."""
+
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "description", "version", "owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "version", "owner", "created_at", "updated_at"]
+        extra_kwargs = {"version": {"help_text": "Goes up by one on every save."}}
+
+
+class WorkflowSerializer(StrictFieldsMixin, WorkflowSummarySerializer):
+    """A workflow with its graph. Writable: `name`, `description`, `graph`; anything else in a body is a 400."""
+
+    graph = GraphField()
+
+    class Meta(WorkflowSummarySerializer.Meta):
+        fields = [*WorkflowSummarySerializer.Meta.fields, "graph"]
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # "This field is required." and the like become issues too, so `graph` always lists objects.
+            if isinstance(exc.detail, dict) and "graph" in exc.detail:
+                exc.detail["graph"] = [
+                    item if isinstance(item, dict) else {"message": f"graph: {item}"} for item in exc.detail["graph"]
+                ]
+            raise
+
+
+class WorkflowDocumentSerializer(serializers.Serializer):
+    """The contract's workflow document: what export writes and import reads."""
+
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    graph = GraphField()
+
+
+class WorkflowImportSerializer(serializers.Serializer):
+    """A workflow document: ours (`{name, description, graph}`, as export writes it) or the seed system's export
+    format (nodes with `data.type`, edges with `source_handle`...: see the README). Other top-level keys are
+    ignored."""
+
+    # For the schema: what a document in our format holds. Reading is `to_internal_value`'s.
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    graph = GraphField()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        try:
+            document = import_document(data)
+        except DocumentError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        workflow = WorkflowSerializer(data=document)
+        workflow.is_valid(raise_exception=True)
+        return dict(workflow.validated_data)
+
+
+_RUN_START_RESPONSES = {
+    201: RunSerializer,
+    400: error_response("The input is not valid: `input` lists every problem.", validation=True),
+    429: error_response("Too many run starts; `Retry-After` says how many seconds to wait."),
+}
+
+
+@extend_schema(tags=["workflows"])
+@extend_schema_view(
+    list=extend_schema(description="Your workflows (staff: all), most recently edited first, without graphs."),
+    create=extend_schema(responses={201: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
+    update=extend_schema(responses={200: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
+    partial_update=extend_schema(responses={200: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
+    destroy=extend_schema(description="Soft delete: the workflow disappears, its runs keep their history."),
+)
+class WorkflowViewSet(viewsets.ModelViewSet):
+    serializer_class = WorkflowSerializer
+
+    def get_queryset(self) -> QuerySet[Workflow]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
+            return Workflow.objects.none()
+        return Workflow.objects.alive().visible_to(self.request.user).select_related("owner")
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        if self.action == "list":
+            return WorkflowSummarySerializer
+        return super().get_serializer_class()
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.instance = workflow_create(owner=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.instance = workflow_update(workflow=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: Workflow) -> None:
+        workflow_soft_delete(workflow=instance)
+
+    @extend_schema(
+        request=RunStartSerializer,
+        responses=_RUN_START_RESPONSES,
+        description="Start a run of the workflow's current graph. Rate-limited per user (FLOWNOVA_RUN_START_RATE).",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="runs",
+        throttle_classes=[RunStartThrottle],
+        serializer_class=RunStartSerializer,
+    )
+    def start_run(self, request: Request, pk: str | None = None) -> Response:
+        workflow = self.get_object()
+        body = RunStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = start_run_or_400(workflow=workflow, run_input=body.validated_data["input"], user=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={200: WorkflowDocumentSerializer},
+        description="The workflow as the contract's document `{name, description, graph}`; import reads it back.",
+    )
+    @action(detail=True, methods=["get"], serializer_class=WorkflowDocumentSerializer)
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        return Response(self.get_object().document())
+
+    @extend_schema(
+        request=WorkflowImportSerializer,
+        responses={201: WorkflowSerializer, 400: _INVALID_WORKFLOW},
+        description=(
+            "Create a workflow from a document: ours, or the seed system's export format, converted to ours. "
+            "Importing an export gives a workflow whose export is equal to it."
+        ),
+    )
+    @action(detail=False, methods=["post"], url_path="import", serializer_class=WorkflowImportSerializer)
+    def import_(self, request: Request) -> Response:
+        body = WorkflowImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        workflow = workflow_create(owner=request.user, **body.validated_data)
+        return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)
