@@ -1,0 +1,122 @@
+"""`tool`: calls one of the run owner's registered HTTP tools and routes on `success` or `error`.
+
+Data: `tool` (the tool's name, looked up among the tools of the user who started the run), `arguments` (an
+object whose values may be templates, rendered against the node's input), and the common `retries` /
+`timeout_seconds` (`timeout_seconds` also bounds the read timeout of the call).
+
+What happens, precisely:
+
+- 2xx: output fields `result` (the parsed JSON body, else the text) and `status_code`; handle `success`.
+- Any other failure of the call (an HTTP error status, arguments that break the tool's schema, an address the
+  egress guard refuses, a response over the size cap, a TLS or transport failure): when the node has an
+  outgoing `error` edge, fields `result` (the error response's parsed body, or null), `status_code` (or null)
+  and `error` (the message) and handle `error`; without one, the node fails with that message.
+- Transient failures (timeouts, connection failures, 429, 502, 503, 504 still failing after the egress module's
+  own retries) first use the node's `retries`: the node raises TransientNodeError and the engine tries it again
+  with backoff; the `error` edge (or the failure) comes only after the last attempt. Every attempt of a call
+  sends the same Idempotency-Key on POST and PATCH, so a server that honours the header applies it once.
+- Permanent problems of the workflow itself fail the node whatever its edges: an unknown or disabled tool
+  name, a template naming a missing path.
+
+The call is returned in NodeResult.tool_calls (the engine records it as a ToolCall row and in the ledger).
+Secret header values never appear in the output, the record or the error: tools.services redacts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runs.nodes import register
+from runs.nodes.base import (
+    NodeContext,
+    NodeError,
+    NodeResult,
+    NodeType,
+    TransientNodeError,
+    data_schema,
+    template_check,
+)
+from tools.models import Tool
+from tools.services import tool_call, tool_call_record
+from workflows.graph import NodeSpec
+
+SUCCESS = "success"
+ERROR = "error"
+
+
+def execute(ctx: NodeContext) -> NodeResult:
+    name = ctx.data["tool"]
+    tool = Tool.objects.filter(owner_id=ctx.owner_id, name=name).first()
+    if tool is None:
+        raise NodeError(f"no tool named {name!r} is registered for the user who started this run")
+    if not tool.is_active:
+        raise NodeError(f"tool {name!r} is disabled")
+    arguments = ctx.render(ctx.data.get("arguments", {}))
+    timeouts = [value for value in (ctx.data.get("timeout_seconds"), tool.timeout_seconds) if value]
+    call = tool_call(
+        tool=tool,
+        arguments=arguments,
+        run_id=ctx.run_id,
+        node_id=ctx.node.id,
+        timeout=min(timeouts) if timeouts else None,
+    )
+    record = tool_call_record(call)
+    if call["ok"]:
+        return NodeResult(
+            fields={"result": call["result"], "status_code": call["status_code"]},
+            handle=SUCCESS,
+            tool_calls=[record],
+        )
+    if call["transient"] and _attempts_left(ctx):
+        raise TransientNodeError(call["error"])
+    if not _has_error_edge(ctx):
+        raise (TransientNodeError if call["transient"] else NodeError)(call["error"])
+    return NodeResult(
+        fields={"result": call["result"], "status_code": call["status_code"], "error": call["error"]},
+        handle=ERROR,
+        tool_calls=[record],
+    )
+
+
+def _attempts_left(ctx: NodeContext) -> bool:
+    from runs.services import DEFAULT_RETRIES  # runs.services imports this registry: import late
+
+    return ctx.attempt <= int(ctx.data.get("retries", DEFAULT_RETRIES))
+
+
+def _has_error_edge(ctx: NodeContext) -> bool:
+    """Whether the run's graph snapshot has an `error` edge out of this node. Read only when a call failed;
+    the snapshot is the contract's graph document, so the edges are read as the contract writes them."""
+    from runs.models import Run
+
+    document = Run.objects.filter(pk=ctx.run_id).values_list("graph", flat=True).first()
+    edges = document.get("edges") if isinstance(document, dict) else None
+    return any(
+        isinstance(edge, dict) and edge.get("source") == ctx.node.id and edge.get("sourceHandle") == ERROR
+        for edge in edges or []
+    )
+
+
+def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
+    return template_check("arguments")(data)
+
+
+TOOL = register(
+    NodeType(
+        spec=NodeSpec(
+            type="tool",
+            data_schema=data_schema(
+                {
+                    "tool": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                    "arguments": {"type": "object"},
+                },
+                required=["tool"],
+            ),
+            handles=frozenset({SUCCESS, ERROR}),
+            required_handles=True,
+            check=check,
+        ),
+        execute=execute,
+        side_effects=True,
+    )
+)

@@ -1,0 +1,182 @@
+"""The `tool` node's handler and spec, in process (the worker tests run it on the real stack)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runs.nodes import get_node_type, node_specs
+from runs.nodes.base import NodeContext, NodeError, TransientNodeError
+from tests.engine_helpers import graph_of
+from tests.factories import make_run, make_workflow
+from tests.tools.servers import Reply
+from tools.services import RECORD_KEYS, tool_create
+from workflows.graph import Node, validate_graph
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_loopback")]
+
+TOOL = get_node_type("tool")
+
+
+def tool_graph(data: dict, handles: tuple[str, ...] = ("success", "error")) -> dict:  # type: ignore[type-arg]
+    nodes = [("start", "start", {}), ("call", "tool", data)] + [(h, "end", {}) for h in handles]
+    return graph_of(nodes, [("start", "call")] + [("call", h, h) for h in handles])
+
+
+def messages(graph: dict) -> list[str]:  # type: ignore[type-arg]
+    return [issue.message for issue in validate_graph(graph, node_specs())]
+
+
+def test_the_node_is_registered_with_side_effects_and_not_instant() -> None:
+    assert TOOL.side_effects and not TOOL.instant
+    assert TOOL.spec.handles == frozenset({"success", "error"}) and TOOL.spec.required_handles
+
+
+def test_a_valid_tool_node_passes_validation() -> None:
+    assert messages(tool_graph({"tool": "weather", "arguments": {"city": "{{input.city}}"}, "retries": 1})) == []
+    assert messages(tool_graph({"tool": "weather"}, handles=("success",))) == []  # the error edge is optional
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({}, "'tool' is a required property"),
+        ({"tool": "not a name"}, "does not match"),
+        ({"tool": "weather", "arguments": ["x"]}, "is not of type 'object'"),
+        ({"tool": "weather", "arguments": {"city": "{{input..city}}"}}, "template"),
+        ({"tool": "weather", "arguments": {"city": "{{ }}"}}, "template"),
+    ],
+)
+def test_bad_data_is_refused_naming_the_node(data, expected) -> None:  # type: ignore[no-untyped-def]
+    found = messages(tool_graph(data))
+    assert any(expected in message for message in found), found
+
+
+def test_edges_need_a_success_or_error_handle() -> None:
+    graph = graph_of(
+        [("start", "start", {}), ("call", "tool", {"tool": "w"}), ("end", "end", {})],
+        [("start", "call"), ("call", "end")],
+    )
+    assert any('needs a "sourceHandle"' in message for message in messages(graph))
+    graph["edges"][1]["sourceHandle"] = "done"
+    assert any('has no handle "done"' in message for message in messages(graph))
+
+
+# --- executing -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_context(alice):  # type: ignore[no-untyped-def]
+    def make(data: dict, *, handles=("success", "error"), run_input=None, attempt=1, owner=None) -> NodeContext:  # type: ignore[no-untyped-def,type-arg]
+        graph = tool_graph(data, handles)
+        run = make_run(make_workflow(alice, graph=graph))
+        return NodeContext(
+            run_id=run.pk,
+            node=Node("call", "tool", data, None),
+            input=run_input or {},
+            owner_id=(owner or alice).pk,
+            attempt=attempt,
+        )
+
+    return make
+
+
+@pytest.fixture
+def weather(alice, make_server):  # type: ignore[no-untyped-def]
+    def respond(request, count):  # type: ignore[no-untyped-def]
+        city = request.path.rsplit("/", 1)[-1]
+        if city == "Atlantis":
+            return Reply(404, body={"detail": "unknown city"})
+        if city == "Busy":
+            return Reply(503, body="busy")
+        return Reply(body={"city": city, "temp": 21})
+
+    server = make_server(respond)
+    tool_create(
+        owner=alice,
+        name="weather",
+        url=f"{server.url}/weather/{{city}}",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        secret_headers={"X-Api-Key": "key-9f8e7d6c5b4a"},
+    )
+    return server
+
+
+def test_success_renders_the_arguments_and_routes_success(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    ctx = make_context({"tool": "weather", "arguments": {"city": "{{input.city}}"}}, run_input={"city": "Oslo"})
+    result = TOOL.execute(ctx)
+    assert result.handle == "success"
+    assert result.fields == {"result": {"city": "Oslo", "temp": 21}, "status_code": 200}
+    (call,) = result.tool_calls
+    assert tuple(call) == RECORD_KEYS
+    assert call["arguments"] == {"city": "Oslo"} and call["status_code"] == 200
+    assert weather.received[0].headers["x-api-key"] == "key-9f8e7d6c5b4a"
+    assert "key-9f8e7d6c5b4a" not in str(result)
+
+
+def test_an_http_error_routes_error_when_the_node_has_an_error_edge(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}))
+    assert result.handle == "error"
+    assert result.fields == {
+        "result": {"detail": "unknown city"},
+        "status_code": 404,
+        "error": "tool 'weather': HTTP 404 Not Found",
+    }
+    assert result.tool_calls[0]["error"] == "tool 'weather': HTTP 404 Not Found"
+
+
+def test_without_an_error_edge_an_http_error_fails_the_node(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    ctx = make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}, handles=("success",))
+    with pytest.raises(NodeError, match="HTTP 404"):
+        TOOL.execute(ctx)
+
+
+def test_invalid_arguments_route_error_without_a_request(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": 5}}))
+    assert result.handle == "error"
+    assert result.fields["error"] == "invalid arguments for tool 'weather': city: 5 is not of type 'string'"
+    assert result.fields["status_code"] is None
+    assert weather.received == []
+
+
+def test_a_refused_address_routes_error(make_context, weather, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.FLOWNOVA_EGRESS_ALLOWLIST = []
+    result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}))
+    assert result.handle == "error" and "loopback" in result.fields["error"]
+    assert weather.received == []
+
+
+def test_a_transient_failure_is_retried_by_the_engine_while_attempts_remain(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    data = {"tool": "weather", "arguments": {"city": "Busy"}, "retries": 1}
+    with pytest.raises(TransientNodeError, match="HTTP 503"):
+        TOOL.execute(make_context(data, attempt=1))
+    result = TOOL.execute(make_context(data, attempt=2))  # the last attempt: now the error edge
+    assert result.handle == "error" and result.fields["status_code"] == 503
+
+
+def test_a_transient_failure_without_an_error_edge_stays_transient(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    data = {"tool": "weather", "arguments": {"city": "Busy"}, "retries": 0}
+    with pytest.raises(TransientNodeError):
+        TOOL.execute(make_context(data, handles=("success",)))
+
+
+def test_an_unknown_tool_fails_the_node_naming_it_even_with_an_error_edge(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NodeError, match="no tool named 'nope' is registered"):
+        TOOL.execute(make_context({"tool": "nope", "arguments": {}}))
+
+
+def test_another_users_tool_is_not_found(make_context, weather, mallory) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NodeError, match="no tool named 'weather'"):
+        TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}, owner=mallory))
+    assert weather.received == []
+
+
+def test_a_disabled_tool_fails_the_node(make_context, weather, alice) -> None:  # type: ignore[no-untyped-def]
+    alice.tools.update(is_active=False)
+    with pytest.raises(NodeError, match="tool 'weather' is disabled"):
+        TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}))
+
+
+def test_a_missing_template_path_fails_the_node(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NodeError, match=r"input\.city"):
+        TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "{{input.city}}"}}))
+    assert weather.received == []

@@ -1,0 +1,112 @@
+"""A workflow with a `tool` node on the real stack: the suite's Celery worker calls a live loopback server.
+
+The worker is another process: it reads FLOWNOVA_EGRESS_ALLOWLIST from tests.settings (or its environment),
+not from this process's override_settings, so these tests need 127.0.0.1 allow-listed there.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings
+
+from runs.models import LedgerEntry, RunEvent
+from tests.engine_helpers import graph_of, start, wait_for
+from tests.tools.servers import Reply
+from tools.models import ToolCall
+from tools.services import tool_create
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "127.0.0.1" not in settings.FLOWNOVA_EGRESS_ALLOWLIST,
+        reason='needs FLOWNOVA_EGRESS_ALLOWLIST = ["127.0.0.1"] in tests/settings.py (the worker reads it there)',
+    ),
+]
+
+API_KEY = "key-9f8e7d6c5b4a-worker"
+
+
+@pytest.fixture(autouse=True)
+def worker(celery_worker):  # type: ignore[no-untyped-def]
+    return celery_worker
+
+
+@pytest.fixture
+def weather(alice, make_server, allow_loopback):  # type: ignore[no-untyped-def]
+    def respond(request, count):  # type: ignore[no-untyped-def]
+        city = request.path.rsplit("/", 1)[-1]
+        if city == "Atlantis":
+            return Reply(404, body={"detail": "unknown city", "key_seen": request.headers.get("x-api-key")})
+        return Reply(body={"city": city, "temp": 21, "key_seen": request.headers.get("x-api-key")})
+
+    server = make_server(respond)
+    tool_create(
+        owner=alice,
+        name="weather",
+        url=f"{server.url}/weather/{{city}}",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        secret_headers={"X-Api-Key": API_KEY},
+    )
+    return server
+
+
+def routed_graph(with_error_edge: bool = True) -> dict:  # type: ignore[type-arg]
+    nodes = [
+        ("start", "start", {}),
+        ("call", "tool", {"tool": "weather", "arguments": {"city": "{{input.city}}"}, "retries": 0}),
+        ("ok", "end", {"output": {"route": "success", "temp": "{{nodes.call.result.temp}}"}}),
+    ]
+    edges = [("start", "call"), ("call", "ok", "success")]
+    if with_error_edge:
+        nodes.append(("failed", "end", {"output": {"route": "error", "error": "{{nodes.call.error}}"}}))
+        edges.append(("call", "failed", "error"))
+    return graph_of(nodes, edges)
+
+
+def everything_recorded(run) -> str:  # type: ignore[no-untyped-def]
+    rows = [
+        list(LedgerEntry.objects.filter(run=run).values()),
+        list(RunEvent.objects.filter(run=run).values()),
+        list(ToolCall.objects.filter(run=run).values()),
+        [run.output, run.error],
+    ]
+    return json.dumps(rows, default=str)
+
+
+def test_a_tool_node_routes_success_and_error_and_records_each_call(alice, weather) -> None:  # type: ignore[no-untyped-def]
+    ok_run = start(alice, routed_graph(), {"city": "Oslo"})
+    error_run = start(alice, routed_graph(), {"city": "Atlantis"})
+    ok_run, error_run = wait_for(ok_run), wait_for(error_run)
+
+    assert ok_run.status == "succeeded", ok_run.error
+    assert ok_run.output == {"route": "success", "temp": 21}
+    ok_call = ToolCall.objects.get(run=ok_run)
+    assert (ok_call.node_id, ok_call.tool_name, ok_call.method, ok_call.status_code) == ("call", "weather", "GET", 200)
+    assert ok_call.arguments == {"city": "Oslo"} and ok_call.url.endswith("/weather/Oslo")
+    assert ok_call.duration_ms is not None and ok_call.error == ""
+    entry = LedgerEntry.objects.get(run=ok_run, node_id="call")
+    assert [(c["tool"], c["status_code"], c["arguments"]) for c in entry.tool_calls] == [
+        ("weather", 200, {"city": "Oslo"})
+    ]
+    assert entry.output["result"]["temp"] == 21 and entry.output["status_code"] == 200
+
+    assert error_run.status == "succeeded", error_run.error
+    assert error_run.output == {"route": "error", "error": "tool 'weather': HTTP 404 Not Found"}
+    error_call = ToolCall.objects.get(run=error_run)
+    assert (error_call.status_code, error_call.error) == (404, "tool 'weather': HTTP 404 Not Found")
+
+    # The server received the secret; nothing recorded anywhere holds it.
+    assert {r.headers["x-api-key"] for r in weather.received} == {API_KEY}
+    for run in (ok_run, error_run):
+        recorded = everything_recorded(run)
+        assert API_KEY not in recorded and "[redacted]" in recorded
+
+
+def test_without_an_error_edge_a_failed_call_fails_the_run_naming_the_node(alice, weather) -> None:  # type: ignore[no-untyped-def]
+    run = wait_for(start(alice, routed_graph(with_error_edge=False), {"city": "Atlantis"}))
+    assert run.status == "failed"
+    assert run.error == "node \"call\" (tool) failed: tool 'weather': HTTP 404 Not Found"
+    assert API_KEY not in everything_recorded(run)
