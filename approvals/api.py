@@ -29,7 +29,7 @@ from approvals.services import (
     approval_decide,
 )
 from flownova.api_base import StrictFieldsMixin, error_response, query_dict
-from runs.api import Conflict
+from runs.api import Conflict, JSONObjectField, NullableObjectField
 from runs.services import RunError
 
 __all__ = ["ApprovalSerializer", "ApprovalViewSet", "approvals_visible_to"]
@@ -73,6 +73,12 @@ class ApprovalSerializer(serializers.ModelSerializer):
     data = serializers.JSONField(read_only=True, help_text="What the approver needs to see.")
     decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
     decision = serializers.ChoiceField(choices=Decision.choices, allow_blank=True, read_only=True)
+    editable_fields = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Fields of `data` an approver may change."
+    )
+    edits = NullableObjectField(
+        read_only=True, help_text="The approver's changes: `{by, changes: {field: {from, to}}}`."
+    )
     can_decide = serializers.SerializerMethodField(help_text="Whether you may decide it (while it is pending).")
 
     class Meta:
@@ -93,6 +99,9 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "comment",
             "decided_by",
             "decided_at",
+            "decided_by_timeout",
+            "editable_fields",
+            "edits",
             "can_decide",
         ]
         read_only_fields = fields
@@ -112,10 +121,13 @@ class ApprovalFilterSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):
-    """A decision on an approval request."""
+    """A decision on an approval request; when approving, `edits` may change the request's editable fields."""
 
     decision = serializers.ChoiceField(choices=Decision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    edits = JSONObjectField(
+        required=False, help_text="Field -> new value, for fields listed in the request's `editable_fields`."
+    )
 
 
 @extend_schema(tags=["approvals"])
@@ -169,8 +181,8 @@ class ApprovalViewSet(viewsets.ReadOnlyModelViewSet):
             raise PermissionDenied(str(exc)) from None
         except ApprovalAlreadyDecided as exc:
             raise Conflict(str(exc)) from None
-        except ApprovalError as exc:
-            raise serializers.ValidationError({"decision": [str(exc)]}) from None
+        except ApprovalError as exc:  # a decision or edits the request doesn't allow
+            raise serializers.ValidationError(str(exc)) from None
         except RunError as exc:  # the node is no longer waiting: the run moved on without this decision
             raise Conflict(str(exc)) from None
         except ApprovalRequest.DoesNotExist:

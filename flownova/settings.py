@@ -276,6 +276,9 @@ REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["flownova.api_parsers.SafeJSONParser"]
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "flownova.api_errors.api_exception_handler"
 REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "flownova.api_base.Pagination"
+# How many proxies in front of the web process set X-Forwarded-For; 0 trusts only the connection's address,
+# so a client can't dodge the per-address token rate limit by sending the header itself.
+REST_FRAMEWORK["NUM_PROXIES"] = env_int("FLOWNOVA_NUM_PROXIES", 0)
 # JSON bodies nested deeper than this are refused with 400.
 FLOWNOVA_API_MAX_JSON_DEPTH = env_int("FLOWNOVA_API_MAX_JSON_DEPTH", 64)
 

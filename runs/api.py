@@ -49,7 +49,7 @@ class JSONObjectField(serializers.JSONField):
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
-class NullableJSONObjectField(serializers.JSONField):
+class NullableObjectField(serializers.JSONField):
     pass
 
 
@@ -57,7 +57,7 @@ class RunSerializer(serializers.ModelSerializer):
     """A run: the contract's fields, then extras (who started it, which version ran, where it came from)."""
 
     input = JSONObjectField(read_only=True)
-    output = NullableJSONObjectField(read_only=True, help_text="The `end` node's output; null until it succeeds.")
+    output = NullableObjectField(read_only=True, help_text="The `end` node's output; null until it succeeds.")
     owner = serializers.CharField(source="owner.username", read_only=True, help_text="Who started the run.")
 
     class Meta:
@@ -112,10 +112,10 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
     """One node execution (contract section 4), then extras: the attempt number, and whether a resumed run
     reused this node's recorded result."""
 
-    input = NullableJSONObjectField(read_only=True)
-    output = NullableJSONObjectField(read_only=True)
+    input = NullableObjectField(read_only=True)
+    output = NullableObjectField(read_only=True)
     tool_calls = serializers.ListField(child=serializers.JSONField(), read_only=True)
-    llm_usage = NullableJSONObjectField(read_only=True, help_text="Tokens and cost where an LLM was called.")
+    llm_usage = NullableObjectField(read_only=True, help_text="Tokens and cost where an LLM was called.")
 
     class Meta:
         model = LedgerEntry

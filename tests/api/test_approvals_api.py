@@ -124,3 +124,25 @@ def test_a_bad_decision_body_is_400_naming_the_field(api, alice, body, field) ->
     assert field in response.json() and field in response.json()["detail"]
     approval.refresh_from_db()
     assert approval.status == "pending"
+
+
+def test_an_approver_may_edit_the_editable_fields_and_nothing_else(api, alice) -> None:  # type: ignore[no-untyped-def]
+    approval = request_for(alice, editable_fields=["amount"])
+    NodeRun.objects.filter(run=approval.run, node_id="ask").update(input={"amount": 500, "customer": "c1"})
+    client = api(alice)
+    url = f"/api/approvals/{approval.pk}/decide/"
+    refused = client.post(url, {"decision": "approved", "edits": {"customer": "c2"}}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "these fields may not be edited: customer (editable: amount)"
+    rejected = client.post(url, {"decision": "rejected", "edits": {"amount": 1}}, format="json")
+    assert rejected.status_code == 400 and "only be edited when approving" in rejected.json()["detail"]
+    not_object = client.post(url, {"decision": "approved", "edits": ["amount"]}, format="json")
+    assert not_object.status_code == 400 and "edits" in not_object.json()
+    approval.refresh_from_db()
+    assert approval.status == "pending"
+
+    decided = client.post(url, {"decision": "approved", "edits": {"amount": 400}}, format="json")
+    assert decided.status_code == 200, decided.json()
+    body = decided.json()
+    assert body["status"] == "approved" and body["editable_fields"] == ["amount"]
+    assert body["edits"] == {"by": "alice", "changes": {"amount": {"from": 500, "to": 400}}}

@@ -179,3 +179,17 @@ def test_unknown_paths_and_methods_answer_json(api, alice, stored) -> None:  # t
     not_allowed = client.delete("/api/runs/")
     assert not_allowed.status_code == 405 and not_allowed.json() == {"detail": 'Method "DELETE" not allowed.'}
     assert_unchanged(stored)
+
+
+def test_the_handler_turns_django_errors_and_crashes_into_json() -> None:
+    from django.core.exceptions import RequestDataTooBig
+
+    from flownova.api_errors import api_exception_handler
+
+    too_big = api_exception_handler(
+        RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."), {}
+    )
+    assert too_big.status_code == 413 and too_big.data["detail"].startswith("The request body is larger than")
+    crash = api_exception_handler(RuntimeError("secret internals"), {})
+    assert crash.status_code == 500
+    assert crash.data == {"detail": "Internal server error. It has been logged; please report it if it persists."}

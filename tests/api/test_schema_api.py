@@ -33,7 +33,7 @@ from tests.factories import make_run, make_workflow
 
 pytestmark = pytest.mark.django_db
 
-FUZZ_EXAMPLES = 12
+FUZZ_EXAMPLES = 25
 
 
 @pytest.fixture
