@@ -105,6 +105,8 @@ class EgressError(Exception):
         super().__init__(message)
         self.kind = kind
         self.transient = transient
+        # True when an earlier hop of the call (before a redirect) reached the server.
+        self.after_redirect = False
 
 
 class EgressRefused(EgressError):
@@ -491,7 +493,8 @@ def egress_request(
             response = _follow(request, limits, resolver)
         except EgressError as exc:
             # A request that could not connect (or resolve) never left: repeating it is safe for any method.
-            retry = exc.transient and (method in IDEMPOTENT_METHODS or exc.kind in ("connect", "dns"))
+            never_left = exc.kind in ("connect", "dns") and not exc.after_redirect
+            retry = exc.transient and (method in IDEMPOTENT_METHODS or never_left)
             delay = _backoff(limits, attempt)
             if retry and attempt < limits.attempts and delay < limits.remaining():
                 logger.info("egress %s %s failed (%s), retrying in %.2fs", method, _shown(request.url), exc, delay)
@@ -546,9 +549,13 @@ def _follow(request: _Request, limits: _Limits, resolver: Resolver | None) -> _A
     redirects: list[str] = []
     with httpx.Client(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout) as client:
         while True:
-            checked = egress_check_url(url, resolver=resolver)
-            backend.pin(checked)
-            answer = _send(client, method, url, headers, content, limits)
+            try:
+                checked = egress_check_url(url, resolver=resolver)
+                backend.pin(checked)
+                answer = _send(client, method, url, headers, content, limits)
+            except EgressError as exc:
+                exc.after_redirect = bool(redirects)
+                raise
             location = answer.headers.get("location")
             if answer.status_code not in REDIRECT_STATUSES or not location:
                 answer.redirects = redirects

@@ -237,3 +237,13 @@ def test_a_certificate_for_another_name_is_refused_and_not_retried(tls_server, c
     assert caught.value.kind == "tls" and not caught.value.transient
     assert len(connects) == 1
     assert tls_server.received == []
+
+
+def test_a_post_that_reached_the_server_is_not_repeated_when_its_redirect_cannot_connect(make_server, connects) -> None:  # type: ignore[no-untyped-def]
+    closed = LocalServer()
+    port = closed.port
+    closed.close()
+    server = make_server(redirect_to(f"http://127.0.0.1:{port}/gone", 307))
+    with pytest.raises(EgressError, match="cannot connect"):
+        egress_request(method="POST", url=f"{server.url}/start", json_body={"a": 1})
+    assert len(server.received) == 1
