@@ -122,3 +122,10 @@ def test_token_requests_are_rate_limited_per_address(alice) -> None:  # type: ig
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert "throttled" in response.json()["detail"]
+
+
+def test_the_browsable_api_renders_for_a_logged_in_user(alice) -> None:  # type: ignore[no-untyped-def]
+    client = APIClient()
+    client.force_login(alice)
+    response = client.get("/api/workflows/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200 and b"Workflow" in response.content
