@@ -39,4 +39,15 @@ def node_types() -> Mapping[str, NodeType]:
 
 
 # The built-in types register themselves on import.
-from runs.nodes import agent, end, fork, guardrails, if_else, join, start, tool, user_approval  # noqa: E402,F401
+from runs.nodes import (  # noqa: E402,F401
+    agent,
+    cognitive,
+    end,
+    fork,
+    guardrails,
+    if_else,
+    join,
+    start,
+    tool,
+    user_approval,
+)
