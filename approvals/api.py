@@ -61,8 +61,8 @@ class AssigneesField(serializers.Field):
         super().__init__(source="*", read_only=True, **kwargs)
 
     def to_representation(self, approval: ApprovalRequest) -> list[str]:
-        users = [user.get_username() for user in approval.assignee_users.all()]
-        return users + [group.name for group in approval.assignee_groups.all()]
+        users = sorted(user.get_username() for user in approval.assignee_users.all())
+        return users + sorted(group.name for group in approval.assignee_groups.all())
 
 
 class ApprovalSerializer(serializers.ModelSerializer):

@@ -272,6 +272,11 @@ FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHA
 # Added to the settings above by assignment; see the README's "API" section.
 INSTALLED_APPS += ["drf_spectacular"]
 REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+# Token first: its WWW-Authenticate header is what makes an unauthenticated request a 401, not a 403.
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "flownova.api_auth.TokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]
 # JSON only: the one parser that enforces the body size limit and refuses what PostgreSQL can't store.
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["flownova.api_parsers.SafeJSONParser"]
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "flownova.api_errors.api_exception_handler"
