@@ -158,6 +158,7 @@ _COMMON = {
     "400": "Invalid input; `detail` names what is wrong.",
     "413": "The body is larger than the limit (FLOWNOVA_MAX_BODY_BYTES).",
     "415": "The body is not `application/json`.",
+    "403": "A session-authenticated write without a valid CSRF token (`X-CSRFToken`).",
 }
 _WRITE_METHODS = {"post", "put", "patch"}
 
@@ -183,6 +184,8 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 codes.append("400")
             if method in _WRITE_METHODS:
                 codes += ["413", "415"]
+            if method in _WRITE_METHODS | {"delete"} and any("cookieAuth" in option for option in security):
+                codes.append("403")
             responses = operation.setdefault("responses", {})
             for code in codes:
                 ref = "ValidationError" if code == "400" else "Error"
