@@ -18,7 +18,8 @@ What happens, precisely:
 - Permanent problems of the workflow itself fail the node whatever its edges: an unknown or disabled tool
   name, a template naming a missing path.
 
-The call is returned in NodeResult.tool_calls (the engine records it as a ToolCall row and in the ledger).
+The call is returned in NodeResult.tool_calls (the engine records it as a ToolCall row and in the ledger) and
+announced as a `tool_call` event as soon as it is made.
 Secret header values never appear in the output, the record or the error: tools.services redacts them.
 """
 
@@ -40,6 +41,7 @@ from tools.models import Tool
 from tools.services import tool_call, tool_call_record
 from workflows.graph import NodeSpec
 
+EVENT_KEYS = ("tool", "arguments", "status_code", "result", "error", "duration_ms")
 SUCCESS = "success"
 ERROR = "error"
 
@@ -61,6 +63,9 @@ def execute(ctx: NodeContext) -> NodeResult:
         timeout=min(timeouts) if timeouts else None,
     )
     record = tool_call_record(call)
+    # Sent for every attempt, also one that then fails the node (whose record the engine does not keep); the
+    # same fields as an agent's tool_call events.
+    ctx.emit("tool_call", {key: call[key] for key in EVENT_KEYS})
     if call["ok"]:
         return NodeResult(
             fields={"result": call["result"], "status_code": call["status_code"]},

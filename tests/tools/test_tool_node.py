@@ -103,6 +103,8 @@ def weather(alice, make_server):  # type: ignore[no-untyped-def]
 
 def test_success_renders_the_arguments_and_routes_success(make_context, weather) -> None:  # type: ignore[no-untyped-def]
     ctx = make_context({"tool": "weather", "arguments": {"city": "{{input.city}}"}}, run_input={"city": "Oslo"})
+    emitted: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    ctx.emit = lambda kind, data: emitted.append((kind, data))
     result = TOOL.execute(ctx)
     assert result.handle == "success"
     assert result.fields == {"result": {"city": "Oslo", "temp": 21}, "status_code": 200}
@@ -111,6 +113,14 @@ def test_success_renders_the_arguments_and_routes_success(make_context, weather)
     assert call["arguments"] == {"city": "Oslo"} and call["status_code"] == 200
     assert weather.received[0].headers["x-api-key"] == "key-9f8e7d6c5b4a"
     assert "key-9f8e7d6c5b4a" not in str(result)
+    assert emitted == [
+        (
+            "tool_call",
+            {k: call[k] for k in ("tool", "arguments", "status_code", "error", "duration_ms")}
+            | {"result": result.fields["result"]},
+        )
+    ]
+    assert "key-9f8e7d6c5b4a" not in str(emitted)
 
 
 def test_an_http_error_routes_error_when_the_node_has_an_error_edge(make_context, weather) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,9 @@ def test_a_tool_node_routes_success_and_error_and_records_each_call(alice, weath
     error_call = ToolCall.objects.get(run=error_run)
     assert (error_call.status_code, error_call.error) == (404, "tool 'weather': HTTP 404 Not Found")
 
+    event = RunEvent.objects.get(run=ok_run, type="tool_call")
+    assert event.node_id == "call"
+    assert event.data["tool"] == "weather" and event.data["status_code"] == 200
     # The server received the secret; nothing recorded anywhere holds it.
     assert {r.headers["x-api-key"] for r in weather.received} == {API_KEY}
     for run in (ok_run, error_run):
