@@ -19,3 +19,6 @@ FLOWNOVA_NODE_MODULES = ["tests.nodes"]
 FLOWNOVA_RETRY_BACKOFF_SECONDS = 0.05
 FLOWNOVA_LLM_BACKOFF_SECONDS = 0.05
 FLOWNOVA_LLM_TOKEN_INTERVAL = 0.0  # every streamed piece becomes an event, so tests can count them
+# The suite's local HTTP servers listen on 127.0.0.1; the worker may reach them. Tests of the forgery guard
+# override this back to nothing.
+FLOWNOVA_EGRESS_ALLOWLIST = ["127.0.0.1"]

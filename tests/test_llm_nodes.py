@@ -311,3 +311,77 @@ def test_a_failing_generated_workflow_fails_the_cognitive_node_with_its_error(al
     assert run.status == "failed"
     assert 'node "think" (cognitive) failed: the generated workflow (run' in run.error
     assert "input.missing" in run.error
+
+
+@pytest.fixture
+def inventory(alice):  # type: ignore[no-untyped-def]
+    """A real HTTP tool on loopback: stock levels by product, and a price list."""
+    from tests.tools.servers import LocalServer, Reply
+    from tools.services import tool_create
+
+    def respond(request, count):  # type: ignore[no-untyped-def]
+        if "/stock/" in request.path:
+            product = request.path.rsplit("/", 1)[-1]
+            return Reply(body={"product": product, "stock": {"apple": 3, "pear": 0}.get(product, 0)})
+        return Reply(body={"apple": 1.5, "pear": 2.0})
+
+    server = LocalServer(respond)
+    tool_create(
+        owner=alice,
+        name="stock",
+        description="Units in stock for a product.",
+        url=f"{server.url}/stock/{{product}}",
+        parameters={"type": "object", "properties": {"product": {"type": "string"}}, "required": ["product"]},
+    )
+    tool_create(
+        owner=alice,
+        name="prices",
+        description="The price list.",
+        url=f"{server.url}/prices",
+        parameters={"type": "object", "properties": {}},
+    )
+    yield server
+    server.close()
+
+
+def test_agent_calls_tools_over_two_rounds_and_records_every_call(alice, llm_server, inventory) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(
+        # Round 1: two tools at once; the second call breaks the schema and must not reach the server.
+        Answer(tool_calls=[("stock", {"product": "apple"}), ("stock", {"sku": 7})]),
+        # Round 2: the model corrects itself and asks for the prices.
+        Answer(tool_calls=[("stock", {"product": "pear"}), ("prices", {})]),
+        Answer(content="Apples: 3 in stock at 1.5; pears are sold out."),
+    )
+    flow = agent_flow(model=model, user_prompt="What can I buy?", tools=["stock", "prices"])
+    run = wait_for(start(alice, flow))
+    assert run.status == "succeeded", run.error
+    assert run.output["message"] == "Apples: 3 in stock at 1.5; pears are sold out."
+    calls = run.output["tool_calls"]
+    assert [(c["tool"], c["arguments"]) for c in calls] == [
+        ("stock", {"product": "apple"}),
+        ("stock", {"sku": 7}),
+        ("stock", {"product": "pear"}),
+        ("prices", {}),
+    ]
+    assert calls[0]["result"] == {"product": "apple", "stock": 3} and calls[0]["status_code"] == 200
+    assert "invalid arguments" in calls[1]["error"] and "'product' is a required property" in calls[1]["error"]
+    assert [r.path for r in inventory.received] == ["/stock/apple", "/stock/pear", "/prices"]
+    # The model saw each result (or error) as the tool's answer, matched to its call.
+    third = llm_server.requests(model)[2]["messages"]
+    tool_messages = [m for m in third if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["call_0", "call_1", "call_0", "call_1"]
+    assert "required property" in tool_messages[1]["content"] and '"stock": 0' in tool_messages[2]["content"]
+    # Offered with their JSON Schema parameters.
+    offered = llm_server.requests(model)[0]["tools"]
+    assert offered[0]["function"]["name"] == "stock" and offered[0]["function"]["parameters"]["required"] == ["product"]
+    from tools.models import ToolCall
+
+    assert ToolCall.objects.filter(run=run, node_id="agent").count() == 4
+    assert len(LedgerEntry.objects.get(run=run, node_id="agent").tool_calls) == 4
+    assert RunEvent.objects.filter(run=run, type="tool_call", node_id="agent").count() == 4
+
+
+def test_agent_with_an_unknown_tool_fails_naming_it(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.model(Answer(content="unused"))
+    run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi", tools=["teleport"])))
+    assert run.status == "failed" and "unknown tool(s) teleport" in run.error

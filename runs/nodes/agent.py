@@ -79,7 +79,7 @@ def load_tools(ctx: NodeContext, names: list[str]) -> dict[str, Any]:
     missing = [name for name in names if name not in found]
     if missing:
         raise NodeError(f"unknown tool(s) {', '.join(missing)}: register them first (admin or /api/tools/)")
-    return found
+    return {name: found[name] for name in names}  # offered in the order the node lists them
 
 
 def public_call(call: dict[str, Any]) -> dict[str, Any]:
