@@ -385,3 +385,32 @@ def test_agent_with_an_unknown_tool_fails_naming_it(alice, llm_server) -> None: 
     model = llm_server.model(Answer(content="unused"))
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi", tools=["teleport"])))
     assert run.status == "failed" and "unknown tool(s) teleport" in run.error
+
+
+def test_streamed_tokens_reach_a_websocket_client(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from rest_framework.authtoken.models import Token
+
+    from flownova.asgi import application
+
+    text = "Streaming works, piece by piece, to the browser."
+    model = llm_server.model(Answer(content=text))
+    token = Token.objects.create(user=alice).key
+    run = start(alice, agent_flow(model=model, user_prompt="Talk"))
+
+    async def listen() -> list[dict]:  # type: ignore[type-arg]
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?token={token}")
+        assert (await communicator.connect())[0]
+        messages = []
+        while not messages or messages[-1]["type"] not in ("run_succeeded", "run_failed"):
+            messages.append(await communicator.receive_json_from(timeout=20))
+        await communicator.disconnect()
+        return messages
+
+    messages = async_to_sync(listen)()
+    assert messages[-1]["type"] == "run_succeeded"
+    assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
+    tokens = [m for m in messages if m["type"] == "llm_token"]
+    assert len(tokens) > 1 and "".join(m["data"]["text"] for m in tokens) == text
+    assert {m["node_id"] for m in tokens} == {"agent"}
