@@ -62,6 +62,12 @@ def workflow_group(workflow_id: int) -> str:
     return f"workflow.{workflow_id}"
 
 
+# Every approval_needed / approval_decided event also goes to this group, for inbox pages: their consumers
+# decide per user what to show (see approvals.selectors for who may see a request).
+APPROVALS_GROUP = "approvals"
+APPROVAL_EVENTS = frozenset({"approval_needed", "approval_decided"})
+
+
 TRANSITION_FIELDS = (
     "id",
     "workflow_id",
@@ -176,6 +182,9 @@ class Publisher:
                     await layer.group_send(run_group(int(messages[0]["run_id"])), payload)
                     if workflow_id is not None:
                         await layer.group_send(workflow_group(workflow_id), payload)
+                    approvals = [message for message in messages if message["type"] in APPROVAL_EVENTS]
+                    if approvals:
+                        await layer.group_send(APPROVALS_GROUP, {"type": CONSUMER_MESSAGE_TYPE, "events": approvals})
             except Exception:
                 logger.exception("publishing %d run events failed", len(messages))
             finally:
