@@ -144,6 +144,7 @@ class NodeClaim:
     run_id: int
     owner_id: int
     node: Node
+    handles: frozenset[str]
     input: dict[str, Any]
     attempt: int
     max_retries: int
@@ -197,6 +198,7 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
             run_id=run.pk,
             owner_id=run.owner_id,
             node=node,
+            handles=frozenset(edge.source_handle for edge in graph.outgoing(node.id) if edge.source_handle),
             input=node_run.input or {},
             attempt=node_run.attempts,
             max_retries=int(node.data.get("retries", DEFAULT_RETRIES)),
@@ -350,18 +352,32 @@ def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, 
     )
 
 
-def node_fail(*, claim: NodeClaim, error: str, traceback: str = "", transient: bool = False) -> float | None:
-    """Record a failed attempt. Returns the delay before the next attempt when one is scheduled (transient
-    failure with retries left), else None: the node and the run have failed."""
+def node_fail(
+    *,
+    claim: NodeClaim,
+    error: str,
+    traceback: str = "",
+    transient: bool = False,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> float | None:
+    """Record a failed attempt (with the tool calls it made). Returns the delay before the next attempt when
+    one is scheduled (transient failure with retries left), else None: the node and the run have failed."""
     with run_transition(claim.run_id) as tx:
         node_run = _lock_claimed(tx, claim)
         if node_run is None:
             return None
-        return _record_failure(tx, node_run, claim, error, traceback, transient=transient)
+        return _record_failure(tx, node_run, claim, error, traceback, transient=transient, tool_calls=tool_calls)
 
 
 def _record_failure(
-    tx: Transition, node_run: NodeRun, claim: NodeClaim, error: str, traceback: str, *, transient: bool
+    tx: Transition,
+    node_run: NodeRun,
+    claim: NodeClaim,
+    error: str,
+    traceback: str,
+    *,
+    transient: bool,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> float | None:
     run = tx.run
     finished = timezone.now()
@@ -382,7 +398,9 @@ def _record_failure(
         traceback=traceback,
         started_at=claim.started_at,
         finished_at=finished,
+        tool_calls=tool_calls,
     )
+    _tool_calls_record(tx, node_run, tool_calls or [])
     tx.emit(
         "node_failed",
         node_run.node_id,

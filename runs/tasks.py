@@ -40,7 +40,11 @@ def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[n
         services.node_complete(claim=claim, result=outcome.result)
         return
     delay = services.node_fail(
-        claim=claim, error=outcome.error, traceback=outcome.traceback, transient=outcome.transient
+        claim=claim,
+        error=outcome.error,
+        traceback=outcome.traceback,
+        transient=outcome.transient,
+        tool_calls=list(outcome.tool_calls),
     )
     if delay is not None:
         # Same task id: node_begin recognises the message as this node's own next attempt.

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
+from runs.nodes.base import NodeContext, NodeError, NodeFailure, NodeResult, NodeType, data_schema, template_check
 from workflows.graph import NodeSpec
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
@@ -55,15 +55,23 @@ def execute(ctx: NodeContext) -> NodeResult:
     usage = llm.Usage(model=model)
     conversation = Conversation(ctx, llm, model, usage, temperature=data.get("temperature"))
     calls: list[dict[str, Any]] = []
-    answer = conversation.run_tools(
-        messages, tools, calls, max_rounds=int(data.get("max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS)), schema=schema
-    )
-    if schema is None:
-        fields: dict[str, Any] = {"message": answer}
-    else:
-        fields = conversation.structured(messages, answer, schema)
+    try:
+        answer = conversation.run_tools(
+            messages, tools, calls, max_rounds=int(data.get("max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS)), schema=schema
+        )
+        fields = {"message": answer} if schema is None else conversation.structured(messages, answer, schema)
+    except NodeFailure as exc:
+        exc.tool_calls = [recorded(call) for call in calls] + exc.tool_calls  # the calls happened all the same
+        raise
     fields["tool_calls"] = [public_call(call) for call in calls]
-    return NodeResult(fields=fields, tool_calls=calls, llm_usage=usage.as_dict())
+    return NodeResult(fields=fields, tool_calls=[recorded(call) for call in calls], llm_usage=usage.as_dict())
+
+
+def recorded(call: dict[str, Any]) -> dict[str, Any]:
+    """What the ledger and the ToolCall rows keep of a call (the truncated response, not the parsed result)."""
+    from tools.services import tool_call_record
+
+    return tool_call_record(call)
 
 
 def text(value: Any) -> str:

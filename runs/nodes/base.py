@@ -39,11 +39,19 @@ def template_check(*fields: str) -> Callable[[dict], list[tuple[str | None, str]
     return check
 
 
-class NodeError(Exception):
+class NodeFailure(Exception):
+    """A node that failed. `tool_calls` are the calls it made before failing: they are recorded all the same."""
+
+    def __init__(self, message: str, *, tool_calls: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.tool_calls = tool_calls or []
+
+
+class NodeError(NodeFailure):
     """The node failed for good: retrying cannot help (bad configuration, a missing template path...)."""
 
 
-class TransientNodeError(Exception):
+class TransientNodeError(NodeFailure):
     """The node failed for a reason that may pass (a timeout, a 503): the engine retries it with backoff."""
 
 
@@ -87,6 +95,8 @@ class NodeContext:
     input: dict[str, Any]
     # Who started the run: what the node may reach (tools, models) is scoped to this user.
     owner_id: int | None = None
+    # The handles on the node's outgoing edges, so a node can tell whether a route exists (tool's `error`).
+    handles: frozenset[str] = frozenset()
     # Own new fields of earlier nodes that this node's templates reference, by node id.
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # For a node with several incoming edges: each arrived branch's output, keyed by the branch's node id.

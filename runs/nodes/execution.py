@@ -25,6 +25,7 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     transient: bool = False
+    tool_calls: tuple[dict[str, Any], ...] = ()  # made before a failure; recorded with it
 
 
 def run_handler(
@@ -39,6 +40,7 @@ def run_handler(
     context = NodeContext(
         run_id=claim.run_id,
         owner_id=claim.owner_id,
+        handles=claim.handles,
         node=claim.node,
         input=claim.input,
         nodes=claim.nodes,
@@ -50,9 +52,9 @@ def run_handler(
     try:
         return Outcome(result=get_node_type(claim.node.type).execute(context))
     except NodeError as exc:
-        return Outcome(error=str(exc))
+        return Outcome(error=str(exc), tool_calls=tuple(exc.tool_calls))
     except TransientNodeError as exc:
-        return Outcome(error=str(exc), traceback=tb.format_exc(), transient=True)
+        return Outcome(error=str(exc), traceback=tb.format_exc(), transient=True, tool_calls=tuple(exc.tool_calls))
     except SoftTimeLimitExceeded:
         limit = claim.node.data.get("timeout_seconds") or time_limit
         return Outcome(error=f"timed out after {limit} s", transient=True)

@@ -37,8 +37,6 @@ from runs.nodes.base import (
     data_schema,
     template_check,
 )
-from tools.models import Tool
-from tools.services import tool_call, tool_call_record
 from workflows.graph import NodeSpec
 
 EVENT_KEYS = ("tool", "arguments", "status_code", "result", "error", "duration_ms")
@@ -47,6 +45,10 @@ ERROR = "error"
 
 
 def execute(ctx: NodeContext) -> NodeResult:
+    # Imported here: the registry (and so this module) is loaded by pure code that has no Django set up.
+    from tools.models import Tool
+    from tools.services import tool_call, tool_call_record
+
     name = ctx.data["tool"]
     tool = Tool.objects.filter(owner_id=ctx.owner_id, name=name).first()
     if tool is None:
@@ -63,8 +65,7 @@ def execute(ctx: NodeContext) -> NodeResult:
         timeout=min(timeouts) if timeouts else None,
     )
     record = tool_call_record(call)
-    # Sent for every attempt, also one that then fails the node (whose record the engine does not keep); the
-    # same fields as an agent's tool_call events.
+    # Sent for every attempt, also one that then fails the node; the same fields as an agent's tool_call events.
     ctx.emit("tool_call", {key: call[key] for key in EVENT_KEYS})
     if call["ok"]:
         return NodeResult(
@@ -73,9 +74,9 @@ def execute(ctx: NodeContext) -> NodeResult:
             tool_calls=[record],
         )
     if call["transient"] and _attempts_left(ctx):
-        raise TransientNodeError(call["error"])
-    if not _has_error_edge(ctx):
-        raise (TransientNodeError if call["transient"] else NodeError)(call["error"])
+        raise TransientNodeError(call["error"], tool_calls=[record])
+    if ERROR not in ctx.handles:
+        raise (TransientNodeError if call["transient"] else NodeError)(call["error"], tool_calls=[record])
     return NodeResult(
         fields={"result": call["result"], "status_code": call["status_code"], "error": call["error"]},
         handle=ERROR,
@@ -87,19 +88,6 @@ def _attempts_left(ctx: NodeContext) -> bool:
     from runs.services import DEFAULT_RETRIES  # runs.services imports this registry: import late
 
     return ctx.attempt <= int(ctx.data.get("retries", DEFAULT_RETRIES))
-
-
-def _has_error_edge(ctx: NodeContext) -> bool:
-    """Whether the run's graph snapshot has an `error` edge out of this node. Read only when a call failed;
-    the snapshot is the contract's graph document, so the edges are read as the contract writes them."""
-    from runs.models import Run
-
-    document = Run.objects.filter(pk=ctx.run_id).values_list("graph", flat=True).first()
-    edges = document.get("edges") if isinstance(document, dict) else None
-    return any(
-        isinstance(edge, dict) and edge.get("source") == ctx.node.id and edge.get("sourceHandle") == ERROR
-        for edge in edges or []
-    )
 
 
 def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:

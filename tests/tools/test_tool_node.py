@@ -74,6 +74,7 @@ def make_context(alice):  # type: ignore[no-untyped-def]
             node=Node("call", "tool", data, None),
             input=run_input or {},
             owner_id=(owner or alice).pk,
+            handles=frozenset(handles),
             attempt=attempt,
         )
 

@@ -112,4 +112,8 @@ def test_without_an_error_edge_a_failed_call_fails_the_run_naming_the_node(alice
     run = wait_for(start(alice, routed_graph(with_error_edge=False), {"city": "Atlantis"}))
     assert run.status == "failed"
     assert run.error == "node \"call\" (tool) failed: tool 'weather': HTTP 404 Not Found"
+    # The failed attempt's call is recorded like any other.
+    assert ToolCall.objects.get(run=run).status_code == 404
+    failed = LedgerEntry.objects.get(run=run, node_id="call", status="failed")
+    assert [(c["tool"], c["status_code"]) for c in failed.tool_calls] == [("weather", 404)]
     assert API_KEY not in everything_recorded(run)
