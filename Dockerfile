@@ -6,7 +6,8 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN DEBUG=true python manage.py collectstatic --no-input --verbosity 0
-RUN useradd --create-home flownova && mkdir -p /app/.flownova && chown flownova /app/.flownova
+RUN useradd --create-home flownova && mkdir -p /app/.flownova /var/lib/flownova/metrics \
+    && chown flownova /app/.flownova /var/lib/flownova/metrics
 USER flownova
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "flownova.asgi:application"]

@@ -217,6 +217,8 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stalled-nodes": {"task": "runs.recover_stalled", "schedule": 60.0},
     "expire-overdue-approvals": {"task": "approvals.expire_overdue", "schedule": 30.0},
 }
+# /metrics answers this bearer token (what Prometheus sends); staff can always read it when signed in.
+FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
 # How long /readyz waits for each dependency before calling it down.
 FLOWNOVA_READYZ_TIMEOUT = float(os.environ.get("FLOWNOVA_READYZ_TIMEOUT", "2"))
 

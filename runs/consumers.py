@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from flownova import metrics
 from runs.events import run_group, workflow_group
 from runs.models import Run, RunEvent
 from workflows.models import Workflow
@@ -62,9 +63,12 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.append(group)
         await self.accept()
+        metrics.WEBSOCKETS.inc()
         await self.replay()
 
     async def disconnect(self, code: int) -> None:
+        if self.groups_joined:  # it was accepted
+            metrics.WEBSOCKETS.dec()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flownova import metrics
 from runs.events import Transition
 from runs.models import LedgerEntry, NodeRun
 
@@ -29,7 +30,7 @@ def ledger_append(
     duration_ms = None
     if started_at and finished_at:
         duration_ms = max(0, round((finished_at - started_at).total_seconds() * 1000))
-    return LedgerEntry.objects.create(
+    entry = LedgerEntry.objects.create(
         run=tx.run,
         seq=tx.next_ledger_seq(),
         node_id=node_run.node_id,
@@ -47,3 +48,12 @@ def ledger_append(
         llm_usage=llm_usage,
         reused=reused,
     )
+    node_type = node_run.node_type
+    metrics.observe_after_commit(
+        lambda: metrics.node_recorded(node_type=node_type, status=status, duration_ms=duration_ms)
+    )
+    if llm_usage:
+        metrics.observe_after_commit(lambda: metrics.llm_used(llm_usage))
+    if tool_calls:
+        metrics.observe_after_commit(lambda: metrics.tool_called(tool_calls))
+    return entry

@@ -25,6 +25,7 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from approvals.models import ApprovalRequest, ApprovalStatus
+from flownova import metrics
 from runs.engine import core
 from runs.engine.templating import referenced_paths
 from runs.events import Transition, run_transition
@@ -130,6 +131,7 @@ def run_start(
         tx.emit("run_started", data={"workflow_id": workflow.pk, "version": workflow.version})
         tx.finish()
         _enqueue_after_commit(run, graph, [start])
+        metrics.observe_after_commit(metrics.RUNS_STARTED.inc)
     return run
 
 
@@ -179,6 +181,9 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
             return None  # finished, waiting or cancelled already
         # RUNNING with our own task id: the message was redelivered because the worker died mid-node.
         now = timezone.now()
+        if node_run.queued_at is not None and node_run.status == NodeStatus.QUEUED:
+            waited = max(0.0, (now - node_run.queued_at).total_seconds())
+            metrics.observe_after_commit(lambda: metrics.QUEUE_WAIT.observe(waited))
         node_run.status = NodeStatus.RUNNING
         node_run.attempts += 1
         node_run.started_at = now
@@ -581,6 +586,7 @@ def _settle(tx: Transition) -> None:
     run.finished_at = timezone.now()
     tx.save_run("status", "finished_at")
     tx.emit("run_succeeded", data={"output": run.output})
+    _count_finished(RunStatus.SUCCEEDED)
     _report_to_parent(run)
 
 
@@ -595,6 +601,11 @@ def _run_fail(tx: Transition, error: str) -> None:
     tx.save_run("status", "error", "finished_at")
     _close_open_work(run)
     tx.emit("run_failed", data={"error": error})
+    _count_finished(RunStatus.FAILED)
+
+
+def _count_finished(status: str) -> None:
+    metrics.observe_after_commit(lambda: metrics.RUNS_FINISHED.labels(status).inc())
 
 
 def _close_open_work(run: Run) -> None:
@@ -723,6 +734,7 @@ def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         tx.save_run("status", "finished_at")
         _close_open_work(locked)
         tx.emit("run_cancelled", data={"by": getattr(user, "username", None)})
+        _count_finished(RunStatus.CANCELLED)
     return locked
 
 

@@ -6,6 +6,7 @@ and `node_complete` / `node_fail` ignore a result from an attempt that is no lon
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 from celery import shared_task
@@ -13,6 +14,7 @@ from celery.signals import worker_process_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from flownova import metrics
 from runs import services
 from runs.events import publisher
 from runs.nodes.execution import run_handler
@@ -79,6 +81,8 @@ def recover_stalled() -> int:
 
 
 @worker_process_shutdown.connect
-def flush_events(**kwargs: object) -> None:
-    """Send events still queued by this process before it exits; they are stored either way."""
+def flush_events(pid: int | None = None, **kwargs: object) -> None:
+    """Send events still queued by this process before it exits (they are stored either way), and stop
+    counting its live metrics."""
     publisher.flush(timeout=5)
+    metrics.process_exited(pid or os.getpid())

@@ -2,7 +2,11 @@
 test run never touches the queues or channel groups of a FlowNova running on the same machine."""
 
 import os
+import tempfile
 
+# Metrics of every process of the test session (this one, the worker and its pool) in one folder.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # the worker inherits the folder of the test process
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flownova-metrics-")
 os.environ["REDIS_URL"] = os.environ.get("FLOWNOVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 from flownova.settings import *  # noqa: F403

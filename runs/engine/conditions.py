@@ -152,8 +152,6 @@ def _as_boolean(value: object) -> bool | None:
     return None
 
 
-
-
 def _text(value: object) -> str:
     try:
         return to_text(value)

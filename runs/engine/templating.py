@@ -242,8 +242,6 @@ def _describe_keys(mapping: Mapping[object, object]) -> str:
     return "keys: " + ", ".join(keys)
 
 
-
-
 def _strings(value: object, location: str) -> Iterator[tuple[str, str]]:
     """Yield (dotted location, string) for every string value inside `value`."""
     if isinstance(value, str):
