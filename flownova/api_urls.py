@@ -21,7 +21,7 @@ from rest_framework.routers import DefaultRouter
 from approvals.api import ApprovalViewSet
 from flownova.api_base import StrictFieldsMixin, TokenObtainThrottle, error_response
 from flownova.api_parsers import SafeJSONParser
-from runs.api import RunViewSet
+from runs.api import RunViewSet, UsageView
 from workflows.api import WorkflowViewSet
 
 try:
@@ -82,6 +82,7 @@ if ToolViewSet is not None:
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
+    path("usage/", UsageView.as_view(), name="usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("docs/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

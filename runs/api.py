@@ -16,13 +16,15 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response, query_dict
 from runs.models import LedgerEntry, Run, RunStatus
 from runs.services import RunFinishedError, RunInputError, run_cancel, run_start
+from runs.usage import usage_summary
 from workflows.models import Workflow
 
-__all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "start_run_or_400"]
+__all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "UsageView", "start_run_or_400"]
 
 LEDGER_DEFAULT_LIMIT = 500
 LEDGER_MAX_LIMIT = 1000
@@ -263,3 +265,38 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                 }
             ) from None
         return Response(RunSerializer(new_run).data, status=status.HTTP_201_CREATED)
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=["workflow", "model", "day"], default="workflow")
+    since = serializers.DateField(required=False, help_text="First day (ISO 8601), inclusive.")
+    until = serializers.DateField(required=False, help_text="Last day (ISO 8601), inclusive.")
+
+
+class UsageRowSerializer(serializers.Serializer):
+    workflow_id = serializers.IntegerField(required=False, allow_null=True)
+    workflow_name = serializers.CharField(required=False)
+    model = serializers.CharField(required=False, allow_null=True)
+    day = serializers.DateField(required=False, allow_null=True)
+    calls = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost_usd = serializers.FloatField(allow_null=True, help_text="null when no call in the group had a price")
+    unpriced_entries = serializers.IntegerField(help_text="entries whose model LiteLLM could not price")
+
+
+class UsageSerializer(serializers.Serializer):
+    group_by = serializers.CharField()
+    results = UsageRowSerializer(many=True)
+    total = UsageRowSerializer()
+
+
+class UsageView(APIView):
+    """LLM tokens and cost from the ledger, per workflow, model or day, over the runs the user may see."""
+
+    @extend_schema(parameters=[UsageQuerySerializer], responses={200: UsageSerializer})
+    def get(self, request: Request) -> Response:
+        query = UsageQuerySerializer(data=query_dict(request))
+        query.is_valid(raise_exception=True)
+        return Response(usage_summary(user=request.user, **query.validated_data))
