@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -21,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision
+from approvals.selectors import approvals_visible_to
 from approvals.services import (
     ApprovalAlreadyDecided,
     ApprovalError,
@@ -33,24 +33,6 @@ from runs.api import Conflict, JSONObjectField, NullableObjectField
 from runs.services import RunError
 
 __all__ = ["ApprovalSerializer", "ApprovalViewSet", "approvals_visible_to"]
-
-_AssignedUser = ApprovalRequest.assignee_users.through
-_AssignedGroup = ApprovalRequest.assignee_groups.through
-
-
-def approvals_visible_to(user: AbstractBaseUser) -> QuerySet[ApprovalRequest]:
-    """The approval requests `user` may see (see the module docstring)."""
-    requests = ApprovalRequest.objects.all()
-    if user.is_staff:
-        return requests
-    assigned_user = _AssignedUser.objects.filter(approvalrequest=OuterRef("pk"))
-    assigned_group = _AssignedGroup.objects.filter(approvalrequest=OuterRef("pk"))
-    owns = Q(run__workflow__owner=user) | Q(run__workflow__isnull=True, run__owner=user)
-    return requests.filter(
-        Exists(assigned_user.filter(user=user))
-        | Exists(assigned_group.filter(group__user=user))
-        | (~Exists(assigned_user) & ~Exists(assigned_group) & owns)
-    )
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}})

@@ -326,3 +326,8 @@ SPECTACULAR_SETTINGS = {
         "flownova.api_base.add_error_responses",
     ],
 }
+
+# --- Web pages (templates/, */views.py, flownova/page_urls.py) -------------------------------------------------
+# The pages have their own login; the admin keeps its own at /admin/login/.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"

@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from flownova import health, metrics
 
@@ -13,6 +12,5 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("flownova.api_urls", namespace="api")),
-    # The workflow pages (editor, runs, inbox) are still to come; until then the admin is the way in.
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("", include("flownova.page_urls")),
 ]

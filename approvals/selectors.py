@@ -1,0 +1,33 @@
+"""Reads of approval requests shared by the API, the inbox pages and the inbox WebSocket.
+
+Who sees a request: staff see all; anyone else sees the requests they are a named assignee of, those
+assigned to one of their groups, and, for a request with no assignee at all, those of the workflows they own
+(of the runs they own, if the workflow was deleted for good).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from approvals.models import ApprovalRequest
+
+__all__ = ["approvals_visible_to"]
+
+_AssignedUser = ApprovalRequest.assignee_users.through
+_AssignedGroup = ApprovalRequest.assignee_groups.through
+
+
+def approvals_visible_to(user: AbstractBaseUser) -> QuerySet[ApprovalRequest]:
+    """The approval requests `user` may see (see the module docstring)."""
+    requests = ApprovalRequest.objects.all()
+    if user.is_staff:
+        return requests
+    assigned_user = _AssignedUser.objects.filter(approvalrequest=OuterRef("pk"))
+    assigned_group = _AssignedGroup.objects.filter(approvalrequest=OuterRef("pk"))
+    owns = Q(run__workflow__owner=user) | Q(run__workflow__isnull=True, run__owner=user)
+    return requests.filter(
+        Exists(assigned_user.filter(user=user))
+        | Exists(assigned_group.filter(group__user=user))
+        | (~Exists(assigned_user) & ~Exists(assigned_group) & owns)
+    )

@@ -1,0 +1,28 @@
+"""The server-rendered pages (included at the site root by flownova/urls.py)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from approvals import views as approval_views
+from runs import views as run_views
+from workflows import views as workflow_views
+
+urlpatterns = [
+    path("", workflow_views.workflow_list, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("workflows/", workflow_views.workflow_list, name="workflow_list"),
+    path("workflows/new/", workflow_views.workflow_create_view, name="workflow_create"),
+    path("workflows/import/", workflow_views.workflow_import, name="workflow_import"),
+    path("workflows/<int:pk>/", workflow_views.workflow_detail, name="workflow_detail"),
+    path("workflows/<int:pk>/duplicate/", workflow_views.workflow_duplicate, name="workflow_duplicate"),
+    path("workflows/<int:pk>/delete/", workflow_views.workflow_delete, name="workflow_delete"),
+    path("workflows/<int:pk>/export/", workflow_views.workflow_export, name="workflow_export"),
+    path("workflows/<int:pk>/runs/", run_views.workflow_runs, name="workflow_runs"),
+    path("runs/", run_views.run_list, name="run_list"),
+    path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cancel/", run_views.run_cancel_view, name="run_cancel"),
+    path("runs/<int:pk>/ledger/<int:seq>/", run_views.ledger_entry, name="ledger_entry"),
+    path("approvals/", approval_views.inbox, name="approval_inbox"),
+    path("approvals/<int:pk>/decide/", approval_views.decide, name="approval_decide"),
+]

@@ -1,0 +1,129 @@
+"""Run pages: history (per workflow and all of a user's runs) and the live run page.
+
+The run page is one view: a full page, or, for HTMX requests, only the part named by `HX-Target` (node
+states, ledger, summary, approvals), which the browser re-fetches whenever the run's WebSocket reports an
+event. Another user's run is a 404; staff see every run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals.models import ApprovalStatus
+from approvals.selectors import approvals_visible_to
+from approvals.services import approval_can_decide
+from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, Run, RunStatus
+from runs.services import RunFinishedError, run_cancel
+from workflows.models import Workflow
+from workflows.views import htmx_partial, pretty_json
+
+RUNS_PER_PAGE = 50
+# HX-Target (an element id on the run page) -> the template that renders only that element.
+RUN_PARTS = {
+    "run-summary": "runs/_summary.html",
+    "run-nodes": "runs/_nodes.html",
+    "run-ledger": "runs/_ledger.html",
+    "run-approvals": "runs/_approvals.html",
+}
+
+
+def visible_runs(request: HttpRequest) -> QuerySet[Run]:
+    return Run.objects.visible_to(request.user).select_related("owner", "workflow", "parent")
+
+
+def _history(request: HttpRequest, runs: QuerySet[Run], context: dict[str, Any]) -> HttpResponse:
+    status = request.GET.get("status", "")
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    else:
+        status = ""
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    context |= {"page": page, "runs": page.object_list, "status": status, "statuses": RunStatus.choices}
+    template = "runs/_table.html" if htmx_partial(request) else "runs/list.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def run_list(request: HttpRequest) -> HttpResponse:
+    return _history(request, visible_runs(request), {"workflow": None})
+
+
+@login_required
+@require_GET
+def workflow_runs(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_object_or_404(Workflow.objects.alive().visible_to(request.user), pk=pk)
+    # Visible runs of a visible workflow: staff see everyone's runs of it, an owner their own.
+    return _history(request, visible_runs(request).filter(workflow=workflow), {"workflow": workflow})
+
+
+def run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
+    approvals = list(
+        approvals_visible_to(request.user)
+        .filter(run=run)
+        .select_related("run", "run__workflow", "decided_by")
+        .prefetch_related("assignee_users", "assignee_groups")
+        .order_by("created_at", "id")
+    )
+    for approval in approvals:
+        approval.can_decide = approval.status == ApprovalStatus.PENDING and approval_can_decide(
+            approval=approval, user=request.user
+        )
+        approval.data_json = pretty_json(approval.data)
+    return {
+        "run": run,
+        "input_json": pretty_json(run.input),
+        "output_json": pretty_json(run.output) if run.output is not None else "",
+        "is_active": run.status in ACTIVE_RUN_STATUSES,
+        "node_runs": run.node_runs.all(),
+        "ledger": run.ledger.defer("traceback").order_by("seq"),
+        "approvals": approvals,
+        "children": visible_runs(request).filter(parent=run).order_by("created_at", "id"),
+    }
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    context = run_context(request, run)
+    part = RUN_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
+    return render(request, part or "runs/detail.html", context)
+
+
+@login_required
+@require_GET
+def ledger_entry(request: HttpRequest, pk: int, seq: int) -> HttpResponse:
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    entry = get_object_or_404(LedgerEntry.objects.filter(run=run), seq=seq)
+    template = "runs/_entry.html" if htmx_partial(request) else "runs/entry.html"
+    sections = [
+        ("Input", entry.input),
+        ("Output", entry.output),
+        ("Tool calls", entry.tool_calls or None),
+        ("LLM usage", entry.llm_usage),
+    ]
+    shown = [(label, pretty_json(value)) for label, value in sections if value is not None]
+    return render(request, template, {"run": run, "entry": entry, "sections": shown})
+
+
+@login_required
+@require_POST
+def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    try:
+        run_cancel(run=run, user=request.user)
+    except RunFinishedError:
+        run.refresh_from_db(fields=["status"])
+        messages.warning(request, f"The run had already ended ({run.status}); nothing was cancelled.")
+    else:
+        messages.success(request, "Run cancelled: no new node will start.")
+    return redirect("run_detail", pk=run.pk)

@@ -1,0 +1,115 @@
+// Live updates over FlowNova's WebSockets (contract section 6). The server renders every table; this module
+// only listens and asks htmx to re-fetch the parts that changed (elements listening for the fn-* events),
+// except streamed LLM text, which has no server-rendered form and is appended to a transcript here.
+// The session cookie authenticates the socket; the browser sends our Origin, which the server checks.
+
+const RECONNECT_MAX_MS = 15000;
+
+function socketUrl(path) {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${window.location.host}${path}`;
+}
+
+function announce(text) {
+  const state = document.getElementById("live-state");
+  if (state) state.textContent = text;
+}
+
+function signal(name) {
+  document.body.dispatchEvent(new CustomEvent(name, { bubbles: true }));
+}
+
+// Keeps one socket open, reconnecting with backoff. `pathFor()` is asked on every (re)connect, so the run
+// stream can resume after the last seq it saw instead of replaying everything.
+function keepOpen(pathFor, onMessage, { onOpen, onRefused } = {}) {
+  let delay = 500;
+  const connect = () => {
+    const socket = new WebSocket(socketUrl(pathFor()));
+    socket.addEventListener("open", () => {
+      delay = 500;
+      if (onOpen) onOpen();
+    });
+    socket.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return; // not one of ours
+      }
+      onMessage(message);
+    });
+    socket.addEventListener("close", (event) => {
+      // 4401/4404: not signed in, or not ours. Retrying would not change the answer.
+      if (event.code === 4401 || event.code === 4404) {
+        if (onRefused) onRefused();
+        return;
+      }
+      announce("Live updates lost; reconnecting…");
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    });
+  };
+  connect();
+}
+
+function transcriptFor(nodeId) {
+  const box = document.getElementById("transcripts");
+  const id = `transcript-${nodeId}`;
+  let pre = document.getElementById(id);
+  if (!pre) {
+    document.getElementById("transcript-empty")?.remove();
+    const heading = document.createElement("h3");
+    heading.textContent = `Node ${nodeId}`;
+    pre = document.createElement("pre");
+    pre.id = id;
+    pre.className = "transcript";
+    box.append(heading, pre);
+  }
+  return pre;
+}
+
+function watchRun(page) {
+  let lastSeq = 0;
+  keepOpen(
+    () => `${page.dataset.wsPath}${lastSeq ? `?after=${lastSeq}` : ""}`,
+    (message) => {
+      if (typeof message.seq === "number") lastSeq = Math.max(lastSeq, message.seq);
+      if (message.type === "llm_token") {
+        const text = message.data && message.data.text;
+        if (text && message.node_id) transcriptFor(message.node_id).textContent += text;
+        return;
+      }
+      signal("fn-run-changed");
+      if (message.type === "approval_needed" || message.type === "approval_decided") signal("fn-approvals-changed");
+    },
+    {
+      onOpen: () => announce("Live: updates appear as the run progresses."),
+      onRefused: () => announce("Live updates are not available for this run."),
+    },
+  );
+}
+
+function watchApprovals() {
+  keepOpen(
+    () => "/ws/approvals/",
+    (message) => {
+      if (message.type === "approval_needed" || message.type === "approval_decided") signal("fn-approvals-changed");
+    },
+    {
+      // Anything missed while disconnected: fetch the current state once.
+      onOpen: () => signal("fn-approvals-changed"),
+    },
+  );
+}
+
+function start() {
+  const runPage = document.getElementById("run-page");
+  if (runPage) watchRun(runPage);
+  if (document.querySelector("[data-live-approvals]")) watchApprovals();
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
+}
