@@ -222,14 +222,31 @@ FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
 # How long /readyz waits for each dependency before calling it down.
 FLOWNOVA_READYZ_TIMEOUT = float(os.environ.get("FLOWNOVA_READYZ_TIMEOUT", "2"))
 
+# Logs are JSON lines (python-json-logger) carrying run_id, node_id and task_id where known; plain text is
+# easier to read in a terminal, so it is the default while DEBUG is on. FLOWNOVA_LOG_FORMAT chooses.
+FLOWNOVA_LOG_FORMAT = os.environ.get("FLOWNOVA_LOG_FORMAT", "plain" if DEBUG else "json")
+if FLOWNOVA_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"FLOWNOVA_LOG_FORMAT={FLOWNOVA_LOG_FORMAT!r} must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "flownova.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s node=%(node_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["asctime", "levelname", "name", "message", "run_id", "node_id", "task_id", "process"],
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": FLOWNOVA_LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# The worker logs through the configuration above instead of replacing it with Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # LLM calls (runs/llm.py): seconds per call, retries on transient provider errors (rate limits, 5xx,
 # timeouts) with exponential backoff, and how often streamed text is sent to the browser.
 FLOWNOVA_LLM_TIMEOUT = float(os.environ.get("FLOWNOVA_LLM_TIMEOUT", "60"))

@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 
 from approvals.models import ApprovalRequest, ApprovalStatus
 from flownova import metrics
+from flownova.logcontext import log_context
 from runs.engine import core
 from runs.engine.templating import referenced_paths
 from runs.events import Transition, run_transition
@@ -130,6 +131,7 @@ def run_start(
         tx = Transition(run)
         tx.emit("run_started", data={"workflow_id": workflow.pk, "version": workflow.version})
         tx.finish()
+        logger.info("run started: workflow %s v%s", workflow.pk, workflow.version, extra={"run_id": run.pk})
         _enqueue_after_commit(run, graph, [start])
         metrics.observe_after_commit(metrics.RUNS_STARTED.inc)
     return run
@@ -213,7 +215,8 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         )
         if not node_type.instant:
             return claim
-        outcome = run_handler(claim)
+        with log_context(node_id=node.id):
+            outcome = run_handler(claim)
         if outcome.result is not None:
             _record_result(tx, node_run, claim, outcome.result)
         else:
@@ -411,6 +414,15 @@ def _record_failure(
         node_run.node_id,
         {"error": error, "attempt": claim.attempt, "will_retry": retry, "retry_in_seconds": delay},
     )
+    logger.warning(
+        "node %s (%s) attempt %d failed%s: %s",
+        node_run.node_id,
+        node_run.node_type,
+        claim.attempt,
+        ", will retry" if retry else "",
+        error,
+        extra={"node_id": node_run.node_id},
+    )
     if not retry and run.status not in FINAL_RUN_STATUSES:
         _run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
     return delay
@@ -586,7 +598,7 @@ def _settle(tx: Transition) -> None:
     run.finished_at = timezone.now()
     tx.save_run("status", "finished_at")
     tx.emit("run_succeeded", data={"output": run.output})
-    _count_finished(RunStatus.SUCCEEDED)
+    _run_ended(run, RunStatus.SUCCEEDED)
     _report_to_parent(run)
 
 
@@ -601,11 +613,18 @@ def _run_fail(tx: Transition, error: str) -> None:
     tx.save_run("status", "error", "finished_at")
     _close_open_work(run)
     tx.emit("run_failed", data={"error": error})
-    _count_finished(RunStatus.FAILED)
+    _run_ended(run, RunStatus.FAILED)
 
 
-def _count_finished(status: str) -> None:
-    metrics.observe_after_commit(lambda: metrics.RUNS_FINISHED.labels(status).inc())
+def _run_ended(run: Run, status: str) -> None:
+    """Count and log a run that ended, once its transaction commits (a rolled-back ending never happened)."""
+    run_id = run.pk
+
+    def observe() -> None:
+        metrics.RUNS_FINISHED.labels(status).inc()
+        logger.info("run %s", status, extra={"run_id": run_id})
+
+    metrics.observe_after_commit(observe)
 
 
 def _close_open_work(run: Run) -> None:
@@ -734,7 +753,7 @@ def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         tx.save_run("status", "finished_at")
         _close_open_work(locked)
         tx.emit("run_cancelled", data={"by": getattr(user, "username", None)})
-        _count_finished(RunStatus.CANCELLED)
+        _run_ended(locked, RunStatus.CANCELLED)
     return locked
 
 

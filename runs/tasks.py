@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from flownova import metrics
+from flownova.logcontext import log_context
 from runs import services
 from runs.events import publisher
 from runs.nodes.execution import run_handler
@@ -30,9 +31,19 @@ from runs.nodes.execution import run_handler
     max_retries=None,
 )
 def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
+    with log_context(run_id=run_id):
+        _execute_node(self, run_id, node_run_id)
+
+
+def _execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
     claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
     if claim is None:
         return  # nothing to do, or an instant node that node_begin already executed
+    with log_context(node_id=claim.node.id):
+        _run_claimed(self, claim)
+
+
+def _run_claimed(self, claim: services.NodeClaim) -> None:  # type: ignore[no-untyped-def]
     outcome = run_handler(
         claim,
         time_limit=self.request.timelimit[1] if self.request.timelimit else None,

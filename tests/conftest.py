@@ -55,6 +55,7 @@ def service_env(**overrides: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         OPENAI_API_BASE=scripted_llm().base_url,
         OPENAI_API_KEY="test-key",
+        FLOWNOVA_LOG_FORMAT="json",  # the worker's log is read back by tests
     )
     env.update(overrides)
     return env

@@ -1,0 +1,44 @@
+"""Run, node and task ids on every log record, for the web and the worker.
+
+`log_context(run_id=..., node_id=...)` binds ids for the code inside it (contextvars, so threads and
+asyncio tasks each keep their own); `ContextFilter` copies them, and the current Celery task's id, onto each
+record, where the JSON formatter (python-json-logger) writes them as fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("flownova_log_context", default={})  # noqa: B039 - never mutated
+FIELDS = ("run_id", "node_id", "task_id")
+
+
+@contextmanager
+def log_context(**ids: Any) -> Iterator[None]:
+    token = _CONTEXT.set({**_CONTEXT.get(), **{key: value for key, value in ids.items() if value is not None}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _CONTEXT.get()
+        for field in FIELDS:
+            if not hasattr(record, field):
+                setattr(record, field, context.get(field))
+        if record.task_id is None:  # type: ignore[attr-defined]
+            record.task_id = _celery_task_id()
+        return True
+
+
+def _celery_task_id() -> str | None:
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    return getattr(request, "id", None) if request is not None else None
