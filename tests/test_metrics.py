@@ -72,3 +72,33 @@ def test_pending_approvals_are_a_gauge(client, alice, superuser, celery_worker) 
     base = samples(client)[("flownova_approvals_pending", ())]
     wait_for(start(alice, graph), "waiting")
     assert samples(client)[("flownova_approvals_pending", ())] == base + 1
+
+
+def test_the_grafana_dashboard_only_queries_metrics_that_exist() -> None:
+    import json
+    import re
+
+    import yaml
+
+    from flownova import metrics
+    from tests.conftest import ROOT
+
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/flownova.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bflownova_[a-z_]+", target["expr"])
+    }
+    from prometheus_client.metrics import MetricWrapperBase
+
+    exported = set()
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            for family in value.describe():
+                exported.update({family.name, f"{family.name}_total", f"{family.name}_bucket"})
+    exported.add("flownova_approvals_pending")
+    assert queried and queried <= exported, queried - exported
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["grafana"]["profiles"] == ["observability"]
+    yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
