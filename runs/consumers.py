@@ -43,6 +43,11 @@ def stored_events(
     return [event.as_message() for event in events]
 
 
+@database_sync_to_async
+def child_runs(run_id: int) -> list[tuple[int, str]]:
+    return list(Run.objects.filter(parent_id=run_id).order_by("pk").values_list("pk", "parent_node_id"))
+
+
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     """Shared behaviour of the run and workflow streams. Subclasses name the group and the authorization."""
 
@@ -91,8 +96,9 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         if last is not None and seq <= last:
             return
         if last is not None and seq > last + 1:
+            link = {key: message[key] for key in ("parent_run_id", "parent_node_id") if key in message}
             for missing in await stored_events(run_id, after=last, before=seq):
-                await self.send_json(missing)
+                await self.send_json({**missing, **link})
         self.sent_seq[run_id] = seq
         await self.send_json(message)
 
@@ -108,12 +114,18 @@ class RunConsumer(EventStreamConsumer):
         return run_group(self.run_id) if exists else None
 
     async def replay(self) -> None:
-        after = after_seq(self.scope)
-        self.sent_seq[self.run_id] = after
+        """The run's stored events after ?after=, then those of its child runs (cognitive nodes' generated
+        workflows), each child's in its own order and marked with the parent node."""
+        await self.replay_run(self.run_id, after_seq(self.scope))
+        for child_id, parent_node_id in await child_runs(self.run_id):
+            await self.replay_run(child_id, 0, link={"parent_run_id": self.run_id, "parent_node_id": parent_node_id})
+
+    async def replay_run(self, run_id: int, after: int, link: dict[str, Any] | None = None) -> None:
+        self.sent_seq[run_id] = after
         while True:
-            batch = await stored_events(self.run_id, after=after, limit=REPLAY_BATCH)
+            batch = await stored_events(run_id, after=after, limit=REPLAY_BATCH)
             for event in batch:
-                await self.send_event(event)
+                await self.send_event({**event, **(link or {})})
             if len(batch) < REPLAY_BATCH:
                 return
             after = int(batch[-1]["seq"])

@@ -71,6 +71,8 @@ APPROVAL_EVENTS = frozenset({"approval_needed", "approval_decided"})
 TRANSITION_FIELDS = (
     "id",
     "workflow_id",
+    "parent_id",
+    "parent_node_id",
     "owner_id",
     "status",
     "started_at",
@@ -121,6 +123,9 @@ class Transition:
             self.run.save(update_fields=sorted(fields))
         if self.events:
             messages = [event.as_message() for event in self.events]
+            if self.run.parent_id:  # a cognitive node's child run: its parent's watchers see it too
+                link = {"parent_run_id": self.run.parent_id, "parent_node_id": self.run.parent_node_id}
+                messages = [{**message, **link} for message in messages]
             workflow_id = self.run.workflow_id
             transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
 
@@ -180,6 +185,8 @@ class Publisher:
                     layer = get_channel_layer()
                     payload = {"type": CONSUMER_MESSAGE_TYPE, "events": messages}
                     await layer.group_send(run_group(int(messages[0]["run_id"])), payload)
+                    if messages[0].get("parent_run_id"):
+                        await layer.group_send(run_group(int(messages[0]["parent_run_id"])), payload)
                     if workflow_id is not None:
                         await layer.group_send(workflow_group(workflow_id), payload)
                     approvals = [message for message in messages if message["type"] in APPROVAL_EVENTS]

@@ -414,3 +414,34 @@ def test_streamed_tokens_reach_a_websocket_client(alice, llm_server) -> None:  #
     tokens = [m for m in messages if m["type"] == "llm_token"]
     assert len(tokens) > 1 and "".join(m["data"]["text"] for m in tokens) == text
     assert {m["node_id"] for m in tokens} == {"agent"}
+
+
+def test_the_parent_run_stream_carries_its_child_runs_events_linked_to_the_node(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from rest_framework.authtoken.models import Token
+
+    from flownova.asgi import application
+    from runs.models import Run
+
+    model = llm_server.model(design(GOOD_DESIGN))
+    run = wait_for(start(alice, cognitive_flow(model), {"order_id": 2, "amount": 500}))
+    child = Run.objects.get(parent=run)
+    token = Token.objects.create(user=alice).key
+
+    async def read_all() -> list[dict]:  # type: ignore[type-arg]
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?token={token}")
+        assert (await communicator.connect())[0]
+        received = []
+        while not await communicator.receive_nothing(timeout=0.3):
+            received.append(await communicator.receive_json_from())
+        await communicator.disconnect()
+        return received
+
+    received = async_to_sync(read_all)()
+    own = [m for m in received if m["run_id"] == run.pk]
+    children = [m for m in received if m["run_id"] == child.pk]
+    assert [m["seq"] for m in own] == list(range(1, len(own) + 1))
+    assert [m["seq"] for m in children] == list(range(1, len(children) + 1))
+    assert {(m["parent_run_id"], m["parent_node_id"]) for m in children} == {(run.pk, "think")}
+    assert ("node_completed", "big") in {(m["type"], m["node_id"]) for m in children}
