@@ -54,6 +54,12 @@ class ScriptedLLM:
             self._answers[name].extend(answers)
         return f"openai/{name}"
 
+    def named(self, model: str, *answers: Answer) -> str:
+        """Answers for a given LiteLLM model string (a real model name, for pricing); queued after any left."""
+        with self._lock:
+            self._answers[model.removeprefix("openai/")].extend(answers)
+        return model
+
     def requests(self, model: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._requests[model.removeprefix("openai/")])

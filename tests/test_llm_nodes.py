@@ -445,3 +445,12 @@ def test_the_parent_run_stream_carries_its_child_runs_events_linked_to_the_node(
     assert [m["seq"] for m in children] == list(range(1, len(children) + 1))
     assert {(m["parent_run_id"], m["parent_node_id"]) for m in children} == {(run.pk, "think")}
     assert ("node_completed", "big") in {(m["type"], m["node_id"]) for m in children}
+
+
+def test_the_cost_of_a_model_litellm_knows_is_recorded(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    model = llm_server.named("openai/gpt-4o-mini", Answer(content="priced", prompt_tokens=1000, completion_tokens=500))
+    run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi")))
+    assert run.status == "succeeded", run.error
+    usage = LedgerEntry.objects.get(run=run, node_id="agent").llm_usage
+    assert usage["prompt_tokens"] == 1000 and usage["completion_tokens"] == 500
+    assert isinstance(usage["cost_usd"], float) and 0 < usage["cost_usd"] < 0.01
