@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from approvals.models import ApprovalStatus
+from approvals.models import ApprovalRequest, ApprovalStatus
 from approvals.selectors import approvals_visible_to
 from approvals.services import approval_can_decide
 from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, Run, RunStatus
@@ -78,8 +78,15 @@ def run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
             approval=approval, user=request.user
         )
         approval.data_json = pretty_json(approval.data)
+    # Requests assigned to others are theirs to see; the run's viewer still learns that the run waits on them.
+    others_waiting = (
+        ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING)
+        .exclude(pk__in=[approval.pk for approval in approvals])
+        .count()
+    )
     return {
         "run": run,
+        "others_waiting": others_waiting,
         "input_json": pretty_json(run.input),
         "output_json": pretty_json(run.output) if run.output is not None else "",
         "is_active": run.status in ACTIVE_RUN_STATUSES,

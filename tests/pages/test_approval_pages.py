@@ -110,6 +110,12 @@ def test_decide_from_the_run_page_and_refusals_are_messages(client, alice, make_
     refused = client.post(url, {"decision": "approved"}, HTTP_HX_TARGET="run-approvals", **HTMX)
     assert refused.status_code == 403 and "you may not decide it" in refused.content.decode()
     assert refused.content.decode().startswith('<section id="run-approvals"')
+    # bob's own request on alice's run is not hers to see, but her run page says the run waits on it.
+    bobs_run, _ = waiting(alice, ask(assignees=["bob"]))
+    assert (
+        "Waiting for 1 approval by its assignees."
+        in client.get(reverse("run_detail", args=[bobs_run.pk])).content.decode()
+    )
     assert client.post(url, {"decision": "approved"}).status_code == 403
     assert client.post(url, {"decision": "maybe"}).status_code == 400
     not_self.refresh_from_db()

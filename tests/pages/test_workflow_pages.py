@@ -232,3 +232,12 @@ def test_schema_generates_the_run_form_fields(client, alice) -> None:  # type: i
     )
     assert response.status_code == 302
     assert Run.objects.get().input == {"amount": 12, "currency": "USD", "urgent": True}
+
+
+def test_static_files_the_pages_load_are_served(client) -> None:  # type: ignore[no-untyped-def]
+    # Everything comes from our own static files: no CDN.
+    for path in ("/static/django_htmx/htmx-2.min.js", "/static/flownova/live.js", "/static/flownova/flownova.css"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert len(body) > 1000, path
