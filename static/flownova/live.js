@@ -52,14 +52,19 @@ function keepOpen(pathFor, onMessage, { onOpen, onRefused } = {}) {
   connect();
 }
 
-function transcriptFor(nodeId) {
+// One transcript per node; a child run's nodes (a cognitive node's generated workflow, whose events the
+// parent's stream carries) get their own, labelled with the child run.
+function transcriptFor(message, ownRunId) {
   const box = document.getElementById("transcripts");
-  const id = `transcript-${nodeId}`;
+  const child = message.run_id !== ownRunId;
+  const id = `transcript-${message.run_id}-${message.node_id}`;
   let pre = document.getElementById(id);
   if (!pre) {
     document.getElementById("transcript-empty")?.remove();
     const heading = document.createElement("h3");
-    heading.textContent = `Node ${nodeId}`;
+    heading.textContent = child
+      ? `Child run #${message.run_id} (node ${message.parent_node_id}): node ${message.node_id}`
+      : `Node ${message.node_id}`;
     pre = document.createElement("pre");
     pre.id = id;
     pre.className = "transcript";
@@ -69,14 +74,23 @@ function transcriptFor(nodeId) {
 }
 
 function watchRun(page) {
-  let lastSeq = 0;
+  const runId = Number(page.dataset.runId);
+  // Highest seq seen per run. Only this run's own resumes the stream (?after=); child runs' events number on
+  // their own and are replayed whole on a reconnect, so what was seen already is dropped here.
+  const seen = new Map();
   keepOpen(
-    () => `${page.dataset.wsPath}${lastSeq ? `?after=${lastSeq}` : ""}`,
+    () => {
+      const lastSeq = seen.get(runId) || 0;
+      return `${page.dataset.wsPath}${lastSeq ? `?after=${lastSeq}` : ""}`;
+    },
     (message) => {
-      if (typeof message.seq === "number") lastSeq = Math.max(lastSeq, message.seq);
+      if (typeof message.seq === "number") {
+        if (message.seq <= (seen.get(message.run_id) || 0)) return;
+        seen.set(message.run_id, message.seq);
+      }
       if (message.type === "llm_token") {
         const text = message.data && message.data.text;
-        if (text && message.node_id) transcriptFor(message.node_id).textContent += text;
+        if (text && message.node_id) transcriptFor(message, runId).textContent += text;
         return;
       }
       signal("fn-run-changed");
