@@ -627,8 +627,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
 
 
-
-
 def _quote(text: str) -> str:
     return json.dumps(_clip(text), ensure_ascii=False)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 
 def json_kind(value: object) -> str:
-    """"null", "boolean", "number", "string", "list", "object", or the Python type name of anything else."""
+    """ "null", "boolean", "number", "string", "list", "object", or the Python type name of anything else."""
     if value is None:
         return "null"
     if isinstance(value, bool):  # before int: True is an int to Python, not to JSON
