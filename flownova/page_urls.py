@@ -23,6 +23,7 @@ urlpatterns = [
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel_view, name="run_cancel"),
     path("runs/<int:pk>/ledger/<int:seq>/", run_views.ledger_entry, name="ledger_entry"),
+    path("usage/", run_views.usage, name="usage"),
     path("approvals/", approval_views.inbox, name="approval_inbox"),
     path("approvals/<int:pk>/decide/", approval_views.decide, name="approval_decide"),
 ]

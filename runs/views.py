@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals.models import ApprovalRequest, ApprovalStatus
@@ -22,6 +23,7 @@ from approvals.selectors import approvals_visible_to
 from approvals.services import approval_can_decide
 from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, Run, RunStatus
 from runs.services import RunFinishedError, run_cancel
+from runs.usage import GROUPS, usage_summary
 from workflows.models import Workflow
 from workflows.views import htmx_partial, pretty_json
 
@@ -134,3 +136,17 @@ def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "Run cancelled: no new node will start.")
     return redirect("run_detail", pk=run.pk)
+
+
+@require_GET
+@login_required
+def usage(request: HttpRequest) -> HttpResponse:
+    """LLM tokens and cost per workflow, model or day, summed from the ledger of the runs the user may see."""
+    group_by = request.GET.get("group_by", "workflow")
+    if group_by not in GROUPS:
+        group_by = "workflow"
+    since = parse_date(request.GET.get("since") or "") if request.GET.get("since") else None
+    until = parse_date(request.GET.get("until") or "") if request.GET.get("until") else None
+    summary = usage_summary(user=request.user, group_by=group_by, since=since, until=until)
+    context = {"summary": summary, "group_by": group_by, "groups": GROUPS, "since": since, "until": until}
+    return render(request, "runs/usage.html", context)

@@ -201,3 +201,38 @@ def mallory(make_user):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def superuser(make_user):  # type: ignore[no-untyped-def]
     return make_user("root-admin", superuser=True)
+
+
+def _usage_entry(run, seq: int, day: int, **usage: object) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from runs.models import LedgerEntry
+
+    when = datetime(2026, 11, day, 12, tzinfo=UTC)
+    total = usage["prompt_tokens"] + usage["completion_tokens"]  # type: ignore[operator]
+    LedgerEntry.objects.create(
+        run=run,
+        seq=seq,
+        node_id=f"n{seq}",
+        node_type="agent",
+        status="succeeded",
+        started_at=when,
+        finished_at=when,
+        llm_usage={"calls": 1, "total_tokens": total, **usage},
+    )
+
+
+@pytest.fixture
+def usage_ledger(alice, mallory):  # type: ignore[no-untyped-def]
+    """LLM usage in the ledger: alice's Support (two priced calls) and Triage (a local model), mallory's Hers."""
+    from tests.factories import make_run, make_workflow
+
+    support, triage = make_workflow(alice, name="Support"), make_workflow(alice, name="Triage")
+    first, second = make_run(support), make_run(triage)
+    _usage_entry(first, 1, 20, model="openai/gpt-4o-mini", prompt_tokens=100, completion_tokens=20, cost_usd=0.002)
+    _usage_entry(first, 2, 21, model="openai/gpt-4o-mini", prompt_tokens=50, completion_tokens=10, cost_usd=0.001)
+    _usage_entry(second, 1, 21, model="openai/local-llama", prompt_tokens=30, completion_tokens=5, cost_usd=None)
+    _usage_entry(
+        make_run(make_workflow(mallory, name="Hers")), 1, 21, model="x", prompt_tokens=999, completion_tokens=1
+    )
+    return support, triage
