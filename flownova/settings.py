@@ -37,6 +37,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -220,7 +230,7 @@ CELERY_BEAT_SCHEDULE = {
 # /metrics answers this bearer token (what Prometheus sends); staff can always read it when signed in.
 FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
 # How long /readyz waits for each dependency before calling it down.
-FLOWNOVA_READYZ_TIMEOUT = float(os.environ.get("FLOWNOVA_READYZ_TIMEOUT", "2"))
+FLOWNOVA_READYZ_TIMEOUT = env_float("FLOWNOVA_READYZ_TIMEOUT", 2)
 
 # Logs are JSON lines (python-json-logger) carrying run_id, node_id and task_id where known; plain text is
 # easier to read in a terminal, so it is the default while DEBUG is on. FLOWNOVA_LOG_FORMAT chooses.
@@ -249,39 +259,29 @@ LOGGING = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # LLM calls (runs/llm.py): seconds per call, retries on transient provider errors (rate limits, 5xx,
 # timeouts) with exponential backoff, and how often streamed text is sent to the browser.
-FLOWNOVA_LLM_TIMEOUT = float(os.environ.get("FLOWNOVA_LLM_TIMEOUT", "60"))
+FLOWNOVA_LLM_TIMEOUT = env_float("FLOWNOVA_LLM_TIMEOUT", 60)
 FLOWNOVA_LLM_RETRIES = env_int("FLOWNOVA_LLM_RETRIES", 2)
-FLOWNOVA_LLM_BACKOFF_SECONDS = float(os.environ.get("FLOWNOVA_LLM_BACKOFF_SECONDS", "1"))
-FLOWNOVA_LLM_TOKEN_INTERVAL = float(os.environ.get("FLOWNOVA_LLM_TOKEN_INTERVAL", "0.25"))
+FLOWNOVA_LLM_BACKOFF_SECONDS = env_float("FLOWNOVA_LLM_BACKOFF_SECONDS", 1)
+FLOWNOVA_LLM_TOKEN_INTERVAL = env_float("FLOWNOVA_LLM_TOKEN_INTERVAL", 0.25)
 # Extra node type modules to import at start (each registers its NodeType); comma-separated.
 FLOWNOVA_NODE_MODULES = env_list("FLOWNOVA_NODE_MODULES")
 # Backoff between attempts of a node that failed transiently: base x 2^(attempt-1), capped.
-FLOWNOVA_RETRY_BACKOFF_SECONDS = float(os.environ.get("FLOWNOVA_RETRY_BACKOFF_SECONDS", "1"))
-FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", "300"))
+FLOWNOVA_RETRY_BACKOFF_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_SECONDS", 1)
+FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300)
 
 # --- Tools and egress (issue 5: tools/egress.py, tools/services.py) -------------------------------------
 # Every outbound HTTP call of the product goes through tools.egress with these bounds.
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-
-
-FLOWNOVA_EGRESS_CONNECT_TIMEOUT = _env_float("FLOWNOVA_EGRESS_CONNECT_TIMEOUT", 5.0)
-FLOWNOVA_EGRESS_READ_TIMEOUT = _env_float("FLOWNOVA_EGRESS_READ_TIMEOUT", 30.0)
+FLOWNOVA_EGRESS_CONNECT_TIMEOUT = env_float("FLOWNOVA_EGRESS_CONNECT_TIMEOUT", 5.0)
+FLOWNOVA_EGRESS_READ_TIMEOUT = env_float("FLOWNOVA_EGRESS_READ_TIMEOUT", 30.0)
 # A bound on one call as a whole (every retry, redirect and slow-dripping body included).
-FLOWNOVA_EGRESS_TOTAL_TIMEOUT = _env_float("FLOWNOVA_EGRESS_TOTAL_TIMEOUT", 120.0)
+FLOWNOVA_EGRESS_TOTAL_TIMEOUT = env_float("FLOWNOVA_EGRESS_TOTAL_TIMEOUT", 120.0)
 FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = env_int("FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES", 5 * 1024 * 1024)
 FLOWNOVA_EGRESS_MAX_REDIRECTS = env_int("FLOWNOVA_EGRESS_MAX_REDIRECTS", 5)
 FLOWNOVA_EGRESS_RETRIES = env_int("FLOWNOVA_EGRESS_RETRIES", 2)
-FLOWNOVA_EGRESS_BACKOFF_SECONDS = _env_float("FLOWNOVA_EGRESS_BACKOFF_SECONDS", 0.5)
-FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS = _env_float("FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS", 10.0)
+FLOWNOVA_EGRESS_BACKOFF_SECONDS = env_float("FLOWNOVA_EGRESS_BACKOFF_SECONDS", 0.5)
+FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS = env_float("FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS", 10.0)
 # PEM file of the certificate authorities https tools are verified against; empty: the certifi bundle.
 FLOWNOVA_EGRESS_CA_BUNDLE = os.environ.get("FLOWNOVA_EGRESS_CA_BUNDLE", "")
 # How much of each tool response is kept in ToolCall rows and the ledger (characters).
