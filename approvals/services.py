@@ -89,14 +89,7 @@ def _decide(
 ) -> ApprovalRequest:
     with run_transition(approval.run_id) as tx:
         now = timezone.now()
-        node_input = NodeRun.objects.values_list("input", flat=True).get(
-            run_id=approval.run_id, node_id=approval.node_id
-        )
-        diff = {
-            field: {"from": (node_input or {}).get(field), "to": value}
-            for field, value in edits.items()
-            if (node_input or {}).get(field) != value
-        }
+        diff = _edits_diff(approval, edits) if edits else {}
         by = user.get_username() if user is not None else None
         # The conditional update is what picks the winner, not a read before the write.
         won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
@@ -126,6 +119,15 @@ def _decide(
         fields = {**{field: change["to"] for field, change in diff.items()}, "approval": record}
         node_resume(tx, node_id=approval.node_id, fields=fields, handle=decision, replaces="approval")
     return approval
+
+
+def _edits_diff(approval: ApprovalRequest, edits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each edited field that really changes, with its value before and after."""
+    node_input = NodeRun.objects.values_list("input", flat=True).get(run_id=approval.run_id, node_id=approval.node_id)
+    before = node_input or {}
+    return {
+        field: {"from": before.get(field), "to": value} for field, value in edits.items() if before.get(field) != value
+    }
 
 
 def approvals_expire_overdue(*, limit: int = 500) -> int:

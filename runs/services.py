@@ -767,7 +767,7 @@ def node_runs_recover(*, queued_for: float, running_for: float) -> int:
     message claim a node. Returns how many nodes were dispatched again."""
     now = timezone.now()
     stale_queued = NodeRun.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for))
-    stale_running = NodeRun.objects.filter(status=NodeStatus.RUNNING).select_related(None)
+    stale_running = NodeRun.objects.filter(status=NodeStatus.RUNNING)
     candidates = list(stale_queued.values_list("pk", "run_id")[:1000])
     for pk, run_id, started_at, node_id in stale_running.values_list("pk", "run_id", "started_at", "node_id")[:1000]:
         limit = _time_limit(run_id, node_id) + running_for
