@@ -13,14 +13,15 @@ from django.utils.http import urlencode
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response, query_dict
+from runs.history import run_trace, runs_compare
 from runs.models import LedgerEntry, Run, RunStatus
-from runs.services import RunFinishedError, RunInputError, run_cancel, run_start
+from runs.services import RunFinishedError, RunInputError, run_cancel, run_resume, run_start
 from runs.usage import usage_summary
 from workflows.models import Workflow
 
@@ -163,6 +164,82 @@ def start_run_or_400(*, workflow: Workflow, run_input: dict[str, Any], user: Any
 _NOT_YOURS = "Runs of other users are not found (404), unless you are staff."
 
 
+VERSION_CHOICES = [("same", "the graph version the run executed"), ("current", "the workflow as it is now")]
+
+
+class RerunSerializer(StrictFieldsMixin, serializers.Serializer):
+    version = serializers.ChoiceField(choices=VERSION_CHOICES, default="same")
+
+
+class ResumeSerializer(StrictFieldsMixin, serializers.Serializer):
+    node_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", help_text="The node to execute from.")
+    version = serializers.ChoiceField(choices=VERSION_CHOICES, default="same")
+    input = JSONObjectField(required=False, help_text="The input for `node_id` (default: as recorded).")
+    reexecute = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$"),
+        default=list,
+        max_length=500,
+        help_text="Earlier nodes to execute again instead of reusing their recorded result.",
+    )
+
+
+class ResumedSerializer(RunSerializer):
+    reused = serializers.ListField(child=serializers.CharField(), read_only=True)
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "reused", "warnings"]
+
+
+class TraceStepSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    node_id = serializers.CharField()
+    node_type = serializers.CharField()
+    status = serializers.CharField()
+    attempt = serializers.IntegerField()
+    reused = serializers.BooleanField()
+    input = serializers.JSONField(allow_null=True)
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    tool_calls = serializers.JSONField()
+    llm_usage = serializers.JSONField(allow_null=True)
+
+
+class TraceSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    workflow = serializers.IntegerField(allow_null=True)
+    workflow_name = serializers.CharField(allow_blank=True)
+    workflow_version = serializers.IntegerField()
+    status = serializers.CharField()
+    graph = serializers.JSONField()
+    path = serializers.ListField(child=serializers.CharField())
+    steps = TraceStepSerializer(many=True)
+    children = serializers.ListField(child=serializers.IntegerField())
+
+
+class CompareQuerySerializer(serializers.Serializer):
+    a = serializers.IntegerField(min_value=1, help_text="The first run.")
+    b = serializers.IntegerField(min_value=1, help_text="The second run.")
+
+
+class NodeComparisonSerializer(serializers.Serializer):
+    node_id = serializers.CharField()
+    node_type = serializers.CharField()
+    status = serializers.ListField(child=serializers.CharField(allow_null=True))
+    reused = serializers.ListField(child=serializers.BooleanField())
+    changed = serializers.BooleanField()
+    output_diff = serializers.ListField(child=serializers.JSONField(), help_text="JSON Patch (RFC 6902)")
+
+
+class CompareSerializer(serializers.Serializer):
+    runs = serializers.ListField(child=serializers.IntegerField())
+    status = serializers.ListField(child=serializers.CharField())
+    output_diff = serializers.ListField(child=serializers.JSONField())
+    nodes = NodeComparisonSerializer(many=True)
+
+
 @extend_schema(tags=["runs"])
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     """Runs you started (staff: every run), newest first."""
@@ -236,35 +313,107 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RunSerializer(self.get_queryset().get(pk=run.pk)).data)
 
     @extend_schema(
-        request=None,
+        request=RerunSerializer,
         responses={
             201: RunSerializer,
-            409: error_response(
-                "The workflow was deleted, or the run's input is not valid for the workflow as it is now."
-            ),
+            409: error_response("The workflow was deleted, or the run's input is not valid for that version."),
             429: error_response("Too many run starts; `Retry-After` says how many seconds to wait."),
         },
         description=(
-            "Start a new run of the same workflow (its current graph) with the same input; the new run's "
-            "`source_run` is this run. Counts against the run-start rate limit."
+            "Start a new run with the same input: of the same workflow version this run executed (`version`: "
+            '"same", the default) or of the workflow as it is now ("current"). The new run\'s `source_run` is '
+            "this run. Counts against the run-start rate limit."
         ),
     )
     @action(detail=True, methods=["post"], throttle_classes=[RunStartThrottle])
     def rerun(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
-        workflow = Workflow.objects.alive().visible_to(request.user).filter(pk=run.workflow_id).first()
-        if workflow is None:
-            raise Conflict(f"The workflow of run {run.pk} was deleted, so the run can't be repeated.")
+        body = RerunSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        workflow = self.live_workflow(run)
+        snapshot = run if body.validated_data["version"] == "same" else None
         try:
-            new_run = run_start(workflow=workflow, input=run.input, user=request.user, source_run=run)
+            new_run = run_start(
+                workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot
+            )
         except RunInputError as exc:
             raise Conflict(
                 {
-                    "detail": f"Run {run.pk}'s input is not valid for the workflow as it is now: {exc}",
+                    "detail": f"Run {run.pk}'s input is not valid for that version of the workflow: {exc}",
                     "input": exc.errors,
                 }
             ) from None
         return Response(RunSerializer(new_run).data, status=status.HTTP_201_CREATED)
+
+    def live_workflow(self, run: Run) -> Workflow:
+        workflow = Workflow.objects.alive().visible_to(self.request.user).filter(pk=run.workflow_id).first()
+        if workflow is None:
+            raise Conflict(f"The workflow of run {run.pk} was deleted, so the run can't be repeated.")
+        return workflow
+
+    @extend_schema(
+        request=ResumeSerializer,
+        responses={
+            201: ResumedSerializer,
+            400: error_response("The node is not in the workflow, or the body is not valid."),
+            409: error_response("The workflow was deleted."),
+            429: error_response("Too many run starts; `Retry-After` says how many seconds to wait."),
+        },
+        description=(
+            "Start a new run from `node_id`: every node that finished before it in this run is reused (its "
+            "recorded result is copied, marked `reused` in the ledger, and no LLM or tool call is repeated), and "
+            'execution goes on from `node_id`, with `input` for that node if given. `version`: "same" (this '
+            'run\'s graph) or "current" (the workflow as it is now, e.g. after fixing a failed node). Nodes that '
+            "act on the world (tools, agents) are reused too unless named in `reexecute`; `warnings` lists them."
+        ),
+    )
+    @action(detail=True, methods=["post"], throttle_classes=[RunStartThrottle])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        body = ResumeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self.live_workflow(run)
+        wanted = body.validated_data
+        try:
+            resumed = run_resume(
+                source=run,
+                node_id=wanted["node_id"],
+                user=request.user,
+                current_version=wanted["version"] == "current",
+                input=wanted.get("input"),
+                reexecute=frozenset(wanted["reexecute"]),
+            )
+        except RunInputError as exc:
+            raise serializers.ValidationError({"node_id": exc.errors}) from None
+        data = {**RunSerializer(resumed.run).data, "reused": resumed.reused, "warnings": resumed.warnings}
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={200: TraceSerializer},
+        description=(
+            "The path the run took and the data at every step, rebuilt from the ledger alone, with the graph "
+            "snapshot it executed: it works after the workflow was edited or deleted."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def trace(self, request: Request, pk: str | None = None) -> Response:
+        return Response(run_trace(self.get_object()))
+
+    @extend_schema(
+        parameters=[CompareQuerySerializer],
+        responses={200: CompareSerializer, 404: error_response("Either run does not exist or is not yours.")},
+        description="Compare two runs you can see, node by node: statuses and the JSON Patch between outputs.",
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def compare(self, request: Request) -> Response:
+        query = CompareQuerySerializer(data=query_dict(request))
+        query.is_valid(raise_exception=True)
+        runs = self.get_queryset()
+        first = runs.filter(pk=query.validated_data["a"]).first()
+        second = runs.filter(pk=query.validated_data["b"]).first()
+        if first is None or second is None:
+            raise NotFound("No such run.")
+        return Response(runs_compare(first, second))
 
 
 class UsageQuerySerializer(serializers.Serializer):

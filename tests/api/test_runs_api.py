@@ -190,13 +190,15 @@ def test_rerun_is_409_when_the_workflow_is_gone_or_the_input_no_longer_fits(api,
             "edges": SCHEMA_GRAPH["edges"],
         },
     )
-    response = client.post(f"/api/runs/{run.pk}/rerun/")
+    # The same version still accepts the input; the current one no longer does.
+    response = client.post(f"/api/runs/{run.pk}/rerun/", {"version": "current"}, format="json")
     assert response.status_code == 409
     assert response.json()["input"] == ["input: 'customer' is a required property"]
+    assert client.post(f"/api/runs/{run.pk}/rerun/").status_code == 201
     workflow_soft_delete(workflow=workflow)
     response = client.post(f"/api/runs/{run.pk}/rerun/")
     assert response.status_code == 409 and "was deleted" in response.json()["detail"]
-    assert Run.objects.count() == 1
+    assert Run.objects.count() == 2  # the source and the same-version re-run
 
 
 def test_an_outsider_gets_404_for_alices_runs(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
