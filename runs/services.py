@@ -576,15 +576,39 @@ def _record_failure(
     transient: bool,
     tool_calls: list[dict[str, Any]] | None = None,
 ) -> float | None:
-    run = tx.run
-    finished = timezone.now()
-    retry = transient and claim.attempt <= claim.max_retries and run.status not in FINAL_RUN_STATUSES
+    retry = transient and claim.attempt <= claim.max_retries and tx.run.status not in FINAL_RUN_STATUSES
     delay = retry_delay(claim.attempt) if retry else None
+    _node_failed(
+        tx,
+        node_run,
+        error=error,
+        traceback=traceback,
+        started_at=claim.started_at,
+        retry_in=delay,
+        tool_calls=tool_calls,
+    )
+    return delay
+
+
+def _node_failed(
+    tx: Transition,
+    node_run: NodeRun,
+    *,
+    error: str,
+    traceback: str = "",
+    started_at: Any,
+    retry_in: float | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> None:
+    """Record a failed attempt: queued again after `retry_in` seconds when given, else the node fails and with
+    it the run (unless it already ended)."""
+    finished = timezone.now()
+    retry = retry_in is not None
     node_run.error = error
     node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
     node_run.finished_at = None if retry else finished
-    if delay is not None:  # due then: the recovery sweep must not take the wait for a lost message
-        node_run.queued_at = finished + timedelta(seconds=delay)
+    if retry:  # due then: the recovery sweep must not take the wait for a lost message
+        node_run.queued_at = finished + timedelta(seconds=retry_in)
     node_run.save(update_fields=["error", "status", "finished_at", "queued_at", *CLAIM_FIELDS])
     ledger_append(
         tx=tx,
@@ -593,7 +617,7 @@ def _record_failure(
         input=node_run.input,
         error=error,
         traceback=traceback,
-        started_at=claim.started_at,
+        started_at=started_at,
         finished_at=finished,
         tool_calls=tool_calls,
     )
@@ -601,20 +625,19 @@ def _record_failure(
     tx.emit(
         "node_failed",
         node_run.node_id,
-        {"error": error, "attempt": claim.attempt, "will_retry": retry, "retry_in_seconds": delay},
+        {"error": error, "attempt": node_run.attempts, "will_retry": retry, "retry_in_seconds": retry_in},
     )
     logger.warning(
         "node %s (%s) attempt %d failed%s: %s",
         node_run.node_id,
         node_run.node_type,
-        claim.attempt,
+        node_run.attempts,
         ", will retry" if retry else "",
         error,
         extra={"node_id": node_run.node_id},
     )
-    if not retry and run.status not in FINAL_RUN_STATUSES:
+    if not retry and tx.run.status not in FINAL_RUN_STATUSES:
         _run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
-    return delay
 
 
 def retry_delay(attempt: int) -> float:
@@ -909,23 +932,7 @@ def node_fail_waiting(tx: Transition, *, node_id: str, error: str) -> None:
     """Fail a waiting node (an approval past its deadline, a cognitive node whose child run failed) and with
     it the run, inside the caller's transition."""
     node_run = NodeRun.objects.select_for_update().get(run=tx.run, node_id=node_id)
-    now = timezone.now()
-    node_run.status = NodeStatus.FAILED
-    node_run.error = error
-    node_run.finished_at = now
-    node_run.save(update_fields=["status", "error", "finished_at"])
-    ledger_append(
-        tx=tx,
-        node_run=node_run,
-        status=LedgerStatus.FAILED,
-        input=node_run.input,
-        error=error,
-        started_at=now,
-        finished_at=now,
-    )
-    tx.emit("node_failed", node_id, {"error": error, "attempt": node_run.attempts, "will_retry": False})
-    if tx.run.status not in FINAL_RUN_STATUSES:
-        _run_fail(tx, f'node "{node_id}" ({node_run.node_type}) failed: {error}')
+    _node_failed(tx, node_run, error=error, started_at=timezone.now())
 
 
 # --- cancelling ----------------------------------------------------------------------------------------------
