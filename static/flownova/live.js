@@ -19,6 +19,16 @@ function signal(name) {
   document.body.dispatchEvent(new CustomEvent(name, { bubbles: true }));
 }
 
+// A part being swapped in can miss an event that arrives while its request is in flight (the old element
+// is gone, the new one not yet listening). One more signal once a burst of events has gone quiet makes
+// every part end on the latest state.
+const settleTimers = new Map();
+function signalAndSettle(name) {
+  signal(name);
+  clearTimeout(settleTimers.get(name));
+  settleTimers.set(name, setTimeout(() => signal(name), 1000));
+}
+
 // Keeps one socket open, reconnecting with backoff. `pathFor()` is asked on every (re)connect, so the run
 // stream can resume after the last seq it saw instead of replaying everything.
 function keepOpen(pathFor, onMessage, { onOpen, onRefused } = {}) {
@@ -93,8 +103,10 @@ function watchRun(page) {
         if (text && message.node_id) transcriptFor(message, runId).textContent += text;
         return;
       }
-      signal("fn-run-changed");
-      if (message.type === "approval_needed" || message.type === "approval_decided") signal("fn-approvals-changed");
+      signalAndSettle("fn-run-changed");
+      if (message.type === "approval_needed" || message.type === "approval_decided") {
+        signalAndSettle("fn-approvals-changed");
+      }
     },
     {
       onOpen: () => announce("Live: updates appear as the run progresses."),
@@ -107,7 +119,9 @@ function watchApprovals() {
   keepOpen(
     () => "/ws/approvals/",
     (message) => {
-      if (message.type === "approval_needed" || message.type === "approval_decided") signal("fn-approvals-changed");
+      if (message.type === "approval_needed" || message.type === "approval_decided") {
+        signalAndSettle("fn-approvals-changed");
+      }
     },
     {
       // Anything missed while disconnected: fetch the current state once.
