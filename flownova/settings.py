@@ -289,7 +289,7 @@ FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHA
 
 # --- REST API (issue 7: flownova/api_*.py) ------------------------------------------------------------
 # Added to the settings above by assignment; see the README's "API" section.
-INSTALLED_APPS += ["drf_spectacular"]
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
 # Token first: its WWW-Authenticate header is what makes an unauthenticated request a 401, not a 403.
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
@@ -342,6 +342,10 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "flownova.api_base.add_error_responses",
     ],
+    # Swagger UI and ReDoc served from our own static files (drf-spectacular-sidecar), not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Web pages (templates/, */views.py, flownova/page_urls.py) -------------------------------------------------

@@ -164,3 +164,14 @@ def test_fuzzing_the_schema_finds_no_server_error_and_no_schema_violation(in_pro
             except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collect every operation's failures
                 failures.append(f"{operation.label} ({mode.value}):\n{exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_docs_pages_load_their_assets_from_our_own_static_files(client) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    for path in ("/api/docs/", "/api/docs/redoc/"):
+        html = client.get(path).content.decode()
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png|svg))"', html)
+        assets += re.findall(r'"(https?://[^"]+)"', html)
+        assert assets, path
+        assert all(asset.startswith("/static/") for asset in assets), (path, assets)
