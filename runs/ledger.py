@@ -8,6 +8,7 @@ from typing import Any
 from flownova import metrics
 from runs.events import Transition
 from runs.models import LedgerEntry, NodeRun
+from tools.models import ToolCall
 
 
 def ledger_append(
@@ -26,7 +27,7 @@ def ledger_append(
     reused: bool = False,
 ) -> LedgerEntry:
     """Append one entry for an execution of `node_run`, numbered by the run's ledger counter (which the
-    transition holds under the run's row lock)."""
+    transition holds under the run's row lock). The outbound calls it reports are kept as ToolCall rows too."""
     duration_ms = None
     if started_at and finished_at:
         duration_ms = max(0, round((finished_at - started_at).total_seconds() * 1000))
@@ -48,6 +49,7 @@ def ledger_append(
         llm_usage=llm_usage,
         reused=reused,
     )
+    _tool_calls_record(tx, node_run, tool_calls or [])
     node_type = node_run.node_type
     metrics.observe_after_commit(
         lambda: metrics.node_recorded(node_type=node_type, status=status, duration_ms=duration_ms)
@@ -57,3 +59,27 @@ def ledger_append(
     if tool_calls:
         metrics.observe_after_commit(lambda: metrics.tool_called(tool_calls))
     return entry
+
+
+def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, Any]]) -> None:
+    """Keep each outbound call a node made (returned in NodeResult.tool_calls) as a ToolCall row, written with
+    the node's ledger entry. Keys: tool, tool_id, method, url, arguments, status_code, duration_ms, response,
+    error."""
+    if not calls:
+        return
+    ToolCall.objects.bulk_create(
+        ToolCall(
+            run=tx.run,
+            node_id=node_run.node_id,
+            tool_id=call.get("tool_id"),
+            tool_name=str(call.get("tool", ""))[:64],
+            method=str(call.get("method", ""))[:8],
+            url=str(call.get("url", ""))[:2048],
+            arguments=call.get("arguments") or {},
+            status_code=call.get("status_code"),
+            duration_ms=call.get("duration_ms"),
+            response=str(call.get("response") or ""),
+            error=str(call.get("error") or ""),
+        )
+        for call in calls
+    )

@@ -515,37 +515,10 @@ def _node_succeed(
         tool_calls=tool_calls,
         llm_usage=llm_usage,
     )
-    _tool_calls_record(tx, node_run, tool_calls or [])
     tx.emit(
         "node_completed",
         node_run.node_id,
         {"handle": handle, "result": fields, "duration_ms": entry.duration_ms, "ledger_seq": entry.seq},
-    )
-
-
-def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, Any]]) -> None:
-    """Keep each outbound call a node made (returned in NodeResult.tool_calls) as a ToolCall row, written with
-    the node's ledger entry. Keys: tool, tool_id, method, url, arguments, status_code, duration_ms, response,
-    error."""
-    if not calls:
-        return
-    from tools.models import ToolCall
-
-    ToolCall.objects.bulk_create(
-        ToolCall(
-            run=tx.run,
-            node_id=node_run.node_id,
-            tool_id=call.get("tool_id"),
-            tool_name=str(call.get("tool", ""))[:64],
-            method=str(call.get("method", ""))[:8],
-            url=str(call.get("url", ""))[:2048],
-            arguments=call.get("arguments") or {},
-            status_code=call.get("status_code"),
-            duration_ms=call.get("duration_ms"),
-            response=str(call.get("response") or ""),
-            error=str(call.get("error") or ""),
-        )
-        for call in calls
     )
 
 
@@ -621,7 +594,6 @@ def _node_failed(
         finished_at=finished,
         tool_calls=tool_calls,
     )
-    _tool_calls_record(tx, node_run, tool_calls or [])
     tx.emit(
         "node_failed",
         node_run.node_id,
