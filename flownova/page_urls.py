@@ -27,3 +27,12 @@ urlpatterns = [
     path("approvals/", approval_views.inbox, name="approval_inbox"),
     path("approvals/<int:pk>/decide/", approval_views.decide, name="approval_decide"),
 ]
+
+# Replay (issue #9): run again, resume from a node, compare two runs.
+from runs import replay_views  # noqa: E402  (appended so concurrent edits above never conflict)
+
+urlpatterns += [
+    path("runs/compare/", replay_views.run_compare, name="run_compare"),
+    path("runs/<int:pk>/rerun/", replay_views.run_rerun, name="run_rerun"),
+    path("runs/<int:pk>/resume/", replay_views.run_resume_view, name="run_resume"),
+]

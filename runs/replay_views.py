@@ -1,0 +1,398 @@
+"""Replay pages: run again (same or current version), resume from a node, and compare two runs.
+
+They call the same services as the API (`run_start(snapshot=...)`, `run_resume`, `runs_compare`) and are
+scoped like every run page: `Run.objects.visible_to(user)`, so another user's run is a 404. The run page
+shows the actions through `runs/_replay.html`, whose context comes from `replay_context`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from runs.history import last_entries, runs_compare
+from runs.models import Run
+from runs.nodes import get_node_type, node_specs
+from runs.services import RunInputError, run_graph, run_resume, run_start
+from runs.views import visible_runs
+from workflows.graph import Graph, GraphError, parse_graph
+from workflows.models import Workflow
+from workflows.views import htmx_partial, pretty_json
+
+COMPARE_CHOICES = 20  # recent runs of the same workflow offered by the run page's compare form
+REEXECUTE_PREFIX = "side_effect_"  # radio group per side-effect node: "reuse" or "reexecute"
+# HX-Target (an element id on the resume page) -> the template that renders only its content.
+RESUME_PARTS = {
+    "replay-node-input": "runs/_replay_node_input.html",
+    "replay-side-effects": "runs/_replay_side_effects.html",
+}
+
+
+# --- the run page's part ------------------------------------------------------------------------------------
+
+
+def live_workflow(request: HttpRequest, run: Run) -> Workflow | None:
+    """The run's workflow if it can still be run: not deleted, and visible to the user (as the API checks)."""
+    if run.workflow_id is None:
+        return None
+    return Workflow.objects.alive().visible_to(request.user).filter(pk=run.workflow_id).first()
+
+
+def replay_context(request: HttpRequest, run: Run) -> dict[str, Any]:
+    """What `runs/_replay.html` needs besides `run`; every key starts with `replay_`."""
+    workflow = live_workflow(request, run)
+    others: list[Run] = []
+    if run.workflow_id is not None:  # a workflow deleted for good leaves nothing to group its runs by
+        others = list(
+            Run.objects.visible_to(request.user)
+            .filter(workflow_id=run.workflow_id)
+            .exclude(pk=run.pk)
+            .only("pk", "status", "created_at", "workflow_version")[:COMPARE_CHOICES]
+        )
+    return {
+        "replay_workflow": workflow,
+        "replay_can_run_current": workflow is not None and workflow.version != run.workflow_version,
+        "replay_compare_runs": others,
+    }
+
+
+# --- run again -----------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new run with the same input, of the version this run executed ("same") or of the workflow now."""
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    version = request.POST.get("version", "same")
+    if version not in ("same", "current"):
+        return HttpResponse("version must be “same” or “current”.", status=400, content_type="text/plain")
+    workflow = live_workflow(request, run)
+    if workflow is None:
+        messages.error(request, "The workflow of this run was deleted, so the run can't be repeated.")
+        return redirect("run_detail", pk=run.pk)
+    snapshot = run if version == "same" else None
+    try:
+        new_run = run_start(workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot)
+    except RunInputError as exc:
+        # The input was valid for the version it ran on; the current version may expect other fields.
+        messages.error(request, f"This run's input is not valid for that version of the workflow: {exc}")
+        return redirect("run_detail", pk=run.pk)
+    return redirect("run_detail", pk=new_run.pk)
+
+
+# --- resume from a node --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeChoice:
+    node_id: str
+    node_type: str
+    status: str  # the node's state in the run, or "not reached"
+
+    @property
+    def label(self) -> str:
+        return f"{self.node_id} ({self.node_type}) — {self.status}"
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What resuming from a node would do, as `run_resume` decides it: the recorded results it reuses, and
+    those of them that act on the world (tools, agents), which the person may choose to execute again."""
+
+    node_id: str
+    reused: list[str]
+    side_effects: list[NodeChoice]
+
+
+def node_choices(run: Run) -> list[NodeChoice]:
+    """The run's nodes in graph order, each with the state it reached."""
+    graph = run_graph(run.pk)
+    states = dict(run.node_runs.values_list("node_id", "status"))
+    return [
+        NodeChoice(node_id, graph.node(node_id).type, states.get(node_id, "not reached"))
+        for node_id in graph.topological_order()
+    ]
+
+
+def default_node(choices: list[NodeChoice]) -> str:
+    """Where a person most likely wants to resume: the failed node, else the first that did not succeed."""
+    failed = [choice.node_id for choice in choices if choice.status == "failed"]
+    unfinished = [choice.node_id for choice in choices if choice.status != "succeeded"]
+    return (failed or unfinished or [choices[0].node_id])[0]
+
+
+class ResumeRefused(Exception):
+    """Why a resume can't start, and the form field it belongs next to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def resume_graph(request: HttpRequest, run: Run, *, node_id: str, current: bool) -> Graph:
+    """The graph a resumed run would execute, holding `node_id`."""
+    workflow = live_workflow(request, run)
+    if workflow is None:
+        raise ResumeRefused("version", f"The workflow of run {run.pk} was deleted, so the run can't be resumed.")
+    if not current:
+        return run_graph(run.pk)
+    try:
+        graph = parse_graph(workflow.graph_document(), node_specs())
+    except GraphError as exc:
+        raise ResumeRefused("version", f"The workflow is not valid now: {exc}") from exc
+    if node_id not in graph.nodes:
+        raise ResumeRefused("node_id", f"Node “{node_id}” is not in the workflow as it is now.")
+    return graph
+
+
+def _downstream(graph: Graph, node_id: str) -> set[str]:
+    seen, stack = {node_id}, [node_id]
+    while stack:
+        for target in graph.successors(stack.pop()):
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def _upstream(graph: Graph, node_id: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [node_id]
+    while stack:
+        for edge in graph.incoming(stack.pop()):
+            if edge.source not in seen:
+                seen.add(edge.source)
+                stack.append(edge.source)
+    return seen
+
+
+def resume_plan(run: Run, graph: Graph, node_id: str) -> ResumePlan:
+    """Mirrors the reuse rule of `run_resume` (which only reports it after starting): every node outside
+    `node_id`'s descendants whose recorded state is a success of the same type is reused."""
+    states = {row[0]: row[1:] for row in run.node_runs.values_list("node_id", "status", "node_type")}
+    after = _downstream(graph, node_id)
+    reused = [
+        node
+        for node in graph.topological_order()
+        if node not in after
+        and states.get(node, ("", ""))[0] == "succeeded"
+        and states[node][1] == graph.node(node).type
+    ]
+    effects = [
+        NodeChoice(node, graph.node(node).type, "succeeded")
+        for node in reused
+        if get_node_type(graph.node(node).type).side_effects
+    ]
+    return ResumePlan(node_id=node_id, reused=reused, side_effects=effects)
+
+
+class ResumeForm(forms.Form):
+    node_id = forms.ChoiceField(
+        label="Resume from node", widget=forms.Select(attrs={"aria-describedby": "resume-node-hint"})
+    )
+    version = forms.ChoiceField(label="Workflow version", widget=forms.RadioSelect)
+    input = forms.CharField(
+        label="Input for the node (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10, "class": "code", "spellcheck": "false"}),
+        help_text="Prefilled with what the node received in this run. Edit it to try the node with other data; "
+        "leave it as recorded to let the new run pass the node its input as usual.",
+    )
+
+    def __init__(self, *args: Any, run: Run, choices: list[NodeChoice], workflow: Workflow | None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["node_id"].choices = [(choice.node_id, choice.label) for choice in choices]
+        now = f"v{workflow.version}" if workflow else "deleted"
+        self.fields["version"].choices = [
+            ("same", f"The version this run executed (v{run.workflow_version})"),
+            ("current", f"The workflow as it is now ({now})"),
+        ]
+
+    def clean_input(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["input"].strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError(f"Input must be a JSON object, not {type(value).__name__}.")
+        return value
+
+
+def posted_reexecute(data: QueryDict) -> frozenset[str]:
+    """Nodes whose side-effect choice is "re-execute" (radio groups named side_effect_<node id>)."""
+    return frozenset(
+        key.removeprefix(REEXECUTE_PREFIX)
+        for key, value in data.items()
+        if key.startswith(REEXECUTE_PREFIX) and value == "reexecute"
+    )
+
+
+def _selected(data: QueryDict, choices: list[NodeChoice]) -> tuple[str, str]:
+    """The node and version a GET asks about (the HTMX previews), falling back to the defaults."""
+    node_id = data.get("node_id", "")
+    if node_id not in {choice.node_id for choice in choices}:
+        node_id = default_node(choices)
+    version = data.get("version") if data.get("version") in ("same", "current") else "same"
+    return node_id, version
+
+
+def _preview(request: HttpRequest, run: Run, node_id: str, version: str) -> tuple[ResumePlan | None, str]:
+    try:
+        graph = resume_graph(request, run, node_id=node_id, current=version == "current")
+    except ResumeRefused as exc:
+        return None, str(exc)
+    return resume_plan(run, graph, node_id), ""
+
+
+def _start_resume(
+    request: HttpRequest, run: Run, form: ResumeForm, reexecute: frozenset[str], recorded: dict[str, Any]
+) -> Run:
+    """Start the resumed run from a valid form; ResumeRefused says why not (and nothing is started)."""
+    node_id, current = form.cleaned_data["node_id"], form.cleaned_data["version"] == "current"
+    graph = resume_graph(request, run, node_id=node_id, current=current)
+    edited = form.cleaned_data["input"]
+    if edited == recorded.get(node_id):
+        edited = None  # unchanged: the node gets what the reused results give it, as in any run
+    feeding = sorted(reexecute & _upstream(graph, node_id))
+    if edited is not None and feeding:
+        # The node would then wait for those nodes' new outputs, and run_resume would drop the edit unsaid.
+        raise ResumeRefused(
+            "input", f"Input can't be edited while re-executing {', '.join(feeding)}, which feed the node."
+        )
+    try:
+        resumed = run_resume(
+            source=run, node_id=node_id, user=request.user, current_version=current, input=edited, reexecute=reexecute
+        )
+    except RunInputError as exc:
+        raise ResumeRefused("__all__", str(exc)) from None
+    return resumed.run
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the form (or, for HTMX, the part that depends on the chosen node); POST: start the new run."""
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    choices = node_choices(run)
+    workflow = live_workflow(request, run)
+    recorded = {node: entry.input for node, entry in last_entries(run).items()}
+    reexecute: frozenset[str] = frozenset()
+    status = 200
+    if request.method == "POST":
+        form = ResumeForm(request.POST, run=run, choices=choices, workflow=workflow)
+        reexecute = posted_reexecute(request.POST)
+        if form.is_valid():
+            try:
+                started = _start_resume(request, run, form, reexecute, recorded)
+            except ResumeRefused as exc:
+                form.add_error(None if exc.field == "__all__" else exc.field, str(exc))
+            else:
+                node_id = form.cleaned_data["node_id"]
+                messages.success(request, f"Run #{started.pk} resumes run #{run.pk} from node “{node_id}”.")
+                return redirect("run_detail", pk=started.pk)
+        node_id, version = _selected(request.POST, choices)
+        status = 400
+    else:
+        node_id, version = _selected(request.GET, choices)
+        initial = {"node_id": node_id, "version": version, "input": _json_or_blank(recorded.get(node_id))}
+        form = ResumeForm(initial=initial, run=run, choices=choices, workflow=workflow)
+    plan, plan_error = _preview(request, run, node_id, version)
+    context = {
+        "run": run,
+        "form": form,
+        "plan": plan,
+        "plan_error": plan_error,
+        "reexecute": reexecute,
+        "reexecute_prefix": REEXECUTE_PREFIX,
+        "replay_workflow": workflow,
+    }
+    part = RESUME_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
+    return render(request, part or "runs/resume.html", context, status=status)
+
+
+def _json_or_blank(value: Any) -> str:
+    return "" if value is None else pretty_json(value)
+
+
+# --- compare -------------------------------------------------------------------------------------------------
+
+
+_ABSENT = object()
+
+
+def _shown(value: Any) -> str:
+    return "" if value is _ABSENT else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def readable_ops(before: Any, ops: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """JSON Patch operations with the value each one replaces: the patch is applied step by step, because
+    each operation's path refers to the document as the previous operations left it."""
+    document = copy.deepcopy(before)
+    rows = []
+    for op in ops:
+        at = op.get("from", op["path"]) if op["op"] in ("move", "copy") else op["path"]
+        old = _ABSENT if op["op"] == "add" else jsonpointer.resolve_pointer(document, at, _ABSENT)
+        new = op.get("value", old if op["op"] in ("move", "copy") else _ABSENT)
+        rows.append(
+            {"op": op["op"], "path": op["path"], "from": op.get("from", ""), "old": _shown(old), "new": _shown(new)}
+        )
+        document = jsonpatch.apply_patch(document, [op])
+    return rows
+
+
+def _run_id(data: QueryDict, key: str) -> int | None:
+    value = data.get(key, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def compare_data(first: Run, comparison: dict[str, Any]) -> dict[str, Any]:
+    """What the compare canvas draws: run a's graph, and each node's status in both runs."""
+    nodes = comparison["nodes"]
+    return {
+        "graph": first.graph,
+        "changed": [node["node_id"] for node in nodes if node["changed"] or node["status"][0] != node["status"][1]],
+        "a": {node["node_id"]: node["status"][0] for node in nodes if node["status"][0] is not None},
+        "b": {node["node_id"]: node["status"][1] for node in nodes if node["status"][1] is not None},
+    }
+
+
+@login_required
+@require_GET
+def run_compare(request: HttpRequest) -> HttpResponse:
+    """Two runs side by side, node by node: status in each and what changed in the node's output."""
+    a, b = _run_id(request.GET, "a"), _run_id(request.GET, "b")
+    if a is None or b is None:
+        error = "Choose two runs to compare: a and b must be run numbers."
+        return render(request, "runs/compare.html", {"error": error}, status=400)
+    first = get_object_or_404(visible_runs(request), pk=a)
+    second = get_object_or_404(visible_runs(request), pk=b)
+    comparison = runs_compare(first, second)
+    before = {node: entry.output or {} for node, entry in last_entries(first).items()}
+    for node in comparison["nodes"]:
+        node["status_changed"] = node["status"][0] != node["status"][1]
+        node["ops"] = readable_ops(before.get(node["node_id"], {}), node["output_diff"])
+    context = {
+        "first": first,
+        "second": second,
+        "comparison": comparison,
+        "output_ops": readable_ops(first.output or {}, comparison["output_diff"]),
+        "compare_data": compare_data(first, comparison),
+    }
+    return render(request, "runs/compare.html", context)
