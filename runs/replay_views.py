@@ -17,6 +17,7 @@ import jsonpointer
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,7 +26,6 @@ from runs.history import last_entries, runs_compare
 from runs.models import Run
 from runs.nodes import get_node_type, node_specs
 from runs.services import RunInputError, run_graph, run_resume, run_start
-from runs.views import visible_runs
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
 from workflows.views import htmx_partial, pretty_json
@@ -37,6 +37,11 @@ RESUME_PARTS = {
     "replay-node-input": "runs/_replay_node_input.html",
     "replay-side-effects": "runs/_replay_side_effects.html",
 }
+
+
+def visible_runs(request: HttpRequest) -> QuerySet[Run]:
+    # Not runs.views.visible_runs: runs.views will import replay_context from here, and must not go in a circle.
+    return Run.objects.visible_to(request.user).select_related("owner", "workflow")
 
 
 # --- the run page's part ------------------------------------------------------------------------------------
@@ -118,12 +123,14 @@ class ResumePlan:
 
 def node_choices(run: Run) -> list[NodeChoice]:
     """The run's nodes in graph order, each with the state it reached."""
-    graph = run_graph(run.pk)
     states = dict(run.node_runs.values_list("node_id", "status"))
-    return [
-        NodeChoice(node_id, graph.node(node_id).type, states.get(node_id, "not reached"))
-        for node_id in graph.topological_order()
-    ]
+    try:
+        graph = run_graph(run.pk)
+    except GraphError:  # a node type since removed from the deployment: the document's order still lists them
+        nodes = [(node["id"], node["type"]) for node in run.graph.get("nodes", [])]
+    else:
+        nodes = [(node_id, graph.node(node_id).type) for node_id in graph.topological_order()]
+    return [NodeChoice(node_id, node_type, states.get(node_id, "not reached")) for node_id, node_type in nodes]
 
 
 def default_node(choices: list[NodeChoice]) -> str:
@@ -146,12 +153,10 @@ def resume_graph(request: HttpRequest, run: Run, *, node_id: str, current: bool)
     workflow = live_workflow(request, run)
     if workflow is None:
         raise ResumeRefused("version", f"The workflow of run {run.pk} was deleted, so the run can't be resumed.")
-    if not current:
-        return run_graph(run.pk)
     try:
-        graph = parse_graph(workflow.graph_document(), node_specs())
+        graph = parse_graph(workflow.graph_document(), node_specs()) if current else run_graph(run.pk)
     except GraphError as exc:
-        raise ResumeRefused("version", f"The workflow is not valid now: {exc}") from exc
+        raise ResumeRefused("version", f"That version of the workflow can't run: {exc}") from exc
     if node_id not in graph.nodes:
         raise ResumeRefused("node_id", f"Node “{node_id}” is not in the workflow as it is now.")
     return graph
@@ -294,21 +299,14 @@ def run_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = live_workflow(request, run)
     recorded = {node: entry.input for node, entry in last_entries(run).items()}
     reexecute: frozenset[str] = frozenset()
-    status = 200
     if request.method == "POST":
         form = ResumeForm(request.POST, run=run, choices=choices, workflow=workflow)
         reexecute = posted_reexecute(request.POST)
-        if form.is_valid():
-            try:
-                started = _start_resume(request, run, form, reexecute, recorded)
-            except ResumeRefused as exc:
-                form.add_error(None if exc.field == "__all__" else exc.field, str(exc))
-            else:
-                node_id = form.cleaned_data["node_id"]
-                messages.success(request, f"Run #{started.pk} resumes run #{run.pk} from node “{node_id}”.")
-                return redirect("run_detail", pk=started.pk)
+        started = _resume_posted(request, run, form, reexecute, recorded)
+        if started is not None:
+            messages.success(request, f"Run #{started.pk} resumes run #{run.pk} from node “{form['node_id'].value()}”.")
+            return redirect("run_detail", pk=started.pk)
         node_id, version = _selected(request.POST, choices)
-        status = 400
     else:
         node_id, version = _selected(request.GET, choices)
         initial = {"node_id": node_id, "version": version, "input": _json_or_blank(recorded.get(node_id))}
@@ -321,10 +319,22 @@ def run_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
         "plan_error": plan_error,
         "reexecute": reexecute,
         "reexecute_prefix": REEXECUTE_PREFIX,
-        "replay_workflow": workflow,
     }
     part = RESUME_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
-    return render(request, part or "runs/resume.html", context, status=status)
+    return render(request, part or "runs/resume.html", context, status=400 if form.is_bound else 200)
+
+
+def _resume_posted(
+    request: HttpRequest, run: Run, form: ResumeForm, reexecute: frozenset[str], recorded: dict[str, Any]
+) -> Run | None:
+    """The started run, or None with the reasons on the form."""
+    if not form.is_valid():
+        return None
+    try:
+        return _start_resume(request, run, form, reexecute, recorded)
+    except ResumeRefused as exc:
+        form.add_error(None if exc.field == "__all__" else exc.field, str(exc))
+        return None
 
 
 def _json_or_blank(value: Any) -> str:
