@@ -39,6 +39,24 @@ ensure_venv() {
     fi
 }
 
+# The canvas bundle (React Flow editor and run view) from frontend/ into static/dist/. npm ci runs only when
+# the lock file changed; the build itself takes under a second, so it always runs and can never be stale.
+ensure_bundle() {
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "Node.js 18 or newer with npm is needed to build the canvas (frontend/); install it, e.g. 'apt-get install nodejs npm'." >&2
+        exit 1
+    fi
+    local stamp="frontend/node_modules/.package-lock.sha256"
+    local want
+    want="$(sha256sum frontend/package-lock.json | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "Installing the pinned front-end packages (frontend/package-lock.json)"
+        npm ci --prefix frontend --no-audit --no-fund --loglevel=error
+        echo "$want" > "$stamp"
+    fi
+    npm run --prefix frontend --silent build -- --quiet
+}
+
 preflight() {
     "$PY" manage.py preflight "$@"
 }

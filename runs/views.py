@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
@@ -21,7 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 from approvals.models import ApprovalRequest, ApprovalStatus
 from approvals.selectors import approvals_visible_to
 from approvals.services import approval_can_decide
-from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, Run, RunStatus
+from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus
+from runs.nodes import node_catalogue
 from runs.services import RunFinishedError, run_cancel
 from runs.usage import GROUPS, usage_summary
 from workflows.models import Workflow
@@ -88,6 +89,8 @@ def run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
     )
     return {
         "run": run,
+        "catalogue": node_catalogue(),
+        "canvas": {"run_id": run.pk, "graph": run.graph, "nodes": node_states(run)},
         "others_waiting": others_waiting,
         "input_json": pretty_json(run.input),
         "output_json": pretty_json(run.output) if run.output is not None else "",
@@ -114,14 +117,68 @@ def ledger_entry(request: HttpRequest, pk: int, seq: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
     entry = get_object_or_404(LedgerEntry.objects.filter(run=run), seq=seq)
     template = "runs/_entry.html" if htmx_partial(request) else "runs/entry.html"
+    shown = _entry_sections(entry)
+    return render(request, template, {"run": run, "entry": entry, "sections": shown})
+
+
+def node_states(run: Run) -> dict[str, dict[str, Any]]:
+    """Each reached node's state, as the run canvas colours it (and the handle it chose, for the path)."""
+    rows = NodeRun.objects.filter(run=run).values("node_id", "status", "handle", "attempts")
+    return {row.pop("node_id"): row for row in rows}
+
+
+@login_required
+@require_GET
+def run_states(request: HttpRequest, pk: int) -> JsonResponse:
+    """The run canvas re-reads this after each burst of events: the server's states are the truth."""
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    return JsonResponse({"run_id": run.pk, "status": run.status, "nodes": node_states(run)})
+
+
+def _entry_sections(entry: LedgerEntry) -> list[tuple[str, str]]:
     sections = [
         ("Input", entry.input),
         ("Output", entry.output),
         ("Tool calls", entry.tool_calls or None),
         ("LLM usage", entry.llm_usage),
     ]
-    shown = [(label, pretty_json(value)) for label, value in sections if value is not None]
-    return render(request, template, {"run": run, "entry": entry, "sections": shown})
+    return [(label, pretty_json(value)) for label, value in sections if value is not None]
+
+
+def _designed_graph(node_run: NodeRun | None) -> dict[str, Any] | None:
+    """The workflow a cognitive node designed (contract: output `cognitive.graph`), to draw it."""
+    result = (node_run.result or {}) if node_run else {}
+    design = result.get("cognitive") if isinstance(result, dict) else None
+    graph = design.get("graph") if isinstance(design, dict) else None
+    return graph if isinstance(graph, dict) and isinstance(graph.get("nodes"), list) else None
+
+
+@login_required
+@require_GET
+def run_node_detail(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+    """One node of a run, as the canvas shows it when clicked: its state, and every ledger entry it has
+    (attempts, input, output, tool calls, usage, error); for a cognitive node, the workflow it designed."""
+    run = get_object_or_404(visible_runs(request), pk=pk)
+    node = next((n for n in run.graph.get("nodes", []) if n.get("id") == node_id), None)
+    if node is None:
+        raise Http404(f"run {run.pk} has no node {node_id!r}")
+    node_run = NodeRun.objects.filter(run=run, node_id=node_id).first()
+    entries = [
+        {"entry": entry, "sections": _entry_sections(entry)}
+        for entry in LedgerEntry.objects.filter(run=run, node_id=node_id).order_by("seq")
+    ]
+    context = {
+        "run": run,
+        "node": node,
+        "node_run": node_run,
+        "config_json": pretty_json(node.get("data") or {}),
+        "entries": entries,
+        "designed_graph": _designed_graph(node_run),
+        "catalogue": node_catalogue(),
+        "child_runs": visible_runs(request).filter(parent=run, parent_node_id=node_id).order_by("created_at", "id"),
+    }
+    template = "runs/_node_detail.html" if htmx_partial(request) else "runs/node.html"
+    return render(request, template, context)
 
 
 @login_required

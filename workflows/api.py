@@ -167,6 +167,24 @@ class WorkflowImportSerializer(serializers.Serializer):
         return dict(workflow.validated_data)
 
 
+class GraphCheckSerializer(StrictFieldsMixin, serializers.Serializer):
+    """A graph to check without saving it (the editor checks before it saves)."""
+
+    graph = serializers.JSONField(help_text="The contract's graph document: `{nodes, edges}`.")
+
+
+class GraphIssueSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    node_id = serializers.CharField(required=False)
+    edge_id = serializers.CharField(required=False)
+    field = serializers.CharField(required=False, help_text="A dotted path inside the node's `data`.")
+
+
+class GraphCheckResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    issues = GraphIssueSerializer(many=True, help_text="Every problem, each naming its node or edge; empty if valid.")
+
+
 _RUN_START_RESPONSES = {
     201: RunSerializer,
     400: error_response("The input is not valid: `input` lists every problem.", validation=True),
@@ -230,6 +248,24 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], serializer_class=WorkflowDocumentSerializer)
     def export(self, request: Request, pk: str | None = None) -> Response:
         return Response(self.get_object().document())
+
+    @extend_schema(
+        request=GraphCheckSerializer,
+        responses={200: GraphCheckResultSerializer},
+        description=(
+            "Check a graph as saving would, without saving anything. Answers 200 with `valid` and every issue, "
+            "so a client can mark the nodes and edges at fault; saving an invalid graph is still a 400."
+        ),
+    )
+    @action(detail=False, methods=["post"], url_path="validate", serializer_class=GraphCheckSerializer)
+    def validate_graph(self, request: Request) -> Response:
+        body = GraphCheckSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            graph_normalize(body.validated_data["graph"])
+        except GraphError as exc:
+            return Response({"valid": False, "issues": [issue.as_dict() for issue in exc.issues]})
+        return Response({"valid": True, "issues": []})
 
     @extend_schema(
         request=WorkflowImportSerializer,

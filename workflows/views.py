@@ -16,11 +16,14 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from runs.models import Run
+from runs.nodes import node_catalogue
 from runs.services import RunInputError, run_start
+from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
 from workflows.services import GraphError, workflow_create, workflow_soft_delete
@@ -184,6 +187,49 @@ def workflow_export(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+# --- the editor ----------------------------------------------------------------------------------------------
+
+
+def editor_context(request: HttpRequest, workflow: Workflow | None) -> dict[str, Any]:
+    """What the React Flow editor reads from the page: the workflow, the node type catalogue and the tools its
+    owner registered. It saves through the REST API (session auth + CSRF), which validates on the server."""
+    owner = workflow.owner if workflow else request.user
+    tools = list(Tool.objects.filter(owner=owner).order_by("name").values("name", "description"))
+    if workflow is None:
+        document = {"id": None, "name": "Untitled workflow", "description": "", "version": None, "graph": STARTER_GRAPH}
+        api_url = reverse("api:workflow-list")
+    else:
+        document = {
+            "id": workflow.pk,
+            "name": workflow.name,
+            "description": workflow.description,
+            "version": workflow.version,
+            "graph": workflow.graph_document(),
+        }
+        api_url = reverse("api:workflow-detail", args=[workflow.pk])
+    return {
+        "workflow": workflow,
+        "editor_workflow": document,
+        "catalogue": node_catalogue(),
+        "tools": tools,
+        "api_url": api_url,
+        "edit_url": reverse("workflow_edit", args=[0]).replace("/0/", "/__id__/"),
+    }
+
+
+@login_required
+@require_GET
+def workflow_new(request: HttpRequest) -> HttpResponse:
+    return render(request, "workflows/editor.html", editor_context(request, None))
+
+
+@login_required
+@require_GET
+def workflow_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = get_object_or_404(visible_workflows(request), pk=pk)
+    return render(request, "workflows/editor.html", editor_context(request, workflow))
+
+
 # --- a workflow's page and its run form -----------------------------------------------------------------------
 
 _SIMPLE_TYPES = {"string", "integer", "number", "boolean"}
@@ -282,6 +328,7 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "workflow": workflow,
         "graph": graph,
         "graph_json": pretty_json(graph),
+        "catalogue": node_catalogue(),
         "nodes": [
             {**node, "data_json": pretty_json(node["data"]) if node.get("data") else ""} for node in graph["nodes"]
         ],

@@ -7,6 +7,7 @@ setting are imported when Django starts (see `runs.apps`), so a deployment can a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from runs.nodes.base import NodeType
 from workflows.graph import NodeSpec
@@ -36,6 +37,29 @@ def node_specs() -> Mapping[str, NodeSpec]:
 
 def node_types() -> Mapping[str, NodeType]:
     return dict(_REGISTRY)
+
+
+# Drawn first (top) on a node: the outcome most graphs follow.
+_FIRST_HANDLES = frozenset({"true", "pass", "approved", "success"})
+
+
+def node_catalogue() -> list[dict[str, Any]]:
+    """What the canvas needs to draw and configure every registered type; pages embed it as JSON, so a
+    deployment's own node types get a palette entry, handles and a form without front-end changes."""
+    catalogue = []
+    for name, node_type in sorted(_REGISTRY.items()):
+        spec = node_type.spec
+        handles = sorted(spec.handles, key=lambda h: (h not in _FIRST_HANDLES, h)) if spec.handles else None
+        catalogue.append(
+            {
+                "type": name,
+                "handles": handles,
+                "allows_outgoing": spec.allows_outgoing,
+                "data_schema": spec.data_schema,
+                "side_effects": node_type.side_effects,
+            }
+        )
+    return catalogue
 
 
 # The built-in types register themselves on import.

@@ -98,6 +98,8 @@ function watchRun(page) {
         if (message.seq <= (seen.get(message.run_id) || 0)) return;
         seen.set(message.run_id, message.seq);
       }
+      // The run canvas (frontend/src/canvas.jsx) listens for these; one socket serves the whole page.
+      document.dispatchEvent(new CustomEvent("flownova:run-event", { detail: message }));
       if (message.type === "llm_token") {
         const text = message.data && message.data.text;
         if (text && message.node_id) transcriptFor(message, runId).textContent += text;

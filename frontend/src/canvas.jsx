@@ -1,0 +1,206 @@
+// Read-only canvases: the live run view (node states over the run's WebSocket, the path taken, streamed
+// agent text), the compare page (nodes whose output changed), and plain graph previews (a workflow, or the
+// graph a cognitive node designed). Any element with `data-flow-graph="<json_script id>"` gets a canvas,
+// including ones htmx swaps in later.
+import "@xyflow/react/dist/style.css";
+import "./flow/flow.css";
+import { StrictMode, useEffect, useMemo, useState } from "react";
+import { createRoot } from "react-dom/client";
+import { Background, Controls, ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import { readJsonScript, toFlow } from "./flow/graph.js";
+import { CatalogueContext, nodeTypes } from "./flow/nodes.jsx";
+
+const STREAM_CHARS = 90;
+const REFRESH_DELAY_MS = 150;
+
+// Which edges the run went along: the source finished and chose this edge's handle (or routes along all
+// its edges), and the target was reached.
+function takenEdges(edges, states) {
+  const taken = new Set();
+  for (const edge of edges) {
+    const source = states[edge.source];
+    const target = states[edge.target];
+    if (!source || source.status !== "succeeded" || !target || target.status === "skipped") continue;
+    // A node that chose a handle (true/false, approved/rejected...) went along that handle's edges only.
+    if (source.handle && edge.sourceHandle !== source.handle) continue;
+    taken.add(edge.id);
+  }
+  return taken;
+}
+
+function ReadOnlyFlow({ graph, decorate, decorateEdge, onNodeClick, label }) {
+  const base = useMemo(() => toFlow(graph), [graph]);
+  const nodes = useMemo(
+    () => base.nodes.map((node) => ({ ...node, draggable: false, connectable: false, data: { ...node.data, ...decorate(node) } })),
+    [base, decorate],
+  );
+  const edges = useMemo(() => base.edges.map((edge) => ({ ...edge, ...decorateEdge(edge) })), [base, decorateEdge]);
+  return (
+    <ReactFlow
+      nodes={nodes}
+      edges={edges}
+      nodeTypes={nodeTypes}
+      nodesDraggable={false}
+      nodesConnectable={false}
+      edgesFocusable={false}
+      elementsSelectable={!!onNodeClick}
+      onNodeClick={onNodeClick ? (_event, node) => onNodeClick(node.id) : undefined}
+      fitView
+      fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
+      minZoom={0.2}
+      defaultEdgeOptions={{ type: "smoothstep" }}
+      proOptions={{ hideAttribution: false }}
+      aria-label={label}
+    >
+      <Background gap={16} />
+      <Controls showInteractive={false} />
+    </ReactFlow>
+  );
+}
+
+function RunCanvas({ element, initial }) {
+  const [states, setStates] = useState(initial.nodes || {});
+  const [streams, setStreams] = useState({});
+  const runId = initial.run_id;
+
+  useEffect(() => {
+    let timer = null;
+    let controller = null;
+    // Events say what changed; the server's states are the truth (they also carry what no event names, such
+    // as successors becoming queued), so every burst of events ends with one fetch of them.
+    const refresh = () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        controller?.abort();
+        controller = new AbortController();
+        try {
+          const response = await fetch(element.dataset.statesUrl, {
+            credentials: "same-origin",
+            headers: { Accept: "application/json" },
+            signal: controller.signal,
+          });
+          if (response.ok) setStates((await response.json()).nodes);
+        } catch (exc) {
+          if (exc.name !== "AbortError") console.warn("run canvas: states not refreshed", exc);
+        }
+      }, REFRESH_DELAY_MS);
+    };
+    const onEvent = (event) => {
+      const message = event.detail;
+      if (!message || message.run_id !== runId) return;
+      const id = message.node_id;
+      if (message.type === "llm_token" && id) {
+        const text = message.data?.text || "";
+        setStreams((all) => ({ ...all, [id]: `${all[id] || ""}${text}`.slice(-STREAM_CHARS) }));
+        return;
+      }
+      const quick = {
+        node_started: "running",
+        node_completed: "succeeded",
+        node_skipped: "skipped",
+        approval_needed: "waiting",
+      }[message.type];
+      if (id && quick) {
+        setStates((all) => ({
+          ...all,
+          [id]: { ...all[id], status: quick, handle: message.data?.handle ?? all[id]?.handle ?? "" },
+        }));
+      } else if (id && message.type === "node_failed" && !message.data?.will_retry) {
+        setStates((all) => ({ ...all, [id]: { ...all[id], status: "failed" } }));
+      }
+      refresh();
+    };
+    document.addEventListener("flownova:run-event", onEvent);
+    return () => {
+      document.removeEventListener("flownova:run-event", onEvent);
+      clearTimeout(timer);
+      controller?.abort();
+    };
+  }, [element, runId]);
+
+  const taken = useMemo(() => takenEdges(toFlow(initial.graph).edges, states), [initial.graph, states]);
+  const decorate = useMemo(
+    () => (node) => ({
+      status: states[node.id]?.status,
+      onPath: !!states[node.id] && states[node.id].status !== "skipped",
+      stream: states[node.id]?.status === "running" ? streams[node.id] : undefined,
+    }),
+    [states, streams],
+  );
+  const decorateEdge = useMemo(
+    () => (edge) => (taken.has(edge.id) ? { className: "fn-edge-taken", animated: false } : { className: "fn-edge-idle" }),
+    [taken],
+  );
+  const onNodeClick = (nodeId) => {
+    const target = element.dataset.detailTarget;
+    const url = element.dataset.nodeUrl.replace("__node__", encodeURIComponent(nodeId));
+    if (window.htmx && target) window.htmx.ajax("GET", url, { target, swap: "innerHTML" });
+  };
+  return (
+    <ReadOnlyFlow
+      graph={initial.graph}
+      decorate={decorate}
+      decorateEdge={decorateEdge}
+      onNodeClick={onNodeClick}
+      label="The run's graph; select a node to see its input, output and calls"
+    />
+  );
+}
+
+function CompareCanvas({ data }) {
+  const changed = useMemo(() => new Set(data.changed || []), [data]);
+  const decorate = useMemo(
+    () => (node) => {
+      const a = data.a?.[node.id] || "not reached";
+      const b = data.b?.[node.id] || "not reached";
+      return { changed: changed.has(node.id), compare: a === b ? a : `${a} → ${b}` };
+    },
+    [data, changed],
+  );
+  const decorateEdge = useMemo(() => () => ({}), []);
+  return <ReadOnlyFlow graph={data.graph} decorate={decorate} decorateEdge={decorateEdge} label="Compared runs; changed nodes are marked" />;
+}
+
+function GraphPreview({ graph }) {
+  const decorate = useMemo(() => () => ({}), []);
+  return <ReadOnlyFlow graph={graph} decorate={decorate} decorateEdge={decorate} label="Workflow graph" />;
+}
+
+function render(element, child, catalogue) {
+  element.dataset.flowMounted = "1";
+  createRoot(element).render(
+    <StrictMode>
+      <CatalogueContext.Provider value={catalogue}>
+        <ReactFlowProvider>{child}</ReactFlowProvider>
+      </CatalogueContext.Provider>
+    </StrictMode>,
+  );
+}
+
+let catalogue = null;
+function catalogueOnPage() {
+  if (!catalogue) {
+    const list = readJsonScript("flow-catalogue") || [];
+    catalogue = Object.fromEntries(list.map((spec) => [spec.type, spec]));
+  }
+  return catalogue;
+}
+
+function mountAll() {
+  const run = document.getElementById("run-canvas");
+  if (run && !run.dataset.flowMounted) {
+    render(run, <RunCanvas element={run} initial={readJsonScript(run.dataset.source)} />, catalogueOnPage());
+  }
+  const compare = document.getElementById("compare-canvas");
+  if (compare && !compare.dataset.flowMounted) {
+    const data = readJsonScript("compare-data");
+    if (data) render(compare, <CompareCanvas data={data} />, catalogueOnPage());
+  }
+  for (const element of document.querySelectorAll("[data-flow-graph]:not([data-flow-mounted])")) {
+    const graph = readJsonScript(element.dataset.flowGraph);
+    if (graph) render(element, <GraphPreview graph={graph} />, catalogueOnPage());
+  }
+}
+
+mountAll();
+document.addEventListener("htmx:afterSettle", mountAll);

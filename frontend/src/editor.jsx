@@ -1,0 +1,505 @@
+// The workflow editor (issue #8): palette, canvas, side panel; saves through the REST API, which validates
+// on the server and answers 400 with issues naming the nodes and edges at fault, marked here on the canvas.
+import "@xyflow/react/dist/style.css";
+import "./flow/flow.css";
+import { StrictMode, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { createRoot } from "react-dom/client";
+import {
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  addEdge,
+  useEdgesState,
+  useNodesState,
+  useReactFlow,
+} from "@xyflow/react";
+import { layout, readJsonScript, toFlow, toGraph } from "./flow/graph.js";
+import { CatalogueContext, nodeTypes, typeTitle } from "./flow/nodes.jsx";
+import NodeForm from "./editor/NodeForm.jsx";
+
+const DRAG_TYPE = "application/x-flownova-node";
+const HISTORY_LIMIT = 100;
+// Edits of one field within this time are one undo step, not one per keystroke.
+const COALESCE_MS = 1500;
+const PALETTE_ORDER = ["start", "end", "agent", "tool", "if_else", "guardrails", "fork", "join", "user_approval", "cognitive"];
+
+function paletteTypes(catalogue) {
+  const known = PALETTE_ORDER.filter((kind) => catalogue[kind]);
+  const extra = Object.keys(catalogue)
+    .filter((kind) => !PALETTE_ORDER.includes(kind))
+    .sort();
+  return [...known, ...extra];
+}
+
+function uniqueId(base, taken) {
+  if (!taken.has(base)) return base;
+  for (let n = 2; ; n += 1) if (!taken.has(`${base}_${n}`)) return `${base}_${n}`;
+}
+
+function edgeId(edges, source, handle, target) {
+  const taken = new Set(edges.map((edge) => edge.id));
+  return uniqueId(`e-${source}${handle ? `-${handle}` : ""}-${target}`.slice(0, 190), taken);
+}
+
+function csrfToken(root) {
+  return root.dataset.csrf || document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] || "";
+}
+
+// Issues from the server -> what each node and edge shows. Issues naming neither go in the general list.
+function splitIssues(issues) {
+  const byNode = new Map();
+  const byEdge = new Map();
+  const general = [];
+  for (const issue of issues) {
+    // On the node itself, "node "x": " says nothing more.
+    const text = issue.node_id ? issue.message.replace(`node "${issue.node_id}": `, "") : issue.message;
+    if (issue.node_id) {
+      if (!byNode.has(issue.node_id)) byNode.set(issue.node_id, []);
+      byNode.get(issue.node_id).push(text);
+    }
+    if (issue.edge_id) {
+      if (!byEdge.has(issue.edge_id)) byEdge.set(issue.edge_id, []);
+      byEdge.get(issue.edge_id).push(text);
+    }
+    if (!issue.node_id && !issue.edge_id) general.push(text);
+  }
+  return { byNode, byEdge, general };
+}
+
+// A 400 body from the API -> a list of issues: `graph` lists issue objects; other fields list messages.
+function issuesFrom(body) {
+  if (!body || typeof body !== "object") return [{ message: "The server refused the workflow." }];
+  const issues = [];
+  // `detail` summarises the field errors that follow; show it only when it is all there is.
+  const keys = Object.keys(body).filter((key) => key !== "detail");
+  for (const [key, value] of Object.entries(body)) {
+    if (key === "detail" && keys.length) continue;
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item && typeof item === "object") issues.push(item);
+      else issues.push({ message: key === "graph" || key === "detail" ? String(item) : `${key}: ${item}` });
+    }
+  }
+  return issues;
+}
+
+function Editor({ root, workflow, catalogue, tools }) {
+  const initial = useMemo(() => toFlow(workflow.graph), [workflow]);
+  const [nodes, setNodes, onNodesChange] = useNodesState(initial.nodes);
+  const [edges, setEdges, onEdgesChange] = useEdgesState(initial.edges);
+  const [name, setName] = useState(workflow.name || "");
+  const [description, setDescription] = useState(workflow.description || "");
+  const [version, setVersion] = useState(workflow.version || null);
+  const [issues, setIssues] = useState([]);
+  const [status, setStatus] = useState("");
+  const [saving, setSaving] = useState(false);
+  const [savedState, setSavedState] = useState(() =>
+    JSON.stringify([workflow.name || "", workflow.description || "", toGraph(initial.nodes, initial.edges)]),
+  );
+  const past = useRef([]);
+  const future = useRef([]);
+  const lastRecord = useRef({ key: "", at: 0 });
+  const [, setHistoryTick] = useState(0);
+  const flow = useReactFlow();
+  const wrapper = useRef(null);
+  const isNew = !workflow.id;
+
+  const current = JSON.stringify([name, description, toGraph(nodes, edges)]);
+  const dirty = current !== savedState;
+
+  // --- undo / redo ---------------------------------------------------------------------------------------
+  const snapshot = useCallback(() => ({ nodes: flow.getNodes(), edges: flow.getEdges() }), [flow]);
+  const record = useCallback(
+    (key = "") => {
+      const now = Date.now();
+      if (key && key === lastRecord.current.key && now - lastRecord.current.at < COALESCE_MS) {
+        lastRecord.current.at = now;
+        return;
+      }
+      lastRecord.current = { key, at: now };
+      past.current = [...past.current.slice(-(HISTORY_LIMIT - 1)), snapshot()];
+      future.current = [];
+      setHistoryTick((tick) => tick + 1);
+    },
+    [snapshot],
+  );
+  const travel = useCallback(
+    (from, to) => {
+      if (!from.current.length) return;
+      const state = from.current[from.current.length - 1];
+      from.current = from.current.slice(0, -1);
+      to.current = [...to.current, snapshot()];
+      lastRecord.current = { key: "", at: 0 };
+      setNodes(state.nodes);
+      setEdges(state.edges);
+      setHistoryTick((tick) => tick + 1);
+    },
+    [snapshot, setNodes, setEdges],
+  );
+  const undo = useCallback(() => travel(past, future), [travel]);
+  const redo = useCallback(() => travel(future, past), [travel]);
+
+  useEffect(() => {
+    const onKey = (event) => {
+      const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
+      if (typing || !(event.ctrlKey || event.metaKey)) return;
+      const key = event.key.toLowerCase();
+      if (key === "z" && !event.shiftKey) {
+        event.preventDefault();
+        undo();
+      } else if ((key === "z" && event.shiftKey) || key === "y") {
+        event.preventDefault();
+        redo();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [undo, redo]);
+
+  useEffect(() => {
+    const warn = (event) => {
+      if (!dirty) return;
+      event.preventDefault();
+      event.returnValue = "";
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
+
+  // --- editing -------------------------------------------------------------------------------------------
+  const addNode = useCallback(
+    (kind, position) => {
+      record();
+      const taken = new Set(flow.getNodes().map((node) => node.id));
+      const id = uniqueId(kind, taken);
+      const node = { id, type: "flownova", position, data: { kind, config: {} }, selected: true };
+      setNodes((all) => [...all.map((other) => ({ ...other, selected: false })), node]);
+      setStatus(`Added ${typeTitle(kind)} node ${id}.`);
+    },
+    [flow, record, setNodes],
+  );
+
+  const onDragOver = useCallback((event) => {
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "move";
+  }, []);
+  const onDrop = useCallback(
+    (event) => {
+      event.preventDefault();
+      const kind = event.dataTransfer.getData(DRAG_TYPE);
+      if (!kind || !catalogue[kind]) return;
+      const point = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+      addNode(kind, { x: point.x - 95, y: point.y - 30 });
+    },
+    [flow, addNode, catalogue],
+  );
+  const addAtCentre = (kind) => {
+    const box = wrapper.current.getBoundingClientRect();
+    const point = flow.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 });
+    const jitter = (flow.getNodes().length % 5) * 16;
+    addNode(kind, { x: point.x - 95 + jitter, y: point.y - 30 + jitter });
+  };
+
+  const isValidConnection = useCallback(
+    (connection) =>
+      connection.source !== connection.target &&
+      !flow
+        .getEdges()
+        .some(
+          (edge) =>
+            edge.source === connection.source &&
+            edge.target === connection.target &&
+            (edge.sourceHandle || null) === (connection.sourceHandle || null),
+        ),
+    [flow],
+  );
+  const onConnect = useCallback(
+    (connection) => {
+      record();
+      setEdges((all) =>
+        addEdge(
+          {
+            ...connection,
+            targetHandle: null,
+            id: edgeId(all, connection.source, connection.sourceHandle, connection.target),
+            label: connection.sourceHandle || undefined,
+          },
+          all,
+        ),
+      );
+    },
+    [record, setEdges],
+  );
+
+  const onData = useCallback(
+    (id, config, key) => {
+      record(`${id}:${key}`);
+      setNodes((all) => all.map((node) => (node.id === id ? { ...node, data: { ...node.data, config } } : node)));
+    },
+    [record, setNodes],
+  );
+  const onRename = useCallback(
+    (from, to) => {
+      record();
+      setNodes((all) => all.map((node) => (node.id === from ? { ...node, id: to } : node)));
+      setEdges((all) =>
+        all.map((edge) => ({
+          ...edge,
+          source: edge.source === from ? to : edge.source,
+          target: edge.target === from ? to : edge.target,
+        })),
+      );
+      setStatus(`Renamed ${from} to ${to}.`);
+    },
+    [record, setNodes, setEdges],
+  );
+  const onDeleteNode = useCallback(
+    (id) => {
+      record();
+      setNodes((all) => all.filter((node) => node.id !== id));
+      setEdges((all) => all.filter((edge) => edge.source !== id && edge.target !== id));
+      setStatus(`Deleted node ${id}.`);
+    },
+    [record, setNodes, setEdges],
+  );
+  const autoLayout = () => {
+    record();
+    setNodes(layout(flow.getNodes(), flow.getEdges()));
+    window.requestAnimationFrame(() => flow.fitView({ padding: 0.15 }));
+  };
+
+  // --- saving --------------------------------------------------------------------------------------------
+  const send = (url, method, payload) =>
+    fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(root) },
+      body: JSON.stringify(payload),
+    });
+  const refuse = (found) => {
+    setIssues(found);
+    setStatus(`Not saved: ${found.length} problem${found.length === 1 ? "" : "s"} to fix (marked on the canvas).`);
+  };
+
+  const save = async () => {
+    if (!name.trim()) {
+      setStatus("Not saved: the workflow needs a name.");
+      return;
+    }
+    setSaving(true);
+    setStatus("Checking…");
+    const graph = toGraph(nodes, edges);
+    let response;
+    try {
+      // The server checks the graph first (200 with every issue), so an invalid graph is marked without a
+      // failed request; the save itself validates again and would refuse it with a 400 all the same.
+      const check = await send(root.dataset.validateUrl, "POST", { graph });
+      const verdict = await check.json().catch(() => null);
+      if (check.ok && verdict && !verdict.valid) {
+        setSaving(false);
+        refuse(verdict.issues);
+        return;
+      }
+      setStatus("Saving…");
+      response = await send(root.dataset.apiUrl, isNew ? "POST" : "PUT", { name, description, graph });
+    } catch (exc) {
+      setSaving(false);
+      setStatus(`Not saved: the server could not be reached (${exc.message}).`);
+      return;
+    }
+    const body = await response.json().catch(() => null);
+    setSaving(false);
+    if (response.ok) {
+      setIssues([]);
+      setSavedState(JSON.stringify([name, description, graph]));
+      setVersion(body.version);
+      if (isNew) {
+        window.location.assign(root.dataset.editUrl.replace("__id__", String(body.id)));
+        return;
+      }
+      setStatus(`Saved: version ${body.version}.`);
+      return;
+    }
+    if (response.status === 400) {
+      refuse(issuesFrom(body));
+    } else {
+      setStatus(`Not saved: the server answered ${response.status}${body?.detail ? ` (${body.detail})` : ""}.`);
+    }
+  };
+
+  // --- what the canvas shows -----------------------------------------------------------------------------
+  const { byNode, byEdge, general } = useMemo(() => splitIssues(issues), [issues]);
+  const shownNodes = useMemo(
+    () => nodes.map((node) => (byNode.has(node.id) ? { ...node, data: { ...node.data, issues: byNode.get(node.id) } } : node)),
+    [nodes, byNode],
+  );
+  const shownEdges = useMemo(
+    () =>
+      edges.map((edge) =>
+        byEdge.has(edge.id)
+          ? { ...edge, className: "fn-edge-issue", label: byEdge.get(edge.id).join("; "), ariaLabel: byEdge.get(edge.id).join("; ") }
+          : edge,
+      ),
+    [edges, byEdge],
+  );
+  const unplaced = [...byNode.keys()].filter((id) => !nodes.some((node) => node.id === id));
+  const selected = nodes.filter((node) => node.selected);
+  const single = selected.length === 1 ? selected[0] : null;
+
+  const select = (id) => {
+    setNodes((all) => all.map((node) => ({ ...node, selected: node.id === id })));
+    const node = flow.getNode(id);
+    if (node) flow.setCenter(node.position.x + 95, node.position.y + 30, { duration: 200, zoom: flow.getZoom() });
+  };
+
+  return (
+    <div className="fn-editor">
+      <div className="fn-toolbar">
+        <label className="fn-inline">
+          Name <input id="workflow-name" type="text" value={name} maxLength={200} onChange={(event) => setName(event.target.value)} required />
+        </label>
+        <label className="fn-inline fn-grow">
+          Description{" "}
+          <input id="workflow-description" type="text" value={description} onChange={(event) => setDescription(event.target.value)} />
+        </label>
+        <button type="button" onClick={undo} disabled={!past.current.length} title="Undo (Ctrl+Z)">
+          Undo
+        </button>
+        <button type="button" onClick={redo} disabled={!future.current.length} title="Redo (Ctrl+Shift+Z)">
+          Redo
+        </button>
+        <button type="button" onClick={autoLayout}>
+          Auto layout
+        </button>
+        <button type="button" className="primary" onClick={save} disabled={saving}>
+          {isNew ? "Create" : "Save"}
+        </button>
+        {version && !isNew && (
+          <a href={root.dataset.detailUrl} className="fn-run-link">
+            {dirty ? "Open (unsaved changes)" : "Run…"}
+          </a>
+        )}
+      </div>
+      <p className="fn-save-status" role="status" aria-live="polite">
+        {status}
+        {!status && (dirty ? "Unsaved changes." : version ? `Version ${version}.` : "")}
+      </p>
+      <div className="fn-editor-body">
+        <aside className="fn-palette" aria-label="Node types">
+          <h2>Add a node</h2>
+          <p className="hint">Drag onto the canvas, or press to add in the middle.</p>
+          <ul>
+            {paletteTypes(catalogue).map((kind) => (
+              <li key={kind}>
+                <button
+                  type="button"
+                  draggable
+                  className={`fn-palette-item fn-kind-${kind}`}
+                  data-kind={kind}
+                  onDragStart={(event) => {
+                    event.dataTransfer.setData(DRAG_TYPE, kind);
+                    event.dataTransfer.effectAllowed = "move";
+                  }}
+                  onClick={() => addAtCentre(kind)}
+                >
+                  {typeTitle(kind)}
+                </button>
+              </li>
+            ))}
+          </ul>
+        </aside>
+        <div className="fn-canvas" ref={wrapper} onDragOver={onDragOver} onDrop={onDrop}>
+          <ReactFlow
+            nodes={shownNodes}
+            edges={shownEdges}
+            nodeTypes={nodeTypes}
+            onNodesChange={onNodesChange}
+            onEdgesChange={onEdgesChange}
+            onConnect={onConnect}
+            isValidConnection={isValidConnection}
+            onNodeDragStart={() => record()}
+            onBeforeDelete={async () => {
+              record();
+              return true;
+            }}
+            deleteKeyCode={["Backspace", "Delete"]}
+            fitView
+            fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+            defaultEdgeOptions={{ type: "smoothstep" }}
+          >
+            <Background gap={16} />
+            <Controls showInteractive={false} />
+            <MiniMap pannable zoomable ariaLabel="Overview of the graph" />
+          </ReactFlow>
+        </div>
+        <aside className="fn-side" aria-label="Selected node">
+          {issues.length > 0 && (
+            <section className="notice notice-error fn-issues" aria-labelledby="fn-issues-heading">
+              <h2 id="fn-issues-heading">Not saved: fix these</h2>
+              <ul>
+                {issues.map((issue, index) => (
+                  <li key={index}>
+                    {issue.node_id && nodes.some((node) => node.id === issue.node_id) ? (
+                      <button type="button" className="link-button" onClick={() => select(issue.node_id)}>
+                        {issue.node_id}
+                      </button>
+                    ) : (
+                      issue.node_id && <code>{issue.node_id}</code>
+                    )}
+                    {issue.edge_id && <code>edge {issue.edge_id}</code>} {issue.message}
+                  </li>
+                ))}
+              </ul>
+              {(general.length > 0 || unplaced.length > 0) && <p className="small">Issues without a node apply to the whole graph.</p>}
+            </section>
+          )}
+          {single ? (
+            <NodeForm
+              key={single.id}
+              node={single}
+              spec={catalogue[single.data.kind]}
+              nodes={nodes}
+              edges={edges}
+              tools={tools}
+              issues={byNode.get(single.id) || []}
+              onData={onData}
+              onRename={onRename}
+              onDelete={onDeleteNode}
+            />
+          ) : (
+            <div className="fn-help">
+              <h2>Build the workflow</h2>
+              <ul className="small">
+                <li>Add nodes from the palette; connect them by dragging from a node's right handle to another node.</li>
+                <li>Branching nodes have one handle per outcome: true/false, pass/fail, approved/rejected, success/error.</li>
+                <li>Select a node to configure it here. Delete or Backspace removes what is selected.</li>
+                <li>Save checks the graph on the server and marks what is wrong.</li>
+              </ul>
+              {selected.length > 1 && <p>{selected.length} nodes selected.</p>}
+            </div>
+          )}
+        </aside>
+      </div>
+    </div>
+  );
+}
+
+function mount() {
+  const root = document.getElementById("flow-editor");
+  if (!root) return;
+  const workflow = readJsonScript("editor-workflow");
+  const catalogue = Object.fromEntries(readJsonScript("flow-catalogue").map((spec) => [spec.type, spec]));
+  const tools = readJsonScript("editor-tools") || [];
+  createRoot(root).render(
+    <StrictMode>
+      <CatalogueContext.Provider value={catalogue}>
+        <ReactFlowProvider>
+          <Editor root={root} workflow={workflow} catalogue={catalogue} tools={tools} />
+        </ReactFlowProvider>
+      </CatalogueContext.Provider>
+    </StrictMode>,
+  );
+}
+
+mount();

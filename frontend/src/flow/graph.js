@@ -1,0 +1,91 @@
+// Conversions between the contract's graph document (section 1) and React Flow's state. The contract is
+// React Flow's own shape, so this only fills in what the canvas needs (positions, handles seen on edges)
+// and strips what React Flow adds (selection, measured sizes) on the way back.
+import dagre from "@dagrejs/dagre";
+
+export const NODE_WIDTH = 190;
+export const NODE_HEIGHT = 64;
+
+// Lays the graph out left to right (dagre). Used by "Auto layout" and for graphs without positions,
+// such as the ones a cognitive node designs.
+export function layout(nodes, edges) {
+  const g = new dagre.graphlib.Graph();
+  g.setGraph({ rankdir: "LR", nodesep: 40, ranksep: 70, marginx: 20, marginy: 20 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const node of nodes) {
+    g.setNode(node.id, {
+      width: node.measured?.width || NODE_WIDTH,
+      height: node.measured?.height || NODE_HEIGHT,
+    });
+  }
+  for (const edge of edges) {
+    if (g.hasNode(edge.source) && g.hasNode(edge.target)) g.setEdge(edge.source, edge.target);
+  }
+  dagre.layout(g);
+  return nodes.map((node) => {
+    const placed = g.node(node.id);
+    const width = node.measured?.width || NODE_WIDTH;
+    const height = node.measured?.height || NODE_HEIGHT;
+    return { ...node, position: { x: Math.round(placed.x - width / 2), y: Math.round(placed.y - height / 2) } };
+  });
+}
+
+function hasPosition(node) {
+  const p = node.position;
+  return p && Number.isFinite(p.x) && Number.isFinite(p.y);
+}
+
+// The contract's graph -> React Flow nodes and edges. Every canvas node uses our one renderer
+// ("flownova"); the contract's type goes into data so React Flow never sees an unknown type.
+export function toFlow(graph) {
+  const nodes = (graph?.nodes || []).map((node) => ({
+    id: String(node.id),
+    type: "flownova",
+    position: hasPosition(node) ? { x: node.position.x, y: node.position.y } : { x: 0, y: 0 },
+    data: { kind: node.type, config: node.data && typeof node.data === "object" ? node.data : {} },
+  }));
+  const edges = (graph?.edges || []).map((edge, index) => ({
+    id: edge.id ? String(edge.id) : `e${index + 1}`,
+    source: String(edge.source),
+    target: String(edge.target),
+    sourceHandle: edge.sourceHandle ?? null,
+    label: edge.sourceHandle || undefined,
+  }));
+  const missing = (graph?.nodes || []).some((node) => !hasPosition(node));
+  return { nodes: missing && nodes.length ? layout(nodes, edges) : nodes, edges };
+}
+
+// React Flow's state -> the contract's graph, as the API expects it.
+export function toGraph(nodes, edges) {
+  return {
+    nodes: nodes.map((node) => ({
+      id: node.id,
+      type: node.data.kind,
+      position: { x: Math.round(node.position.x), y: Math.round(node.position.y) },
+      data: node.data.config || {},
+    })),
+    edges: edges.map((edge) => {
+      const out = { id: edge.id, source: edge.source, target: edge.target };
+      if (edge.sourceHandle) out.sourceHandle = edge.sourceHandle;
+      return out;
+    }),
+  };
+}
+
+// The outgoing handles a node shows: the type's named handles (true/false, pass/fail...), or, for types
+// that take any label, one unnamed handle plus any label its edges already use.
+export function sourceHandles(kind, spec, nodeId, edges) {
+  if (spec && spec.allows_outgoing === false) return [];
+  if (spec && spec.handles) return spec.handles;
+  const used = new Set();
+  for (const edge of edges || []) {
+    if (edge.source === nodeId && edge.sourceHandle) used.add(edge.sourceHandle);
+  }
+  return [null, ...[...used].sort()];
+}
+
+export function readJsonScript(id) {
+  const element = document.getElementById(id);
+  if (!element) return null;
+  return JSON.parse(element.textContent);
+}

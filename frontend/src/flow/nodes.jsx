@@ -1,0 +1,110 @@
+// The one node renderer for every canvas: the contract's type is in `data.kind`, its handles come from
+// the node type catalogue the page embeds (so a deployment's own node types draw correctly too).
+import { createContext, memo, useContext } from "react";
+import { Handle, Position, useEdges } from "@xyflow/react";
+import { sourceHandles } from "./graph.js";
+
+export const CatalogueContext = createContext({});
+
+const TITLES = {
+  start: "Start",
+  end: "End",
+  if_else: "If / else",
+  agent: "Agent",
+  tool: "Tool call",
+  guardrails: "Guardrails",
+  fork: "Fork",
+  join: "Join",
+  user_approval: "Approval",
+  cognitive: "Cognitive",
+};
+
+export function typeTitle(kind) {
+  return TITLES[kind] || kind;
+}
+
+// A one-line summary of the configuration, so a graph reads without opening every node.
+function summary(kind, config) {
+  switch (kind) {
+    case "if_else":
+      return [config.left, config.operator, config.right].filter((part) => part !== undefined && part !== "").join(" ");
+    case "agent":
+    case "guardrails":
+      return config.model || "";
+    case "tool":
+      return config.tool || "";
+    case "user_approval":
+      return (config.assignees || []).join(", ");
+    case "cognitive":
+      return config.model || "";
+    default:
+      return "";
+  }
+}
+
+const STATUS_TEXT = {
+  pending: "waiting for branches",
+  queued: "queued",
+  running: "running",
+  waiting: "waiting",
+  succeeded: "succeeded",
+  failed: "failed",
+  skipped: "skipped",
+  cancelled: "cancelled",
+};
+
+function FlowNodeView({ id, data, selected }) {
+  const catalogue = useContext(CatalogueContext);
+  const edges = useEdges();
+  const spec = catalogue[data.kind];
+  const handles = sourceHandles(data.kind, spec, id, edges);
+  const config = data.config || {};
+  const classes = ["fn-node", `fn-kind-${data.kind}`];
+  if (data.status) classes.push(`fn-status-${data.status}`);
+  if (data.issues?.length) classes.push("fn-has-issues");
+  if (data.changed) classes.push("fn-changed");
+  if (data.onPath) classes.push("fn-on-path");
+  if (selected) classes.push("fn-selected");
+  const line = summary(data.kind, config);
+  return (
+    <div className={classes.join(" ")} data-node-id={id} data-status={data.status || undefined}>
+      {data.kind !== "start" && <Handle type="target" position={Position.Left} />}
+      <div className="fn-node-head">
+        <span className="fn-node-type">{typeTitle(data.kind)}</span>
+        {data.status && (
+          <span className="fn-node-status" aria-label={`status: ${STATUS_TEXT[data.status] || data.status}`}>
+            {STATUS_TEXT[data.status] || data.status}
+          </span>
+        )}
+      </div>
+      <div className="fn-node-id">{config.label || id}</div>
+      {config.label && <div className="fn-node-sub">{id}</div>}
+      {line && <div className="fn-node-sub" title={line}>{line}</div>}
+      {data.stream && <div className="fn-node-stream">{data.stream}</div>}
+      {data.compare && <div className="fn-node-sub">{data.compare}</div>}
+      {data.issues?.length > 0 && (
+        <ul className="fn-node-issues" role="alert">
+          {data.issues.map((issue, index) => (
+            <li key={index}>{issue}</li>
+          ))}
+        </ul>
+      )}
+      {handles.map((handle, index) => (
+        <Handle
+          key={handle ?? "_out"}
+          id={handle ?? undefined}
+          type="source"
+          position={Position.Right}
+          style={handles.length > 1 ? { top: `${((index + 1) * 100) / (handles.length + 1)}%` } : undefined}
+          className={handle ? `fn-handle fn-handle-${handle}` : "fn-handle"}
+          title={handle ? `${handle}: drag to connect` : "drag to connect"}
+        >
+          {handle && <span className="fn-handle-label">{handle}</span>}
+        </Handle>
+      ))}
+    </div>
+  );
+}
+
+export const FlowNode = memo(FlowNodeView);
+export const nodeTypes = { flownova: FlowNode };

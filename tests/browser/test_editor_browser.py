@@ -1,0 +1,207 @@
+"""The React Flow editor and the run canvas in a real browser, against daphne and the real worker.
+
+The whole story of issue #8: build a workflow by dragging nodes from the palette and connecting handles, save,
+see a validation error marked on the node at fault, fix it, run it, watch the canvas turn nodes green live,
+approve from the inbox, and see the run succeed with its ledger filled in. Screenshots of the editor and the
+run view go to test-artifacts/screenshots/ (git-ignored) besides the fixture's own end-of-test ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from runs.models import Run
+from tests.browser.conftest import SCREENSHOTS
+from tests.engine_helpers import graph_of, wait_for
+from tests.factories import make_workflow
+from tools.models import Tool
+from workflows.models import Workflow
+
+pytestmark = [pytest.mark.worker, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def canvas_node(page: Page, node_id: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'.react-flow__node[data-id="{node_id}"]')
+
+
+def node_status(page: Page, node_id: str):  # type: ignore[no-untyped-def]
+    return canvas_node(page, node_id).locator(".fn-node")
+
+
+def connect(page: Page, source: str, target: str, handle: str | None = None) -> None:
+    """Drag from a source handle to the target node's input handle, as a person does with the mouse."""
+    selector = ".react-flow__handle.source" + (f'[data-handleid="{handle}"]' if handle else "")
+    start = canvas_node(page, source).locator(selector).bounding_box()
+    end = canvas_node(page, target).locator(".react-flow__handle.target").bounding_box()
+    assert start and end, f"handles of {source} / {target} not on screen"
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=10)
+    page.mouse.up()
+
+
+def drag_from_palette(page: Page, kind: str, x: int, y: int) -> None:
+    page.drag_and_drop(f'.fn-palette-item[data-kind="{kind}"]', ".fn-canvas", target_position={"x": x, "y": y})
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/workflows/")
+    page.get_by_role("link", name="New workflow", exact=True).click()
+    expect(canvas_node(page, "end")).to_be_visible()
+    page.get_by_label("Name").fill("Drawn by hand")
+
+    # The starter graph is start -> end; take that edge away with the keyboard.
+    page.locator(".react-flow__edge").first.click(force=True)
+    page.keyboard.press("Delete")
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+
+    drag_from_palette(page, "user_approval", 380, 430)
+    drag_from_palette(page, "if_else", 380, 110)
+    expect(canvas_node(page, "user_approval")).to_be_visible()
+    expect(canvas_node(page, "if_else")).to_be_visible()
+    connect(page, "start", "user_approval")
+    connect(page, "user_approval", "end", "approved")
+    expect(page.locator(".react-flow__edge")).to_have_count(2)
+    # The if/else stays unconnected and unconfigured: the server must refuse the graph and say where.
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".fn-save-status")).to_contain_text("Not saved")
+    faulty = node_status(page, "if_else")
+    expect(faulty).to_have_class(re.compile("fn-has-issues"))
+    expect(faulty.locator(".fn-node-issues")).to_contain_text("can't be reached from the start node")
+    expect(faulty.locator(".fn-node-issues")).to_contain_text("'operator' is a required property")
+    expect(node_status(page, "user_approval")).not_to_have_class(re.compile("fn-has-issues"))
+    assert not Workflow.objects.filter(name="Drawn by hand").exists()
+    shot(page, "editor-validation-error")
+
+    # Fix it: select the faulty node and delete it with the keyboard; undo brings it back, redo removes it.
+    canvas_node(page, "if_else").click()
+    expect(page.get_by_role("form", name="Node if_else")).to_be_visible()
+    page.keyboard.press("Delete")
+    expect(canvas_node(page, "if_else")).to_have_count(0)
+    page.get_by_role("button", name="Undo").click()
+    expect(canvas_node(page, "if_else")).to_have_count(1)
+    page.get_by_role("button", name="Redo").click()
+    expect(canvas_node(page, "if_else")).to_have_count(0)
+
+    # Configure the approval in the side panel: the message is a template.
+    canvas_node(page, "user_approval").click()
+    page.get_by_label("Message").fill("Ship order {{input.order}}?")
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url(re.compile(r"/workflows/\d+/edit/$"))
+    workflow = Workflow.objects.get(name="Drawn by hand")
+    graph = workflow.graph_document()
+    assert {node["id"]: node["type"] for node in graph["nodes"]} == {
+        "start": "start",
+        "end": "end",
+        "user_approval": "user_approval",
+    }
+    assert {(e["source"], e.get("sourceHandle"), e["target"]) for e in graph["edges"]} == {
+        ("start", None, "user_approval"),
+        ("user_approval", "approved", "end"),
+    }
+    approval = next(node for node in graph["nodes"] if node["id"] == "user_approval")
+    assert approval["data"] == {"message": "Ship order {{input.order}}?"}
+    expect(page.locator(".fn-save-status")).to_have_text("Version 1.")
+    shot(page, "editor")
+
+    # Run it from the workflow page and watch the canvas.
+    page.get_by_role("link", name="Run…").click()
+    page.get_by_label("Input (JSON object)").fill('{"order": 42}')
+    page.locator("#run-form-json").get_by_role("button", name="Run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    run = Run.objects.get(workflow=workflow)
+    expect(node_status(page, "start")).to_have_attribute("data-status", "succeeded")
+    expect(node_status(page, "user_approval")).to_have_attribute("data-status", "waiting")
+    expect(page.locator(".react-flow__edge.fn-edge-taken")).to_have_count(1)
+
+    # Approve from the inbox in a second tab; the run page's canvas follows live (no reload).
+    page.evaluate("window.__notReloaded = true")
+    inbox = page.context.new_page()
+    inbox.goto("/approvals/")
+    item = inbox.locator(".approval", has_text="Ship order 42?")
+    item.get_by_role("button", name="Approve").click()
+    expect(inbox.locator("#decide-notice")).to_have_text("Approved: the run resumes.")
+    inbox.close()
+
+    expect(node_status(page, "user_approval")).to_have_attribute("data-status", "succeeded")
+    expect(node_status(page, "end")).to_have_attribute("data-status", "succeeded")
+    expect(page.locator(".react-flow__edge.fn-edge-taken")).to_have_count(2)
+    expect(page.locator("#run-summary .badge").first).to_have_text("succeeded")
+    ledger = page.locator("#run-ledger tbody tr")
+    expect(ledger.locator("td:nth-child(2)")).to_have_text(["start", "user_approval", "user_approval", "end"])
+    assert page.evaluate("window.__notReloaded === true")
+    wait_for(run, "succeeded")
+
+    # Clicking a node on the canvas shows its input and output beside it.
+    canvas_node(page, "user_approval").click()
+    detail = page.locator("#node-detail")
+    expect(detail).to_contain_text("Node user_approval")
+    expect(detail).to_contain_text('"decision": "approved"')
+    expect(detail).to_contain_text('"order": 42')
+    shot(page, "run-view")
+
+
+def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+    Tool.objects.create(owner=alice, name="lookup_order", description="Find an order", url="http://127.0.0.1:9/")
+    schema = {"type": "object", "properties": {"order": {"type": "integer"}}}
+    workflow = make_workflow(
+        alice,
+        name="Agent flow",
+        graph=graph_of([("start", "start", {"input_schema": schema}), ("end", "end", {})], [("start", "end")]),
+    )
+    page.goto(f"/workflows/{workflow.pk}/")
+    # The workflow page draws the graph read-only.
+    expect(page.locator('[data-flow-graph] .react-flow__node[data-id="start"]')).to_be_visible()
+    page.get_by_role("link", name="Edit").click()
+    expect(canvas_node(page, "end")).to_be_visible()
+
+    # Keyboard-friendly palette: pressing an entry adds the node in the middle, selected.
+    page.locator('.fn-palette-item[data-kind="agent"]').focus()
+    page.keyboard.press("Enter")
+    form = page.get_by_role("form", name="Node agent")
+    expect(form).to_be_visible()
+    form.get_by_label("Model", exact=True).fill("openai/scripted")
+    form.get_by_label("User prompt").fill("Where is order ")
+    # The template hint offers the run input's fields from the start node's input_schema.
+    prompt_field = form.locator(".field", has=page.get_by_label("User prompt"))
+    prompt_field.get_by_role("button", name="{{input.order}}").click()
+    expect(form.get_by_label("User prompt")).to_have_value("Where is order {{input.order}}")
+    form.get_by_label("lookup_order").check()
+    form.get_by_label("Output schema (JSON Schema)").fill('{"type": "object", "properties": {')
+    expect(form.locator(".field-error")).to_contain_text("Not valid JSON yet")
+    form.get_by_label("Output schema (JSON Schema)").fill('{"type": "object"}')
+    expect(form.locator(".field-error")).to_have_count(0)
+    form.get_by_label("Id", exact=True).fill("helper")
+    form.get_by_label("Id", exact=True).press("Enter")
+    expect(canvas_node(page, "helper")).to_be_visible()
+
+    page.locator(".react-flow__edge").first.click(force=True)
+    page.keyboard.press("Backspace")
+    connect(page, "start", "helper")
+    connect(page, "helper", "end")
+    before = canvas_node(page, "helper").bounding_box()
+    page.get_by_role("button", name="Auto layout").click()
+    page.wait_for_timeout(400)
+    assert canvas_node(page, "helper").bounding_box() != before
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".fn-save-status")).to_have_text("Saved: version 2.")
+
+    workflow.refresh_from_db()
+    saved = {node["id"]: node for node in workflow.graph_document()["nodes"]}
+    assert saved["helper"]["type"] == "agent"
+    assert saved["helper"]["data"] == {
+        "model": "openai/scripted",
+        "user_prompt": "Where is order {{input.order}}",
+        "tools": ["lookup_order"],
+        "output_schema": {"type": "object"},
+    }
+    # Auto layout put start left of the agent, the agent left of end.
+    assert saved["start"]["position"]["x"] < saved["helper"]["position"]["x"] < saved["end"]["position"]["x"]
