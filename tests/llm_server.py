@@ -24,6 +24,7 @@ class Answer:
     status: int = 200  # anything else: an error response with this status
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    chunk_delay: float = 0.0  # seconds between streamed chunks, so a page can watch the text arrive
 
 
 class ScriptedLLM:
@@ -107,6 +108,7 @@ class ScriptedLLM:
                 for chunk in stream_chunks(body, answer):
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                    time.sleep(answer.chunk_delay)
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 

@@ -14,9 +14,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from runs.models import Run
+from runs.services import run_start
 from tests.browser.conftest import SCREENSHOTS
 from tests.engine_helpers import graph_of, wait_for
 from tests.factories import make_workflow
+from tests.llm_server import Answer
 from tools.models import Tool
 from workflows.models import Workflow
 
@@ -205,3 +207,27 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
     }
     # Auto layout put start left of the agent, the agent left of end.
     assert saved["start"]["position"]["x"] < saved["helper"]["position"]["x"] < saved["end"]["position"]["x"]
+
+
+def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    reply = "Your parcel left the depot this morning and arrives tomorrow."
+    model = llm_server.model(Answer(content=reply, chunk_delay=0.12))
+    graph = graph_of(
+        [
+            ("start", "start", {}),
+            ("agent", "agent", {"model": model, "user_prompt": "Where is it?"}),
+            ("end", "end", {}),
+        ],
+        [("start", "agent"), ("agent", "end")],
+    )
+    run = run_start(workflow=make_workflow(alice, name="Tracker", graph=graph), input={}, user=alice)
+    page.goto(f"/runs/{run.pk}/")
+    # While the model is still answering, its text so far shows inside the running node.
+    expect(node_status(page, "agent")).to_have_attribute("data-status", "running")
+    expect(canvas_node(page, "agent").locator(".fn-node-stream")).to_contain_text("parcel")
+    expect(node_status(page, "agent")).to_have_attribute("data-status", "succeeded")
+    expect(canvas_node(page, "agent").locator(".fn-node-stream")).to_have_count(0)
+    expect(page.locator(f"#transcript-{run.pk}-agent")).to_have_text(reply)
+    canvas_node(page, "agent").click()
+    expect(page.locator("#node-detail")).to_contain_text('"message": "Your parcel left the depot')
+    expect(page.locator("#node-detail")).to_contain_text('"prompt_tokens": 11')
