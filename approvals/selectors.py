@@ -10,9 +10,9 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, ApprovalStatus
 
-__all__ = ["approvals_visible_to"]
+__all__ = ["approvals_recently_decided", "approvals_visible_to"]
 
 _AssignedUser = ApprovalRequest.assignee_users.through
 _AssignedGroup = ApprovalRequest.assignee_groups.through
@@ -30,4 +30,16 @@ def approvals_visible_to(user: AbstractBaseUser) -> QuerySet[ApprovalRequest]:
         Exists(assigned_user.filter(user=user))
         | Exists(assigned_group.filter(group__user=user))
         | (~Exists(assigned_user) & ~Exists(assigned_group) & owns)
+    )
+
+
+def approvals_recently_decided(user: AbstractBaseUser, *, limit: int = 10) -> QuerySet[ApprovalRequest]:
+    """The last `limit` decisions `user` may see, newest first: by a person or by a deadline (approved,
+    rejected, expired); requests closed because their run ended are not decisions."""
+    decided = [ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED]
+    return (
+        approvals_visible_to(user)
+        .filter(status__in=decided, decided_at__isnull=False)
+        .select_related("run", "run__workflow", "decided_by")
+        .order_by("-decided_at", "-id")[:limit]
     )

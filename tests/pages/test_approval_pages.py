@@ -1,8 +1,10 @@
-"""The approvals inbox and deciding from pages, against real runs on the real worker; the /ws/approvals/
-stream with session cookies. Personas: alice owns the runs, bob is an assignee, mallory is an outsider."""
+"""The approvals inbox and deciding from pages, against real runs on the real worker: editing fields when
+approving, the pending list a page at a time, the recent decisions; the /ws/approvals/ stream with session
+cookies. Personas: alice owns the runs, bob is an assignee, mallory is an outsider."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,10 +12,12 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from flownova.asgi import application
 from runs.events import run_transition
+from runs.models import LedgerEntry
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 from tests.factories import make_run, make_workflow
 
@@ -31,8 +35,8 @@ def ask(**data: object) -> dict[str, Any]:
     )
 
 
-def waiting(owner, graph: dict[str, Any]):  # type: ignore[no-untyped-def]
-    run = wait_for(start(owner, graph, {"amount": 120}), "waiting")
+def waiting(owner, graph: dict[str, Any], run_input: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    run = wait_for(start(owner, graph, run_input or {"amount": 120}), "waiting")
     return run, ApprovalRequest.objects.get(run=run)
 
 
@@ -121,6 +125,217 @@ def test_decide_from_the_run_page_and_refusals_are_messages(client, alice, make_
     not_self.refresh_from_db()
     other_run.refresh_from_db()
     assert not_self.status == "pending" and other_run.status == "waiting"
+
+
+# --- editing fields when approving ----------------------------------------------------------------------------
+
+
+@pytest.mark.worker
+def test_edit_on_approve_from_the_inbox_bad_input_names_the_field_and_changes_nothing(  # type: ignore[no-untyped-def]
+    client, alice, celery_worker
+) -> None:
+    run, approval = waiting(alice, ask(editable_fields=["amount"]), {"amount": 120, "customer": "Ann"})
+    _, plain = waiting(alice, ask())
+    client.force_login(alice)
+    html = client.get(reverse("approval_inbox")).content.decode()
+    # One JSON field per editable name, holding the current value; a request without editable fields has none.
+    assert html.count('name="edit__amount"') == 1 and f'id="edit-{approval.pk}-approvals-list-0"' in html
+    described = f'aria-describedby="edit-{approval.pk}-approvals-list-0-error" hx-preserve="true">120</textarea>'
+    assert described in html
+    assert f'id="edit-{plain.pk}-' not in html
+
+    url = reverse("approval_decide", args=[approval.pk])
+
+    def post(**data: str):  # type: ignore[no-untyped-def]
+        return client.post(url, {"decision": "approved", **data}, HTTP_HX_TARGET="approvals-list", **HTMX)
+
+    bad = post(edit__amount="ninety")
+    assert bad.status_code == 400
+    fragment = bad.content.decode()
+    message = "Edit of &quot;amount&quot;: not valid JSON (Expecting value); text needs double quotes"
+    assert fragment.startswith('<div id="approvals-list"') and message in fragment
+    assert f'<p class="field-error" id="edit-{approval.pk}-approvals-list-0-error" role="alert">{message}' in fragment
+    assert 'class="field has-error"' in fragment and "approvals-recent" not in fragment
+    assert "give a JSON value (null for none)" in post(edit__amount="  ").content.decode()
+    too_deep = post(edit__amount="[" * 100_000 + "]" * 100_000)
+    assert too_deep.status_code == 400 and "nested too deeply" in too_deep.content.decode()
+    # Which fields may change is the request's call, enforced by the service.
+    other = post(edit__amount="90", edit__customer='"Bob"')
+    assert other.status_code == 400
+    assert "these fields may not be edited: customer (editable: amount)" in other.content.decode()
+    # A plain form post gets the refusal page with the same message.
+    refused = client.post(url, {"decision": "approved", "edit__amount": "{"})
+    assert refused.status_code == 400 and "Edit of &quot;amount&quot;: not valid JSON" in refused.content.decode()
+    approval.refresh_from_db()
+    run.refresh_from_db()
+    assert approval.status == "pending" and run.status == "waiting"
+
+    done = post(edit__amount="90", comment="capped")
+    assert done.status_code == 200
+    fragment = done.content.decode()
+    assert "Approved with your edits: the run resumes." in fragment
+    # The decision shows at once in the recent decisions, swapped out of band, with the change.
+    assert '<section id="approvals-recent"' in fragment and 'hx-swap-oob="true"' in fragment
+    assert f'id="decided-{approval.pk}"' in fragment
+    assert "edited <code>amount</code>: <code>120</code> → <code>90</code>" in fragment
+    run = wait_for(run)
+    change = {"by": "alice", "changes": {"amount": {"from": 120, "to": 90}}}
+    assert run.status == "succeeded" and run.output["amount"] == 90 and run.output["customer"] == "Ann"
+    entry = LedgerEntry.objects.get(run=run, node_id="ask", status="succeeded")
+    assert entry.output["approval"]["edits"] == change and entry.output["approval"]["comment"] == "capped"
+    approval.refresh_from_db()
+    assert approval.edits == change
+
+
+@pytest.mark.worker
+def test_edit_on_approve_from_the_run_page_and_a_rejection_ignores_the_edit_fields(  # type: ignore[no-untyped-def]
+    client, alice, celery_worker
+) -> None:
+    graph = ask(editable_fields=["amount", "customer"], show={"amount": "{{input.amount}}"})
+    run, approval = waiting(alice, graph, {"amount": 120, "customer": "Ann"})
+    client.force_login(alice)
+    run_url = reverse("run_detail", args=[run.pk])
+    page = client.get(run_url).content.decode()
+    # A field the `show` template leaves out still starts from the node's input.
+    assert 'name="edit__amount"' in page and 'name="edit__customer"' in page
+    assert 'hx-preserve="true">&quot;Ann&quot;</textarea>' in page
+
+    url = reverse("approval_decide", args=[approval.pk])
+    bad = client.post(
+        url,
+        {"decision": "approved", "edit__amount": "120", "edit__customer": "Bob"},
+        HTTP_HX_TARGET="run-approvals",
+        **HTMX,
+    )
+    assert bad.status_code == 400
+    fragment = bad.content.decode()
+    assert fragment.startswith('<section id="run-approvals"')
+    assert f'id="edit-{approval.pk}-run-approvals-1-error" role="alert">Edit of &quot;customer&quot;' in fragment
+
+    good = client.post(
+        url,
+        {"decision": "approved", "edit__amount": "120", "edit__customer": '"Bob"', "next": run_url},
+        HTTP_HX_TARGET="run-approvals",
+        **HTMX,
+    )
+    assert good.status_code == 200 and "Approved with your edits: the run resumes." in good.content.decode()
+    run = wait_for(run)
+    # Only what really changed is kept in the diff.
+    assert run.output["customer"] == "Bob"
+    assert run.output["approval"]["edits"] == {"by": "alice", "changes": {"customer": {"from": "Ann", "to": "Bob"}}}
+    assert "edited <code>customer</code>: <code>&quot;Ann&quot;</code> → <code>&quot;Bob&quot;</code>" in (
+        client.get(run_url).content.decode()
+    )
+
+    # Rejecting with the edit fields in the form (they always are) is a plain rejection, whatever they hold.
+    other_run, other = waiting(alice, ask(editable_fields=["amount"]))
+    rejected = client.post(
+        reverse("approval_decide", args=[other.pk]),
+        {"decision": "rejected", "edit__amount": "not json"},
+        HTTP_HX_TARGET="run-approvals",
+        **HTMX,
+    )
+    assert rejected.status_code == 200 and "Rejected: the run resumes." in rejected.content.decode()
+    assert wait_for(other_run).output["approval"]["decision"] == "rejected"
+    other.refresh_from_db()
+    assert other.edits is None
+
+
+# --- the pending list, a page at a time, and the recent decisions -------------------------------------------
+
+
+def test_the_inbox_shows_pending_requests_25_a_page(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+    workflow = make_workflow(alice)
+    requests = [
+        ApprovalRequest.objects.create(run=make_run(workflow, status="waiting"), node_id="ask", message=f"req {i}")
+        for i in range(30)
+    ]
+    pending_request(mallory)
+    newest_first = [r.pk for r in reversed(requests)]
+    client.force_login(alice)
+    url = reverse("approval_inbox")
+
+    first = client.get(url)
+    assert [a.pk for a in first.context["approvals"]] == newest_first[:25]
+    html = first.content.decode()
+    assert "30 pending requests; showing 1 to 25." in html and "Page 1 of 2" in html
+    assert f'href="?page=2" hx-get="{url}?page=2" hx-target="#approvals-list"' in html and 'rel="prev"' not in html
+
+    # The next page as the part HTMX swaps in; it refreshes itself (live) on the same page.
+    second = client.get(url, {"page": "2"}, HTTP_HX_TARGET="approvals-list", **HTMX)
+    fragment = second.content.decode()
+    assert fragment.startswith(f'<div id="approvals-list" hx-get="{url}?page=2"')
+    assert [a.pk for a in second.context["approvals"]] == newest_first[25:]
+    assert "showing 26 to 30." in fragment and 'rel="prev"' in fragment and 'rel="next"' not in fragment
+    assert "<html" not in fragment and "approvals-recent" not in fragment
+    # A decision posted from page 2 comes back to page 2, and without JavaScript redirects there.
+    assert '<input type="hidden" name="page" value="2">' in fragment
+    assert f'<input type="hidden" name="next" value="{url}?page=2">' in fragment
+
+    # Out of range or not a number: the nearest page, not an error.
+    assert [a.pk for a in client.get(url, {"page": "99"}).context["approvals"]] == newest_first[25:]
+    assert [a.pk for a in client.get(url, {"page": "x"}).context["approvals"]] == newest_first[:25]
+    count = client.get(url, HTTP_HX_TARGET="approvals-count", **HTMX).content.decode()
+    assert ">30</span>" in count
+
+
+def test_recently_decided_lists_the_last_decisions_the_user_may_see(  # type: ignore[no-untyped-def]
+    client, alice, mallory, make_user
+) -> None:
+    bob = make_user("bob")
+    workflow = make_workflow(alice, name="Refunds")
+    now = timezone.now()
+
+    def decided(minutes_ago: int, **fields: Any) -> ApprovalRequest:
+        fields.setdefault("status", fields.get("decision", "approved"))
+        return ApprovalRequest.objects.create(
+            run=make_run(workflow, status="succeeded"),
+            node_id="ask",
+            message="Refund?",
+            decided_at=now - timedelta(minutes=minutes_ago),
+            **fields,
+        )
+
+    by_bob = decided(1, decision="approved", decided_by=bob, comment="fine by me")
+    edited = decided(
+        2,
+        decision="approved",
+        decided_by=alice,
+        edits={"by": "alice", "changes": {"amount": {"from": 120, "to": 90}}},
+    )
+    by_deadline = decided(3, decision="rejected", decided_by_timeout=True, comment="no decision before the deadline")
+    older = [decided(10 + i, decision="rejected", decided_by=alice) for i in range(10)]
+    decided(0, status="cancelled")  # closed because its run ended: not a decision
+    pending_request(alice)
+    ApprovalRequest.objects.create(
+        run=make_run(make_workflow(mallory), status="succeeded"),
+        node_id="ask",
+        status="approved",
+        decision="approved",
+        decided_by=mallory,
+        decided_at=now,
+        comment="mallory's own",
+    )
+
+    client.force_login(alice)
+    page = client.get(reverse("approval_inbox"))
+    expected = [by_bob.pk, edited.pk, by_deadline.pk] + [a.pk for a in older[:7]]
+    assert [a.pk for a in page.context["recent"]] == expected  # the last 10, newest first
+    html = page.content.decode()
+    assert "Recently decided" in html and "mallory&#x27;s own" not in html
+    row = html.split(f'<tr id="decided-{by_bob.pk}">')[1].split("</tr>")[0]
+    assert 'class="badge status-approved"' in row and "<td>bob</td>" in row and "fine by me" in row
+    assert f'<a href="{reverse("run_detail", args=[by_bob.run_id])}">Run #{by_bob.run_id}</a>' in row
+    assert f'datetime="{by_bob.decided_at.isoformat()}"' in row.replace("+00:00", "+00:00")
+    row = html.split(f'<tr id="decided-{by_deadline.pk}">')[1].split("</tr>")[0]
+    assert "status-rejected" in row and "<td>the deadline</td>" in row
+    assert "edited <code>amount</code>: <code>120</code> → <code>90</code>" in html
+
+    # The part HTMX refreshes when a decision is announced.
+    part = client.get(reverse("approval_inbox"), HTTP_HX_TARGET="approvals-recent", **HTMX).content.decode()
+    assert part.startswith('<section id="approvals-recent"') and "hx-swap-oob" not in part
+    client.force_login(mallory)
+    assert [a.comment for a in client.get(reverse("approval_inbox")).context["recent"]] == ["mallory's own"]
 
 
 # --- the /ws/approvals/ stream -------------------------------------------------------------------------------
