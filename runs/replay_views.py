@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from runs.history import last_entries, runs_compare
 from runs.models import Run
-from runs.nodes import get_node_type, node_specs
+from runs.nodes import get_node_type, node_catalogue, node_specs
 from runs.services import RunInputError, run_graph, run_resume, run_start
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
@@ -404,5 +404,6 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         "comparison": comparison,
         "output_ops": readable_ops(first.output or {}, comparison["output_diff"]),
         "compare_data": compare_data(first, comparison),
+        "catalogue": node_catalogue(),
     }
     return render(request, "runs/compare.html", context)

@@ -23,6 +23,7 @@ from approvals.selectors import approvals_visible_to
 from approvals.services import approval_can_decide
 from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus
 from runs.nodes import node_catalogue
+from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
 from runs.usage import GROUPS, usage_summary
 from workflows.models import Workflow
@@ -108,6 +109,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
     context = run_context(request, run)
     part = RUN_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
+    if part is None:  # the replay actions are drawn once, not with every live refresh of a part
+        context |= replay_context(request, run)
     return render(request, part or "runs/detail.html", context)
 
 

@@ -4,11 +4,11 @@
 // including ones htmx swaps in later.
 import "@xyflow/react/dist/style.css";
 import "./flow/flow.css";
-import { StrictMode, useEffect, useMemo, useState } from "react";
-import { createRoot } from "react-dom/client";
-import { Background, Controls, ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import { useEffect, useMemo, useState } from "react";
+import { Background, Controls, ReactFlow } from "@xyflow/react";
 import { readJsonScript, toFlow } from "./flow/graph.js";
-import { CatalogueContext, nodeTypes } from "./flow/nodes.jsx";
+import { nodeTypes } from "./flow/nodes.jsx";
+import { catalogueOnPage, mountFlow } from "./flow/mount.jsx";
 
 const STREAM_CHARS = 90;
 const REFRESH_DELAY_MS = 150;
@@ -166,39 +166,22 @@ function GraphPreview({ graph }) {
   return <ReadOnlyFlow graph={graph} decorate={decorate} decorateEdge={decorate} label="Workflow graph" />;
 }
 
-function render(element, child, catalogue) {
-  element.dataset.flowMounted = "1";
-  createRoot(element).render(
-    <StrictMode>
-      <CatalogueContext.Provider value={catalogue}>
-        <ReactFlowProvider>{child}</ReactFlowProvider>
-      </CatalogueContext.Provider>
-    </StrictMode>,
-  );
-}
-
 let catalogue = null;
-function catalogueOnPage() {
-  if (!catalogue) {
-    const list = readJsonScript("flow-catalogue") || [];
-    catalogue = Object.fromEntries(list.map((spec) => [spec.type, spec]));
-  }
-  return catalogue;
-}
+const catalogueOnce = () => (catalogue ??= catalogueOnPage());
 
 function mountAll() {
   const run = document.getElementById("run-canvas");
   if (run && !run.dataset.flowMounted) {
-    render(run, <RunCanvas element={run} initial={readJsonScript(run.dataset.source)} />, catalogueOnPage());
+    mountFlow(run, <RunCanvas element={run} initial={readJsonScript(run.dataset.source)} />, catalogueOnce());
   }
   const compare = document.getElementById("compare-canvas");
   if (compare && !compare.dataset.flowMounted) {
     const data = readJsonScript("compare-data");
-    if (data) render(compare, <CompareCanvas data={data} />, catalogueOnPage());
+    if (data) mountFlow(compare, <CompareCanvas data={data} />, catalogueOnce());
   }
   for (const element of document.querySelectorAll("[data-flow-graph]:not([data-flow-mounted])")) {
     const graph = readJsonScript(element.dataset.flowGraph);
-    if (graph) render(element, <GraphPreview graph={graph} />, catalogueOnPage());
+    if (graph) mountFlow(element, <GraphPreview graph={graph} />, catalogueOnce());
   }
 }
 

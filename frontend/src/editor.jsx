@@ -2,21 +2,20 @@
 // on the server and answers 400 with issues naming the nodes and edges at fault, marked here on the canvas.
 import "@xyflow/react/dist/style.css";
 import "./flow/flow.css";
-import { StrictMode, useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { createRoot } from "react-dom/client";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import {
   Background,
   Controls,
   MiniMap,
   ReactFlow,
-  ReactFlowProvider,
   addEdge,
   useEdgesState,
   useNodesState,
   useReactFlow,
 } from "@xyflow/react";
 import { layout, readJsonScript, toFlow, toGraph } from "./flow/graph.js";
-import { CatalogueContext, nodeTypes, typeTitle } from "./flow/nodes.jsx";
+import { nodeTypes, typeTitle } from "./flow/nodes.jsx";
+import { catalogueOnPage, mountFlow } from "./flow/mount.jsx";
 import NodeForm from "./editor/NodeForm.jsx";
 
 const DRAG_TYPE = "application/x-flownova-node";
@@ -157,15 +156,18 @@ function Editor({ root, workflow, catalogue, tools }) {
     return () => window.removeEventListener("keydown", onKey);
   }, [undo, redo]);
 
+  // Read by the beforeunload listener; a ref, so a save that navigates away at once is not asked about.
+  const dirtyRef = useRef(dirty);
+  dirtyRef.current = dirty;
   useEffect(() => {
     const warn = (event) => {
-      if (!dirty) return;
+      if (!dirtyRef.current) return;
       event.preventDefault();
       event.returnValue = "";
     };
     window.addEventListener("beforeunload", warn);
     return () => window.removeEventListener("beforeunload", warn);
-  }, [dirty]);
+  }, []);
 
   // --- editing -------------------------------------------------------------------------------------------
   const addNode = useCallback(
@@ -223,7 +225,6 @@ function Editor({ root, workflow, catalogue, tools }) {
             ...connection,
             targetHandle: null,
             id: edgeId(all, connection.source, connection.sourceHandle, connection.target),
-            label: connection.sourceHandle || undefined,
           },
           all,
         ),
@@ -315,6 +316,7 @@ function Editor({ root, workflow, catalogue, tools }) {
       setSavedState(JSON.stringify([name, description, graph]));
       setVersion(body.version);
       if (isNew) {
+        dirtyRef.current = false;
         window.location.assign(root.dataset.editUrl.replace("__id__", String(body.id)));
         return;
       }
@@ -488,18 +490,10 @@ function Editor({ root, workflow, catalogue, tools }) {
 function mount() {
   const root = document.getElementById("flow-editor");
   if (!root) return;
+  const catalogue = catalogueOnPage();
   const workflow = readJsonScript("editor-workflow");
-  const catalogue = Object.fromEntries(readJsonScript("flow-catalogue").map((spec) => [spec.type, spec]));
   const tools = readJsonScript("editor-tools") || [];
-  createRoot(root).render(
-    <StrictMode>
-      <CatalogueContext.Provider value={catalogue}>
-        <ReactFlowProvider>
-          <Editor root={root} workflow={workflow} catalogue={catalogue} tools={tools} />
-        </ReactFlowProvider>
-      </CatalogueContext.Provider>
-    </StrictMode>,
-  );
+  mountFlow(root, <Editor root={root} workflow={workflow} catalogue={catalogue} tools={tools} />, catalogue);
 }
 
 mount();

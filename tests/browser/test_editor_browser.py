@@ -231,3 +231,29 @@ def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice, llm_se
     canvas_node(page, "agent").click()
     expect(page.locator("#node-detail")).to_contain_text('"message": "Your parcel left the depot')
     expect(page.locator("#node-detail")).to_contain_text('"prompt_tokens": 11')
+
+
+def test_compare_page_colours_the_nodes_whose_output_changed(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+    graph = graph_of(
+        [
+            ("start", "start", {}),
+            ("check", "if_else", {"left": "{{input.amount}}", "operator": ">", "right": "100"}),
+            ("big", "end", {"output": {"size": "big"}}),
+            ("small", "end", {"output": {"size": "small"}}),
+        ],
+        [("start", "check"), ("check", "big", "true"), ("check", "small", "false")],
+    )
+    workflow = make_workflow(alice, name="Sizer", graph=graph)
+    first = run_start(workflow=workflow, input={"amount": 500}, user=alice)
+    second = run_start(workflow=workflow, input={"amount": 5}, user=alice)
+    wait_for(first, "succeeded")
+    wait_for(second, "succeeded")
+    page.goto(f"/runs/{first.pk}/")
+    page.get_by_label("Compare with").select_option(str(second.pk))
+    page.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"/runs/compare/\?a=\d+&b=\d+"))
+    compare = page.locator("#compare-canvas")
+    expect(compare.locator('.react-flow__node[data-id="check"] .fn-node')).to_have_class(re.compile("fn-changed"))
+    expect(compare.locator('.react-flow__node[data-id="big"] .fn-node')).to_contain_text("succeeded → not reached")
+    expect(compare.locator('.react-flow__node[data-id="small"] .fn-node')).to_contain_text("not reached → succeeded")
+    shot(page, "compare")

@@ -6,13 +6,39 @@ import dagre from "@dagrejs/dagre";
 export const NODE_WIDTH = 190;
 export const NODE_HEIGHT = 64;
 
+// Drawn on top: the outcome most graphs follow (the node renderer puts these handles first too).
+const FIRST_HANDLES = new Set(["true", "pass", "approved", "success"]);
+const handleRank = (edge) => (!edge.sourceHandle || FIRST_HANDLES.has(edge.sourceHandle) ? 0 : 1);
+
+// Nodes breadth-first from the roots, following each node's first-drawn handles first. dagre starts from
+// the order nodes are given in, so branches come out in the same top-to-bottom order as their handles.
+function readingOrder(nodes, edges) {
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  const targets = new Set(edges.map((edge) => edge.target));
+  const queue = nodes.filter((node) => !targets.has(node.id));
+  const seen = new Set(queue.map((node) => node.id));
+  const ordered = [];
+  while (queue.length) {
+    const node = queue.shift();
+    ordered.push(node);
+    const out = edges.filter((edge) => edge.source === node.id).sort((a, b) => handleRank(a) - handleRank(b));
+    for (const edge of out) {
+      if (!seen.has(edge.target) && byId.has(edge.target)) {
+        seen.add(edge.target);
+        queue.push(byId.get(edge.target));
+      }
+    }
+  }
+  return [...ordered, ...nodes.filter((node) => !seen.has(node.id))];
+}
+
 // Lays the graph out left to right (dagre). Used by "Auto layout" and for graphs without positions,
 // such as the ones a cognitive node designs.
 export function layout(nodes, edges) {
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: "LR", nodesep: 40, ranksep: 70, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
-  for (const node of nodes) {
+  for (const node of readingOrder(nodes, edges)) {
     g.setNode(node.id, {
       width: node.measured?.width || NODE_WIDTH,
       height: node.measured?.height || NODE_HEIGHT,
@@ -22,12 +48,34 @@ export function layout(nodes, edges) {
     if (g.hasNode(edge.source) && g.hasNode(edge.target)) g.setEdge(edge.source, edge.target);
   }
   dagre.layout(g);
-  return nodes.map((node) => {
-    const placed = g.node(node.id);
+  const placed = nodes.map((node) => {
+    const at = g.node(node.id);
     const width = node.measured?.width || NODE_WIDTH;
     const height = node.measured?.height || NODE_HEIGHT;
-    return { ...node, position: { x: Math.round(placed.x - width / 2), y: Math.round(placed.y - height / 2) } };
+    return { ...node, position: { x: Math.round(at.x - width / 2), y: Math.round(at.y - height / 2) } };
   });
+  return branchesInHandleOrder(placed, edges);
+}
+
+// dagre orders a rank to reduce crossings without knowing about handles, so a true branch may land below
+// its false one and the two edges cross. Children that hang off one branching node alone swap places
+// (keeping the slots dagre chose) so they read top to bottom in their handles' order.
+function branchesInHandleOrder(nodes, edges) {
+  const incoming = new Map();
+  for (const edge of edges) incoming.set(edge.target, (incoming.get(edge.target) || 0) + 1);
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  for (const node of nodes) {
+    const out = edges
+      .filter((edge) => edge.source === node.id && edge.sourceHandle && incoming.get(edge.target) === 1)
+      .sort((a, b) => handleRank(a) - handleRank(b) || a.sourceHandle.localeCompare(b.sourceHandle));
+    const children = [...new Set(out.map((edge) => edge.target))].map((id) => byId.get(id)).filter(Boolean);
+    if (children.length < 2) continue;
+    const slots = children.map((child) => child.position.y).sort((a, b) => a - b);
+    children.forEach((child, index) => {
+      byId.set(child.id, { ...child, position: { ...child.position, y: slots[index] } });
+    });
+  }
+  return nodes.map((node) => byId.get(node.id));
 }
 
 function hasPosition(node) {
@@ -48,8 +96,8 @@ export function toFlow(graph) {
     id: edge.id ? String(edge.id) : `e${index + 1}`,
     source: String(edge.source),
     target: String(edge.target),
+    // No edge label: the handle it leaves from is labelled on the node (true/false, approved/rejected...).
     sourceHandle: edge.sourceHandle ?? null,
-    label: edge.sourceHandle || undefined,
   }));
   const missing = (graph?.nodes || []).some((node) => !hasPosition(node));
   return { nodes: missing && nodes.length ? layout(nodes, edges) : nodes, edges };
