@@ -17,15 +17,15 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from runs.models import Run, RunEvent
+from runs.models import NodeRun, Run, RunEvent, concrete_fields, from_row, insert_sql, select_sql, update_sql
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +82,15 @@ TRANSITION_FIELDS = (
 )
 
 
+EVENT_FIELDS = concrete_fields(RunEvent)
+
+
 class Transition:
     """One change to one run, made while holding its row lock. `run` is the locked row."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.node_run: NodeRun | None = None  # locked with the run when the transition was asked to
         self.events: list[RunEvent] = []
         self._dirty: set[str] = set()
         self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
@@ -116,11 +120,10 @@ class Transition:
         if fields:
             fields.add("updated_at")
         if self.events:
-            RunEvent.objects.bulk_create(self.events)
             self._counters.add("last_event_seq")
         fields |= self._counters
         if fields:
-            self.run.save(update_fields=sorted(fields))
+            self._write(sorted(fields))
         if self.events:
             messages = [event.as_message() for event in self.events]
             if self.run.parent_id:  # a cognitive node's child run: its parent's watchers see it too
@@ -129,19 +132,51 @@ class Transition:
             workflow_id = self.run.workflow_id
             transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
 
+    def _write(self, fields: list[str]) -> None:
+        """The events and the run's changed fields in one statement: one round trip per transition."""
+        sql, params = update_sql(self.run, fields)
+        if self.events:
+            insert, insert_params = insert_sql(self.events, EVENT_FIELDS)
+            sql, params = f"WITH events AS ({insert}) {sql}", [*insert_params, *params]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
 
 @contextmanager
-def run_transition(run_id: int) -> Iterator[Transition]:
+def run_transition(
+    run_id: int, *, node_run_id: int | None = None, node_fields: Sequence[str] = ("id",)
+) -> Iterator[Transition]:
     """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
     commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
-    commit."""
+    commit.
+
+    With `node_run_id`, that node's row (its `node_fields`) is locked too, in the same statement and after the
+    run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node."""
     with transaction.atomic():
-        # Only the columns a transition reads: the snapshot is parsed once per process, and the JSON input and
-        # output are loaded on the rare occasions they are needed.
-        run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
+        node_run = None
+        if node_run_id is not None:
+            run, node_run = _lock_with_node(run_id, node_run_id, node_fields)
+        if node_run is None:
+            # Only the columns a transition reads: the snapshot is parsed once per process, and the JSON input
+            # and output are loaded on the rare occasions they are needed.
+            run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
         tx = Transition(run)
+        tx.node_run = node_run
         yield tx
         tx.finish()
+
+
+def _lock_with_node(run_id: int, node_run_id: int, node_fields: Sequence[str]) -> tuple[Run | None, NodeRun | None]:
+    # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node.
+    columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"
+    sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s AND n.id = %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR UPDATE", [run_id, node_run_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
+    return from_row(Run, TRANSITION_FIELDS, row[:split]), from_row(NodeRun, node_fields, row[split:])
 
 
 class Publisher:

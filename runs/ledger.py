@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
+
 from flownova import metrics
 from runs.events import Transition
-from runs.models import LedgerEntry, NodeRun
+from runs.models import LedgerEntry, NodeRun, concrete_fields, insert_sql, update_sql
 from tools.models import ToolCall
 
 
@@ -25,13 +28,17 @@ def ledger_append(
     tool_calls: list[dict[str, Any]] | None = None,
     llm_usage: dict[str, Any] | None = None,
     reused: bool = False,
+    node_fields: Sequence[str] = (),
 ) -> LedgerEntry:
     """Append one entry for an execution of `node_run`, numbered by the run's ledger counter (which the
-    transition holds under the run's row lock). The outbound calls it reports are kept as ToolCall rows too."""
+    transition holds under the run's row lock). The outbound calls it reports are kept as ToolCall rows too.
+
+    `node_fields` names fields of `node_run` (locked by the caller) to save in the same statement: the node's
+    state and its ledger entry are written together, in one round trip."""
     duration_ms = None
     if started_at and finished_at:
         duration_ms = max(0, round((finished_at - started_at).total_seconds() * 1000))
-    entry = LedgerEntry.objects.create(
+    entry = LedgerEntry(
         run=tx.run,
         seq=tx.next_ledger_seq(),
         node_id=node_run.node_id,
@@ -49,6 +56,7 @@ def ledger_append(
         llm_usage=llm_usage,
         reused=reused,
     )
+    _write(entry, node_run, node_fields)
     _tool_calls_record(tx, node_run, tool_calls or [])
     node_type = node_run.node_type
     metrics.observe_after_commit(
@@ -59,6 +67,22 @@ def ledger_append(
     if tool_calls:
         metrics.observe_after_commit(lambda: metrics.tool_called(tool_calls))
     return entry
+
+
+LEDGER_FIELDS = concrete_fields(LedgerEntry)
+
+
+def _write(entry: LedgerEntry, node_run: NodeRun, node_fields: Sequence[str]) -> None:
+    # Not entry.save(): the model refuses nothing new, but the ORM would cost a second statement for the node.
+    sql, params = insert_sql([entry], LEDGER_FIELDS)
+    if node_fields:
+        update, update_params = update_sql(node_run, node_fields)
+        sql, params = f"WITH node AS ({update}) {sql}", [*update_params, *params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        entry.pk = cursor.fetchone()[0]
+    entry._state.adding = False
+    entry._state.db = connection.alias
 
 
 def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, Any]]) -> None:

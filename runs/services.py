@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
@@ -31,7 +32,18 @@ from runs.engine import core
 from runs.engine.templating import referenced_paths
 from runs.events import Transition, run_transition
 from runs.ledger import ledger_append
-from runs.models import ACTIVE_RUN_STATUSES, FINAL_RUN_STATUSES, LedgerStatus, NodeRun, NodeStatus, Run, RunStatus
+from runs.models import (
+    ACTIVE_RUN_STATUSES,
+    FINAL_RUN_STATUSES,
+    LedgerStatus,
+    NodeRun,
+    NodeStatus,
+    Run,
+    RunStatus,
+    concrete_fields,
+    insert_sql,
+    update_sql,
+)
 from runs.nodes import get_node_type, node_specs
 from runs.nodes.base import NodeResult, WaitRequest
 from runs.nodes.execution import run_handler
@@ -45,6 +57,9 @@ OPEN_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.WAITING)
 DEFAULT_RETRIES = 2
 # What node_begin changes on a node; saved with the node's final state when it runs inline.
 CLAIM_FIELDS = ["status", "attempts", "started_at", "task_id"]
+# What is read of a node when it is locked to begin, and to record its result: never its result or output.
+CLAIMED_FIELDS = ("id", "run_id", "node_id", "node_type", "status", "input", "attempts", "task_id")
+BEGIN_FIELDS = (*CLAIMED_FIELDS, "handle", "error", "arrivals", "queued_at", "started_at", "finished_at")
 
 
 class RunError(Exception):
@@ -354,11 +369,8 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
     transition, and None is returned: a second transaction per node would double the cost of every if/else,
     fork and join for nothing, since nobody can observe such a node "running". If the worker dies, the
     transaction rolls back and the redelivered task runs the node again."""
-    with run_transition(run_id) as tx:
-        run = tx.run
-        node_run = (
-            NodeRun.objects.select_for_update().defer("result", "output").filter(pk=node_run_id, run_id=run_id).first()
-        )
+    with run_transition(run_id, node_run_id=node_run_id, node_fields=BEGIN_FIELDS) as tx:
+        run, node_run = tx.run, tx.node_run
         if node_run is None:
             return None
         if run.status in FINAL_RUN_STATUSES:
@@ -421,10 +433,15 @@ def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> No
             tx.emit(type, node_id, data)
 
 
+def _claimed_transition(claim: NodeClaim) -> AbstractContextManager[Transition]:
+    """The run's transition with the claimed node locked too (as `tx.node_run`)."""
+    return run_transition(claim.run_id, node_run_id=claim.node_run_id, node_fields=CLAIMED_FIELDS)
+
+
 def _lock_claimed(tx: Transition, claim: NodeClaim) -> NodeRun | None:
-    """The claimed node, locked, if the claim is still the current attempt."""
-    node_run = NodeRun.objects.select_for_update().defer("result", "output", "arrivals").get(pk=claim.node_run_id)
-    if node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
+    """The claimed node, locked with the run, if the claim is still the current attempt."""
+    node_run = tx.node_run
+    if node_run is None or node_run.status != NodeStatus.RUNNING or node_run.attempts != claim.attempt:
         return None  # a later attempt owns the node now
     return node_run
 
@@ -450,7 +467,7 @@ def _branch_outputs(run: Run, graph: Graph, node_run: NodeRun) -> dict[str, dict
 
 def node_complete(*, claim: NodeClaim, result: NodeResult) -> None:
     """Record a handler's result and advance the run."""
-    with run_transition(claim.run_id) as tx:
+    with _claimed_transition(claim) as tx:
         node_run = _lock_claimed(tx, claim)
         if node_run is not None:
             _record_result(tx, node_run, claim, result)
@@ -503,10 +520,10 @@ def _node_succeed(
     node_run.handle = handle or ""
     node_run.error = ""
     node_run.finished_at = finished_at
-    node_run.save(update_fields=["status", "result", "output", "handle", "error", "finished_at", *CLAIM_FIELDS])
     entry = ledger_append(
         tx=tx,
         node_run=node_run,
+        node_fields=["status", "result", "output", "handle", "error", "finished_at", *CLAIM_FIELDS],
         status=LedgerStatus.SUCCEEDED,
         input=node_run.input,
         output=output,
@@ -532,7 +549,7 @@ def node_fail(
 ) -> float | None:
     """Record a failed attempt (with the tool calls it made). Returns the delay before the next attempt when
     one is scheduled (transient failure with retries left), else None: the node and the run have failed."""
-    with run_transition(claim.run_id) as tx:
+    with _claimed_transition(claim) as tx:
         node_run = _lock_claimed(tx, claim)
         if node_run is None:
             return None
@@ -582,10 +599,10 @@ def _node_failed(
     node_run.finished_at = None if retry else finished
     if retry:  # due then: the recovery sweep must not take the wait for a lost message
         node_run.queued_at = finished + timedelta(seconds=retry_in)
-    node_run.save(update_fields=["error", "status", "finished_at", "queued_at", *CLAIM_FIELDS])
     ledger_append(
         tx=tx,
         node_run=node_run,
+        node_fields=["error", "status", "finished_at", "queued_at", *CLAIM_FIELDS],
         status=LedgerStatus.RETRYING if retry else LedgerStatus.FAILED,
         input=node_run.input,
         error=error,
@@ -698,36 +715,62 @@ def _advance(tx: Transition, node_id: str, *, handle: str | None, output: dict[s
         rows = {row.node_id: row for row in pending}
     step = core.advance(graph, node_id, handle=handle, known_arrivals={k: v.arrivals for k, v in rows.items()})
     now = timezone.now()
+
+    def row_of(target: str) -> NodeRun:
+        return rows.get(target) or NodeRun(run=run, node_id=target, node_type=graph.node(target).type)
+
+    changed = []
     for skipped in step.skipped:
-        row = rows.get(skipped) or NodeRun(run=run, node_id=skipped, node_type=graph.node(skipped).type)
-        row.status = NodeStatus.SKIPPED
-        row.arrivals = step.arrivals.get(skipped, {})
-        row.finished_at = now
-        row.save()
+        changed.append(_set_state(row_of(skipped), NodeStatus.SKIPPED, step.arrivals.get(skipped, {}), finished=now))
         tx.emit("node_skipped", skipped)
     for target, arrivals in step.arrivals.items():
-        if target in step.skipped or target in step.ready:
-            continue
-        row = rows.get(target) or NodeRun(run=run, node_id=target, node_type=graph.node(target).type)
-        row.status = NodeStatus.PENDING
-        row.arrivals = arrivals
-        row.save()
-    if not step.ready:
-        return False
-    outputs = _source_outputs(run, graph, step, finished=(node_id, output))
+        if target not in step.skipped and target not in step.ready:
+            changed.append(_set_state(row_of(target), NodeStatus.PENDING, arrivals))
     queued = []
-    for target in step.ready:
-        arrivals = step.arrivals[target]
-        sources = core.fired_sources(graph, target, arrivals)
-        row = rows.get(target) or NodeRun(run=run, node_id=target, node_type=graph.node(target).type)
-        row.status = NodeStatus.QUEUED
-        row.arrivals = arrivals if len(graph.incoming(target)) > 1 else {}
-        row.input = core.merge_inputs(sources, outputs)
-        row.queued_at = now
-        row.save()
-        queued.append(row)
+    if step.ready:
+        outputs = _source_outputs(run, graph, step, finished=(node_id, output))
+        for target in step.ready:
+            arrivals = step.arrivals[target]
+            row = _set_state(row_of(target), NodeStatus.QUEUED, arrivals if len(graph.incoming(target)) > 1 else {})
+            row.input = core.merge_inputs(core.fired_sources(graph, target, arrivals), outputs)
+            row.queued_at = now
+            queued.append(row)
+    node_runs_save([*changed, *queued])
     _enqueue_after_commit(run, graph, queued)
-    return True
+    return bool(queued)
+
+
+def _set_state(row: NodeRun, status: str, arrivals: dict[str, str], *, finished: Any = None) -> NodeRun:
+    row.status = status
+    row.arrivals = arrivals
+    row.finished_at = finished or row.finished_at
+    return row
+
+
+# What _advance changes on a node row it had already created (a merge point reached by some branches).
+ADVANCE_FIELDS = ("status", "arrivals", "input", "queued_at", "finished_at")
+NODE_RUN_FIELDS = concrete_fields(NodeRun)
+
+
+def node_runs_save(rows: list[NodeRun]) -> None:
+    """Insert the new rows and update the others (their ADVANCE_FIELDS) in one statement, however many
+    branches a fork starts."""
+    new = [row for row in rows if row.pk is None]
+    writes = [update_sql(row, ADVANCE_FIELDS) for row in rows if row.pk is not None]
+    if new:
+        writes.append(insert_sql(new, NODE_RUN_FIELDS))
+    if not writes:
+        return
+    *before, (sql, params) = writes
+    if before:
+        ctes = ", ".join(f"w{i} AS ({cte})" for i, (cte, _) in enumerate(before))
+        sql, params = f"WITH {ctes} {sql}", [*(p for _, cte_params in before for p in cte_params), *params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [pk for (pk,) in cursor.fetchall()] if new else []
+    for row, pk in zip(new, ids, strict=True):
+        row.pk = pk
+        row._state.adding = False
 
 
 @lru_cache(maxsize=1024)
