@@ -11,7 +11,7 @@ from approvals.models import ApprovalRequest
 from runs.services import run_start
 from tests.browser.conftest import PageProblems
 from tests.engine_helpers import graph_of, wait_for
-from tests.factories import make_workflow
+from tests.factories import make_run, make_workflow
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -65,3 +65,26 @@ def test_edit_a_field_when_approving_from_the_inbox(page: Page, alice, page_prob
         "by": "alice",
         "changes": {"amount": {"from": 120, "to": 90}},
     }
+
+
+def test_page_through_the_pending_requests_without_a_reload(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+    workflow = make_workflow(alice, name="Many")
+    for number in range(27):
+        run = make_run(workflow, status="waiting")
+        ApprovalRequest.objects.create(run=run, node_id="ask", message=f"Request number {number}")
+    page.goto("/approvals/")
+    page.evaluate("window.__notReloaded = true")
+    listing = page.locator("#approvals-list")
+    expect(listing).to_contain_text("27 pending requests; showing 1 to 25.")
+    expect(listing.locator("article.approval")).to_have_count(25)
+
+    listing.get_by_role("link", name="Next").click()
+    expect(page).to_have_url(re.compile(r"/approvals/\?page=2$"))
+    expect(listing).to_contain_text("showing 26 to 27.")
+    expect(listing.locator("article.approval")).to_have_count(2)
+    expect(listing).to_contain_text("Request number 0")
+    assert page.evaluate("window.__notReloaded === true")
+
+    listing.get_by_role("link", name="Previous").click()
+    expect(listing.locator("article.approval")).to_have_count(25)
+    expect(listing).to_contain_text("Request number 26")
