@@ -132,6 +132,22 @@ function watchApprovals() {
   );
 }
 
+// Our pages answer htmx with fragments for refusals too (400 a bad edit, 403 not yours to decide, 409 already
+// decided), and base.html's htmx-config swaps them in. With DEBUG on, django-htmx's helper treats any 400/403
+// as a Django error page and replaces the whole document with it. Hiding the event from it (captured before
+// it reaches the document) keeps our fragments where htmx puts them; real error pages (a whole HTML document)
+// still reach the helper.
+document.addEventListener(
+  "htmx:beforeOnLoad",
+  (event) => {
+    const xhr = event.detail && event.detail.xhr;
+    if (!xhr || (xhr.status !== 400 && xhr.status !== 403)) return;
+    const body = typeof xhr.response === "string" ? xhr.response.trimStart().slice(0, 200).toLowerCase() : "";
+    if (!body.startsWith("<!doctype") && !body.startsWith("<html")) event.stopPropagation();
+  },
+  true,
+);
+
 function start() {
   const runPage = document.getElementById("run-page");
   if (runPage) watchRun(runPage);

@@ -161,7 +161,7 @@ def test_compare_shows_the_changed_nodes_and_their_diff(client, alice, celery_wo
     response = client.get(reverse("run_compare"), {"a": first.pk, "b": second.pk})
     assert response.status_code == 200
     page = response.content.decode()
-    assert '<div id="compare-canvas"></div>' in page
+    assert 'id="compare-canvas"' in page
     assert '<tr data-node-id="check" class="replay-changed">' in page
     assert "<code>/n</code>" in page and '<code class="replay-old">5</code>' in page  # the inputs differ
     assert "<code>/condition</code>" in page and '<code class="replay-old">false</code>' in page
