@@ -14,10 +14,11 @@ gap from the stored events (see `runs.consumers`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -49,8 +50,8 @@ EVENT_TYPES = frozenset(
 )
 
 # Channels handler name: a message {"type": "run.events", "events": [...]} calls `run_events` on consumers.
-# One message carries every event of one transition (all of one run), so a transition costs one group_send
-# per group, not one per event.
+# One message carries every event of one transition, or of several when they queued up together (events of
+# several runs, each marked with its run_id), so a transition costs at most one group_send per group.
 CONSUMER_MESSAGE_TYPE = "run.events"
 
 
@@ -94,6 +95,8 @@ class Transition:
         self.events: list[RunEvent] = []
         self._dirty: set[str] = set()
         self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
+        self._writes: list[tuple[str, list[Any], Callable[[list[dict[str, Any]]], None] | None]] = []
+        self._deferring = False  # set by run_transition, which flushes deferred writes before each query
 
     def emit(self, type: str, node_id: str = "", data: dict[str, Any] | None = None) -> RunEvent:
         if type not in EVENT_TYPES:
@@ -114,6 +117,35 @@ class Transition:
         self._counters.add("last_ledger_seq")
         return self.run.last_ledger_seq
 
+    def write(self, sql: str, params: list[Any], on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        """Execute a data-modifying statement of this transition. Within `run_transition` it is deferred: the
+        writes queued go out as one statement (data-modifying CTEs) right before the transaction's next query,
+        so that every read sees them, or when the transition ends. `on_rows` receives what the statement's
+        RETURNING clause returned, as dicts, once it has run."""
+        self._writes.append((sql, params, on_rows))
+        if not self._deferring:
+            self.flush()
+
+    def flush(self) -> None:
+        writes, self._writes = self._writes, []
+        if not writes:
+            return
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _, _) in enumerate(writes))
+        wanted = [i for i, (_, _, on_rows) in enumerate(writes) if on_rows is not None]
+        results = " UNION ALL ".join(f"SELECT {i}, row_to_json(w{i})::text FROM w{i}" for i in wanted)  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {ctes} {results or 'SELECT NULL, NULL'}", [p for _, ps, _ in writes for p in ps])
+            rows = cursor.fetchall()
+        for i in wanted:
+            on_rows = writes[i][2]
+            assert on_rows is not None
+            on_rows([json.loads(row) for index, row in rows if index == i])
+
+    def flush_before_query(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        """A database execute wrapper: deferred writes first, so that the query sees them."""
+        self.flush()
+        return execute(sql, params, many, context)
+
     def finish(self) -> None:
         """Write the transition's events and run changes; publish the events after commit."""
         fields = set(self._dirty)
@@ -123,7 +155,10 @@ class Transition:
             self._counters.add("last_event_seq")
         fields |= self._counters
         if fields:
-            self._write(sorted(fields))
+            self.write(*update_sql(self.run, sorted(fields)))
+        if self.events:
+            self.write(*insert_sql(self.events, EVENT_FIELDS))
+        self.flush()
         if self.events:
             messages = [event.as_message() for event in self.events]
             if self.run.parent_id:  # a cognitive node's child run: its parent's watchers see it too
@@ -131,15 +166,6 @@ class Transition:
                 messages = [{**message, **link} for message in messages]
             workflow_id = self.run.workflow_id
             transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
-
-    def _write(self, fields: list[str]) -> None:
-        """The events and the run's changed fields in one statement: one round trip per transition."""
-        sql, params = update_sql(self.run, fields)
-        if self.events:
-            insert, insert_params = insert_sql(self.events, EVENT_FIELDS)
-            sql, params = f"WITH events AS ({insert}) {sql}", [*insert_params, *params]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
 
 
 @contextmanager
@@ -162,8 +188,11 @@ def run_transition(
             run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
         tx = Transition(run)
         tx.node_run = node_run
-        yield tx
-        tx.finish()
+        # A node's transition then costs four round trips (begin, lock, write, commit) instead of one per row.
+        with connection.execute_wrapper(tx.flush_before_query):
+            tx._deferring = True
+            yield tx
+            tx.finish()
 
 
 def _lock_with_node(run_id: int, node_run_id: int, node_fields: Sequence[str]) -> tuple[Run | None, NodeRun | None]:
@@ -214,22 +243,18 @@ class Publisher:
 
         assert self._queue is not None
         while True:
-            messages, workflow_id, done = await self._queue.get()
-            try:
-                if messages:
-                    layer = get_channel_layer()
-                    payload = {"type": CONSUMER_MESSAGE_TYPE, "events": messages}
-                    await layer.group_send(run_group(int(messages[0]["run_id"])), payload)
-                    if messages[0].get("parent_run_id"):
-                        await layer.group_send(run_group(int(messages[0]["parent_run_id"])), payload)
-                    if workflow_id is not None:
-                        await layer.group_send(workflow_group(workflow_id), payload)
-                    approvals = [message for message in messages if message["type"] in APPROVAL_EVENTS]
-                    if approvals:
-                        await layer.group_send(APPROVALS_GROUP, {"type": CONSUMER_MESSAGE_TYPE, "events": approvals})
-            except Exception:
-                logger.exception("publishing %d run events failed", len(messages))
-            finally:
+            batch = [await self._queue.get()]
+            # What queued up while the last batch was being sent goes out together: one group_send per group
+            # (each costs several Redis round trips) instead of one per transition, when the engine is busy.
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            layer = get_channel_layer()
+            for group, events in _by_group(batch).items():
+                try:
+                    await layer.group_send(group, {"type": CONSUMER_MESSAGE_TYPE, "events": events})
+                except Exception:
+                    logger.exception("publishing %d run events to %s failed", len(events), group)
+            for _, _, done in batch:
                 if done is not None:
                     done.set_result(None)
 
@@ -253,3 +278,26 @@ class Publisher:
 
 
 publisher = Publisher()
+
+# Transitions whose events one group_send may carry at most.
+MAX_BATCH = 100
+
+
+def _by_group(batch: list[tuple[list[dict[str, Any]], int | None, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each group's events, in submission order: a run's events stay in seq order in every group."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for messages, workflow_id, _ in batch:
+        if not messages:
+            continue
+        first = messages[0]
+        targets = [run_group(int(first["run_id"]))]
+        if first.get("parent_run_id"):
+            targets.append(run_group(int(first["parent_run_id"])))
+        if workflow_id is not None:
+            targets.append(workflow_group(workflow_id))
+        for group in targets:
+            groups.setdefault(group, []).extend(messages)
+        approvals = [message for message in messages if message["type"] in APPROVAL_EVENTS]
+        if approvals:
+            groups.setdefault(APPROVALS_GROUP, []).extend(approvals)
+    return groups

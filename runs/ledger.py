@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-
 from flownova import metrics
 from runs.events import Transition
 from runs.models import LedgerEntry, NodeRun, concrete_fields, insert_sql, update_sql
@@ -56,7 +54,7 @@ def ledger_append(
         llm_usage=llm_usage,
         reused=reused,
     )
-    _write(entry, node_run, node_fields)
+    _write(tx, entry, node_run, node_fields)
     _tool_calls_record(tx, node_run, tool_calls or [])
     node_type = node_run.node_type
     metrics.observe_after_commit(
@@ -72,17 +70,11 @@ def ledger_append(
 LEDGER_FIELDS = concrete_fields(LedgerEntry)
 
 
-def _write(entry: LedgerEntry, node_run: NodeRun, node_fields: Sequence[str]) -> None:
-    # Not entry.save(): the model refuses nothing new, but the ORM would cost a second statement for the node.
-    sql, params = insert_sql([entry], LEDGER_FIELDS)
+def _write(tx: Transition, entry: LedgerEntry, node_run: NodeRun, node_fields: Sequence[str]) -> None:
+    # Not entry.save() and node_run.save(): the transition sends both with its other writes, in one statement.
     if node_fields:
-        update, update_params = update_sql(node_run, node_fields)
-        sql, params = f"WITH node AS ({update}) {sql}", [*update_params, *params]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        entry.pk = cursor.fetchone()[0]
-    entry._state.adding = False
-    entry._state.db = connection.alias
+        tx.write(*update_sql(node_run, node_fields))
+    tx.write(*insert_sql([entry], LEDGER_FIELDS))
 
 
 def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, Any]]) -> None:

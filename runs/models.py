@@ -230,12 +230,16 @@ def _update_template(model: type[models.Model], fields: tuple[str, ...]) -> tupl
 
 
 @lru_cache(maxsize=256)
-def _insert_template(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str, str, tuple[Any, ...]]:
+def _insert_template(
+    model: type[models.Model], fields: tuple[str, ...], returning: tuple[str, ...]
+) -> tuple[str, str, tuple[Any, ...]]:
     columns = tuple(model._meta.get_field(name) for name in fields)
     names = ", ".join(_quote(field.column) for field in columns)
     row = f"({', '.join(['%s'] * len(columns))})"
-    table, pk = _quote(model._meta.db_table), _quote(model._meta.pk.column)
-    return f"INSERT INTO {table} ({names}) VALUES {{rows}} RETURNING {pk}", row, columns  # noqa: S608
+    table = _quote(model._meta.db_table)
+    back = ", ".join(_quote(model._meta.get_field(name).column) for name in returning)
+    back = f" RETURNING {back}" if back else ""
+    return f"INSERT INTO {table} ({names}) VALUES {{rows}}{back}", row, columns  # noqa: S608
 
 
 def update_sql(instance: models.Model, fields: Iterable[str]) -> tuple[str, list[Any]]:
@@ -245,9 +249,11 @@ def update_sql(instance: models.Model, fields: Iterable[str]) -> tuple[str, list
     return sql, [*params, instance.pk]
 
 
-def insert_sql(instances: Sequence[models.Model], fields: Sequence[str]) -> tuple[str, list[Any]]:
-    """Multi-row `INSERT` of new `instances` (of one model) that returns their primary keys in order."""
-    sql, row, columns = _insert_template(type(instances[0]), tuple(fields))
+def insert_sql(
+    instances: Sequence[models.Model], fields: Sequence[str], returning: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    """Multi-row `INSERT` of new `instances` (of one model), returning the `returning` columns."""
+    sql, row, columns = _insert_template(type(instances[0]), tuple(fields), tuple(returning))
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), connection)
         for instance in instances

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
@@ -393,7 +393,7 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         node_run.task_id = task_id
         node_type = get_node_type(node_run.node_type)
         if not node_type.instant:  # an instant node's state is written once, when it finishes below
-            node_run.save(update_fields=CLAIM_FIELDS)
+            tx.write(*update_sql(node_run, CLAIM_FIELDS))
         if run.status != RunStatus.RUNNING:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
@@ -482,6 +482,8 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
         _node_spawn(tx, node_run, result, started_at=claim.started_at, finished_at=finished)
         return
     output = core.output_of(node_run.input or {}, result.fields)
+    # Read before this node's writes are queued, so that they go out with the rest of the transition's.
+    pending = _pending_rows(tx)
     _node_succeed(
         tx,
         node_run,
@@ -498,7 +500,7 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
     if result.run_output is not None:
         tx.run.output = result.run_output
         tx.save_run("output")
-    if not _advance(tx, node_run.node_id, handle=result.handle, output=output):
+    if not _advance(tx, node_run.node_id, handle=result.handle, output=output, pending=pending):
         _settle(tx)  # nothing new queued: the run may be waiting, or done
 
 
@@ -705,14 +707,27 @@ def node_resume(
 # --- advancing -------------------------------------------------------------------------------------------------
 
 
-def _advance(tx: Transition, node_id: str, *, handle: str | None, output: dict[str, Any]) -> bool:
-    """Resolve the finished node's outgoing edges; returns whether any node was queued."""
+def _pending_rows(tx: Transition) -> dict[str, NodeRun]:
+    """The run's nodes reached by some of their branches, locked, by node id (none in a graph without merges)."""
+    if not _has_merges(run_graph(tx.run.pk)):
+        return {}
+    pending = NodeRun.objects.select_for_update().filter(run=tx.run, status=NodeStatus.PENDING)
+    return {row.node_id: row for row in pending}
+
+
+def _advance(
+    tx: Transition,
+    node_id: str,
+    *,
+    handle: str | None,
+    output: dict[str, Any],
+    pending: dict[str, NodeRun] | None = None,
+) -> bool:
+    """Resolve the finished node's outgoing edges; returns whether any node was queued. `pending` is what
+    `_pending_rows` returned, if the caller read it already."""
     run = tx.run
     graph = run_graph(run.pk)
-    rows: dict[str, NodeRun] = {}
-    if _has_merges(graph):
-        pending = NodeRun.objects.select_for_update().filter(run=run, status=NodeStatus.PENDING)
-        rows = {row.node_id: row for row in pending}
+    rows = _pending_rows(tx) if pending is None else pending
     step = core.advance(graph, node_id, handle=handle, known_arrivals={k: v.arrivals for k, v in rows.items()})
     now = timezone.now()
 
@@ -735,7 +750,7 @@ def _advance(tx: Transition, node_id: str, *, handle: str | None, output: dict[s
             row.input = core.merge_inputs(core.fired_sources(graph, target, arrivals), outputs)
             row.queued_at = now
             queued.append(row)
-    node_runs_save([*changed, *queued])
+    node_runs_save(tx, [*changed, *queued])
     _enqueue_after_commit(run, graph, queued)
     return bool(queued)
 
@@ -752,25 +767,22 @@ ADVANCE_FIELDS = ("status", "arrivals", "input", "queued_at", "finished_at")
 NODE_RUN_FIELDS = concrete_fields(NodeRun)
 
 
-def node_runs_save(rows: list[NodeRun]) -> None:
-    """Insert the new rows and update the others (their ADVANCE_FIELDS) in one statement, however many
-    branches a fork starts."""
-    new = [row for row in rows if row.pk is None]
-    writes = [update_sql(row, ADVANCE_FIELDS) for row in rows if row.pk is not None]
-    if new:
-        writes.append(insert_sql(new, NODE_RUN_FIELDS))
-    if not writes:
+def node_runs_save(tx: Transition, rows: list[NodeRun]) -> None:
+    """Insert the new rows and update the others (their ADVANCE_FIELDS) with the transition's other writes,
+    in one statement however many branches a fork starts. New rows get their ids when it has run."""
+    for row in rows:
+        if row.pk is not None:
+            tx.write(*update_sql(row, ADVANCE_FIELDS))
+    new = {row.node_id: row for row in rows if row.pk is None}
+    if not new:
         return
-    *before, (sql, params) = writes
-    if before:
-        ctes = ", ".join(f"w{i} AS ({cte})" for i, (cte, _) in enumerate(before))
-        sql, params = f"WITH {ctes} {sql}", [*(p for _, cte_params in before for p in cte_params), *params]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [pk for (pk,) in cursor.fetchall()] if new else []
-    for row, pk in zip(new, ids, strict=True):
-        row.pk = pk
-        row._state.adding = False
+
+    def created(ids: list[dict[str, Any]]) -> None:
+        for returned in ids:
+            row = new[returned["node_id"]]
+            row.pk, row._state.adding = returned["id"], False
+
+    tx.write(*insert_sql(list(new.values()), NODE_RUN_FIELDS, returning=("id", "node_id")), on_rows=created)
 
 
 @lru_cache(maxsize=1024)
@@ -1035,9 +1047,10 @@ def _enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> N
     """Send one task per node once the transaction commits; several at once go out as one Celery group."""
     if not node_runs:
         return
-    jobs = [(row.pk, graph.node(row.node_id).data.get("timeout_seconds")) for row in node_runs]
+    timeouts = [graph.node(row.node_id).data.get("timeout_seconds") for row in node_runs]
     run_id = run.pk
-    transaction.on_commit(lambda: _dispatch(run_id, jobs))
+    # Ids read at commit: a transition's new rows get theirs when its deferred writes go out.
+    transaction.on_commit(lambda: _dispatch(run_id, [(row.pk, t) for row, t in zip(node_runs, timeouts, strict=True)]))
 
 
 def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:

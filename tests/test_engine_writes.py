@@ -1,0 +1,108 @@
+"""How the engine writes a transition: few statements, reads that see deferred writes, events sent in batches.
+
+Nodes are executed here by calling the service in-process (the dispatch is captured instead of sent), so the
+statements a transition costs can be counted exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from runs import services
+from runs.events import APPROVALS_GROUP, _by_group, run_transition
+from runs.models import LedgerEntry, NodeRun, RunEvent
+from tests.engine_helpers import graph_of, start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(run id, node run id) of every node the engine dispatches, instead of sending them to Celery."""
+    jobs: list[tuple[int, int]] = []
+    monkeypatch.setattr(services, "_dispatch", lambda run_id, batch: jobs.extend((run_id, pk) for pk, _ in batch))
+    return jobs
+
+
+def run_all(jobs: list[tuple[int, int]], limit: int | None = None) -> list[int]:
+    """Execute the dispatched nodes one by one (the first `limit` of them, else until none is left); returns how
+    many statements each one's transition took."""
+    counts: list[int] = []
+    while jobs and (limit is None or len(counts) < limit):
+        run_id, node_run_id = jobs.pop(0)
+        with CaptureQueriesContext(connection) as queries:
+            services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id="test")
+        counts.append(len(queries.captured_queries))
+    return counts
+
+
+def chain(length: int) -> dict[str, Any]:
+    ids = ["start", *[f"n{i}" for i in range(length)], "end"]
+    nodes = [(node_id, "fork", {}) for node_id in ids]
+    nodes[0], nodes[-1] = ("start", "start", {}), ("end", "end", {})
+    return graph_of(nodes, [(ids[i], ids[i + 1]) for i in range(len(ids) - 1)])
+
+
+def test_a_chain_node_costs_four_statements_begin_lock_write_commit(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    run = start(alice, chain(5), {"x": 1})
+    counts = run_all(dispatched)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.output == {"x": 1}
+    assert counts[:-1] == [4] * 6  # the end node also settles the run
+    assert list(LedgerEntry.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, 8))
+    seqs = list(RunEvent.objects.filter(run=run).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_fork_creates_its_branches_in_one_statement_each_with_its_own_id(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    branches = [f"b{i}" for i in range(30)]
+    nodes = [("start", "start", {}), ("fork", "fork", {}), *[(b, "fork", {}) for b in branches]]
+    nodes += [("join", "join", {}), ("end", "end", {})]
+    edges = [("start", "fork"), *[("fork", b) for b in branches], *[(b, "join") for b in branches], ("join", "end")]
+    run = start(alice, graph_of(nodes, edges))
+    run_all(dispatched, limit=2)  # start, then the fork, which dispatches every branch
+    by_id = dict(NodeRun.objects.filter(run=run).values_list("pk", "node_id"))
+    assert sorted(by_id[pk] for _, pk in dispatched) == sorted(branches)
+    run_all(dispatched)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert NodeRun.objects.get(run=run, node_id="join").status == "succeeded"
+    assert LedgerEntry.objects.filter(run=run, node_id="join").count() == 1
+
+
+def test_reads_within_a_transition_see_its_deferred_writes(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    run = start(alice, chain(1))
+    with run_transition(run.pk) as tx:
+        row = NodeRun.objects.get(run=run, node_id="start")
+        row.status = "cancelled"
+        services.node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
+        tx.write(*services.update_sql(row, ["status"]))
+        assert NodeRun.objects.get(run=run, node_id="start").status == "cancelled"
+        assert NodeRun.objects.filter(run=run, node_id="n0").exists()
+
+
+def test_a_transition_that_fails_leaves_none_of_its_deferred_writes(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    run = start(alice, chain(1))
+    with pytest.raises(RuntimeError), run_transition(run.pk) as tx:
+        services.node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
+        raise RuntimeError("boom")
+    assert not NodeRun.objects.filter(run=run, node_id="n0").exists()
+
+
+def event(run_id: int, seq: int, type: str = "node_started", **data: Any) -> dict[str, Any]:
+    return {"type": type, "run_id": run_id, "seq": seq, "ts": "", "node_id": None, "data": data}
+
+
+def test_events_queued_together_go_to_each_group_once_in_order() -> None:
+    first, second, third = [event(1, 1), event(1, 2)], [event(2, 1)], [event(1, 3, "approval_needed", approval_id=5)]
+    groups = _by_group([(first, 7, None), (second, 7, None), ([], None, None), (third, 7, None)])
+    assert groups == {
+        "run.1": [*first, *third],
+        "run.2": second,
+        "workflow.7": [*first, *second, *third],
+        APPROVALS_GROUP: third,
+    }
