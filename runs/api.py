@@ -346,6 +346,12 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RunSerializer(new_run).data, status=status.HTTP_201_CREATED)
 
     def live_workflow(self, run: Run) -> Workflow:
+        if run.parent_id is not None:
+            # Its graph was designed inside the parent's node; on its own it has no workflow version to run.
+            raise Conflict(
+                f"Run {run.pk} is the workflow that node {run.parent_node_id!r} of run {run.parent_id} designed; "
+                f"replay run {run.parent_id} instead (resume it from node {run.parent_node_id!r})."
+            )
         workflow = Workflow.objects.alive().visible_to(self.request.user).filter(pk=run.workflow_id).first()
         if workflow is None:
             raise Conflict(f"The workflow of run {run.pk} was deleted, so the run can't be repeated.")

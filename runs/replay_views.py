@@ -49,9 +49,19 @@ def visible_runs(request: HttpRequest) -> QuerySet[Run]:
 
 def live_workflow(request: HttpRequest, run: Run) -> Workflow | None:
     """The run's workflow if it can still be run: not deleted, and visible to the user (as the API checks)."""
-    if run.workflow_id is None:
+    if run.workflow_id is None or run.parent_id is not None:  # a child run is replayed through its parent
         return None
     return Workflow.objects.alive().visible_to(request.user).filter(pk=run.workflow_id).first()
+
+
+def not_replayable(run: Run) -> str:
+    """Why a run without a live workflow can't be run again or resumed, in the words the pages show."""
+    if run.parent_id is not None:
+        return (
+            f"Run {run.pk} is the workflow that node “{run.parent_node_id}” of run {run.parent_id} designed: "
+            f"replay run {run.parent_id} instead, resuming from “{run.parent_node_id}”."
+        )
+    return f"The workflow of run {run.pk} was deleted, so the run can't be run again or resumed."
 
 
 def replay_context(request: HttpRequest, run: Run) -> dict[str, Any]:
@@ -61,7 +71,7 @@ def replay_context(request: HttpRequest, run: Run) -> dict[str, Any]:
     if run.workflow_id is not None:  # a workflow deleted for good leaves nothing to group its runs by
         others = list(
             Run.objects.visible_to(request.user)
-            .filter(workflow_id=run.workflow_id)
+            .filter(workflow_id=run.workflow_id, parent__isnull=run.parent_id is None)
             .exclude(pk=run.pk)
             .only("pk", "status", "created_at", "workflow_version")[:COMPARE_CHOICES]
         )
@@ -85,7 +95,7 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse("version must be “same” or “current”.", status=400, content_type="text/plain")
     workflow = live_workflow(request, run)
     if workflow is None:
-        messages.error(request, "The workflow of this run was deleted, so the run can't be repeated.")
+        messages.error(request, not_replayable(run))
         return redirect("run_detail", pk=run.pk)
     snapshot = run if version == "same" else None
     try:
@@ -152,7 +162,7 @@ def resume_graph(request: HttpRequest, run: Run, *, node_id: str, current: bool)
     """The graph a resumed run would execute, holding `node_id`."""
     workflow = live_workflow(request, run)
     if workflow is None:
-        raise ResumeRefused("version", f"The workflow of run {run.pk} was deleted, so the run can't be resumed.")
+        raise ResumeRefused("version", not_replayable(run))
     try:
         graph = parse_graph(workflow.graph_document(), node_specs()) if current else run_graph(run.pk)
     except GraphError as exc:

@@ -8,6 +8,7 @@ run view go to test-artifacts/screenshots/ (git-ignored) besides the fixture's o
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -257,3 +258,39 @@ def test_compare_page_colours_the_nodes_whose_output_changed(page: Page, alice) 
     expect(compare.locator('.react-flow__node[data-id="big"] .fn-node')).to_contain_text("succeeded → not reached")
     expect(compare.locator('.react-flow__node[data-id="small"] .fn-node')).to_contain_text("not reached → succeeded")
     shot(page, "compare")
+
+
+def test_a_cognitive_nodes_design_opens_as_a_graph(page: Page, alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+    designed = graph_of(
+        [
+            ("start", "start", {}),
+            ("big", "if_else", {"left": "{{input.amount}}", "operator": ">", "right": "100"}),
+            ("large", "end", {"output": {"size": "large"}}),
+            ("small", "end", {"output": {"size": "small"}}),
+        ],
+        [("start", "big"), ("big", "large", "true"), ("big", "small", "false")],
+    )
+    model = llm_server.model(Answer(content=json.dumps({"reasoning": "route by amount", "graph": designed})))
+    graph = graph_of(
+        [
+            ("start", "start", {}),
+            ("think", "cognitive", {"model": model, "instruction": "Size it."}),
+            ("end", "end", {}),
+        ],
+        [("start", "think"), ("think", "end")],
+    )
+    run = run_start(workflow=make_workflow(alice, name="Thinker", graph=graph), input={"amount": 250}, user=alice)
+    wait_for(run, "succeeded")
+    page.goto(f"/runs/{run.pk}/")
+    canvas_node(page, "think").click()
+    detail = page.locator("#node-detail")
+    expect(detail).to_contain_text("The workflow it designed")
+    drawn = detail.locator("[data-flow-graph]")
+    for node_id in ("start", "big", "large", "small"):
+        expect(drawn.locator(f'.react-flow__node[data-id="{node_id}"]')).to_be_visible()
+    child = Run.objects.get(parent=run)
+    detail.get_by_role("link", name=f"#{child.pk}").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{child.pk}/$"))
+    # The child run's own page draws the designed graph with the path it took.
+    expect(node_status(page, "large")).to_have_attribute("data-status", "succeeded")
+    expect(node_status(page, "small")).to_have_attribute("data-status", "skipped")

@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from runs.models import LedgerEntry, NodeRun, Run
 from runs.replay_views import replay_context
@@ -253,7 +254,7 @@ def test_run_again_when_the_workflow_is_deleted_or_the_version_is_unknown(client
     assert client.get(reverse("run_rerun", args=[run.pk])).status_code == 405
     workflow_soft_delete(workflow=run.workflow)
     response = client.post(reverse("run_rerun", args=[run.pk]), {"version": "same"}, follow=True)
-    assert "can&#x27;t be repeated" in response.content.decode()
+    assert "was deleted, so the run can&#x27;t be run again" in response.content.decode()
     assert Run.objects.count() == before
 
 
@@ -312,3 +313,25 @@ def test_posts_need_the_csrf_token(alice) -> None:  # type: ignore[no-untyped-de
     client.force_login(alice)
     assert client.post(reverse("run_rerun", args=[run.pk]), {"version": "same"}).status_code == 403
     assert client.post(reverse("run_resume", args=[run.pk]), {"node_id": "check"}).status_code == 403
+
+
+def test_a_child_run_is_replayed_through_its_parent(client, alice) -> None:  # type: ignore[no-untyped-def]
+    """A cognitive node's generated workflow has no version of its own: the pages and the API say to replay
+    the parent run, and start nothing."""
+    parent = make_run(make_workflow(alice, name="Thinker"), status="succeeded")
+    child = make_run(parent.workflow, status="succeeded", parent=parent, parent_node_id="think")
+    client.force_login(alice)
+    page = client.get(reverse("run_detail", args=[child.pk])).content.decode()
+    assert "Run again" not in page and "Resume from a node" not in page
+    assert f'node <code>think</code> of <a href="/runs/{parent.pk}/">run #{parent.pk}</a> designed' in page
+    # The parent's own page does not offer its child for comparison.
+    assert f'value="{child.pk}"' not in client.get(reverse("run_detail", args=[parent.pk])).content.decode()
+    before = Run.objects.count()
+    answer = client.post(reverse("run_rerun", args=[child.pk]), {"version": "same"}, follow=True)
+    assert f"replay run {parent.pk} instead" in answer.content.decode()
+    api = APIClient()
+    api.force_authenticate(alice)
+    for action, body in (("rerun", {}), ("resume", {"node_id": "start"})):
+        refused = api.post(f"/api/runs/{child.pk}/{action}/", body, format="json")
+        assert refused.status_code == 409 and f"replay run {parent.pk} instead" in refused.json()["detail"]
+    assert Run.objects.count() == before
