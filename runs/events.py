@@ -92,10 +92,11 @@ class Transition:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.node_run: NodeRun | None = None  # locked with the run when the transition was asked to
+        self.pending_rows: dict[str, NodeRun] | None = None  # likewise
         self.events: list[RunEvent] = []
         self._dirty: set[str] = set()
         self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
-        self._writes: list[tuple[str, list[Any], Callable[[list[dict[str, Any]]], None] | None]] = []
+        self._writes: list[Write] = []
         self._deferring = False  # set by run_transition, which flushes deferred writes before each query
 
     def emit(self, type: str, node_id: str = "", data: dict[str, Any] | None = None) -> RunEvent:
@@ -127,24 +128,30 @@ class Transition:
             self.flush()
 
     def flush(self) -> None:
+        """Send the deferred writes now."""
         writes, self._writes = self._writes, []
-        if not writes:
-            return
-        ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _, _) in enumerate(writes))
-        wanted = [i for i, (_, _, on_rows) in enumerate(writes) if on_rows is not None]
-        results = " UNION ALL ".join(f"SELECT {i}, row_to_json(w{i})::text FROM w{i}" for i in wanted)  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.execute(f"WITH {ctes} {results or 'SELECT NULL, NULL'}", [p for _, ps, _ in writes for p in ps])
-            rows = cursor.fetchall()
-        for i in wanted:
-            on_rows = writes[i][2]
-            assert on_rows is not None
-            on_rows([json.loads(row) for index, row in rows if index == i])
+        if writes:
+            with connection.cursor() as cursor:
+                cursor.execute(*_combined(writes))
+                _deliver(writes, cursor.fetchall())
 
     def flush_before_query(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        """A database execute wrapper: deferred writes first, so that the query sees them."""
-        self.flush()
-        return execute(sql, params, many, context)
+        """A database execute wrapper: deferred writes go out first, so that the query sees them, in the same
+        round trip (Django's cursor binds on the client, which lets one call carry several statements)."""
+        writes, self._writes = self._writes, []
+        if not writes:
+            return execute(sql, params, many, context)
+        if many:
+            self._writes = writes
+            self.flush()
+            return execute(sql, params, many, context)
+        write_sql, write_params = _combined(writes)
+        query = sql if params is not None else sql.replace("%", "%%")  # no parameters: % was not a placeholder
+        result = execute(f"{write_sql}; {query}", [*write_params, *(params or ())], many, context)
+        raw = context["cursor"].cursor
+        _deliver(writes, raw.fetchall())
+        raw.nextset()  # the caller reads the query's own result
+        return result
 
     def finish(self) -> None:
         """Write the transition's events and run changes; publish the events after commit."""
@@ -168,26 +175,45 @@ class Transition:
             transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
 
 
+Write = tuple[str, list[Any], Callable[[list[dict[str, Any]]], None] | None]
+
+
+def _combined(writes: list[Write]) -> tuple[str, list[Any]]:
+    """The writes as one statement of data-modifying CTEs, whose result rows are (write index, returned row)."""
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _, _) in enumerate(writes))
+    wanted = [i for i, (_, _, on_rows) in enumerate(writes) if on_rows is not None]
+    results = " UNION ALL ".join(f"SELECT {i}, row_to_json(w{i})::text FROM w{i}" for i in wanted)  # noqa: S608
+    return f"WITH {ctes} {results or 'SELECT NULL, NULL'}", [p for _, params, _ in writes for p in params]
+
+
+def _deliver(writes: list[Write], rows: list[tuple[Any, ...]]) -> None:
+    for i, (_, _, on_rows) in enumerate(writes):
+        if on_rows is not None:
+            on_rows([json.loads(row) for index, row in rows if index == i])
+
+
 @contextmanager
 def run_transition(
-    run_id: int, *, node_run_id: int | None = None, node_fields: Sequence[str] = ("id",)
+    run_id: int, *, node_run_id: int | None = None, node_fields: Sequence[str] = ("id",), lock_pending: bool = False
 ) -> Iterator[Transition]:
     """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
     commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
     commit.
 
-    With `node_run_id`, that node's row (its `node_fields`) is locked too, in the same statement and after the
-    run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node."""
+    With `node_run_id`, that node's row (its `node_fields`) is locked too, in the same round trip and after the
+    run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node. With
+    `lock_pending` as well, so are the run's pending nodes (merge points some branches reached), as
+    `tx.pending_rows`."""
     with transaction.atomic():
-        node_run = None
+        node_run, pending = None, None
         if node_run_id is not None:
-            run, node_run = _lock_with_node(run_id, node_run_id, node_fields)
+            run, node_run, pending = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
         if node_run is None:
             # Only the columns a transition reads: the snapshot is parsed once per process, and the JSON input
             # and output are loaded on the rare occasions they are needed.
             run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
         tx = Transition(run)
-        tx.node_run = node_run
+        tx.node_run, tx.pending_rows = node_run, pending if node_run is not None else None
         # A node's transition then costs four round trips (begin, lock, write, commit) instead of one per row.
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
@@ -195,17 +221,33 @@ def run_transition(
             tx.finish()
 
 
-def _lock_with_node(run_id: int, node_run_id: int, node_fields: Sequence[str]) -> tuple[Run | None, NodeRun | None]:
-    # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node.
+NODE_RUN_COLUMNS = [field.name for field in NodeRun._meta.concrete_fields]
+
+
+def _lock_with_node(
+    run_id: int, node_run_id: int, node_fields: Sequence[str], lock_pending: bool
+) -> tuple[Run | None, NodeRun | None, dict[str, NodeRun] | None]:
+    # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node; pending rows after.
     columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"
     sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s AND n.id = %s"  # noqa: S608
+    sql, params = f"{sql} FOR UPDATE", [run_id, node_run_id]
+    if lock_pending:
+        pending = f"SELECT {select_sql(NodeRun, NODE_RUN_COLUMNS, 'p')} FROM runs_noderun p"  # noqa: S608
+        sql = f"{sql}; {pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE"
+        params.append(run_id)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} FOR UPDATE", [run_id, node_run_id])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
+        pending_rows = None
+        if lock_pending:
+            cursor.cursor.nextset()
+            rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in cursor.fetchall()]
+            pending_rows = {row.node_id: row for row in rows}
     if row is None:
-        return None, None
+        return None, None, None
     split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
-    return from_row(Run, TRANSITION_FIELDS, row[:split]), from_row(NodeRun, node_fields, row[split:])
+    run, node_run = from_row(Run, TRANSITION_FIELDS, row[:split]), from_row(NodeRun, node_fields, row[split:])
+    return run, node_run, pending_rows
 
 
 class Publisher:

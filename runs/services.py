@@ -369,7 +369,8 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
     transition, and None is returned: a second transaction per node would double the cost of every if/else,
     fork and join for nothing, since nobody can observe such a node "running". If the worker dies, the
     transaction rolls back and the redelivered task runs the node again."""
-    with run_transition(run_id, node_run_id=node_run_id, node_fields=BEGIN_FIELDS) as tx:
+    merges = _has_merges(run_graph(run_id))
+    with run_transition(run_id, node_run_id=node_run_id, node_fields=BEGIN_FIELDS, lock_pending=merges) as tx:
         run, node_run = tx.run, tx.node_run
         if node_run is None:
             return None
@@ -435,7 +436,8 @@ def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> No
 
 def _claimed_transition(claim: NodeClaim) -> AbstractContextManager[Transition]:
     """The run's transition with the claimed node locked too (as `tx.node_run`)."""
-    return run_transition(claim.run_id, node_run_id=claim.node_run_id, node_fields=CLAIMED_FIELDS)
+    merges = _has_merges(run_graph(claim.run_id))
+    return run_transition(claim.run_id, node_run_id=claim.node_run_id, node_fields=CLAIMED_FIELDS, lock_pending=merges)
 
 
 def _lock_claimed(tx: Transition, claim: NodeClaim) -> NodeRun | None:
@@ -483,7 +485,7 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
         return
     output = core.output_of(node_run.input or {}, result.fields)
     # Read before this node's writes are queued, so that they go out with the rest of the transition's.
-    pending = _pending_rows(tx)
+    pending = tx.pending_rows if tx.pending_rows is not None else _pending_rows(tx)
     _node_succeed(
         tx,
         node_run,
