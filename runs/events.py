@@ -127,12 +127,14 @@ class Transition:
         if not self._deferring:
             self.flush()
 
-    def flush(self) -> None:
-        """Send the deferred writes now."""
+    def flush(self, *, commit: bool = False) -> None:
+        """Send the deferred writes now; with `commit`, and the COMMIT of the transaction in the same round
+        trip (psycopg's and Django's own commit then find it done and only run the on-commit hooks)."""
         writes, self._writes = self._writes, []
         if writes:
+            sql, params = _combined(writes)
             with connection.cursor() as cursor:
-                cursor.execute(*_combined(writes))
+                cursor.execute(f"{sql}; COMMIT" if commit else sql, params)
                 _deliver(writes, cursor.fetchall())
 
     def flush_before_query(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -153,8 +155,9 @@ class Transition:
         raw.nextset()  # the caller reads the query's own result
         return result
 
-    def finish(self) -> None:
-        """Write the transition's events and run changes; publish the events after commit."""
+    def finish(self, *, commit: bool = False) -> None:
+        """Write the transition's events and run changes; publish the events after commit. `commit` says the
+        transition owns the transaction, which may then be committed with the last write."""
         fields = set(self._dirty)
         if fields:
             fields.add("updated_at")
@@ -165,7 +168,7 @@ class Transition:
             self.write(*update_sql(self.run, sorted(fields)))
         if self.events:
             self.write(*insert_sql(self.events, EVENT_FIELDS))
-        self.flush()
+        self.flush(commit=commit)
         if self.events:
             messages = [event.as_message() for event in self.events]
             if self.run.parent_id:  # a cognitive node's child run: its parent's watchers see it too
@@ -204,6 +207,7 @@ def run_transition(
     run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node. With
     `lock_pending` as well, so are the run's pending nodes (merge points some branches reached), as
     `tx.pending_rows`."""
+    owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
         node_run, pending = None, None
         if node_run_id is not None:
@@ -214,11 +218,11 @@ def run_transition(
             run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
         tx = Transition(run)
         tx.node_run, tx.pending_rows = node_run, pending if node_run is not None else None
-        # A node's transition then costs four round trips (begin, lock, write, commit) instead of one per row.
+        # A chain node's transition then costs three round trips (begin, lock, write + commit), not one per row.
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
             yield tx
-            tx.finish()
+            tx.finish(commit=owns_transaction)
 
 
 NODE_RUN_COLUMNS = [field.name for field in NodeRun._meta.concrete_fields]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from runs import services
@@ -106,3 +106,17 @@ def test_events_queued_together_go_to_each_group_once_in_order() -> None:
         "workflow.7": [*first, *second, *third],
         APPROVALS_GROUP: third,
     }
+
+
+def test_a_transition_commits_with_its_last_write_only_when_it_owns_the_transaction(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    run = start(alice, chain(1))
+    events = RunEvent.objects.filter(run=run).count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with run_transition(run.pk) as tx:
+            tx.emit("run_waiting")
+        raise RuntimeError("the caller's transaction rolls back")
+    assert RunEvent.objects.filter(run=run).count() == events
+    with run_transition(run.pk) as tx:
+        tx.emit("run_waiting")
+    assert not connection.in_atomic_block
+    assert RunEvent.objects.filter(run=run).count() == events + 1
