@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -197,7 +197,7 @@ def _deliver(writes: list[Write], rows: list[tuple[Any, ...]]) -> None:
 
 @contextmanager
 def run_transition(
-    run_id: int, *, node_run_id: int | None = None, node_fields: Sequence[str] = ("id",), lock_pending: bool = False
+    run_id: int, *, node_run_id: int | None = None, node_fields: tuple[str, ...] = ("id",), lock_pending: bool = False
 ) -> Iterator[Transition]:
     """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
     commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
@@ -225,11 +225,11 @@ def run_transition(
             tx.finish(commit=owns_transaction)
 
 
-NODE_RUN_COLUMNS = [field.name for field in NodeRun._meta.concrete_fields]
+NODE_RUN_COLUMNS = tuple(field.name for field in NodeRun._meta.concrete_fields)
 
 
 def _lock_with_node(
-    run_id: int, node_run_id: int, node_fields: Sequence[str], lock_pending: bool
+    run_id: int, node_run_id: int, node_fields: tuple[str, ...], lock_pending: bool
 ) -> tuple[Run | None, NodeRun | None, dict[str, NodeRun] | None]:
     # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node; pending rows after.
     columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"

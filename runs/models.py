@@ -267,23 +267,26 @@ def concrete_fields(model: type[models.Model]) -> list[str]:
     return [field.name for field in model._meta.concrete_fields if not field.primary_key]
 
 
-def _loaded(model: type[models.Model], fields: Sequence[str]) -> list[Any]:
+@lru_cache(maxsize=256)
+def _loaded(model: type[models.Model], fields: tuple[str, ...]) -> tuple[list[Any], list[str]]:
     # In the model's column order, which is the order Model.from_db expects values in.
     wanted = {model._meta.get_field(name).attname for name in fields}
-    return [field for field in model._meta.concrete_fields if field.attname in wanted]
+    loaded = [field for field in model._meta.concrete_fields if field.attname in wanted]
+    return loaded, [field.attname for field in loaded]
 
 
-def select_sql(model: type[models.Model], fields: Sequence[str], alias: str) -> str:
+@lru_cache(maxsize=256)
+def select_sql(model: type[models.Model], fields: tuple[str, ...], alias: str) -> str:
     """The columns of `fields` of `model`'s table under `alias`, for a raw SELECT read back by `from_row`."""
-    return ", ".join(f"{alias}.{_quote(field.column)}" for field in _loaded(model, fields))
+    return ", ".join(f"{alias}.{_quote(field.column)}" for field in _loaded(model, fields)[0])
 
 
-def from_row(model: type[models.Model], fields: Sequence[str], values: Sequence[Any]) -> Any:
+def from_row(model: type[models.Model], fields: tuple[str, ...], values: Sequence[Any]) -> Any:
     """An instance of `model` (other fields deferred) from the values of a raw SELECT of `select_sql`,
     converted as the ORM converts them (JSON text to Python)."""
-    loaded = _loaded(model, fields)
+    loaded, attnames = _loaded(model, fields)
     converted = []
     for field, value in zip(loaded, values, strict=True):
         from_db_value = getattr(field, "from_db_value", None)
         converted.append(from_db_value(value, None, connection) if from_db_value and value is not None else value)
-    return model.from_db(connection.alias, [field.attname for field in loaded], converted)
+    return model.from_db(connection.alias, attnames, converted)
