@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -110,6 +111,15 @@ class RunStartThrottle(UserRateThrottle):
 
     def get_rate(self) -> str | None:
         return settings.FLOWNOVA_RUN_START_RATE or None
+
+
+def run_start_wait(request: Any) -> int | None:
+    """For the pages, which start runs too: None if `request.user` may start one now, else the seconds to
+    wait. The same budget as the API's (one cache key per user), so a page is no way around the limit."""
+    throttle = RunStartThrottle()
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
+        return None
+    return max(1, math.ceil(throttle.wait() or 1))
 
 
 class TokenObtainThrottle(SimpleRateThrottle):

@@ -22,13 +22,14 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from flownova.api_base import run_start_wait
 from runs.history import last_entries, runs_compare
 from runs.models import Run
 from runs.nodes import get_node_type, node_catalogue, node_specs
 from runs.services import RunInputError, run_graph, run_resume, run_start
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
-from workflows.views import htmx_partial, pretty_json
+from workflows.views import htmx_partial, pretty_json, too_many_runs
 
 COMPARE_CHOICES = 20  # recent runs of the same workflow offered by the run page's compare form
 REEXECUTE_PREFIX = "side_effect_"  # radio group per side-effect node: "reuse" or "reexecute"
@@ -96,6 +97,9 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = live_workflow(request, run)
     if workflow is None:
         messages.error(request, not_replayable(run))
+        return redirect("run_detail", pk=run.pk)
+    if (wait := run_start_wait(request)) is not None:
+        messages.error(request, too_many_runs(wait))
         return redirect("run_detail", pk=run.pk)
     snapshot = run if version == "same" else None
     try:
@@ -339,6 +343,9 @@ def _resume_posted(
 ) -> Run | None:
     """The started run, or None with the reasons on the form."""
     if not form.is_valid():
+        return None
+    if (wait := run_start_wait(request)) is not None:
+        form.add_error(None, too_many_runs(wait))
         return None
     try:
         return _start_resume(request, run, form, reexecute, recorded)

@@ -236,3 +236,12 @@ def usage_ledger(alice, mallory):  # type: ignore[no-untyped-def]
         make_run(make_workflow(mallory, name="Hers")), 1, 21, model="x", prompt_tokens=999, completion_tokens=1
     )
     return support, triage
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles(settings) -> None:  # type: ignore[no-untyped-def]
+    """Rate-limit counters live in Redis and would carry over between tests (and test runs, whose users get
+    the same ids again): give each test its own cache key prefix."""
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"},
+    }

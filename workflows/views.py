@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from flownova.api_base import run_start_wait
 from runs.models import Run
 from runs.nodes import node_catalogue
 from runs.services import RunInputError, run_start
@@ -48,6 +49,10 @@ def htmx_partial(request: HttpRequest) -> bool:
 
 def visible_workflows(request: HttpRequest) -> QuerySet[Workflow]:
     return Workflow.objects.alive().visible_to(request.user).select_related("owner")
+
+
+def too_many_runs(wait: int) -> str:
+    return f"You have started too many runs just now: try again in {wait} s."
 
 
 def pretty_json(value: Any) -> str:
@@ -315,7 +320,10 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if schema:
         input_form = input_form_class(schema)(request.POST if posted and mode == "fields" else None)
     run_errors: list[str] = []
-    if posted:
+    throttled = posted and (wait := run_start_wait(request)) is not None
+    if throttled:
+        run_errors = [too_many_runs(wait)]
+    elif posted:
         run_input, run_errors = read_run_input(request, input_form, mode)
         if not run_errors:
             try:
@@ -338,4 +346,4 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "run_errors": run_errors,
         "recent_runs": Run.objects.visible_to(request.user).filter(workflow=workflow)[:5],
     }
-    return render(request, "workflows/detail.html", context, status=400 if run_errors else 200)
+    return render(request, "workflows/detail.html", context, status=429 if throttled else 400 if run_errors else 200)

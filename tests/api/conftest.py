@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -11,15 +10,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import linear_graph
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttles(settings) -> None:  # type: ignore[no-untyped-def]
-    """Rate-limit counters live in Redis and would carry over between tests (and test runs, whose users get
-    the same ids again): give each test its own cache key prefix."""
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"},
-    }
 
 
 @pytest.fixture

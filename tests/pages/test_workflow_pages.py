@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -241,3 +242,24 @@ def test_static_files_the_pages_load_are_served(client) -> None:  # type: ignore
         assert response.status_code == 200, path
         body = b"".join(response.streaming_content) if response.streaming else response.content
         assert len(body) > 1000, path
+
+
+def test_run_starts_from_the_pages_share_the_apis_rate_limit(client, alice) -> None:  # type: ignore[no-untyped-def]
+    workflow = make_workflow(alice, graph=linear_graph())
+    client.force_login(alice)
+    url = reverse("workflow_detail", args=[workflow.pk])
+    with override_settings(FLOWNOVA_RUN_START_RATE="2/min"):
+        assert [client.post(url, {"input_mode": "json", "input_json": "{}"}).status_code for _ in range(2)] == [
+            302,
+            302,
+        ]
+        refused = client.post(url, {"input_mode": "json", "input_json": "{}"})
+        assert refused.status_code == 429
+        assert "You have started too many runs just now: try again in" in refused.content.decode()
+        # Run again and resume count against the same allowance, and say so instead of starting a run.
+        first = Run.objects.filter(workflow=workflow).first()
+        again = client.post(reverse("run_rerun", args=[first.pk]), {"version": "same"}, follow=True)
+        assert "You have started too many runs just now" in again.content.decode()
+        resumed = client.post(reverse("run_resume", args=[first.pk]), {"node_id": "end", "version": "same"})
+        assert "You have started too many runs just now" in resumed.content.decode()
+    assert Run.objects.filter(workflow=workflow).count() == 2
