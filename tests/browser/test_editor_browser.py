@@ -166,6 +166,10 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
     page.get_by_role("link", name="Edit").click()
     expect(canvas_node(page, "end")).to_be_visible()
 
+    # Nodes are reached with the keyboard too: focus, Enter selects and opens its form.
+    canvas_node(page, "end").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("form", name="Node end")).to_be_visible()
     # Keyboard-friendly palette: pressing an entry adds the node in the middle, selected.
     page.locator('.fn-palette-item[data-kind="agent"]').focus()
     page.keyboard.press("Enter")
