@@ -176,16 +176,6 @@ def resume_graph(request: HttpRequest, run: Run, *, node_id: str, current: bool)
     return graph
 
 
-def _downstream(graph: Graph, node_id: str) -> set[str]:
-    seen, stack = {node_id}, [node_id]
-    while stack:
-        for target in graph.successors(stack.pop()):
-            if target not in seen:
-                seen.add(target)
-                stack.append(target)
-    return seen
-
-
 def _upstream(graph: Graph, node_id: str) -> set[str]:
     seen: set[str] = set()
     stack = [node_id]
@@ -201,7 +191,7 @@ def resume_plan(run: Run, graph: Graph, node_id: str) -> ResumePlan:
     """Mirrors the reuse rule of `run_resume` (which only reports it after starting): every node outside
     `node_id`'s descendants whose recorded state is a success of the same type is reused."""
     states = {row[0]: row[1:] for row in run.node_runs.values_list("node_id", "status", "node_type")}
-    after = _downstream(graph, node_id)
+    after = graph.downstream(node_id)
     reused = [
         node
         for node in graph.topological_order()

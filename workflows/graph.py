@@ -156,6 +156,16 @@ class Graph:
         )
         return list(dict.fromkeys(targets))
 
+    def downstream(self, node_id: str) -> set[str]:
+        """The node and every node reachable from it."""
+        seen, stack = {node_id}, [node_id]
+        while stack:
+            for target in self.successors(stack.pop()):
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return seen
+
     def topological_order(self) -> list[str]:
         """Every node id, each after all its predecessors; ties go to the earlier node in the document."""
         if self._order is None:

@@ -240,6 +240,13 @@ def test_topological_order_respects_edges_and_breaks_ties_by_document_order() ->
     assert diamond().topological_order() == ["start", "fan", "left", "right", "join", "check", "yes", "no"]
 
 
+def test_downstream_is_the_node_and_everything_reachable_from_it() -> None:
+    graph = diamond()
+    assert graph.downstream("left") == {"left", "join", "check", "yes", "no"}
+    assert graph.downstream("no") == {"no"}
+    assert graph.downstream("start") == set(graph.nodes)
+
+
 def test_node_raises_key_error_for_unknown_ids() -> None:
     with pytest.raises(KeyError):
         diamond().node("ghost")
