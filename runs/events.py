@@ -26,7 +26,17 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from runs.models import NodeRun, Run, RunEvent, concrete_fields, from_row, insert_sql, select_sql, update_sql
+from runs.models import (
+    UNFINISHED_NODE_STATUSES,
+    NodeRun,
+    Run,
+    RunEvent,
+    concrete_fields,
+    from_row,
+    insert_sql,
+    select_sql,
+    update_sql,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +103,8 @@ class Transition:
         self.run = run
         self.node_run: NodeRun | None = None  # locked with the run when the transition was asked to
         self.pending_rows: dict[str, NodeRun] | None = None  # likewise
+        # Status of each of the run's unfinished nodes, read with the locks (see `run_transition`).
+        self.unfinished: dict[str, str] | None = None
         self.events: list[RunEvent] = []
         self._dirty: set[str] = set()
         self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
@@ -206,18 +218,21 @@ def run_transition(
     With `node_run_id`, that node's row (its `node_fields`) is locked too, in the same round trip and after the
     run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node. With
     `lock_pending` as well, so are the run's pending nodes (merge points some branches reached), as
-    `tx.pending_rows`."""
+    `tx.pending_rows`. The status of each unfinished node of the run is read in that round trip too, as
+    `tx.unfinished`: node states change only under the run's lock, so it stays true for the whole transition
+    but for the transition's own changes (whoever settles the run from it applies those)."""
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        node_run, pending = None, None
+        node_run, pending, unfinished = None, None, None
         if node_run_id is not None:
-            run, node_run, pending = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
+            run, node_run, pending, unfinished = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
         if node_run is None:
             # Only the columns a transition reads: the snapshot is parsed once per process, and the JSON input
             # and output are loaded on the rare occasions they are needed.
             run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
         tx = Transition(run)
-        tx.node_run, tx.pending_rows = node_run, pending if node_run is not None else None
+        if node_run is not None:
+            tx.node_run, tx.pending_rows, tx.unfinished = node_run, pending, unfinished
         # A chain node's transition then costs three round trips (begin, lock, write + commit), not one per row.
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
@@ -230,8 +245,10 @@ NODE_RUN_COLUMNS = tuple(field.name for field in NodeRun._meta.concrete_fields)
 
 def _lock_with_node(
     run_id: int, node_run_id: int, node_fields: tuple[str, ...], lock_pending: bool
-) -> tuple[Run | None, NodeRun | None, dict[str, NodeRun] | None]:
+) -> tuple[Run | None, NodeRun | None, dict[str, NodeRun] | None, dict[str, str] | None]:
     # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node; pending rows after.
+    # Each later statement reads a snapshot taken once the first one holds the run's lock: it sees every change
+    # committed by the transitions that held the lock before.
     columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"
     sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s AND n.id = %s"  # noqa: S608
     sql, params = f"{sql} FOR UPDATE", [run_id, node_run_id]
@@ -239,6 +256,8 @@ def _lock_with_node(
         pending = f"SELECT {select_sql(NodeRun, NODE_RUN_COLUMNS, 'p')} FROM runs_noderun p"  # noqa: S608
         sql = f"{sql}; {pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE"
         params.append(run_id)
+    sql = f"{sql}; SELECT node_id, status FROM runs_noderun WHERE run_id = %s AND status = ANY(%s)"  # noqa: S608
+    params += [run_id, [status.value for status in UNFINISHED_NODE_STATUSES]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -247,11 +266,13 @@ def _lock_with_node(
             cursor.cursor.nextset()
             rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in cursor.fetchall()]
             pending_rows = {row.node_id: row for row in rows}
+        cursor.cursor.nextset()
+        unfinished = dict(cursor.fetchall())
     if row is None:
-        return None, None, None
+        return None, None, None, None
     split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
     run, node_run = from_row(Run, TRANSITION_FIELDS, row[:split]), from_row(NodeRun, node_fields, row[split:])
-    return run, node_run, pending_rows
+    return run, node_run, pending_rows, unfinished
 
 
 class Publisher:

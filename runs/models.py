@@ -103,6 +103,9 @@ class NodeStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+UNFINISHED_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.RUNNING, NodeStatus.WAITING)
+
+
 class NodeRun(models.Model):
     """The current state of one node within one run (one row per node that was reached)."""
 

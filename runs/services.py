@@ -502,8 +502,9 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
     if result.run_output is not None:
         tx.run.output = result.run_output
         tx.save_run("output")
-    if not _advance(tx, node_run.node_id, handle=result.handle, output=output, pending=pending):
-        _settle(tx)  # nothing new queued: the run may be waiting, or done
+    advanced = _advance(tx, node_run.node_id, handle=result.handle, output=output, pending=pending)
+    if not any(row.status == NodeStatus.QUEUED for row in advanced):
+        _settle(tx, _unfinished_after(tx, [node_run, *advanced]))  # nothing new queued: waiting, or done?
 
 
 def _node_succeed(
@@ -724,9 +725,9 @@ def _advance(
     handle: str | None,
     output: dict[str, Any],
     pending: dict[str, NodeRun] | None = None,
-) -> bool:
-    """Resolve the finished node's outgoing edges; returns whether any node was queued. `pending` is what
-    `_pending_rows` returned, if the caller read it already."""
+) -> list[NodeRun]:
+    """Resolve the finished node's outgoing edges; returns the node rows it wrote (created or changed, queued
+    among them). `pending` is what `_pending_rows` returned, if the caller read it already."""
     run = tx.run
     graph = run_graph(run.pk)
     rows = _pending_rows(tx) if pending is None else pending
@@ -754,7 +755,7 @@ def _advance(
             queued.append(row)
     node_runs_save(tx, [*changed, *queued])
     _enqueue_after_commit(run, graph, queued)
-    return bool(queued)
+    return [*changed, *queued]
 
 
 def _set_state(row: NodeRun, status: str, arrivals: dict[str, str], *, finished: Any = None) -> NodeRun:
@@ -805,11 +806,25 @@ def _source_outputs(
     return outputs
 
 
-def _settle(tx: Transition) -> None:
-    """Bring the run's status in line with its nodes: still running, waiting for a person, or finished."""
+def _unfinished_after(tx: Transition, written: list[NodeRun]) -> set[str] | None:
+    """The statuses of the run's unfinished nodes once the transition's node writes (`written`: every node row
+    it changed) are applied to what was read with the lock; None when nothing was read with the lock.
+
+    This spares a branch arrival (and the end of every run) a query while the run's lock is held: every other
+    arrival at the same join queues behind that lock, so the query cost a fork's join a round trip per branch."""
+    if tx.unfinished is None:
+        return None
+    statuses = {**tx.unfinished, **{row.node_id: row.status for row in written}}
+    return {status for status in statuses.values() if status not in _CLOSED}
+
+
+def _settle(tx: Transition, statuses: set[str] | None = None) -> None:
+    """Bring the run's status in line with its nodes: still running, waiting for a person, or finished.
+    `statuses` are those of the run's unfinished nodes, if the caller knows them; else they are read."""
     run = tx.run
-    open_nodes = NodeRun.objects.filter(run=run).exclude(status__in=_CLOSED)
-    statuses = set(open_nodes.order_by().values_list("status", flat=True).distinct())
+    if statuses is None:
+        open_nodes = NodeRun.objects.filter(run=run).exclude(status__in=_CLOSED)
+        statuses = set(open_nodes.order_by().values_list("status", flat=True).distinct())
     if statuses & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
         if run.status != RunStatus.RUNNING:
             run.status = RunStatus.RUNNING

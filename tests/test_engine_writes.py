@@ -120,3 +120,32 @@ def test_a_transition_commits_with_its_last_write_only_when_it_owns_the_transact
         tx.emit("run_waiting")
     assert not connection.in_atomic_block
     assert RunEvent.objects.filter(run=run).count() == events + 1
+
+
+def test_a_branch_arriving_at_a_join_and_the_end_of_a_run_cost_what_a_chain_node_costs(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    # Whether the run goes on, waits or is done is decided from the node statuses read with the lock, so a
+    # branch arrival, which queues behind every other arrival at the same join, pays no extra round trip.
+    branches = [f"b{i}" for i in range(5)]
+    nodes = [("start", "start", {}), ("fork", "fork", {}), *[(b, "fork", {}) for b in branches]]
+    nodes += [("join", "join", {}), ("end", "end", {})]
+    edges = [("start", "fork"), *[("fork", b) for b in branches], *[(b, "join") for b in branches], ("join", "end")]
+    run = start(alice, graph_of(nodes, edges))
+    counts = run_all(dispatched)
+    # start, fork, each branch (the last also reads the others' outputs: the join's input), the join (which reads
+    # them as its `branches`), end
+    assert counts == [4, 4, *[4] * (len(branches) - 1), 5, 5, 4], counts
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.finished_at is not None
+    assert RunEvent.objects.filter(run=run, type="run_succeeded").count() == 1
+
+
+def test_a_run_settled_from_the_statuses_read_with_the_lock_still_waits_for_a_person(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    nodes = [("start", "start", {}), ("fork", "fork", {}), ("ask", "user_approval", {"message": "ok?"})]
+    nodes += [("quick", "fork", {}), ("join", "join", {}), ("end", "end", {})]
+    edges = [("start", "fork"), ("fork", "ask"), ("fork", "quick"), ("ask", "join", "approved"), ("quick", "join")]
+    run = start(alice, graph_of(nodes, [*edges, ("join", "end")]))
+    run_all(dispatched)
+    run.refresh_from_db()
+    assert run.status == "waiting"
+    assert NodeRun.objects.get(run=run, node_id="join").status == "pending"
+    assert RunEvent.objects.filter(run=run, type="run_waiting").count() == 1
