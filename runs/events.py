@@ -217,10 +217,11 @@ def run_transition(
 
     With `node_run_id`, that node's row (its `node_fields`) is locked too, in the same round trip and after the
     run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node. With
-    `lock_pending` as well, so are the run's pending nodes (merge points some branches reached), as
-    `tx.pending_rows`. The status of each unfinished node of the run is read in that round trip too, as
-    `tx.unfinished`: node states change only under the run's lock, so it stays true for the whole transition
-    but for the transition's own changes (whoever settles the run from it applies those)."""
+    `lock_pending` as well (the graph has merge points), so are the run's pending nodes (merge points some
+    branches reached), as `tx.pending_rows`, and the status of each of its unfinished nodes is read, as
+    `tx.unfinished`: node states change only under the run's lock, so that stays true for the whole transition
+    but for the transition's own changes (whoever settles the run from it applies those). A graph without merge
+    points settles a run only at its ends, where one more query costs less than this read at every node."""
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
         node_run, pending, unfinished = None, None, None
@@ -255,19 +256,18 @@ def _lock_with_node(
     if lock_pending:
         pending = f"SELECT {select_sql(NodeRun, NODE_RUN_COLUMNS, 'p')} FROM runs_noderun p"  # noqa: S608
         sql = f"{sql}; {pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE"
-        params.append(run_id)
-    sql = f"{sql}; SELECT node_id, status FROM runs_noderun WHERE run_id = %s AND status = ANY(%s)"  # noqa: S608
-    params += [run_id, [status.value for status in UNFINISHED_NODE_STATUSES]]
+        sql = f"{sql}; SELECT node_id, status FROM runs_noderun WHERE run_id = %s AND status = ANY(%s)"  # noqa: S608
+        params += [run_id, run_id, [status.value for status in UNFINISHED_NODE_STATUSES]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-        pending_rows = None
+        pending_rows, unfinished = None, None
         if lock_pending:
             cursor.cursor.nextset()
             rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in cursor.fetchall()]
             pending_rows = {row.node_id: row for row in rows}
-        cursor.cursor.nextset()
-        unfinished = dict(cursor.fetchall())
+            cursor.cursor.nextset()
+            unfinished = dict(cursor.fetchall())
     if row is None:
         return None, None, None, None
     split = len(TRANSITION_FIELDS)  # select_sql reads every named field once

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, models
 from django.db.models import Q
+from psycopg import _queries as psycopg_queries
 
 
 class RunStatus(models.TextChoices):
@@ -217,6 +218,15 @@ class RunEvent(models.Model):
 # trip through the ORM's compiler, more than the write itself. These build plain SQL fragments (values adapted
 # by each field, as the ORM would) that the engine combines with data-modifying CTEs. Only the engine's hot
 # path uses them; everything else goes through the ORM.
+
+# psycopg remembers how it split a query's text around its placeholders, but only for queries of at most 50
+# parameters. A transition's combined write has 50 to 90 and the same text for every node of a kind, so it was
+# split again for every node: a sixth of a transition's CPU. Its 4 KiB limit on the text still keeps big one-off
+# statements (a wide fork's inserts) out of its cache. tests/test_engine_writes.py checks that this still works.
+COMBINED_WRITE_MAX_PARAMS = 200
+psycopg_queries.MAX_CACHED_STATEMENT_PARAMS = max(
+    psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, COMBINED_WRITE_MAX_PARAMS
+)
 
 
 def _quote(name: str) -> str:
