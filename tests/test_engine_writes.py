@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from runs import services
-from runs.events import APPROVALS_GROUP, _by_group, run_transition
+from runs.events import APPROVALS_GROUP, _by_group, publisher, run_group, run_transition, workflow_group
 from runs.models import LedgerEntry, NodeRun, RunEvent
 from tests.engine_helpers import graph_of, start
 
@@ -166,3 +168,32 @@ def test_a_chain_node_s_combined_write_is_parsed_once_per_process(alice, dispatc
     run_all(dispatched)
     run.refresh_from_db()
     assert run.status == "succeeded"
+
+
+def test_events_are_sent_only_to_the_groups_someone_watches(alice, dispatched, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # group_send costs Redis round trips even for an empty group; a run nobody watches is the common case.
+    layer = get_channel_layer()
+    sent: list[str] = []
+    group_send = layer.group_send
+
+    async def recording(group: str, message: dict[str, Any]) -> None:
+        sent.append(group)
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", recording)
+    run = start(alice, chain(2))
+    run_all(dispatched, limit=1)
+    publisher.flush()
+    assert sent == []  # nobody watches the run or its workflow
+
+    async def watch() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(run_group(run.pk), channel)
+        return channel
+
+    channel = async_to_sync(watch)()
+    run_all(dispatched)
+    publisher.flush()
+    assert set(sent) == {run_group(run.pk)} and workflow_group(run.workflow_id) not in sent
+    message = async_to_sync(layer.receive)(channel)
+    assert message["events"][0]["run_id"] == run.pk and message["events"][0]["type"] == "node_started"
