@@ -810,8 +810,9 @@ def _unfinished_after(tx: Transition, written: list[NodeRun]) -> set[str] | None
     """The statuses of the run's unfinished nodes once the transition's node writes (`written`: every node row
     it changed) are applied to what was read with the lock; None when nothing was read with the lock.
 
-    This spares a branch arrival (and the end of every run) a query while the run's lock is held: every other
-    arrival at the same join queues behind that lock, so the query cost a fork's join a round trip per branch."""
+    This spares a branch arrival (and the end of a run whose graph has merge points) a query while the run's
+    lock is held: every other arrival at the same join queues behind that lock, so the query cost a fork's join
+    a round trip per branch."""
     if tx.unfinished is None:
         return None
     statuses = {**tx.unfinished, **{row.node_id: row.status for row in written}}
