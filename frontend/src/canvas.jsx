@@ -111,6 +111,9 @@ function RunCanvas({ element, initial }) {
       refresh();
     };
     document.addEventListener("flownova:run-event", onEvent);
+    // The page's socket may have delivered events before this listener existed (the states embedded in the
+    // page are as old as the page): read the states once now, so the canvas never stays behind.
+    refresh();
     return () => {
       document.removeEventListener("flownova:run-event", onEvent);
       clearTimeout(timer);

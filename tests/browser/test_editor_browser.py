@@ -216,14 +216,16 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
 
 def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice, llm_server) -> None:  # type: ignore[no-untyped-def]
     reply = "Your parcel left the depot this morning and arrives tomorrow."
-    model = llm_server.model(Answer(content=reply, chunk_delay=0.12))
+    model = llm_server.model(Answer(content=reply, chunk_delay=0.2))
+    # A pause first, so the page is open and live before the model starts answering (for about 3 s).
     graph = graph_of(
         [
             ("start", "start", {}),
+            ("pause", "test_sleep", {"seconds": 1.5}),
             ("agent", "agent", {"model": model, "user_prompt": "Where is it?"}),
             ("end", "end", {}),
         ],
-        [("start", "agent"), ("agent", "end")],
+        [("start", "pause"), ("pause", "agent"), ("agent", "end")],
     )
     run = run_start(workflow=make_workflow(alice, name="Tracker", graph=graph), input={}, user=alice)
     page.goto(f"/runs/{run.pk}/")
