@@ -210,7 +210,7 @@ def run_resume(
     if node_id not in graph.nodes:
         raise RunInputError([f'node "{node_id}" is not in the workflow{" as it is now" if current_version else ""}'])
     recorded = {row.node_id: row for row in NodeRun.objects.filter(run=source)}
-    from_node = _downstream(graph, node_id)
+    from_node = graph.downstream(node_id)
     unknown = sorted(set(reexecute) - set(graph.nodes))
     if unknown:
         raise RunInputError([f"reexecute names nodes that are not in the workflow: {', '.join(unknown)}"])
@@ -244,16 +244,6 @@ def run_resume(
         _replay_reused(tx, graph, [recorded[node] for node in reused], resume_at=node_id, resume_input=input)
         tx.finish()
     return Resumed(run=run, reused=reused, warnings=warnings)
-
-
-def _downstream(graph: Graph, node_id: str) -> set[str]:
-    seen, stack = {node_id}, [node_id]
-    while stack:
-        for target in graph.successors(stack.pop()):
-            if target not in seen:
-                seen.add(target)
-                stack.append(target)
-    return seen
 
 
 def _replay_reused(
