@@ -90,8 +90,6 @@ def run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
     )
     return {
         "run": run,
-        "catalogue": node_catalogue(),
-        "canvas": {"run_id": run.pk, "graph": run.graph, "nodes": node_states(run)},
         "others_waiting": others_waiting,
         "input_json": pretty_json(run.input),
         "output_json": pretty_json(run.output) if run.output is not None else "",
@@ -109,8 +107,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
     context = run_context(request, run)
     part = RUN_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
-    if part is None:  # the replay actions are drawn once, not with every live refresh of a part
-        context |= replay_context(request, run)
+    if part is None:  # the canvas and the replay actions are drawn once, not with every live refresh of a part
+        context |= {
+            "catalogue": node_catalogue(),
+            "canvas": {"run_id": run.pk, "graph": run.graph, "nodes": node_states(run)},
+            **replay_context(request, run),
+        }
     return render(request, part or "runs/detail.html", context)
 
 
