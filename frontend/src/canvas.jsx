@@ -28,7 +28,10 @@ function takenEdges(edges, states) {
   return taken;
 }
 
-function ReadOnlyFlow({ graph, decorate, decorateEdge, onNodeClick, label }) {
+// What a plain preview adds to its nodes and edges: nothing.
+const NO_DECORATION = () => ({});
+
+function ReadOnlyFlow({ graph, decorate = NO_DECORATION, decorateEdge = NO_DECORATION, onNodeClick, label }) {
   const base = useMemo(() => toFlow(graph), [graph]);
   const nodes = useMemo(
     () => base.nodes.map((node) => ({ ...node, draggable: false, connectable: false, data: { ...node.data, ...decorate(node) } })),
@@ -49,7 +52,6 @@ function ReadOnlyFlow({ graph, decorate, decorateEdge, onNodeClick, label }) {
       fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
       minZoom={0.2}
       defaultEdgeOptions={{ type: "smoothstep" }}
-      proOptions={{ hideAttribution: false }}
       aria-label={label}
     >
       <Background gap={16} />
@@ -121,17 +123,18 @@ function RunCanvas({ element, initial }) {
     };
   }, [element, runId]);
 
-  const taken = useMemo(() => takenEdges(toFlow(initial.graph).edges, states), [initial.graph, states]);
+  // The graph never changes; only the states do, so its edges are converted once.
+  const edges = useMemo(() => toFlow(initial.graph).edges, [initial.graph]);
+  const taken = useMemo(() => takenEdges(edges, states), [edges, states]);
   const decorate = useMemo(
     () => (node) => ({
       status: states[node.id]?.status,
-      onPath: !!states[node.id] && states[node.id].status !== "skipped",
       stream: states[node.id]?.status === "running" ? streams[node.id] : undefined,
     }),
     [states, streams],
   );
   const decorateEdge = useMemo(
-    () => (edge) => (taken.has(edge.id) ? { className: "fn-edge-taken", animated: false } : { className: "fn-edge-idle" }),
+    () => (edge) => ({ className: taken.has(edge.id) ? "fn-edge-taken" : "fn-edge-idle" }),
     [taken],
   );
   const onNodeClick = (nodeId) => {
@@ -160,13 +163,11 @@ function CompareCanvas({ data }) {
     },
     [data, changed],
   );
-  const decorateEdge = useMemo(() => () => ({}), []);
-  return <ReadOnlyFlow graph={data.graph} decorate={decorate} decorateEdge={decorateEdge} label="Compared runs; changed nodes are marked" />;
+  return <ReadOnlyFlow graph={data.graph} decorate={decorate} label="Compared runs; changed nodes are marked" />;
 }
 
 function GraphPreview({ graph }) {
-  const decorate = useMemo(() => () => ({}), []);
-  return <ReadOnlyFlow graph={graph} decorate={decorate} decorateEdge={decorate} label="Workflow graph" />;
+  return <ReadOnlyFlow graph={graph} label="Workflow graph" />;
 }
 
 let catalogue = null;

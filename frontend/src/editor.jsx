@@ -13,7 +13,7 @@ import {
   useNodesState,
   useReactFlow,
 } from "@xyflow/react";
-import { layout, readJsonScript, toFlow, toGraph } from "./flow/graph.js";
+import { NODE_HEIGHT, NODE_WIDTH, layout, readJsonScript, toFlow, toGraph } from "./flow/graph.js";
 import { nodeTypes, typeTitle } from "./flow/nodes.jsx";
 import { catalogueOnPage, mountFlow } from "./flow/mount.jsx";
 import NodeForm from "./editor/NodeForm.jsx";
@@ -22,6 +22,11 @@ const DRAG_TYPE = "application/x-flownova-node";
 const HISTORY_LIMIT = 100;
 // Edits of one field within this time are one undo step, not one per keystroke.
 const COALESCE_MS = 1500;
+// Half a node: subtracted from a point to place a node centred on it.
+const HALF_W = NODE_WIDTH / 2;
+const HALF_H = NODE_HEIGHT / 2;
+// How the canvas frames the graph, on opening and after auto layout: never zoomed in past readable size.
+const FIT_VIEW = { padding: 0.2, maxZoom: 1.2 };
 const PALETTE_ORDER = ["start", "end", "agent", "tool", "if_else", "guardrails", "fork", "join", "user_approval", "cognitive"];
 
 function paletteTypes(catalogue) {
@@ -46,11 +51,10 @@ function csrfToken(root) {
   return root.dataset.csrf || document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] || "";
 }
 
-// Issues from the server -> what each node and edge shows. Issues naming neither go in the general list.
+// Issues from the server -> what each node and edge shows.
 function splitIssues(issues) {
   const byNode = new Map();
   const byEdge = new Map();
-  const general = [];
   for (const issue of issues) {
     // On the node itself, "node "x": " says nothing more.
     const text = issue.node_id ? issue.message.replace(`node "${issue.node_id}": `, "") : issue.message;
@@ -62,9 +66,8 @@ function splitIssues(issues) {
       if (!byEdge.has(issue.edge_id)) byEdge.set(issue.edge_id, []);
       byEdge.get(issue.edge_id).push(text);
     }
-    if (!issue.node_id && !issue.edge_id) general.push(text);
   }
-  return { byNode, byEdge, general };
+  return { byNode, byEdge };
 }
 
 // A 400 body from the API -> a list of issues: `graph` lists issue objects; other fields list messages.
@@ -192,7 +195,7 @@ function Editor({ root, workflow, catalogue, tools }) {
       const kind = event.dataTransfer.getData(DRAG_TYPE);
       if (!kind || !catalogue[kind]) return;
       const point = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-      addNode(kind, { x: point.x - 95, y: point.y - 30 });
+      addNode(kind, { x: point.x - HALF_W, y: point.y - HALF_H });
     },
     [flow, addNode, catalogue],
   );
@@ -200,7 +203,7 @@ function Editor({ root, workflow, catalogue, tools }) {
     const box = wrapper.current.getBoundingClientRect();
     const point = flow.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 });
     const jitter = (flow.getNodes().length % 5) * 16;
-    addNode(kind, { x: point.x - 95 + jitter, y: point.y - 30 + jitter });
+    addNode(kind, { x: point.x - HALF_W + jitter, y: point.y - HALF_H + jitter });
   };
 
   const isValidConnection = useCallback(
@@ -267,7 +270,7 @@ function Editor({ root, workflow, catalogue, tools }) {
   const autoLayout = () => {
     record();
     setNodes(layout(flow.getNodes(), flow.getEdges()));
-    window.requestAnimationFrame(() => flow.fitView({ padding: 0.15 }));
+    window.requestAnimationFrame(() => flow.fitView(FIT_VIEW));
   };
 
   // --- saving --------------------------------------------------------------------------------------------
@@ -331,7 +334,8 @@ function Editor({ root, workflow, catalogue, tools }) {
   };
 
   // --- what the canvas shows -----------------------------------------------------------------------------
-  const { byNode, byEdge, general } = useMemo(() => splitIssues(issues), [issues]);
+  const { byNode, byEdge } = useMemo(() => splitIssues(issues), [issues]);
+  const graphWide = issues.some((issue) => !issue.node_id && !issue.edge_id);
   const shownNodes = useMemo(
     () => nodes.map((node) => (byNode.has(node.id) ? { ...node, data: { ...node.data, issues: byNode.get(node.id) } } : node)),
     [nodes, byNode],
@@ -345,14 +349,13 @@ function Editor({ root, workflow, catalogue, tools }) {
       ),
     [edges, byEdge],
   );
-  const unplaced = [...byNode.keys()].filter((id) => !nodes.some((node) => node.id === id));
   const selected = nodes.filter((node) => node.selected);
   const single = selected.length === 1 ? selected[0] : null;
 
   const select = (id) => {
     setNodes((all) => all.map((node) => ({ ...node, selected: node.id === id })));
     const node = flow.getNode(id);
-    if (node) flow.setCenter(node.position.x + 95, node.position.y + 30, { duration: 200, zoom: flow.getZoom() });
+    if (node) flow.setCenter(node.position.x + HALF_W, node.position.y + HALF_H, { duration: 200, zoom: flow.getZoom() });
   };
 
   return (
@@ -427,7 +430,7 @@ function Editor({ root, workflow, catalogue, tools }) {
             }}
             deleteKeyCode={["Backspace", "Delete"]}
             fitView
-            fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+            fitViewOptions={FIT_VIEW}
             defaultEdgeOptions={{ type: "smoothstep" }}
           >
             <Background gap={16} />
@@ -453,7 +456,7 @@ function Editor({ root, workflow, catalogue, tools }) {
                   </li>
                 ))}
               </ul>
-              {(general.length > 0 || unplaced.length > 0) && <p className="small">Issues without a node apply to the whole graph.</p>}
+              {graphWide && <p className="small">Issues without a node apply to the whole graph.</p>}
             </section>
           )}
           {single ? (

@@ -190,8 +190,15 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
     form.get_by_label("Id", exact=True).press("Enter")
     expect(canvas_node(page, "helper")).to_be_visible()
 
-    page.locator(".react-flow__edge").first.click(force=True)
+    # The new node sits in the middle, over the old edge: reach the edge with the keyboard instead of a click.
+    page.locator(".react-flow__edge").first.focus()
+    page.keyboard.press("Enter")
     page.keyboard.press("Backspace")
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+    expect(canvas_node(page, "helper")).to_be_visible()
+    # Three unconnected nodes: auto layout stacks them apart, so no node covers another's handle.
+    page.get_by_role("button", name="Auto layout").click()
+    page.wait_for_timeout(400)
     connect(page, "start", "helper")
     connect(page, "helper", "end")
     before = canvas_node(page, "helper").bounding_box()

@@ -1,6 +1,6 @@
 // The side panel: a form for the selected node's configuration, built from its type's JSON Schema.
 import { useState } from "react";
-import { COMMON_KEYS, fieldLabel, isTemplateWidget, templateHints, widgetFor } from "./fields.js";
+import { COMMON_KEYS, fieldLabel, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
 import { typeTitle } from "../flow/nodes.jsx";
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -174,7 +174,7 @@ function Field({ nodeId, name, schema, required, value, tools, hints, onChange }
         />
       );
   }
-  const showHints = isTemplateWidget(widget) && widget !== "json";
+  const showHints = takesTemplateHints(widget);
   return (
     <div className="field">
       <label htmlFor={id}>

@@ -54,8 +54,9 @@ export function widgetFor(key, schema) {
   return "text";
 }
 
-export function isTemplateWidget(widget) {
-  return widget === "textarea" || widget === "template" || widget === "json";
+// Widgets whose text is a template, so the form offers the `{{...}}` hints beside them.
+export function takesTemplateHints(widget) {
+  return widget === "textarea" || widget === "template";
 }
 
 // `{{...}}` expressions the selected node can use: the run input's fields (from the start node's

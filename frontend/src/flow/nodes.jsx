@@ -63,7 +63,6 @@ function FlowNodeView({ id, data, selected }) {
   if (data.status) classes.push(`fn-status-${data.status}`);
   if (data.issues?.length) classes.push("fn-has-issues");
   if (data.changed) classes.push("fn-changed");
-  if (data.onPath) classes.push("fn-on-path");
   if (selected) classes.push("fn-selected");
   const line = summary(data.kind, config);
   return (
