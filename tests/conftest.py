@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".flownova" / "test-logs"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def clean_test_redis() -> None:
     """Messages or channel groups left by an earlier, interrupted test run must not leak into this one."""
     client = redis.Redis.from_url(settings.REDIS_URL)
