@@ -123,6 +123,13 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:543
 # next request or task.
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+# The engine's lock and write statements are bound on the server, and psycopg prepares each on a connection after
+# this many executions (the ORM's queries are bound on the client and never prepared). "off" turns preparing off,
+# for a pooler that cannot keep prepared statements per client (PgBouncer in transaction mode before 1.21).
+_prepare = os.environ.get("FLOWNOVA_DB_PREPARE_THRESHOLD", "5").strip().lower()
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+    None if _prepare in ("off", "none") else env_int("FLOWNOVA_DB_PREPARE_THRESHOLD", 5)
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

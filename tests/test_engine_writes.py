@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from runs import services
@@ -95,6 +96,24 @@ def test_a_transition_that_fails_leaves_none_of_its_deferred_writes(alice, dispa
     assert not NodeRun.objects.filter(run=run, node_id="n0").exists()
 
 
+def test_a_combined_write_that_fails_raises_django_s_error_and_rolls_back_with_the_connection_still_usable(
+    alice, dispatched
+) -> None:  # type: ignore[no-untyped-def]
+    # The engine's statements bypass Django's cursor (they are bound on the server and pipelined with COMMIT);
+    # their errors must still be Django's, so that tasks retry on OperationalError and callers catch IntegrityError.
+    run = start(alice, chain(1))
+    events = RunEvent.objects.filter(run=run).count()
+    with pytest.raises(IntegrityError), run_transition(run.pk) as tx:
+        tx.emit("run_waiting")
+        services.node_runs_save(tx, [NodeRun(run=run, node_id="start", node_type="start", status="queued")])
+    assert not connection.in_atomic_block
+    assert RunEvent.objects.filter(run=run).count() == events  # the event went out with the failed write
+    assert NodeRun.objects.filter(run=run, node_id="start").count() == 1
+    with run_transition(run.pk) as tx:
+        tx.emit("run_waiting")
+    assert RunEvent.objects.filter(run=run).count() == events + 1
+
+
 def event(run_id: int, seq: int, type: str = "node_started", **data: Any) -> dict[str, Any]:
     return {"type": type, "run_id": run_id, "seq": seq, "ts": "", "node_id": None, "data": data}
 
@@ -153,18 +172,36 @@ def test_a_run_settled_from_the_statuses_read_with_the_lock_still_waits_for_a_pe
     assert RunEvent.objects.filter(run=run, type="run_waiting").count() == 1
 
 
-def test_a_chain_node_s_combined_write_is_parsed_once_per_process(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
-    # psycopg caches a query's split around its placeholders only up to a number of parameters that runs.models
-    # raises; splitting a transition's write again for every node cost a sixth of its CPU.
+def prepared_statements() -> dict[str, int]:
+    """This connection's prepared statements: the start of each one's text -> how many times it ran."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        return {statement[:40]: runs for statement, runs in cursor.fetchall()}
+
+
+def test_a_chain_node_s_lock_and_write_are_prepared_on_the_server_and_parsed_once_per_process(
+    alice, dispatched
+) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL parsing and planning the same two statements at every node was a third of its CPU per node;
+    # psycopg splitting the write around its placeholders again at every node (it caches only queries of up to
+    # a number of parameters that runs.models raises) was a sixth of the engine's.
     from psycopg import _queries
 
-    run = start(alice, chain(8))
-    run_all(dispatched, limit=3)
-    before = _queries._query2pg_client.cache_info()
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    if threshold is None:
+        pytest.skip("FLOWNOVA_DB_PREPARE_THRESHOLD=off")
+    run = start(alice, chain(12))
+    # psycopg prepares a statement at its next execution once it has run `prepare_threshold` times; the first
+    # node (start) also starts the run, so its write differs.
+    run_all(dispatched, limit=threshold + 2)
+    before = prepared_statements()
+    lock = next(text for text in before if text.startswith('SELECT r."id"'))
+    write = next(text for text in before if text.startswith("WITH w0 AS (UPDATE"))
+    parsed = _queries._query2pg.cache_info()
     run_all(dispatched, limit=4)  # four more chain nodes: the same statements as the last ones
-    after = _queries._query2pg_client.cache_info()
-    assert after.misses == before.misses
-    assert after.hits - before.hits == 4 * 2  # each node's lock and combined write (BEGIN and COMMIT have no %s)
+    after = prepared_statements()
+    assert after[lock] == before[lock] + 4 and after[write] == before[write] + 4
+    assert _queries._query2pg.cache_info().misses == parsed.misses
     run_all(dispatched)
     run.refresh_from_db()
     assert run.status == "succeeded"
