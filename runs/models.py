@@ -39,14 +39,16 @@ class RunQuerySet(models.QuerySet["Run"]):
 
 
 class Run(models.Model):
+    # No index of its own on this and `owner`: the composite indexes below start with them. Every index on a row
+    # the engine writes at each node costs an entry per write.
     workflow = models.ForeignKey(
-        "workflows.Workflow", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+        "workflows.Workflow", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs", db_index=False
     )
     # Copied at start so the run can be read and audited after its workflow is edited or deleted.
     workflow_name = models.CharField(max_length=200, blank=True, default="")
     workflow_version = models.PositiveIntegerField(default=1)
     graph = models.JSONField(help_text="The graph snapshot this run executes.")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs", db_index=False)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
@@ -110,7 +112,8 @@ UNFINISHED_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.RU
 class NodeRun(models.Model):
     """The current state of one node within one run (one row per node that was reached)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_runs")
+    # Indexed by the constraint and index below, which start with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_runs", db_index=False)
     node_id = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.QUEUED)
@@ -151,7 +154,8 @@ class LedgerStatus(models.TextChoices):
 class LedgerEntry(models.Model):
     """One node execution, written once. Only `runs.ledger.ledger_append` creates these."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="ledger")
+    # Indexed by the constraint and index below, which start with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="ledger", db_index=False)
     seq = models.PositiveIntegerField()
     node_id = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
@@ -188,7 +192,8 @@ class LedgerEntry(models.Model):
 class RunEvent(models.Model):
     """An event sent to the run's WebSocket subscribers (contract section 6), kept for late clients."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # Indexed by the constraint below, which starts with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=32)
     node_id = models.CharField(max_length=64, blank=True, default="")

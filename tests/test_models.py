@@ -104,3 +104,22 @@ def test_a_pending_approval_cannot_carry_a_decision_time(alice) -> None:  # type
     run = make_run(make_workflow(alice))
     with pytest.raises(IntegrityError), transaction.atomic():
         ApprovalRequest.objects.create(run=run, node_id="ok", status="pending", decided_at=timezone.now())
+
+
+def test_every_foreign_key_of_the_run_tables_leads_an_index_and_none_has_a_redundant_one_of_its_own() -> None:
+    # Lookups and cascades by run, owner and workflow need an index starting with the column; a second,
+    # single-column one would only cost an entry at each of the engine's writes.
+    from runs.models import Run, RunEvent
+
+    for model in (Run, NodeRun, LedgerEntry, RunEvent):
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            indexes = connection.introspection.get_constraints(cursor, table).values()
+        leading = [index["columns"] for index in indexes if (index["index"] or index["unique"]) and index["columns"]]
+        for field in model._meta.concrete_fields:
+            if not field.is_relation:
+                continue
+            starting = [columns for columns in leading if columns[0] == field.column]
+            assert starting, f"{table}.{field.column} leads no index"
+            if len(starting) > 1:
+                assert [field.column] not in starting, f"{table}.{field.column} has a redundant index of its own"
