@@ -1066,11 +1066,11 @@ def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
 
     from runs.tasks import execute_node
 
-    signatures = [execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
-    if len(signatures) == 1:
-        signatures[0].apply_async()
-    else:
-        group(signatures).apply_async()
+    if len(jobs) == 1:  # the common case, without building a signature first
+        node_run_id, timeout = jobs[0]
+        execute_node.apply_async((run_id, node_run_id), **_limits(timeout))
+        return
+    group([execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]).apply_async()
 
 
 def _limits(timeout: float | None) -> dict[str, float]:
