@@ -5,7 +5,7 @@
 import "@xyflow/react/dist/style.css";
 import "./flow/flow.css";
 import { useEffect, useMemo, useState } from "react";
-import { Background, Controls, ReactFlow } from "@xyflow/react";
+import { Background, Controls, ReactFlow, useNodesState } from "@xyflow/react";
 import { readJsonScript, toFlow } from "./flow/graph.js";
 import { nodeTypes } from "./flow/nodes.jsx";
 import { catalogueOnPage, mountFlow } from "./flow/mount.jsx";
@@ -31,16 +31,31 @@ function takenEdges(edges, states) {
 // What a plain preview adds to its nodes and edges: nothing.
 const NO_DECORATION = () => ({});
 
+function decorated(node, decorate) {
+  return { ...node, draggable: false, connectable: false, data: { ...node.data, ...decorate(node) } };
+}
+
 function ReadOnlyFlow({ graph, decorate = NO_DECORATION, decorateEdge = NO_DECORATION, onNodeClick, label }) {
   const base = useMemo(() => toFlow(graph), [graph]);
-  const nodes = useMemo(
-    () => base.nodes.map((node) => ({ ...node, draggable: false, connectable: false, data: { ...node.data, ...decorate(node) } })),
-    [base, decorate],
-  );
+  // The nodes live in React Flow's own state (dimension changes applied to them), and a change of decoration
+  // (a node's live status) updates their data only. New node objects without their measured size would make
+  // React Flow hide every node until it measured them again, at every state change of a live run.
+  const [nodes, setNodes, onNodesChange] = useNodesState(() => base.nodes.map((node) => decorated(node, decorate)));
+  const [drawnBase, setDrawnBase] = useState(base);
+  useEffect(() => {
+    if (drawnBase !== base) {
+      setDrawnBase(base);
+      setNodes(base.nodes.map((node) => decorated(node, decorate)));
+      return;
+    }
+    const data = new Map(base.nodes.map((node) => [node.id, node.data]));
+    setNodes((current) => current.map((node) => ({ ...node, data: { ...data.get(node.id), ...decorate(node) } })));
+  }, [base, decorate]);
   const edges = useMemo(() => base.edges.map((edge) => ({ ...edge, ...decorateEdge(edge) })), [base, decorateEdge]);
   return (
     <ReactFlow
       nodes={nodes}
+      onNodesChange={onNodesChange}
       edges={edges}
       nodeTypes={nodeTypes}
       nodesDraggable={false}

@@ -127,6 +127,23 @@ def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice) -> N
 
     # Approve from the inbox in a second tab; the run page's canvas follows live (no reload).
     page.evaluate("window.__notReloaded = true")
+    # Live updates change the nodes' data only: React Flow never hides a node to measure it again.
+    page.evaluate(
+        """() => {
+            window.__hiddenNodes = [];
+            new MutationObserver((records) => {
+                for (const record of records) {
+                    const node = record.target;
+                    if (node.classList?.contains("react-flow__node") && node.style.visibility === "hidden") {
+                        window.__hiddenNodes.push(node.dataset.id);
+                    }
+                }
+            }).observe(
+                document.getElementById("run-canvas"),
+                {subtree: true, attributes: true, attributeFilter: ["style"]},
+            );
+        }"""
+    )
     inbox = page.context.new_page()
     inbox.goto("/approvals/")
     item = inbox.locator(".approval", has_text="Ship order 42?")
@@ -141,6 +158,7 @@ def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice) -> N
     ledger = page.locator("#run-ledger tbody tr")
     expect(ledger.locator("td:nth-child(2)")).to_have_text(["start", "user_approval", "user_approval", "end"])
     assert page.evaluate("window.__notReloaded === true")
+    assert page.evaluate("window.__hiddenNodes") == []
     wait_for(run, "succeeded")
 
     # Clicking a node on the canvas shows its input and output beside it.
