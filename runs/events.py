@@ -278,9 +278,9 @@ _UNFINISHED = ", ".join(f"'{status.value}'" for status in UNFINISHED_NODE_STATUS
 
 
 def server_execute(statements: list[tuple[str, list[Any]]], *, commit: bool = False) -> list[list[tuple[Any, ...]]]:
-    """Execute the engine's own statements on the connection of the current transaction, bound on the server;
-    returns each one's rows. Several statements, or one and the COMMIT, go out in one round trip (pipelined), and
-    are recorded as one query.
+    """Execute the engine's own statements (each one returns rows) on the connection of the current transaction,
+    bound on the server; returns each one's rows. Several statements, or one and the COMMIT, go out in one round
+    trip (pipelined), and are recorded as one query.
 
     The lock and the combined write are the same few texts at every node, so psycopg prepares each on a
     connection once it has seen it `prepare_threshold` times (settings.DATABASES): PostgreSQL then no longer
@@ -300,7 +300,7 @@ def server_execute(statements: list[tuple[str, list[Any]]], *, commit: bool = Fa
                     cursor.execute(sql, params)
                 if commit:  # as SQL, not raw.commit(): that would wait for a second sync
                     psycopg.Cursor(raw).execute("COMMIT", prepare=False)
-        results = [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+        results = [cursor.fetchall() for cursor in cursors]  # each statement returns rows (see the callers)
     if connection.queries_logged:
         _record_queries(raw, statements, commit, time.monotonic() - started)
     return results

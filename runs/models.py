@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models import Q
 from psycopg import _queries as psycopg_queries
 
@@ -263,7 +263,8 @@ def _insert_template(
 def update_sql(instance: models.Model, fields: Iterable[str]) -> tuple[str, list[Any]]:
     """`UPDATE` of the named fields of `instance`, by primary key (auto_now fields are refreshed)."""
     sql, columns = _update_template(type(instance), tuple(fields))
-    params = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in columns]
+    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
+    params = [field.get_db_prep_save(field.pre_save(instance, False), db) for field in columns]
     return sql, [*params, instance.pk]
 
 
@@ -272,11 +273,8 @@ def insert_sql(
 ) -> tuple[str, list[Any]]:
     """Multi-row `INSERT` of new `instances` (of one model), returning the `returning` columns."""
     sql, row, columns = _insert_template(type(instances[0]), tuple(fields), tuple(returning))
-    params = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for instance in instances
-        for field in columns
-    ]
+    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
+    params = [field.get_db_prep_save(field.pre_save(instance, True), db) for instance in instances for field in columns]
     return sql.replace("{rows}", ", ".join([row] * len(instances))), params
 
 
@@ -303,8 +301,9 @@ def from_row(model: type[models.Model], fields: tuple[str, ...], values: Sequenc
     """An instance of `model` (other fields deferred) from the values of a raw SELECT of `select_sql`,
     converted as the ORM converts them (JSON text to Python)."""
     loaded, attnames = _loaded(model, fields)
+    db = connections[DEFAULT_DB_ALIAS]
     converted = []
     for field, value in zip(loaded, values, strict=True):
         from_db_value = getattr(field, "from_db_value", None)
-        converted.append(from_db_value(value, None, connection) if from_db_value and value is not None else value)
-    return model.from_db(connection.alias, attnames, converted)
+        converted.append(from_db_value(value, None, db) if from_db_value and value is not None else value)
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, converted)
