@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=50, help="node executions per chain")
     parser.add_argument("--fork-width", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of engine/baseline, alternated")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of engine/baseline, alternated")
     args = parser.parse_args()
 
     setup_database()
