@@ -306,12 +306,13 @@ def run_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         form = ResumeForm(request.POST, run=run, choices=choices, workflow=workflow)
         reexecute = posted_reexecute(request.POST)
-        started = _resume_posted(request, run, form, reexecute, recorded)
+        started, status = _resume_posted(request, run, form, reexecute, recorded)
         if started is not None:
             messages.success(request, f"Run #{started.pk} resumes run #{run.pk} from node “{form['node_id'].value()}”.")
             return redirect("run_detail", pk=started.pk)
         node_id, version = _selected(request.POST, choices)
     else:
+        status = 200
         node_id, version = _selected(request.GET, choices)
         initial = {"node_id": node_id, "version": version, "input": _json_or_blank(recorded.get(node_id))}
         form = ResumeForm(initial=initial, run=run, choices=choices, workflow=workflow)
@@ -325,23 +326,24 @@ def run_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
         "reexecute_prefix": REEXECUTE_PREFIX,
     }
     part = RESUME_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
-    return render(request, part or "runs/resume.html", context, status=400 if form.is_bound else 200)
+    return render(request, part or "runs/resume.html", context, status=status)
 
 
 def _resume_posted(
     request: HttpRequest, run: Run, form: ResumeForm, reexecute: frozenset[str], recorded: dict[str, Any]
-) -> Run | None:
-    """The started run, or None with the reasons on the form."""
+) -> tuple[Run | None, int]:
+    """The started run, or None with the reasons on the form and the status to answer with (429 when the user
+    started too many runs just now, as everywhere else; else 400)."""
     if not form.is_valid():
-        return None
+        return None, 400
     if (wait := run_start_wait(request)) is not None:
         form.add_error(None, too_many_runs(wait))
-        return None
+        return None, 429
     try:
-        return _start_resume(request, run, form, reexecute, recorded)
+        return _start_resume(request, run, form, reexecute, recorded), 400
     except ResumeRefused as exc:
         form.add_error(None if exc.field == "__all__" else exc.field, str(exc))
-        return None
+        return None, 400
 
 
 def _json_or_blank(value: Any) -> str:

@@ -261,5 +261,6 @@ def test_run_starts_from_the_pages_share_the_apis_rate_limit(client, alice) -> N
         again = client.post(reverse("run_rerun", args=[first.pk]), {"version": "same"}, follow=True)
         assert "You have started too many runs just now" in again.content.decode()
         resumed = client.post(reverse("run_resume", args=[first.pk]), {"node_id": "end", "version": "same"})
+        assert resumed.status_code == 429
         assert "You have started too many runs just now" in resumed.content.decode()
     assert Run.objects.filter(workflow=workflow).count() == 2
