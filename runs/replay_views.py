@@ -26,7 +26,7 @@ from flownova.api_base import run_start_wait
 from runs.history import last_entries, runs_compare
 from runs.models import Run
 from runs.nodes import get_node_type, node_catalogue, node_specs
-from runs.services import RunInputError, run_graph, run_resume, run_start
+from runs.services import RunInputError, run_graph, run_resume, run_resume_reused, run_start
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
 from workflows.views import htmx_partial, pretty_json, too_many_runs
@@ -188,17 +188,8 @@ def _upstream(graph: Graph, node_id: str) -> set[str]:
 
 
 def resume_plan(run: Run, graph: Graph, node_id: str) -> ResumePlan:
-    """Mirrors the reuse rule of `run_resume` (which only reports it after starting): every node outside
-    `node_id`'s descendants whose recorded state is a success of the same type is reused."""
-    states = {row[0]: row[1:] for row in run.node_runs.values_list("node_id", "status", "node_type")}
-    after = graph.downstream(node_id)
-    reused = [
-        node
-        for node in graph.topological_order()
-        if node not in after
-        and states.get(node, ("", ""))[0] == "succeeded"
-        and states[node][1] == graph.node(node).type
-    ]
+    """What resuming `run` at `node_id` on `graph` reuses, and which of those nodes act on the world."""
+    reused = run_resume_reused(source=run, graph=graph, node_id=node_id)
     effects = [
         NodeChoice(node, graph.node(node).type, "succeeded")
         for node in reused

@@ -210,19 +210,11 @@ def run_resume(
     if node_id not in graph.nodes:
         raise RunInputError([f'node "{node_id}" is not in the workflow{" as it is now" if current_version else ""}'])
     recorded = {row.node_id: row for row in NodeRun.objects.filter(run=source)}
-    from_node = graph.downstream(node_id)
     unknown = sorted(set(reexecute) - set(graph.nodes))
     if unknown:
         raise RunInputError([f"reexecute names nodes that are not in the workflow: {', '.join(unknown)}"])
-    reused = [
-        node
-        for node in graph.topological_order()
-        if node not in from_node
-        and node not in reexecute
-        and node in recorded
-        and recorded[node].status == NodeStatus.SUCCEEDED
-        and recorded[node].node_type == graph.node(node).type
-    ]
+    states = {node: (row.status, row.node_type) for node, row in recorded.items()}
+    reused = core.reusable(graph, node_id, states, frozenset(reexecute))
     warnings = [
         f'node "{node}" ({graph.node(node).type}) acts on the world: its recorded result is reused, not called '
         f'again; name it in "reexecute" to run it again'
@@ -244,6 +236,13 @@ def run_resume(
         _replay_reused(tx, graph, [recorded[node] for node in reused], resume_at=node_id, resume_input=input)
         tx.finish()
     return Resumed(run=run, reused=reused, warnings=warnings)
+
+
+def run_resume_reused(*, source: Run, graph: Graph, node_id: str) -> list[str]:
+    """The nodes `run_resume` would reuse from `source` when resuming it at `node_id` on `graph`, in order,
+    before anything is started (resume pages show them)."""
+    states = {row[0]: row[1:] for row in source.node_runs.values_list("node_id", "status", "node_type")}
+    return core.reusable(graph, node_id, states)
 
 
 def _replay_reused(

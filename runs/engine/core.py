@@ -114,3 +114,20 @@ def template_node_refs(paths: list[str]) -> set[str]:
         if len(parts) >= 2 and parts[0] == "nodes":
             refs.add(parts[1])
     return refs
+
+
+def reusable(
+    graph: Graph, resume_at: str, recorded: Mapping[str, tuple[str, str]], reexecute: frozenset[str] = frozenset()
+) -> list[str]:
+    """The nodes a run resumed at `resume_at` reuses from the run it resumes, in topological order: every node
+    outside `resume_at`'s descendants (itself included) and not named in `reexecute`, whose recorded
+    `(status, node type)` is a success of the type it has in `graph` (the graph may be a later version)."""
+    after = graph.downstream(resume_at)
+    return [
+        node
+        for node in graph.topological_order()
+        if node not in after
+        and node not in reexecute
+        and recorded.get(node, ("", ""))[0] == "succeeded"
+        and recorded[node][1] == graph.node(node).type
+    ]

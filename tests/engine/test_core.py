@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from runs.engine.core import DEAD, FIRED, advance, fired_sources, merge_inputs, output_of, template_node_refs
+from runs.engine.core import (
+    DEAD,
+    FIRED,
+    advance,
+    fired_sources,
+    merge_inputs,
+    output_of,
+    reusable,
+    template_node_refs,
+)
 from runs.nodes import node_specs
 from workflows.graph import Graph, parse_graph
 
@@ -218,3 +227,30 @@ def test_wide_fork_join_decides_in_linear_time() -> None:
     edges += [("fork", f"b{i}") for i in range(width)] + [(f"b{i}", "join") for i in range(width)]
     executed, _ = run_all(graph(nodes, edges))
     assert executed.count("join") == 1 and len(executed) == width + 4
+
+
+def test_a_resume_reuses_the_successes_before_the_resume_point_of_the_same_type_unless_named_to_run_again() -> None:
+    g = graph(
+        {"start": "start", "check": "if_else", "a": "fork", "b": "fork", "join": "join", "end": "end"},
+        [
+            ("start", "check"),
+            ("check", "a", "true"),
+            ("check", "b", "false"),
+            ("a", "join"),
+            ("b", "join"),
+            ("join", "end"),
+        ],
+    )
+    recorded = {
+        "start": ("succeeded", "start"),
+        "check": ("succeeded", "if_else"),
+        "a": ("succeeded", "fork"),
+        "b": ("skipped", "fork"),  # not a success: never reused
+        "join": ("succeeded", "join"),
+    }
+    assert reusable(g, "join", recorded) == ["start", "check", "a"]  # in order; join and after run again
+    assert reusable(g, "a", recorded) == ["start", "check"]
+    assert reusable(g, "join", recorded, frozenset({"check"})) == ["start", "a"]
+    # A node whose type changed in the version resumed on is executed, not reused.
+    assert reusable(g, "end", {**recorded, "a": ("succeeded", "tool")}) == ["start", "check", "join"]
+    assert reusable(g, "start", recorded) == []
