@@ -292,14 +292,23 @@ def server_execute(statements: list[tuple[str, list[Any]]], *, commit: bool = Fa
     cursors = [psycopg.Cursor(raw) for _ in statements]
     started = time.monotonic()
     with connection.wrap_database_errors:
-        if len(statements) == 1 and not commit:
-            cursors[0].execute(*statements[0])
-        else:
-            with raw.pipeline():
-                for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                    cursor.execute(sql, params)
-                if commit:  # as SQL, not raw.commit(): that would wait for a second sync
-                    psycopg.Cursor(raw).execute("COMMIT", prepare=False)
+        try:
+            if len(statements) == 1 and not commit:
+                cursors[0].execute(*statements[0])
+            else:
+                with raw.pipeline():
+                    for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                        cursor.execute(sql, params)
+                    if commit:  # as SQL, not raw.commit(): that would wait for a second sync
+                        psycopg.Cursor(raw).execute("COMMIT", prepare=False)
+        except psycopg.errors.FeatureNotSupported as exc:
+            if "cached plan" not in str(exc):
+                raise
+            # A migration changed a table under a statement this connection prepared. Django drops the
+            # connection (and its prepared statements) before the next task or request, and a task retries on
+            # OperationalError, so the next attempt prepares the statements anew.
+            connection.close_at = time.monotonic()
+            raise psycopg.OperationalError(f"the database schema changed under a prepared statement: {exc}") from exc
         results = [cursor.fetchall() for cursor in cursors]  # each statement returns rows (see the callers)
     if connection.queries_logged:
         _record_queries(raw, statements, commit, time.monotonic() - started)

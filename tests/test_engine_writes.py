@@ -207,6 +207,38 @@ def test_a_chain_node_s_lock_and_write_are_prepared_on_the_server_and_parsed_onc
     assert run.status == "succeeded"
 
 
+def test_a_migration_under_a_prepared_statement_fails_the_transition_retryably_and_a_new_connection_prepares_anew(
+    alice, dispatched
+) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+    from django.db import OperationalError, close_old_connections
+
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    if threshold is None:
+        pytest.skip("FLOWNOVA_DB_PREPARE_THRESHOLD=off")
+    run = start(alice, chain(12))
+    run_all(dispatched, limit=threshold + 2)  # the lock is prepared on this connection now
+    params = connection.get_connection_params()
+    other = {key: params[key] for key in ("dbname", "user", "host", "port", "password") if params.get(key)}
+
+    def alter(length: int) -> None:  # as a deployment's migration would, from another connection
+        with psycopg.connect(**other, autocommit=True) as admin:
+            admin.execute(f"ALTER TABLE runs_noderun ALTER COLUMN task_id TYPE varchar({length})")
+
+    alter(300)
+    try:
+        with pytest.raises(OperationalError, match="schema changed under a prepared statement"):
+            services.node_begin(run_id=run.pk, node_run_id=dispatched[0][1], task_id="test")
+        close_old_connections()  # what happens before the task's retry
+        run_all(dispatched)
+    finally:
+        close_old_connections()
+        alter(255)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert list(LedgerEntry.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, 15))
+
+
 def test_events_are_sent_only_to_the_groups_someone_watches(alice, dispatched, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # group_send costs Redis round trips even for an empty group; a run nobody watches is the common case.
     layer = get_channel_layer()
