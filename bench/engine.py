@@ -6,7 +6,7 @@ Prints, in one run:
 - nodes/s for chains of no-op nodes (several runs at once), and the same chains on a bare Celery baseline
   (a self-dispatching chain of tasks that each write one PostgreSQL row), with the ratio between the two;
 - per-node engine overhead p50/p99: the gap between one node's handler finishing and the next one's starting,
-  in a chain that runs alone;
+  in a chain that runs alone, and the bare baseline's step period in a chain that runs alone (its floor);
 - the time from a fork of N branches finishing to its join starting;
 - resume latency: from an approval decision to the next node starting.
 
@@ -176,6 +176,21 @@ def overhead_ms(user, length: int) -> list[float]:  # type: ignore[no-untyped-de
     return [(entries[i + 1][0] - entries[i][1]).total_seconds() * 1000 for i in range(len(entries) - 1)]
 
 
+def baseline_gaps_ms(length: int) -> list[float]:
+    """The bare baseline's step period in a chain that runs alone: one task's row written -> the next one's."""
+    prefix = f"alone-{uuid.uuid4().hex[:6]}"
+    baseline_tasks.baseline_step.delay(prefix, 0, length)
+    deadline = time.monotonic() + 600
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(f"SELECT at FROM {baseline_tasks.TABLE} WHERE chain = %s ORDER BY step", [prefix])  # noqa: S608
+            stamps = [row[0] for row in cursor.fetchall()]
+            if len(stamps) >= length:
+                return [(stamps[i + 1] - stamps[i]).total_seconds() * 1000 for i in range(len(stamps) - 1)]
+            time.sleep(0.05)
+    raise SystemExit("the baseline chain did not finish in time")
+
+
 def fork_to_join_ms(user, width: int) -> float:  # type: ignore[no-untyped-def]
     workflow = workflow_create(owner=user, name=f"fork-{width}", graph=fork_graph(width))
     run = run_start(workflow=workflow, input={}, user=user)
@@ -227,6 +242,7 @@ def main() -> None:
             engine_rates.append(engine_throughput(user, args.chains, args.length))
             baseline_rates.append(baseline_throughput(args.chains, args.length))
         gaps = overhead_ms(user, 200)
+        bare_gaps = baseline_gaps_ms(200)
         fork_join = [fork_to_join_ms(user, args.fork_width) for _ in range(3)]
         resumes = resume_ms(user, 20)
     finally:
@@ -246,6 +262,10 @@ def main() -> None:
     print(
         f"per-node overhead:        p50 {pct(gaps, 0.5):6.2f} ms   p99 {pct(gaps, 0.99):6.2f} ms"
         "   (chain of 200 alone: one node finishing -> the next starting)"
+    )
+    print(
+        f"bare Celery step period:  p50 {pct(bare_gaps, 0.5):6.2f} ms   p99 {pct(bare_gaps, 0.99):6.2f} ms"
+        "   (baseline chain of 200 alone: one row written -> the next; the floor of the line above)"
     )
     print(
         f"fork({args.fork_width}) -> join start:  median {statistics.median(fork_join):6.1f} ms"
