@@ -148,6 +148,43 @@ document.addEventListener(
   true,
 );
 
+// A live part (an element re-fetched on fn-* signals) can also be redrawn by what the user does in it: a
+// decision, a page of the inbox. A refresh must not win over that, whichever answer comes back first: one
+// answered first would replace the part, and the user's answer, aimed at the element it replaced, would be
+// lost (the notice, the page asked for). So while the user's request is in flight, refreshes of that part are
+// not sent, and a refresh sent before it is not swapped in; the user's answer redraws the part anyway.
+const userActions = new Map(); // live part id -> {pending, generation}
+function livePart(element) {
+  return element && element.id && (element.getAttribute("hx-trigger") || "").includes("fn-") ? element : null;
+}
+function actionsOn(id) {
+  if (!userActions.has(id)) userActions.set(id, { pending: 0, generation: 0 });
+  return userActions.get(id);
+}
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const { elt, target, xhr } = event.detail;
+  const part = livePart(target);
+  if (!part || !xhr) return;
+  const actions = actionsOn(part.id);
+  if (elt === part) {
+    if (actions.pending > 0) event.preventDefault();
+    else xhr.fnGeneration = actions.generation;
+    return;
+  }
+  actions.pending += 1;
+  actions.generation += 1;
+  xhr.fnUserAction = part.id;
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  const id = event.detail.xhr && event.detail.xhr.fnUserAction;
+  if (id) actionsOn(id).pending = Math.max(0, actionsOn(id).pending - 1);
+});
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const { xhr, target } = event.detail;
+  if (!xhr || xhr.fnGeneration === undefined || !target || !target.id) return;
+  if (xhr.fnGeneration !== actionsOn(target.id).generation) event.detail.shouldSwap = false;
+});
+
 function start() {
   const runPage = document.getElementById("run-page");
   if (runPage) watchRun(runPage);

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from approvals.models import ApprovalRequest
 from runs.services import run_start
@@ -78,7 +78,30 @@ def test_page_through_the_pending_requests_without_a_reload(page: Page, alice) -
     expect(listing).to_contain_text("27 pending requests; showing 1 to 25.")
     expect(listing.locator("article.approval")).to_have_count(25)
 
+    # A live refresh of page 1 in flight when Next is pressed, and answered first, must not win over page 2.
+    held: list[Route] = []
+    inbox = re.compile(r"/approvals/(\?page=2)?$")
+    page.route(inbox, lambda route: held.append(route))  # answers wait until let through below
+
+    def wait_held(count: int) -> None:
+        for _ in range(100):
+            if len(held) >= count:
+                return
+            page.wait_for_timeout(50)
+        raise AssertionError(f"{count} requests expected, {len(held)} seen")
+
+    page.evaluate("document.body.dispatchEvent(new Event('fn-approvals-changed'))")
+    wait_held(1)
+    page.wait_for_timeout(200)  # every live part has asked by now
+    refreshes = list(held)
     listing.get_by_role("link", name="Next").click()
+    wait_held(len(refreshes) + 1)
+    for route in refreshes:
+        route.continue_()
+    page.wait_for_timeout(500)  # the refreshes have been answered
+    for route in held[len(refreshes) :]:
+        route.continue_()
+    page.unroute(inbox)
     expect(page).to_have_url(re.compile(r"/approvals/\?page=2$"))
     expect(listing).to_contain_text("showing 26 to 27.")
     expect(listing.locator("article.approval")).to_have_count(2)
