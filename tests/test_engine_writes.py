@@ -172,6 +172,18 @@ def test_a_run_settled_from_the_statuses_read_with_the_lock_still_waits_for_a_pe
     assert RunEvent.objects.filter(run=run, type="run_waiting").count() == 1
 
 
+def chain_with_prepared_statements(user, jobs: list[tuple[int, int]]):  # type: ignore[no-untyped-def]
+    """A run of a chain far enough along that this connection has prepared its lock and write statements."""
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    if threshold is None:
+        pytest.skip("FLOWNOVA_DB_PREPARE_THRESHOLD=off")
+    run = start(user, chain(12))
+    # psycopg prepares a statement at its next execution once it has run `prepare_threshold` times; the first
+    # node (start) also starts the run, so its write differs.
+    run_all(jobs, limit=threshold + 2)
+    return run
+
+
 def prepared_statements() -> dict[str, int]:
     """This connection's prepared statements: the start of each one's text -> how many times it ran."""
     with connection.cursor() as cursor:
@@ -187,13 +199,7 @@ def test_a_chain_node_s_lock_and_write_are_prepared_on_the_server_and_parsed_onc
     # a number of parameters that runs.models raises) was a sixth of the engine's.
     from psycopg import _queries
 
-    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
-    if threshold is None:
-        pytest.skip("FLOWNOVA_DB_PREPARE_THRESHOLD=off")
-    run = start(alice, chain(12))
-    # psycopg prepares a statement at its next execution once it has run `prepare_threshold` times; the first
-    # node (start) also starts the run, so its write differs.
-    run_all(dispatched, limit=threshold + 2)
+    run = chain_with_prepared_statements(alice, dispatched)
     before = prepared_statements()
     lock = next(text for text in before if text.startswith('SELECT r."id"'))
     write = next(text for text in before if text.startswith("WITH w0 AS (UPDATE"))
@@ -213,11 +219,7 @@ def test_a_migration_under_a_prepared_statement_fails_the_transition_retryably_a
     import psycopg
     from django.db import OperationalError, close_old_connections
 
-    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
-    if threshold is None:
-        pytest.skip("FLOWNOVA_DB_PREPARE_THRESHOLD=off")
-    run = start(alice, chain(12))
-    run_all(dispatched, limit=threshold + 2)  # the lock is prepared on this connection now
+    run = chain_with_prepared_statements(alice, dispatched)
     params = connection.get_connection_params()
     other = {key: params[key] for key in ("dbname", "user", "host", "port", "password") if params.get(key)}
 
