@@ -182,7 +182,32 @@ document.addEventListener("htmx:afterRequest", (event) => {
 document.addEventListener("htmx:beforeSwap", (event) => {
   const { xhr, target } = event.detail;
   if (!xhr || xhr.fnGeneration === undefined || !target || !target.id) return;
-  if (xhr.fnGeneration !== actionsOn(target.id).generation) event.detail.shouldSwap = false;
+  if (xhr.fnGeneration !== actionsOn(target.id).generation) {
+    event.detail.shouldSwap = false;
+    return;
+  }
+  xhr.fnFieldErrors = shownFieldErrors(target);
+});
+
+// The error the server put beside a field the user typed in (an approval's edit that is not JSON) belongs to
+// what was typed, which a refresh keeps (hx-preserve) but the server no longer knows of: a refresh puts the
+// error back beside the same field while the field still holds what was refused.
+function shownFieldErrors(part) {
+  return [...part.querySelectorAll(".field.has-error")].flatMap((field) => {
+    const input = field.querySelector("textarea, input");
+    const error = field.querySelector(".field-error");
+    return input && input.id && error ? [{ id: input.id, value: input.value, text: error.textContent }] : [];
+  });
+}
+document.addEventListener("htmx:afterSwap", (event) => {
+  for (const shown of (event.detail.xhr && event.detail.xhr.fnFieldErrors) || []) {
+    const input = document.getElementById(shown.id);
+    const error = document.getElementById(`${shown.id}-error`);
+    if (!input || !error || input.value !== shown.value || error.textContent.trim()) continue;
+    error.textContent = shown.text;
+    error.setAttribute("role", "alert");
+    input.closest(".field")?.classList.add("has-error");
+  }
 });
 
 function start() {

@@ -46,6 +46,12 @@ def test_edit_a_field_when_approving_from_the_inbox(page: Page, alice, page_prob
     expect(amount).to_have_accessible_description(re.compile(r'Edit of "amount"'))
     run.refresh_from_db()
     assert run.status == "waiting"
+    # A live refresh of the list keeps the refused text and the error beside it.
+    with page.expect_response(lambda answer: answer.request.headers.get("hx-target") == "approvals-list"):
+        page.evaluate("document.body.dispatchEvent(new Event('fn-approvals-changed'))")
+    page.wait_for_timeout(300)  # swapped and settled
+    expect(amount).to_have_value("ninety")
+    expect(error).to_have_text(re.compile(r'^Edit of "amount": not valid JSON'))
 
     amount.fill("90")
     item.get_by_label("Comment (optional)").fill("capped at 90")
