@@ -4,7 +4,7 @@
 // including ones htmx swaps in later.
 import "@xyflow/react/dist/style.css";
 import "./flow/flow.css";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { Background, Controls, ReactFlow, useNodesState } from "@xyflow/react";
 import { readJsonScript, toFlow } from "./flow/graph.js";
 import { nodeTypes } from "./flow/nodes.jsx";
@@ -41,10 +41,10 @@ function ReadOnlyFlow({ graph, decorate = NO_DECORATION, decorateEdge = NO_DECOR
   // (a node's live status) updates their data only. New node objects without their measured size would make
   // React Flow hide every node until it measured them again, at every state change of a live run.
   const [nodes, setNodes, onNodesChange] = useNodesState(() => base.nodes.map((node) => decorated(node, decorate)));
-  const [drawnBase, setDrawnBase] = useState(base);
+  const drawnBase = useRef(base);
   useEffect(() => {
-    if (drawnBase !== base) {
-      setDrawnBase(base);
+    if (drawnBase.current !== base) {
+      drawnBase.current = base;
       setNodes(base.nodes.map((node) => decorated(node, decorate)));
       return;
     }
