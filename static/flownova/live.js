@@ -164,13 +164,18 @@ function actionsOn(id) {
 document.addEventListener("htmx:beforeRequest", (event) => {
   const { elt, target, xhr } = event.detail;
   const part = livePart(target);
-  if (!part || !xhr) return;
+  if (!part || !xhr || elt !== part) return; // only the part's own refresh
   const actions = actionsOn(part.id);
-  if (elt === part) {
-    if (actions.pending > 0) event.preventDefault();
-    else xhr.fnGeneration = actions.generation;
-    return;
-  }
+  if (actions.pending > 0) event.preventDefault();
+  else xhr.fnGeneration = actions.generation;
+});
+// Counted once the request is really sent (no listener can cancel it any more), so that afterRequest, which
+// follows every sent request (answered, failed or aborted), always uncounts it.
+document.addEventListener("htmx:beforeSend", (event) => {
+  const { elt, target, xhr } = event.detail;
+  const part = livePart(target);
+  if (!part || !xhr || elt === part) return;
+  const actions = actionsOn(part.id);
   actions.pending += 1;
   actions.generation += 1;
   xhr.fnUserAction = part.id;
