@@ -39,8 +39,8 @@ class RunQuerySet(models.QuerySet["Run"]):
 
 
 class Run(models.Model):
-    # No index of its own on this and `owner`: the composite indexes below start with them. Every index on a row
-    # the engine writes at each node costs an entry per write.
+    # No index of its own on this and `owner`: the composite indexes below start with them. Every index on the
+    # run row costs an entry whenever an update cannot stay on the row's page (a status change, for one).
     workflow = models.ForeignKey(
         "workflows.Workflow", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs", db_index=False
     )
