@@ -8,6 +8,7 @@ read from the copy bundled with the package: fetching it from the internet would
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import os
@@ -26,6 +27,9 @@ from runs.nodes.base import NodeError
 logger = logging.getLogger(__name__)
 litellm.suppress_debug_info = True
 litellm.telemetry = False
+# `chat` is the one retry layer. LiteLLM retries a failed completion when this global is set (and a per-call
+# num_retries=0 does not override it), so it stays off here as well as on every call.
+litellm.num_retries = None
 
 # Worth retrying: the provider is busy, flaky or slow. Anything else (bad request, auth, context too long)
 # will fail the same way again.
@@ -37,6 +41,11 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     litellm.BadGatewayError,
     litellm.Timeout,
 )
+
+
+# The longest wait between attempts, whatever the backoff or the provider's Retry-After says: beyond it the
+# node's own retries (with their longer backoff) are the better place to wait.
+MAX_RETRY_DELAY_SECONDS = 30.0
 
 
 class LLMError(NodeError):
@@ -130,6 +139,11 @@ def chat(
         "model": model,
         "messages": messages,
         "timeout": settings.FLOWNOVA_LLM_TIMEOUT,
+        # The retries below are the only ones: left to their defaults, LiteLLM's wrapper (num_retries) and the
+        # OpenAI client it builds (max_retries, 2) each retry too, and the layers multiply (3 x 3 requests for
+        # FLOWNOVA_LLM_RETRIES=2), each with its own backoff.
+        "num_retries": 0,
+        "max_retries": 0,
         **provider_kwargs(model),
     }
     if tools:
@@ -144,8 +158,9 @@ def chat(
             return _stream(kwargs, on_text) if on_text else _complete(kwargs)
         except TRANSIENT_ERRORS as exc:
             if attempt == attempts:
-                raise LLMError(f"the LLM provider failed {attempts} times for {model}: {_short(exc)}") from exc
-            delay = min(settings.FLOWNOVA_LLM_BACKOFF_SECONDS * 2 ** (attempt - 1), 30)
+                times = "once" if attempts == 1 else f"{attempts} times"
+                raise LLMError(f"the LLM provider failed {times} for {model}: {_short(exc)}") from exc
+            delay = _retry_delay(exc, attempt)
             logger.warning("LLM call to %s failed (%s); retry %d in %.1f s", model, _short(exc), attempt, delay)
             time.sleep(delay)
         except litellm.AuthenticationError as exc:
@@ -153,6 +168,36 @@ def chat(
         except (litellm.BadRequestError, litellm.NotFoundError, litellm.APIError) as exc:
             raise LLMError(f"the LLM provider rejected the request for {model}: {_short(exc)}") from exc
     raise AssertionError("unreachable")
+
+
+def _retry_delay(exc: Exception, attempt: int) -> float:
+    """Seconds to wait before the next attempt: our backoff, or longer when the provider said how long
+    (Retry-After on a 429 or 503; the OpenAI client honoured it, and its retries are off now), capped."""
+    delay = settings.FLOWNOVA_LLM_BACKOFF_SECONDS * 2 ** (attempt - 1)
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        asked = _retry_after_seconds(headers)
+        if asked is not None:
+            delay = max(delay, asked)
+    return min(delay, MAX_RETRY_DELAY_SECONDS)
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    """The wait a response asks for: `retry-after-ms` (OpenAI's), or `Retry-After` in seconds or as a date."""
+    try:
+        if headers.get("retry-after-ms"):
+            return max(float(headers["retry-after-ms"]) / 1000, 0.0)
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            moment = email.utils.parsedate_to_datetime(value)
+            return max(moment.timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError, OverflowError):  # a header we cannot read: our own backoff applies
+        return None
 
 
 def _short(exc: Exception) -> str:

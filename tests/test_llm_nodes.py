@@ -126,10 +126,13 @@ def test_transient_provider_errors_are_retried(alice, llm_server) -> None:  # ty
 
 
 def test_a_provider_that_keeps_failing_fails_the_node_with_the_reason(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
-    model = llm_server.model(Answer(status=500), Answer(status=500), Answer(status=500))
+    # More failures scripted than the worker's FLOWNOVA_LLM_RETRIES=2 may use: any retry layer under ours would
+    # take them and show up in the count.
+    model = llm_server.model(*[Answer(status=500) for _ in range(9)])
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi", retries=0)))
     assert run.status == "failed"
     assert "the LLM provider failed 3 times" in run.error
+    assert len(llm_server.requests(model)) == 3
 
 
 def test_no_provider_configured_fails_at_once_saying_what_to_set(alice) -> None:  # type: ignore[no-untyped-def]
