@@ -8,12 +8,11 @@ the user may not see is a 404 whatever they post.
 
 Edits: when a request names `editable_fields`, its form has one `edit__<field>` input per field holding the
 value as JSON. They count only when approving (the service refuses edits on a rejection, so a rejection
-ignores them); a value that is not JSON is refused naming its field.
+ignores them); a value that is not JSON, or holds what can't be stored, is refused naming its field.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +35,7 @@ from approvals.services import (
     approval_can_decide,
     approval_decide,
 )
+from flownova.jsonbody import JSONInputError, parse_json
 from runs.models import Run
 from runs.services import RunError
 from runs.views import run_context
@@ -123,13 +123,14 @@ def read_edits(request: HttpRequest) -> dict[str, Any]:
         if not raw.strip():
             raise EditInputError(name, f'Edit of "{name}": give a JSON value (null for none).')
         try:
-            edits[name] = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise EditInputError(
-                name, f'Edit of "{name}": not valid JSON ({exc.msg}); text needs double quotes, e.g. "Ann".'
-            ) from exc
-        except RecursionError as exc:  # nesting deeper than the parser goes
-            raise EditInputError(name, f'Edit of "{name}": the JSON is nested too deeply.') from exc
+            edits[name] = parse_json(raw)
+        except JSONInputError as exc:
+            if exc.decode_error is not None:
+                reason = exc.decode_error.msg
+                message = f'Edit of "{name}": not valid JSON ({reason}); text needs double quotes, e.g. "Ann".'
+            else:  # JSON that can't be stored (NUL, NaN, 1e400...), or nested too deeply
+                message = f'Edit of "{name}": {exc}'
+            raise EditInputError(name, message) from exc
     return edits
 
 

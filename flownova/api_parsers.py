@@ -3,16 +3,14 @@
 DRF's own JSONParser reads the request as a stream, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE (checked only by
 `request.body`) never applies to it; and it accepts values PostgreSQL refuses later with a 500 (NUL
 characters and unpaired surrogates in text and jsonb, `Infinity` from `1e400`). This parser enforces the size
-limit itself (413), names the JSON syntax error (400), and walks the parsed document once to refuse, naming
-the field: NUL characters, unpaired surrogates, non-finite numbers and nesting deeper than
-FLOWNOVA_API_MAX_JSON_DEPTH.
+limit itself (413) and reads the body with flownova.jsonbody.parse_json, the reader the page forms use too:
+a document that can't be read is a 400 naming the parse error, and a value that can't be stored (NUL
+characters, unpaired surrogates, non-finite numbers, integers too long to convert, nesting deeper than
+FLOWNOVA_API_MAX_JSON_DEPTH) a 400 naming the field.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,11 +19,9 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
-__all__ = ["BodyTooLarge", "InvalidBody", "SafeJSONParser", "check_json_value"]
+from flownova.jsonbody import JSONInputError, parse_json
 
-DEFAULT_MAX_DEPTH = 64
-# Characters neither PostgreSQL text nor jsonb can store.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+__all__ = ["BodyTooLarge", "InvalidBody", "SafeJSONParser"]
 
 
 class BodyTooLarge(APIException):
@@ -46,50 +42,6 @@ class InvalidBody(ParseError):
     def __init__(self, message: str, field: str) -> None:
         where = field or "the body"
         super().__init__({"detail": f"{where}: {message}", "field": field})
-
-
-def check_json_value(value: object, *, max_depth: int) -> None:
-    """Raise InvalidBody for the first value in `value` that can't be stored or is nested too deeply.
-
-    Iterative, so a document nested to any depth can't exhaust the stack."""
-    stack: list[tuple[object, str, int]] = [(value, "", 1)]
-    while stack:
-        item, path, depth = stack.pop()
-        if isinstance(item, str):
-            _check_text(item, path)
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidBody("the number is too large (it would be infinite)", path)
-        elif isinstance(item, (Mapping, list)):
-            if depth > max_depth:
-                raise InvalidBody(f"the JSON is nested more than {max_depth} levels deep", path)
-            if isinstance(item, Mapping):
-                for key, child in reversed(list(item.items())):
-                    child_path = f"{path}.{key}" if path else str(key)
-                    _check_text(key, child_path)
-                    stack.append((child, child_path, depth + 1))
-            else:
-                for index in range(len(item) - 1, -1, -1):
-                    stack.append((item[index], f"{path}[{index}]", depth + 1))
-
-
-def _check_text(text: str, path: str) -> None:
-    match = _UNSTORABLE.search(text)
-    if match is None:
-        return
-    if match.group() == "\x00":
-        raise InvalidBody("text may not contain NUL characters (\\u0000)", _printable(path))
-    code = f"\\u{ord(match.group()):04x}"
-    raise InvalidBody(f"text may not contain an unpaired surrogate ({code})", _printable(path))
-
-
-def _printable(path: str) -> str:
-    # The path itself may be made of a key with the bad character; show it escaped, never raw.
-    return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", path)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
 
 
 class SafeJSONParser(JSONParser):
@@ -113,10 +65,8 @@ class SafeJSONParser(JSONParser):
         except UnicodeDecodeError as exc:
             raise ParseError(f"The body is not valid UTF-8: {exc.reason} at byte {exc.start}.") from None
         try:
-            data = json.loads(text, parse_constant=_refuse_constant)
-        except RecursionError:
-            raise ParseError("JSON parse error: the document is nested too deeply.") from None
-        except ValueError as exc:  # JSONDecodeError says where: "Expecting ',' delimiter: line 1 column 9"
-            raise ParseError(f"JSON parse error: {exc}") from None
-        check_json_value(data, max_depth=getattr(settings, "FLOWNOVA_API_MAX_JSON_DEPTH", DEFAULT_MAX_DEPTH))
-        return data
+            return parse_json(text)
+        except JSONInputError as exc:
+            if exc.parsing:
+                raise ParseError(f"JSON parse error: {exc.message}") from None
+            raise InvalidBody(exc.message, exc.field) from None

@@ -23,6 +23,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from flownova.api_base import run_start_wait
+from flownova.jsonbody import JSONInputError, parse_json
 from runs.history import last_entries, runs_compare
 from runs.models import Run
 from runs.nodes import get_node_type, node_catalogue, node_specs
@@ -225,11 +226,12 @@ class ResumeForm(forms.Form):
         if not text:
             return None
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-            ) from None
+            value = parse_json(text)
+        except JSONInputError as exc:
+            if (error := exc.decode_error) is not None:
+                where = f"(line {error.lineno}, column {error.colno})"
+                raise forms.ValidationError(f"Input is not valid JSON: {error.msg} {where}.") from None
+            raise forms.ValidationError(f"Input can't be used: {exc}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError(f"Input must be a JSON object, not {type(value).__name__}.")
         return value

@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from flownova.api_base import run_start_wait
+from flownova.jsonbody import JSONInputError, parse_json
 from runs.models import Run
 from runs.nodes import node_catalogue
 from runs.services import RunInputError, run_start
@@ -86,9 +87,9 @@ class WorkflowForm(forms.Form):
 
     def clean_graph(self) -> Any:
         try:
-            return json.loads(self.cleaned_data["graph"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON: {exc}") from None
+            return parse_json(self.cleaned_data["graph"])
+        except JSONInputError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 @login_required
@@ -160,12 +161,13 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
         errors = [f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB."]
     else:
         try:
-            document = import_document(json.loads(form.cleaned_data["file"].read()))
+            document = import_document(parse_json(form.cleaned_data["file"].read()))
             if len(document["name"]) > 200:
                 raise DocumentError({"name": ["the name is longer than 200 characters"]})
             workflow = workflow_create(owner=request.user, **document)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            errors = [f"The file is not valid JSON: {exc}"]
+        except JSONInputError as exc:
+            syntax = exc.decode_error is not None
+            errors = [f"The file is not valid JSON: {exc.message}" if syntax else f"The file can't be imported: {exc}"]
         except DocumentError as exc:
             for key, problems in exc.errors.items():
                 for problem in problems:
@@ -303,9 +305,10 @@ def read_run_input(request: HttpRequest, input_form: forms.Form | None, mode: st
             return input_from_form(input_form), []
         return None, ["Some fields are not valid; see the messages next to them."]
     try:
-        return json.loads(request.POST.get("input_json") or "{}"), []
-    except json.JSONDecodeError as exc:
-        return None, [f"The input is not valid JSON: {exc}"]
+        return parse_json(request.POST.get("input_json") or "{}"), []
+    except JSONInputError as exc:
+        syntax = exc.decode_error is not None
+        return None, [f"The input is not valid JSON: {exc.message}" if syntax else f"The input can't be used: {exc}"]
 
 
 @login_required
