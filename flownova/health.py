@@ -3,6 +3,11 @@
 `/healthz` answers as long as the process serves requests. `/readyz` checks each dependency the product
 needs to run a workflow (PostgreSQL, Redis, at least one Celery worker), each under a short timeout, and
 answers 503 naming what is down.
+
+Anyone may ask /readyz (load balancers and orchestrators do, without credentials), but the details of a check
+(driver error texts with host names and ports, worker host names, timings) are for operators: the callers
+/metrics admits (the FLOWNOVA_METRICS_TOKEN bearer token or a staff login). Everyone else gets the status of
+each check, "ok" or "failing", and the HTTP status.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from flownova import metrics
 from flownova.celery import app as celery_app
 
 
@@ -70,6 +76,15 @@ def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
     return healthy, results
 
 
+def check_statuses(results: dict[str, dict[str, object]], *, details: bool) -> dict[str, dict[str, object]]:
+    """Each check's "ok" or "failing", with its detail and timing only when `details`."""
+    shown: dict[str, dict[str, object]] = {}
+    for name, result in results.items():
+        status = {"status": "ok" if result["ok"] else "failing"}
+        shown[name] = {**status, **result} if details else status
+    return shown
+
+
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -80,6 +95,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     healthy, results = run_checks()
+    checks = check_statuses(results, details=metrics.allowed(request))
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": results}, status=200 if healthy else 503
+        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
     )

@@ -117,7 +117,8 @@ class _Delegate:
 def allowed(request: HttpRequest) -> bool:
     token = settings.FLOWNOVA_METRICS_TOKEN
     header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
         return True
     user = getattr(request, "user", None)
     return bool(user and user.is_authenticated and user.is_staff)

@@ -1,14 +1,28 @@
-"""/healthz and /readyz, with every dependency up, and with each one down."""
+"""/healthz and /readyz, with every dependency up, and with each one down. /readyz shows the details of its
+checks (error texts, host names, timings) only to the callers /metrics admits: the metrics token or a staff
+login; anyone else gets "ok" or "failing" per check and the HTTP status."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+from django.test import override_settings
 
 from tests.conftest import service_env, start_daphne, stop_process
 
 CLOSED_PORT_DATABASE = "postgres://postgres@127.0.0.1:1/flownova"
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
+METRICS_TOKEN = "readyz-test-token"
+BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+def statuses(body: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    return {name: check["status"] for name, check in body["checks"].items()}
+
+
+def assert_no_details(body: dict) -> None:  # type: ignore[type-arg]
+    """Only each check's status: nothing that names a host, a port, a worker or how long a check took."""
+    assert all(set(check) == {"status"} for check in body["checks"].values()), body
 
 
 def test_healthz_answers_without_touching_dependencies(client) -> None:  # type: ignore[no-untyped-def]
@@ -24,24 +38,41 @@ def test_readyz_is_green_when_database_redis_and_a_worker_answer(client, celery_
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert {name: check["ok"] for name, check in body["checks"].items()} == {
+    assert statuses(body) == {"database": "ok", "redis": "ok", "celery": "ok"}
+    assert_no_details(body)
+    assert celery_worker.hostname not in response.content.decode()
+
+    with override_settings(FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN):
+        detailed = client.get("/readyz", headers=BEARER).json()
+    assert {name: check["ok"] for name, check in detailed["checks"].items()} == {
         "database": True,
         "redis": True,
         "celery": True,
     }
+    assert celery_worker.hostname in detailed["checks"]["celery"]["detail"]
 
 
 def test_readyz_is_503_naming_database_and_redis_when_both_are_down() -> None:
     server = start_daphne(
         service_env(
-            DATABASE_URL=CLOSED_PORT_DATABASE, FLOWNOVA_TEST_REDIS_URL=CLOSED_PORT_REDIS, DATABASE_CONNECT_TIMEOUT="2"
+            DATABASE_URL=CLOSED_PORT_DATABASE,
+            FLOWNOVA_TEST_REDIS_URL=CLOSED_PORT_REDIS,
+            DATABASE_CONNECT_TIMEOUT="2",
+            FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN,
         )
     )
     try:
         assert httpx.get(f"{server.base_url}/healthz").status_code == 200
-        response = httpx.get(f"{server.base_url}/readyz", timeout=30)
+        anonymous = httpx.get(f"{server.base_url}/readyz", timeout=30)
+        response = httpx.get(f"{server.base_url}/readyz", headers=BEARER, timeout=30)
     finally:
         stop_process(server.process)
+    assert anonymous.status_code == 503
+    assert anonymous.json()["status"] == "unavailable"
+    assert statuses(anonymous.json()) == {"database": "failing", "redis": "failing", "celery": "failing"}
+    assert_no_details(anonymous.json())
+    assert "127.0.0.1" not in anonymous.text and "Error" not in anonymous.text
+
     body = response.json()
     assert response.status_code == 503
     assert body["status"] == "unavailable"
@@ -54,14 +85,47 @@ def test_readyz_is_503_naming_database_and_redis_when_both_are_down() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_readyz_is_503_naming_celery_when_no_worker_listens() -> None:
     # Redis database 14 is up but no worker consumes from it.
-    server = start_daphne(service_env(FLOWNOVA_TEST_REDIS_URL="redis://127.0.0.1:6379/14", FLOWNOVA_READYZ_TIMEOUT="1"))
+    env = service_env(
+        FLOWNOVA_TEST_REDIS_URL="redis://127.0.0.1:6379/14",
+        FLOWNOVA_READYZ_TIMEOUT="1",
+        FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN,
+    )
+    server = start_daphne(env)
     try:
-        response = httpx.get(f"{server.base_url}/readyz", timeout=30)
+        anonymous = httpx.get(f"{server.base_url}/readyz", timeout=30)
+        response = httpx.get(f"{server.base_url}/readyz", headers=BEARER, timeout=30)
     finally:
         stop_process(server.process)
+    assert anonymous.status_code == 503
+    assert statuses(anonymous.json()) == {"database": "ok", "redis": "ok", "celery": "failing"}
+    assert_no_details(anonymous.json())
+
     body = response.json()
     assert response.status_code == 503, body
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["redis"]["ok"] is True
     assert body["checks"]["celery"]["ok"] is False
     assert "no Celery worker answered" in body["checks"]["celery"]["detail"]
+
+
+@pytest.mark.django_db
+@override_settings(FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN, FLOWNOVA_READYZ_TIMEOUT=0.3)
+def test_readyz_details_are_for_staff_and_the_metrics_token_only(client, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+    def checks(**headers: str) -> dict:  # type: ignore[type-arg]
+        response = client.get("/readyz", headers=headers)
+        assert response.status_code in (200, 503)
+        return response.json()
+
+    # A worker may or may not be up for this test: the shape is what counts, not the verdict.
+    assert_no_details(checks())
+    assert_no_details(checks(Authorization="Bearer wrong-token"))
+    assert_no_details(checks(Authorization="Bearer t\u00f6ken"))  # non-ASCII: refused, not a 500
+    detailed = checks(**BEARER)["checks"]
+    assert set(detailed) == {"database", "redis", "celery"}
+    assert all({"status", "ok", "detail", "ms"} <= set(check) for check in detailed.values())
+    assert detailed["database"] == {**detailed["database"], "status": "ok", "ok": True, "detail": "ok"}
+
+    client.force_login(alice)  # signed in, but not staff
+    assert_no_details(checks())
+    client.force_login(superuser)
+    assert all("detail" in check for check in checks()["checks"].values())
