@@ -1,4 +1,5 @@
-"""Templates in node config: ``{{input.a.b}}``, ``{{input.items.0}}``, ``{{nodes.<id>.<field>}}``.
+"""Templates in node config: ``{{input.a.b}}``, ``{{input.items.0}}``, ``{{nodes.<id>.<field>}}``, and
+``{{input.a ?? "default"}}``.
 
 Pure Python, no Django. The rules (contract section 3, plus the choices it leaves open):
 
@@ -17,20 +18,28 @@ Pure Python, no Django. The rules (contract section 3, plus the choices it leave
   silently left in the output. That includes ``{{{input.a}}}``: to put braces around a value, write
   ``{ {{input.a}} }``.
 - A missing key, an index out of range or a lookup into a scalar is a TemplateError naming the full path.
+- A default follows the path after ``??``: ``{{input.customer ?? "guest"}}``, ``{{input.count ?? 0}}``,
+  ``{{input.tags ?? []}}``, ``{{nodes.fetch.result ?? null}}``. It is a JSON value (no template, no path, no
+  NaN) and is used when the path is missing: a key that is not there, an index past the end, or a step through
+  null. A value that is there, null included, is kept, and a lookup into a string, number or boolean, or a
+  name used as a list index, is still an error (that is a mistake in the path, not a missing value). The
+  default keeps its type in a whole-string template and reads as JSON inside text, like a looked-up value.
+  It cannot contain ``}}``, where the template ends.
 - Only values are rendered; object keys are left alone.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
 from workflows.jsonkinds import json_kind_phrase
 
-__all__ = ["ROOTS", "TemplateError", "check_syntax", "referenced_paths", "render", "to_text"]
+__all__ = ["ROOTS", "TemplateError", "check_syntax", "referenced_paths", "render", "rewrite_paths", "to_text"]
 
 ROOTS: tuple[str, ...] = ("input", "nodes")
 
@@ -43,6 +52,9 @@ _MAX_INDEX_DIGITS = 18
 _MAX_SHOWN = 80
 _MAX_CACHED_PATH = 200
 _MAX_KEYS_SHOWN = 20
+# Between a template's path and its default: {{input.customer ?? "guest"}}.
+_DEFAULT_SEPARATOR = "??"
+_HINT_DEFAULT = '"..."'
 
 
 class TemplateError(ValueError):
@@ -63,20 +75,22 @@ class _Template(NamedTuple):
     start: int
     end: int
     path: str
+    default: str | None  # the JSON text after "??", stripped; None without "??"
 
 
-def render(value: object, context: Mapping[str, object]) -> object:
+def render(value: object, context: Mapping[str, object], *, node_id: str | None = None) -> object:
     """Return `value` with every template in its string values replaced from `context`.
 
     Objects and lists are rebuilt (the input is never modified); other scalars pass through unchanged.
-    Raises TemplateError for a malformed template or a path the context doesn't have.
+    Raises TemplateError for a malformed template or a path the context doesn't have (and no default).
+    `node_id` names the node whose input `input` is, in those messages.
     """
     if isinstance(value, str):
-        return _render_string(value, context)
+        return _render_string(value, context, node_id)
     if isinstance(value, Mapping):
-        return {key: render(item, context) for key, item in value.items()}
+        return {key: render(item, context, node_id=node_id) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [render(item, context) for item in value]
+        return [render(item, context, node_id=node_id) for item in value]
     return value
 
 
@@ -85,9 +99,33 @@ def referenced_paths(value: object) -> list[str]:
     seen: dict[str, None] = {}
     for _location, text in _strings(value, ""):
         for template in _scan(text):
-            if _syntax_problem(template.path) is None:
+            if _template_problem(template) is None:
                 seen.setdefault(template.path, None)
     return list(seen)
+
+
+def rewrite_paths(value: object, rewrite: Callable[[str], str]) -> object:
+    """`value` with the path of every well-formed template replaced by `rewrite(path)`, and everything else
+    (the text around, the spacing and a default inside the braces) kept. For converting workflows from other
+    systems, whose nodes name their output fields differently."""
+    if isinstance(value, str):
+        pieces = []
+        position = 0
+        for template in _scan(value):
+            if _template_problem(template) is not None:
+                continue
+            new_path = rewrite(template.path)
+            if new_path == template.path:
+                continue
+            inner_start = value.index(template.path, template.start + 2)
+            pieces.append(value[position:inner_start] + new_path)
+            position = inner_start + len(template.path)
+        return "".join(pieces) + value[position:] if pieces else value
+    if isinstance(value, Mapping):
+        return {key: rewrite_paths(item, rewrite) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rewrite_paths(item, rewrite) for item in value]
+    return value
 
 
 def check_syntax(value: object) -> list[str]:
@@ -98,7 +136,7 @@ def check_syntax(value: object) -> list[str]:
     messages = []
     for location, text in _strings(value, ""):
         for template in _scan(text):
-            problem = _syntax_problem(template.path)
+            problem = _template_problem(template)
             if problem is not None:
                 raw = text[template.start : template.end]
                 prefix = f"{location}: " if location else ""
@@ -117,20 +155,20 @@ def to_text(value: object) -> str:
         raise TemplateError(f"value can't be rendered as text: {exc}") from exc
 
 
-def _render_string(text: str, context: Mapping[str, object]) -> object:
+def _render_string(text: str, context: Mapping[str, object], node_id: str | None) -> object:
     if "{{" not in text:
         return text
     templates = list(_scan(text))
     if not templates:
         return text
     if len(templates) == 1 and templates[0].start == 0 and templates[0].end == len(text):
-        return _lookup(templates[0].path, text, context)
+        return _lookup(templates[0], text, context, node_id)
     pieces = []
     position = 0
     for template in templates:
         pieces.append(text[position : template.start])
         raw = text[template.start : template.end]
-        value = _lookup(template.path, raw, context)
+        value = _lookup(template, raw, context, node_id)
         try:
             pieces.append(to_text(value))
         except TemplateError as exc:
@@ -150,7 +188,16 @@ def _scan(text: str) -> Iterator[_Template]:
     if last_close < 0:
         return
     for match in _TEMPLATE_RE.finditer(text, 0, last_close + 2):
-        yield _Template(match.start(), match.end(), match.group(1).strip())
+        path, separator, default = match.group(1).partition(_DEFAULT_SEPARATOR)
+        yield _Template(match.start(), match.end(), path.strip(), default.strip() if separator else None)
+
+
+def _template_problem(template: _Template) -> str | None:
+    """Why a template is malformed (its path, or the default after "??"), or None."""
+    problem = _syntax_problem(template.path)
+    if problem is None and template.default is not None:
+        problem = _default_problem(template.default)
+    return problem
 
 
 def _syntax_problem(path: str) -> str | None:
@@ -174,23 +221,85 @@ def _describe_bad_path(path: str) -> str:
             bad = next(char for char in segment if _SEGMENT_RE.fullmatch(char) is None)
             return (
                 f"{json.dumps(bad, ensure_ascii=False)} is not allowed in a path; only letters, digits, "
-                '"_" and "-", with "." between keys (no expressions or filters)'
+                '"_" and "-", with "." between keys (no expressions or filters; a default goes after "??", '
+                'as in {{input.a ?? "none"}})'
             )
     return "malformed path"  # pragma: no cover - every non-matching path has an empty or bad segment
 
 
-def _lookup(path: str, raw: str, context: Mapping[str, object]) -> object:
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e999: Python reads it as infinity, which JSON has no way to write back
+        raise ValueError(f"{text} is too large")
+    return number
+
+
+def _parse_default(text: str) -> object:
+    """The default's value. Raises ValueError (or RecursionError for absurd nesting) when it is not JSON."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _default_problem(text: str) -> str | None:
+    """Why the text after "??" is not a default, or None."""
+    # Like paths, the same few defaults are checked over and over; long ones are not worth caching.
+    return _default_problem_cached(text) if len(text) <= _MAX_CACHED_PATH else _check_default(text)
+
+
+def _check_default(text: str) -> str | None:
+    if not text:
+        return 'nothing after "??"; write a JSON value such as "guest", 0, null or []'
+    try:
+        _parse_default(text)
+    except (ValueError, RecursionError):
+        if text.startswith("{"):  # most likely cut short by its own closing brace: {{input.a ?? {}}}
+            why = "a default that is an object needs a space before the closing }}, as in {{input.a ?? { } }}"
+        else:
+            why = "text goes in double quotes"
+        return (
+            f'the default after "??" must be a JSON value such as "guest", 0, true, null or [], '
+            f"not {_clip(text)} ({why})"
+        )
+    return None
+
+
+_default_problem_cached = lru_cache(maxsize=1024)(_check_default)
+
+
+def _lookup(template: _Template, raw: str, context: Mapping[str, object], node_id: str | None) -> object:
+    path = template.path
     segments = _segments(path)
     if isinstance(segments, str):
         raise TemplateError(f"template {_clip(raw)}: {segments}", path)
+    if template.default is not None:
+        problem = _default_problem(template.default)
+        if problem is not None:
+            raise TemplateError(f"template {_clip(raw)}: {problem}", path)
     value: object = context
     for position, segment in enumerate(segments):
         # Plain dicts are by far the common case; only the rest goes through the slower general step.
         if type(value) is dict and segment in value:
             value = value[segment]
+        elif template.default is not None and _missing(value, segment):
+            # Parsed on each use: a cached list or object would be shared by every run that gets it.
+            return _parse_default(template.default)
         else:
-            value = _step(value, segment, segments, position, path)
+            value = _step(value, segment, segments, position, path, node_id)
     return value
+
+
+def _missing(value: object, segment: str) -> bool:
+    """Whether looking `segment` up in `value` finds nothing (a default applies) rather than going wrong."""
+    if value is None:
+        return True
+    if isinstance(value, Mapping):
+        return segment not in value
+    if isinstance(value, (list, tuple)) and segment.isdigit():
+        return len(segment) > _MAX_INDEX_DIGITS or int(segment) >= len(value)
+    return False
 
 
 def _segments(path: str) -> tuple[str, ...] | str:
@@ -216,7 +325,9 @@ def _owner(segments: tuple[str, ...], position: int) -> str:
     return f'"{_clip(segments[position - 1])}"'
 
 
-def _step(value: object, segment: str, segments: tuple[str, ...], position: int, path: str) -> object:
+def _step(
+    value: object, segment: str, segments: tuple[str, ...], position: int, path: str, node_id: str | None = None
+) -> object:
     """Look `segment` up in `value`; raise a TemplateError saying what is missing."""
     if isinstance(value, Mapping) and segment in value:
         return value[segment]
@@ -225,7 +336,13 @@ def _step(value: object, segment: str, segments: tuple[str, ...], position: int,
         return value[int(segment)]
     where = f"template {_braced(path)}: {_owner(segments, position)}"
     if isinstance(value, Mapping):
-        raise TemplateError(f'{where} has no key "{_clip(segment)}" ({_describe_keys(value)})', path)
+        keys = _describe_keys(value)
+        if node_id is not None and position == 1 and segments[0] == "input":
+            # The node's input holds the run's input and every earlier node's fields: say whose input it is.
+            where = f'template {_braced(path)}: the input of node "{_clip(node_id)}"'
+            keys = "its input is empty" if not value else "its input has: " + keys.removeprefix("keys: ")
+        hint = f"; if it is optional, give a default: {_braced(path + ' ?? ' + _HINT_DEFAULT)}"
+        raise TemplateError(f'{where} has no key "{_clip(segment)}" ({keys}){hint}', path)
     if is_list and not segment.isdigit():
         raise TemplateError(f'{where} is a list; "{_clip(segment)}" is not an index', path)
     if is_list:

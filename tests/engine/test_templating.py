@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runs.engine.templating import TemplateError, check_syntax, referenced_paths, render, to_text
+from runs.engine.templating import (
+    TemplateError,
+    check_syntax,
+    referenced_paths,
+    render,
+    rewrite_paths,
+    to_text,
+)
 
 CONTEXT = {
     "input": {
@@ -119,7 +126,8 @@ def test_a_missing_key_names_the_path_and_the_keys_there() -> None:
     with pytest.raises(TemplateError) as caught:
         render("{{input.customer.nickname}}", CONTEXT)
     assert str(caught.value) == (
-        'template {{input.customer.nickname}}: "customer" has no key "nickname" (keys: id, email, name)'
+        'template {{input.customer.nickname}}: "customer" has no key "nickname" (keys: id, email, name); '
+        'if it is optional, give a default: {{input.customer.nickname ?? "..."}}'
     )
     assert caught.value.path == "input.customer.nickname"
 
@@ -355,3 +363,191 @@ def test_unicode_values_survive_both_renderings(value: str) -> None:
     context = {"input": {"v": value}}
     assert render("{{input.v}}", context) == value
     assert render("«{{input.v}}»", context) == f"«{value}»"
+
+
+# --- defaults: {{path ?? <JSON value>}} -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('{{input.nope ?? "guest"}}', "guest"),
+        ("{{input.nope ?? 0}}", 0),
+        ("{{input.nope ?? 2.5}}", 2.5),
+        ("{{input.nope ?? true}}", True),
+        ("{{input.nope ?? null}}", None),
+        ("{{input.nope ?? []}}", []),
+        ("{{input.nope ?? { } }}", {}),
+        ('{{input.nope ?? {"a": [1, "x"]} }}', {"a": [1, "x"]}),
+        ('{{ input.nope??"tight" }}', "tight"),
+        ('{{input.nope ?? "a ?? b"}}', "a ?? b"),
+        ('{{input.nope ?? "{{input.customer.id"}}', "{{input.customer.id"),
+        ('{{input.customer.nickname ?? "Ada"}}', "Ada"),
+        ('{{input.items.5.sku ?? "none"}}', "none"),
+        ('{{input.flags.note.text ?? "no note"}}', "no note"),
+        ("{{nodes.later.result ?? null}}", None),
+        ('{{nodes.check.missing ?? "x"}}', "x"),
+    ],
+)
+def test_a_missing_path_takes_the_default_with_its_type(template: str, expected: object) -> None:
+    assert render(template, CONTEXT) == expected
+    assert type(render(template, CONTEXT)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{input.customer.id ?? 0}}", 7),
+        ('{{input.customer.name ?? "guest"}}', "Ada"),
+        ('{{input.flags.note ?? "kept: null is a value"}}', None),
+        ("{{input.flags.vip ?? false}}", True),
+        ('{{input.items.1.sku ?? "none"}}', "B2"),
+        ("{{nodes.check.left_value ?? 0}}", 71),
+    ],
+)
+def test_a_path_that_is_there_ignores_the_default(template: str, expected: object) -> None:
+    assert render(template, CONTEXT) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('Hello {{input.nope ?? "guest"}}!', "Hello guest!"),
+        ("n={{input.nope ?? 0}}", "n=0"),
+        ("tags {{input.nope ?? [1, 2]}}", "tags [1,2]"),
+        ("note={{input.nope ?? null}}", "note=null"),
+        ('{{input.customer.name ?? "x"}} / {{input.nope ?? "y"}}', "Ada / y"),
+    ],
+)
+def test_a_default_inside_text_reads_as_text(template: str, expected: str) -> None:
+    assert render(template, CONTEXT) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ('{{input.customer.name.0 ?? "x"}}', '"name" is a string, so it has no key "0"'),
+        ("{{input.items.sku ?? 1}}", '"items" is a list; "sku" is not an index'),
+        ("{{input.price.cents ?? 0}}", '"price" is a number, so it has no key "cents"'),
+    ],
+)
+def test_a_default_does_not_hide_a_wrong_path(template: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        render(template, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{input.a ?? guest}}", 'the default after "??" must be a JSON value'),
+        ("{{input.a ?? 'guest'}}", "text goes in double quotes"),
+        ("{{input.a ??}}", 'nothing after "??"'),
+        ("{{input.a ?? }}", 'nothing after "??"'),
+        ('{{input.a ?? "x" ?? "y"}}', 'the default after "??" must be a JSON value'),
+        ("{{input.a ?? NaN}}", "must be a JSON value"),
+        ("{{input.a ?? -Infinity}}", "must be a JSON value"),
+        ("{{input.a ?? 1e999}}", "must be a JSON value"),
+        ("{{input.a ?? input.b}}", "must be a JSON value"),
+        ("{{input.a ?? " + "[" * 100_000 + "}}", "must be a JSON value"),
+        ('{{?? "x"}}', "empty template"),
+        ('{{foo.a ?? "x"}}', 'unknown root "foo"'),
+        ('{{input.a | default: "x"}}', 'a default goes after "??"'),
+    ],
+)
+def test_malformed_defaults_are_syntax_errors(template: str, message: str) -> None:
+    [problem] = check_syntax({"field": template})
+    assert problem.startswith("field: template {{") and message in problem
+    # Rendering refuses them too, even where the path is there and the default would not be used.
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        render(template, {"input": {"a": 1}, "nodes": {}})
+
+
+def test_a_default_cannot_hold_closing_braces_but_can_hold_spaced_ones() -> None:
+    [problem] = check_syntax('{{input.a ?? {"b": {}}}}')
+    assert "a default that is an object needs a space before the closing }}" in problem
+    assert render('{{input.a ?? {"b": { } } }}', {"input": {}}) == {"b": {}}
+
+
+def test_each_render_gets_its_own_copy_of_a_list_or_object_default() -> None:
+    first = render("{{input.a ?? []}}", {"input": {}})
+    assert isinstance(first, list)
+    first.append("changed")
+    assert render("{{input.a ?? []}}", {"input": {}}) == []
+
+
+def test_referenced_paths_and_check_syntax_understand_defaults() -> None:
+    value = {"a": '{{ input.customer ?? "guest" }}', "b": "{{nodes.fetch.result ?? null}}", "c": "{{input.x ?? nope}}"}
+    assert referenced_paths(value) == ["input.customer", "nodes.fetch.result"]
+    assert check_syntax({"a": value["a"], "b": value["b"]}) == []
+
+
+def test_rewrite_paths_changes_only_the_paths() -> None:
+    value = {
+        "text": 'L={{ input.lhs_value }} and {{input.lhs_value ?? "none"}} but not {{input.lhs_values}}',
+        "list": ["{{nodes.check.lhs_value}}", "{{input.bad path}}", 3],
+        "{{input.lhs_value}}": "keys stay",
+    }
+
+    def rename(path: str) -> str:
+        return path.replace("lhs_value", "left_value") if path.split(".")[-1] == "lhs_value" else path
+
+    assert rewrite_paths(value, rename) == {
+        "text": 'L={{ input.left_value }} and {{input.left_value ?? "none"}} but not {{input.lhs_values}}',
+        "list": ["{{nodes.check.left_value}}", "{{input.bad path}}", 3],
+        "{{input.lhs_value}}": "keys stay",
+    }
+    assert rewrite_paths("no templates", rename) == "no templates"
+
+
+# --- which node's input a missing key was looked up in ------------------------------------------------------
+
+
+def test_a_missing_input_key_names_the_node_and_its_input() -> None:
+    with pytest.raises(TemplateError) as caught:
+        render("Hi {{input.customer}}", {"input": {"order": 1, "condition": True}, "nodes": {}}, node_id="greet")
+    assert str(caught.value) == (
+        'template {{input.customer}}: the input of node "greet" has no key "customer" '
+        '(its input has: order, condition); if it is optional, give a default: {{input.customer ?? "..."}}'
+    )
+    assert caught.value.path == "input.customer"
+    with pytest.raises(TemplateError, match=r'the input of node "greet" has no key "a" \(its input is empty\)'):
+        render({"deep": ["{{input.a}}"]}, {"input": {}}, node_id="greet")
+
+
+def test_without_a_node_the_message_names_the_root() -> None:
+    with pytest.raises(
+        TemplateError, match=r'template \{\{input.customer\}\}: input has no key "customer" \(keys: a\)'
+    ):
+        render("{{input.customer}}", {"input": {"a": 1}})
+
+
+json_documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=15,
+).filter(lambda value: "}}" not in json.dumps(value))
+
+
+@given(json_documents, st.dictionaries(keys, json_values, max_size=4), keys)
+def test_a_default_is_exactly_its_json_value_when_the_key_is_missing(default, data, key) -> None:  # type: ignore[no-untyped-def]
+    data.pop(key, None)
+    # The space keeps an object's closing brace apart from the template's "}}".
+    template = "{{input." + key + " ?? " + json.dumps(default) + " }}"
+    assert check_syntax(template) == []
+    assert render(template, {"input": data}) == default
+    assert render("<" + template + ">", {"input": data}) == "<" + text_of(default) + ">"
+
+
+@given(json_values, json_documents)
+def test_a_default_never_changes_a_value_that_is_there(value: object, default: object) -> None:
+    template = "{{input.v ?? " + json.dumps(default) + " }}"
+    assert render(template, {"input": {"v": value}}) == value
+
+
+@given(st.text())
+def test_anything_after_the_default_marker_only_ever_raises_template_errors(text: str) -> None:
+    template = "{{input.missing ??" + text + "}}"
+    try:
+        render(template, {"input": {}})
+    except TemplateError:
+        assert check_syntax(template) != [] or "}}" in text
