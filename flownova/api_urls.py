@@ -13,6 +13,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +22,7 @@ from rest_framework.routers import DefaultRouter
 from approvals.api import ApprovalViewSet
 from flownova.api_base import StrictFieldsMixin, TokenObtainThrottle, error_response
 from flownova.api_parsers import SafeJSONParser
+from flownova.login_lockout import LoginLockedOut
 from runs.api import RunViewSet, UsageView
 from workflows.api import WorkflowViewSet
 
@@ -43,7 +45,10 @@ class CredentialsSerializer(StrictFieldsMixin, AuthTokenSerializer):
     responses={
         200: inline_serializer("Token", {"token": serializers.CharField()}),
         400: error_response("Missing fields, or the username and password don't match.", validation=True),
-        429: error_response("Too many attempts from this address; `Retry-After` says how many seconds to wait."),
+        429: error_response(
+            "Too many attempts from this address, or too many failed logins for this account or from this "
+            "address; `Retry-After` says how many seconds to wait."
+        ),
     },
     description="Your API token (created on first use): send it as `Authorization: Token <key>`.",
 )
@@ -56,7 +61,13 @@ class TokenView(ObtainAuthToken):
     serializer_class = CredentialsSerializer
 
     def post(self, request: Request, *args: object, **kwargs: object) -> Response:
-        return super().post(request, *args, **kwargs)
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            # The login lockout refused the credentials (it flags the request): say so, not "wrong password".
+            if getattr(request, "axes_locked_out", False):
+                raise LoginLockedOut() from None
+            raise
 
 
 @csrf_exempt  # a POST to no endpoint is a 404 like any other, not a CSRF failure page

@@ -7,6 +7,7 @@ Every variable users rely on is listed in the README and in the contract (sectio
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -359,3 +360,30 @@ SPECTACULAR_SETTINGS = {
 # The pages have their own login; the admin keeps its own at /admin/login/.
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+
+# --- Login lockout (django-axes; flownova/login_lockout.py) -----------------------------------------------------
+# Failed logins on /login/, /admin/login/ and POST /api/auth/token/ are counted per account and per address, each
+# on its own; past the limit, logging in is refused (429) until the cool-off has passed since the last attempt.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last: it turns a refused login into the lockout page
+# The axes backend only refuses locked-out logins; ModelBackend still checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("FLOWNOVA_LOGIN_FAILURE_LIMIT", 5)
+AXES_ENABLED = AXES_FAILURE_LIMIT != 0  # 0: no lockout (logins are checked elsewhere, a single sign-on say)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("FLOWNOVA_LOGIN_COOLOFF_SECONDS", 15 * 60))
+if AXES_FAILURE_LIMIT < 0 or AXES_COOLOFF_TIME.total_seconds() < 1:
+    raise ImproperlyConfigured(
+        "FLOWNOVA_LOGIN_FAILURE_LIMIT must be 0 (no lockout) or more, and FLOWNOVA_LOGIN_COOLOFF_SECONDS 1 or more"
+    )
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Behind FLOWNOVA_NUM_PROXIES proxies, the address is read from X-Forwarded-For as the API's throttles read it.
+AXES_CLIENT_IP_CALLABLE = "flownova.login_lockout.client_address"
+AXES_USERNAME_CALLABLE = "flownova.login_lockout.attempted_username"
+AXES_LOCKOUT_CALLABLE = "flownova.login_lockout.locked_out_response"
+# A success does not clear the failures: it would let someone with an account of their own clear their address's
+# count between guesses at another account.
+AXES_RESET_ON_SUCCESS = False
+# Only failures are kept (admin: Axes > Access attempts, where deleting one unlocks); no row per successful login.
+AXES_DISABLE_ACCESS_LOG = True
+# Its warnings (a failure, a lockout) are kept; its INFO lines come with every failed login.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
