@@ -7,11 +7,16 @@ with an `approval` object and the chosen handle.
 
 from __future__ import annotations
 
+from typing import Any
+
 from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeResult, NodeType, WaitRequest, data_schema, template_check
+from runs.nodes.base import NodeContext, NodeError, NodeResult, NodeType, WaitRequest, data_schema, template_check
 from workflows.graph import NodeSpec
 
 NAME_LIST = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 150}, "maxItems": 100}
+# A deadline is at most a leap year away: far enough for any human decision, and a date that every layer
+# (Python's dates, the database, the broker's ETA) can hold.
+MAX_DEADLINE_SECONDS = 366 * 24 * 3600
 
 
 def execute(ctx: NodeContext) -> NodeResult:
@@ -28,10 +33,22 @@ def execute(ctx: NodeContext) -> NodeResult:
             assignees=list(data.get("assignees", [])),
             allow_self_approval=bool(data.get("allow_self_approval", True)),
             editable_fields=list(data.get("editable_fields", [])),
-            timeout_seconds=data.get("deadline_seconds"),
+            timeout_seconds=deadline_seconds(data.get("deadline_seconds")),
             timeout_action=data.get("timeout_action", ""),
         )
     )
+
+
+def deadline_seconds(value: Any) -> float | None:
+    """The configured deadline, checked again where it is used: the schema bounds it when a graph is saved,
+    and whatever reaches the engine must give a date it can compute and store, or the node fails saying so
+    (once) instead of failing the engine's transaction at every attempt."""
+    if value is None:
+        return None
+    # NaN and infinities fail the comparison too.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_DEADLINE_SECONDS:
+        raise NodeError(f"deadline_seconds must be above 0 and at most {MAX_DEADLINE_SECONDS} seconds, not {value!r}")
+    return float(value)
 
 
 USER_APPROVAL = register(
@@ -45,7 +62,7 @@ USER_APPROVAL = register(
                     "show": {"type": ["object", "string"]},
                     "allow_self_approval": {"type": "boolean"},
                     "editable_fields": NAME_LIST,
-                    "deadline_seconds": {"type": "number", "exclusiveMinimum": 0},
+                    "deadline_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE_SECONDS},
                     "timeout_action": {"enum": ["approve", "reject", "fail"]},
                 }
             ),

@@ -11,6 +11,7 @@ from approvals.models import ApprovalRequest
 from runs.models import NodeRun
 from tests.api.conftest import approval_graph
 from tests.factories import make_run, make_workflow
+from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +147,23 @@ def test_an_approver_may_edit_the_editable_fields_and_nothing_else(api, alice) -
     body = decided.json()
     assert body["status"] == "approved" and body["editable_fields"] == ["amount"]
     assert body["edits"] == {"by": "alice", "changes": {"amount": {"from": 500, "to": 400}}}
+
+
+@pytest.mark.parametrize("seconds", [1e12, 366 * 24 * 3600 + 1, 0, -60])
+def test_a_deadline_out_of_range_is_refused_at_save_naming_the_field(api, alice, seconds) -> None:  # type: ignore[no-untyped-def]
+    client = api(alice)
+    graph = approval_graph(deadline_seconds=seconds, timeout_action="reject")
+    saved = client.post("/api/workflows/", {"name": "Late", "graph": graph}, format="json")
+    assert saved.status_code == 400
+    checked = client.post("/api/workflows/validate/", {"graph": graph}, format="json")  # the editor's check
+    assert checked.status_code == 200 and checked.json()["valid"] is False
+    for issues in (saved.json()["graph"], checked.json()["issues"]):
+        assert [(issue["node_id"], issue["field"]) for issue in issues] == [("ask", "deadline_seconds")]
+        assert issues[0]["message"].startswith('node "ask": data.deadline_seconds: ')
+    assert not Workflow.objects.exists()
+
+
+def test_a_deadline_of_366_days_is_accepted(api, alice) -> None:  # type: ignore[no-untyped-def]
+    graph = approval_graph(deadline_seconds=366 * 24 * 3600, timeout_action="approve")
+    response = api(alice).post("/api/workflows/", {"name": "Patient", "graph": graph}, format="json")
+    assert response.status_code == 201, response.json()
