@@ -27,6 +27,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "decided_by",
         "decided_at",
         "decided_by_timeout",
+        "deadline_timer_sent",
         "edits",
         "created_at",
     )

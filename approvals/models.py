@@ -50,6 +50,9 @@ class ApprovalRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     # True when the deadline's timeout action decided, not a person.
     decided_by_timeout = models.BooleanField(default=False)
+    # True once a task was sent to apply the timeout action at the deadline (see approvals.services: it is sent
+    # only when the deadline is near, and the periodic scan sends it for the others).
+    deadline_timer_sent = models.BooleanField(default=False)
     edits = models.JSONField(null=True, blank=True, help_text="The approver's changes to the data, as a diff.")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,16 +1,37 @@
-"""Deciding approval requests. Every way of deciding (admin, inbox page, API) calls `approval_decide`."""
+"""Deciding approval requests. Every way of deciding (admin, inbox page, API) calls `approval_decide`.
+
+Deadlines: a request's timeout action is applied at its deadline by a task sent for that moment (Celery ETA),
+and by a periodic scan as the safety net (a message lost with Redis). Both go through `_expire`: the same
+conditional update as a person's decision, so exactly one of them (or the person) wins.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
 from runs.events import run_transition
 from runs.models import NodeRun
 from runs.services import node_fail_waiting, node_resume
+
+logger = logging.getLogger(__name__)
+
+# What sending a task raises when the broker cannot be reached.
+BROKER_ERRORS = (KombuOperationalError, RedisConnectionError, OSError)
+# A deadline gets its task once it is this close; the periodic scan (every 30 s) sends the task of the ones
+# that come this close later. Not sooner: with Redis, a task waiting for its ETA is delivered again after the
+# broker's visibility timeout, so a task sent days ahead would be redelivered every hour, each copy held in a
+# worker's memory until the deadline.
+DEADLINE_TIMER_HORIZON = timedelta(minutes=5)
 
 
 class ApprovalError(Exception):
@@ -133,22 +154,97 @@ def _edits_diff(approval: ApprovalRequest, edits: dict[str, Any]) -> dict[str, d
 def approvals_expire_overdue(*, limit: int = 500) -> int:
     """Apply the timeout action of every pending request past its deadline, exactly once each (the same
     conditional update as a person's decision, so a late click gets 409), recording that no person decided.
-    Returns how many were applied."""
+    Returns how many were applied. One request that cannot be expired is logged and skipped, so that it does
+    not hold back the deadlines after it."""
     overdue = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, deadline__lt=timezone.now())
     applied = 0
     for approval in overdue.select_related("run").order_by("deadline")[:limit]:
-        action = approval.timeout_action or TimeoutAction.REJECT
         try:
-            if action == TimeoutAction.FAIL:
-                _expire_failing(approval)
-            else:
-                decision = Decision.APPROVED if action == TimeoutAction.APPROVE else Decision.REJECTED
-                comment = f"no decision before the deadline ({approval.deadline.isoformat()}): {action} by timeout"
-                _decide(approval, decision=decision, comment=comment, user=None, edits={}, by_timeout=True)
-        except ApprovalAlreadyDecided:
-            continue  # a person decided in the meantime
-        applied += 1
+            if _expire(approval):
+                applied += 1
+        except (OperationalError, InterfaceError):
+            raise  # the database is unreachable: nothing else would succeed; the next scan tries again
+        except Exception:
+            logger.exception("applying the timeout action of approval %s failed", approval.pk)
     return applied
+
+
+def approval_expire(*, approval_id: int) -> bool:
+    """Apply the request's timeout action if it is still pending and its deadline has passed (the task sent for
+    the deadline calls this; safe to call twice, or after a decision). Returns whether it was applied."""
+    approval = ApprovalRequest.objects.select_related("run").filter(pk=approval_id).first()
+    if approval is None or approval.status != ApprovalStatus.PENDING or approval.deadline is None:
+        return False
+    now = timezone.now()
+    if approval.deadline > now:  # early (this clock is behind the one that set it), or the deadline was moved
+        if approval.deadline <= now + _horizon():
+            _send_timers([(approval.pk, approval.deadline)])
+        else:  # the periodic scan sends it when the deadline comes near
+            ApprovalRequest.objects.filter(pk=approval.pk).update(deadline_timer_sent=False)
+        return False
+    return _expire(approval)
+
+
+def approval_deadline_schedule(*, approval: ApprovalRequest) -> None:
+    """Call inside the transaction that created `approval`: once it commits, a task applies its timeout action
+    at its deadline, if that is near (`DEADLINE_TIMER_HORIZON`); the periodic scan sends the others' later."""
+    if approval.deadline is None or approval.deadline > timezone.now() + _horizon():
+        return
+    ApprovalRequest.objects.filter(pk=approval.pk).update(deadline_timer_sent=True)
+    timers = [(approval.pk, approval.deadline)]
+    transaction.on_commit(lambda: _send_timers(timers))
+
+
+def approvals_deadlines_schedule(*, limit: int = 500) -> int:
+    """Send the task of each pending request whose deadline comes within the horizon and has none yet.
+    Returns how many were sent (periodic, with the scan)."""
+    with transaction.atomic():
+        now = timezone.now()
+        # Deadlines already past are the scan's to apply (approvals_expire_overdue), not a task's.
+        near = ApprovalRequest.objects.filter(
+            status=ApprovalStatus.PENDING, deadline__gte=now, deadline__lte=now + _horizon(), deadline_timer_sent=False
+        )
+        # skip_locked: a request being decided right now needs no timer, and two scans never send one twice.
+        timers = list(
+            near.select_for_update(skip_locked=True).order_by("deadline").values_list("pk", "deadline")[:limit]
+        )
+        ApprovalRequest.objects.filter(pk__in=[pk for pk, _ in timers]).update(deadline_timer_sent=True)
+    return len(timers) if _send_timers(timers) else 0
+
+
+def _horizon() -> timedelta:
+    # Below the broker's visibility timeout, whatever it was set to (see DEADLINE_TIMER_HORIZON).
+    return min(DEADLINE_TIMER_HORIZON, timedelta(seconds=settings.CELERY_BROKER_VISIBILITY_TIMEOUT / 2))
+
+
+def _send_timers(timers: list[tuple[int, datetime]]) -> bool:
+    """Send one task per (request, deadline) for the deadline. False when the broker could not be reached:
+    that is logged, not raised (this runs after a commit, and the periodic scan applies the deadline anyway,
+    up to its period late)."""
+    from approvals.tasks import expire_at_deadline  # the tasks module imports this one
+
+    try:
+        for approval_id, deadline in timers:
+            expire_at_deadline.apply_async((approval_id,), eta=deadline)
+    except BROKER_ERRORS as exc:
+        logger.error("could not send the deadline task of approvals %s: %s", [pk for pk, _ in timers], exc)
+        return False
+    return True
+
+
+def _expire(approval: ApprovalRequest) -> bool:
+    """Apply the timeout action; False when someone (a person, or the other of timer and scan) decided first."""
+    action = approval.timeout_action or TimeoutAction.REJECT
+    try:
+        if action == TimeoutAction.FAIL:
+            _expire_failing(approval)
+        else:
+            decision = Decision.APPROVED if action == TimeoutAction.APPROVE else Decision.REJECTED
+            comment = f"no decision before the deadline ({approval.deadline.isoformat()}): {action} by timeout"
+            _decide(approval, decision=decision, comment=comment, user=None, edits={}, by_timeout=True)
+    except ApprovalAlreadyDecided:
+        return False
+    return True
 
 
 def _expire_failing(approval: ApprovalRequest) -> None:

@@ -653,6 +653,10 @@ def _node_wait(tx: Transition, node_run: NodeRun, wait: WaitRequest, *, started_
         user_model = type(run.owner)
         request.assignee_users.set(user_model.objects.filter(username__in=wait.assignees))
         request.assignee_groups.set(Group.objects.filter(name__in=wait.assignees))
+    if created and deadline is not None:
+        from approvals.services import approval_deadline_schedule  # approvals.services imports this module
+
+        approval_deadline_schedule(approval=request)  # its timeout action is applied at the deadline
     ledger_append(
         tx=tx,
         node_run=node_run,
