@@ -65,8 +65,19 @@ class Tool(models.Model):
         return bool(self.secret_headers_encrypted)
 
 
+class ToolCallState(models.TextChoices):
+    # Recorded right before the request goes out; a call still in this state after its node finished never got
+    # an answer recorded (its worker died mid-call, or the attempt was abandoned).
+    STARTED = "started", "started, no answer recorded"
+    FINISHED = "finished", "finished"
+
+
 class ToolCall(models.Model):
-    """One outbound call of a tool, by an agent or a tool node (or the admin's test action)."""
+    """One outbound call of a tool, by an agent or a tool node (or the admin's test action).
+
+    A call that sends a request is recorded twice: as `started` right before the request leaves (so that a
+    worker killed mid-call leaves a trace), then completed (`finished`, with the answer) when the node's result
+    is recorded. A call refused before any request (invalid arguments) is recorded once, `finished`."""
 
     tool = models.ForeignKey(Tool, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls")
     tool_name = models.CharField(max_length=64)
@@ -81,7 +92,12 @@ class ToolCall(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     response = models.TextField(blank=True, default="", help_text="The response body, truncated.")
     error = models.TextField(blank=True, default="")
+    note = models.CharField(
+        max_length=200, blank=True, default="", help_text="What was changed to store the answer, if anything."
+    )
+    state = models.CharField(max_length=8, choices=ToolCallState.choices, default=ToolCallState.FINISHED)
     created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -91,4 +107,6 @@ class ToolCall(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.state == ToolCallState.STARTED:
+            return f"{self.tool_name} -> started, no answer recorded"
         return f"{self.tool_name} -> {self.status_code or self.error[:40]}"
