@@ -1,3 +1,6 @@
+"""The tool admin. Saves and deletes go through tools.services, like the API: the same validation, secrets
+encrypted on the way in and bound to the URL's origin, and no deleting a tool that saved workflows use."""
+
 from __future__ import annotations
 
 import json
@@ -5,8 +8,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.text import Truncator
 
 from tools.models import Tool, ToolCall
@@ -14,12 +19,15 @@ from tools.services import (
     HEADER_NAME_RE,
     ToolCallError,
     ToolDefinitionError,
+    ToolInUseError,
     tool_create,
+    tool_delete,
     tool_example_arguments,
     tool_secret_header_names,
     tool_test_call,
     tool_update,
     tool_validate_definition,
+    tool_workflows_using,
 )
 
 DEFINITION_FIELDS = ("name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active")
@@ -61,7 +69,9 @@ class ToolAdminForm(forms.ModelForm):
         strip=False,
         widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Write-only. One `Name: value` per line (or a JSON object). Replaces every secret header; leave "
-        "blank to keep the current ones. Stored encrypted; never shown again.",
+        "blank to keep the current ones. Stored encrypted; never shown again. They are only sent to the origin "
+        "(scheme, host and port) of the URL they were entered with: changing the URL to another origin removes "
+        "them unless you enter them again here.",
     )
     clear_secret_headers = forms.BooleanField(required=False, help_text="Remove every secret header.")
 
@@ -127,7 +137,9 @@ class ToolAdmin(admin.ModelAdmin):
             fields = {field: getattr(obj, field) for field in DEFINITION_FIELDS}
             fields["headers"] = fields["headers"] or {}  # a cleared JSON field reads as None
             if change:
-                tool_update(tool=obj, fields=fields, secret_headers=secret_headers)
+                outcome = tool_update(tool=obj, fields=fields, secret_headers=secret_headers)
+                if outcome.notice:
+                    messages.warning(request, outcome.notice)
             else:
                 created = tool_create(owner=obj.owner, secret_headers=secret_headers, **fields)
                 obj.pk = created.pk
@@ -135,6 +147,35 @@ class ToolAdmin(admin.ModelAdmin):
             # Validated in the form already; only a race (the same name saved meanwhile) gets here.
             messages.error(request, f"Not saved: {exc}")
             raise
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[Any]]:
+        """Tools that saved workflows use are shown as protected: the confirmation page refuses to delete them
+        (for one tool and for the bulk action alike) and names the workflows."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = []
+        for tool in objs:
+            using = tool_workflows_using(tool=tool)
+            if using:
+                in_use.append(f"{ToolInUseError(tool.name, using)}.")
+        return deleted, counts, perms_needed, [*protected, *in_use]
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ToolInUseError as exc:  # a workflow started using it after the confirmation page was shown
+            self.message_user(request, f"Not deleted: {exc}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:tools_tool_change", args=[object_id]))
+
+    def delete_model(self, request: HttpRequest, obj: Tool) -> None:
+        tool_delete(tool=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
+        try:
+            with transaction.atomic():
+                for tool in queryset:
+                    tool_delete(tool=tool)
+        except ToolInUseError as exc:  # a workflow started using one after the confirmation page was shown
+            self.message_user(request, f"Nothing was deleted: {exc}.", messages.ERROR)
 
     @admin.action(description="Make a test call")
     def make_test_call(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
@@ -166,8 +207,8 @@ class ToolAdmin(admin.ModelAdmin):
 
 @admin.register(ToolCall)
 class ToolCallAdmin(admin.ModelAdmin):
-    list_display = ("tool_name", "method", "status_code", "duration_ms", "run", "node_id", "created_at")
-    list_filter = ("method", "status_code")
+    list_display = ("tool_name", "method", "state", "status_code", "duration_ms", "run", "node_id", "created_at")
+    list_filter = ("state", "method", "status_code")
     search_fields = ("tool_name", "url", "node_id", "=run__id", "error")
     date_hierarchy = "created_at"
     raw_id_fields = ("tool", "run")

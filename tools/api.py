@@ -4,6 +4,10 @@ Secret headers are write-only: `secret_headers` is accepted on create and update
 `{}` removes them; omitted: kept) and never returned; `secret_header_names` shows which exist (null when the
 stored secrets cannot be decrypted with the configured keys). The owner is the requesting user: a body naming
 `owner` (or any unknown or read-only field) is refused with 400, like everywhere in the API.
+
+Secret headers are bound to the origin (scheme, host, port) they were entered for: an update that moves `url` to
+another origin without sending `secret_headers` removes them, and its answer says so (`secret_headers_cleared`,
+and a sentence in `notice`). A tool that saved workflows still use cannot be deleted: 409 naming them.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,8 +26,11 @@ from tools.models import Tool
 from tools.services import (
     ToolCallError,
     ToolDefinitionError,
+    ToolInUseError,
+    ToolUpdate,
     tool_argument_errors,
     tool_create,
+    tool_delete,
     tool_secret_header_names,
     tool_test_call,
     tool_update,
@@ -96,9 +103,29 @@ class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     def update(self, instance: Tool, validated_data: dict[str, Any]) -> Tool:
         secret_headers = validated_data.pop("secret_headers", None)
         try:
-            return tool_update(tool=instance, fields=validated_data, secret_headers=secret_headers)
+            self.outcome = tool_update(tool=instance, fields=validated_data, secret_headers=secret_headers)
         except ToolDefinitionError as exc:
             raise serializers.ValidationError(exc.errors) from None
+        return self.outcome.tool
+
+
+class ToolUpdateResultSerializer(ToolSerializer):
+    """A tool as an update answers it (documentation only)."""
+
+    secret_headers_cleared = serializers.BooleanField(
+        help_text="True when the URL moved to another origin and the secret headers were removed with it."
+    )
+    notice = serializers.CharField(required=False, help_text="Only when secret headers were removed: what and why.")
+
+    class Meta(ToolSerializer.Meta):
+        fields = [*ToolSerializer.Meta.fields, "secret_headers_cleared", "notice"]
+
+
+class ToolInUseSerializer(serializers.Serializer):
+    """409 on delete (documentation only)."""
+
+    detail = serializers.CharField()
+    workflows = serializers.ListField(child=serializers.DictField(), help_text="[{id, name}] of the workflows.")
 
 
 class ToolTestSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -122,6 +149,16 @@ class ToolTestResultSerializer(serializers.Serializer):
     url = serializers.CharField(help_text="The URL called.")
 
 
+@extend_schema_view(
+    update=extend_schema(responses={200: ToolUpdateResultSerializer}),
+    partial_update=extend_schema(responses={200: ToolUpdateResultSerializer}),
+    destroy=extend_schema(
+        responses={
+            204: None,
+            409: OpenApiResponse(ToolInUseSerializer, description="Saved workflows use the tool; it is kept."),
+        }
+    ),
+)
 class ToolViewSet(viewsets.ModelViewSet):
     serializer_class = ToolSerializer
 
@@ -129,6 +166,29 @@ class ToolViewSet(viewsets.ModelViewSet):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
             return Tool.objects.none()
         return Tool.objects.visible_to(self.request.user).select_related("owner")
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The tool as saved, plus `secret_headers_cleared` (and `notice` when it is true): a `url` that moved to
+        another origin removes the secret headers unless the same request sends `secret_headers`."""
+        response = super().update(request, *args, **kwargs)
+        outcome: ToolUpdate | None = getattr(self, "_outcome", None)
+        response.data["secret_headers_cleared"] = bool(outcome and outcome.secret_headers_cleared)
+        if outcome and outcome.notice:
+            response.data["notice"] = outcome.notice
+        return response
+
+    def perform_update(self, serializer: ToolSerializer) -> None:  # type: ignore[override]
+        serializer.save()
+        self._outcome = serializer.outcome
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the tool: 409 naming the workflows (`workflows`: [{id, name}]) when saved ones still use it."""
+        try:
+            tool_delete(tool=self.get_object())
+        except ToolInUseError as exc:
+            workflows = [{"id": pk, "name": name} for pk, name in exc.workflows]
+            return Response({"detail": str(exc), "workflows": workflows}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ToolTestSerializer, responses={200: ToolTestResultSerializer})
     @action(detail=True, methods=["post"], serializer_class=ToolTestSerializer)

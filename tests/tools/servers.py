@@ -22,6 +22,7 @@ class Received:
     query: list[tuple[str, str]]
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    header_lines: list[tuple[str, str]] = field(default_factory=list)  # every header as sent, repeats included
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -75,6 +76,7 @@ class LocalServer:
                     query=parse_qsl(parts.query, keep_blank_values=True),
                     headers={name.lower(): value for name, value in self.headers.items()},
                     body=body,
+                    header_lines=list(self.headers.items()),
                 )
                 with server._lock:
                     server.received.append(request)
