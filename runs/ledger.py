@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from flownova import metrics
 from runs.events import Transition
 from runs.models import LedgerEntry, NodeRun, concrete_fields, insert_sql, update_sql
-from tools.models import ToolCall
+from tools.models import Tool, ToolCall
+from tools.services import FINISH_FIELDS, tool_call_row
 
 
 def ledger_append(
@@ -77,25 +80,36 @@ def _write(tx: Transition, entry: LedgerEntry, node_run: NodeRun, node_fields: S
     tx.write(*insert_sql([entry], LEDGER_FIELDS))
 
 
+TOOL_CALL_FIELDS = concrete_fields(ToolCall)
+
+
 def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, Any]]) -> None:
-    """Keep each outbound call a node made (returned in NodeResult.tool_calls) as a ToolCall row, written with
-    the node's ledger entry. Keys: tool, tool_id, method, url, arguments, status_code, duration_ms, response,
-    error."""
+    """Keep each outbound call a node made (returned in NodeResult.tool_calls, the keys of
+    tools.services.RECORD_KEYS) as a ToolCall row, written with the node's ledger entry: a call recorded as
+    started before its request went out (`call_id`) has that row completed; one never sent gets a row now."""
     if not calls:
         return
-    ToolCall.objects.bulk_create(
-        ToolCall(
-            run=tx.run,
-            node_id=node_run.node_id,
-            tool_id=call.get("tool_id"),
-            tool_name=str(call.get("tool", ""))[:64],
-            method=str(call.get("method", ""))[:8],
-            url=str(call.get("url", ""))[:2048],
-            arguments=call.get("arguments") or {},
-            status_code=call.get("status_code"),
-            duration_ms=call.get("duration_ms"),
-            response=str(call.get("response") or ""),
-            error=str(call.get("error") or ""),
-        )
-        for call in calls
-    )
+    finished = timezone.now()
+    fresh = []
+    for call in calls:
+        row = tool_call_row(call, run_id=tx.run.pk, node_id=node_run.node_id, finished_at=finished)
+        if call.get("call_id"):
+            row.pk = call["call_id"]
+            tx.write(*update_sql(row, FINISH_FIELDS))
+        else:
+            fresh.append(row)
+    if fresh:
+        _unlink_deleted_tools(fresh)
+        tx.write(*insert_sql(fresh, TOOL_CALL_FIELDS))
+
+
+def _unlink_deleted_tools(rows: list[ToolCall]) -> None:
+    # A tool deleted while the node ran (a run's snapshot may name a tool no saved workflow uses) would fail the
+    # foreign key at commit, and with it the node's whole record; the row keeps the tool's name instead.
+    ids = {row.tool_id for row in rows if row.tool_id is not None}
+    if not ids:
+        return
+    existing = set(Tool.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    for row in rows:
+        if row.tool_id not in existing:
+            row.tool_id = None

@@ -154,7 +154,12 @@ class Conversation:
 
         try:
             return tool_call(
-                tool=tool, arguments=arguments, run_id=self.ctx.run_id, node_id=self.ctx.node.id, call_index=index
+                tool=tool,
+                arguments=arguments,
+                run_id=self.ctx.run_id,
+                node_id=self.ctx.node.id,
+                call_index=index,
+                record=self.ctx.record_call,
             )
         except ToolCallError as exc:
             return {**base, "arguments": arguments, "error": str(exc)}

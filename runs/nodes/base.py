@@ -104,6 +104,10 @@ class NodeContext:
     attempt: int = 1
     # Sends an event about this node while it executes (llm_token, tool_call); stored and published.
     emit: Callable[[str, dict[str, Any]], None] = field(default=lambda type, data: None)
+    # Records an outbound call as started right before its request goes out, so that a worker killed mid-call
+    # leaves a trace (tools.services.tool_call_start: `record` of tool_call). None: calls are recorded only with
+    # the node's result.
+    record_call: Callable[..., int] | None = None
 
     @property
     def data(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from runs.nodes import get_node_type
 from runs.nodes.base import NodeContext, NodeError, NodeResult, TransientNodeError
+from tools.services import tool_call_start
 
 if TYPE_CHECKING:
     from runs.services import NodeClaim
@@ -46,6 +47,7 @@ def run_handler(
         nodes=claim.nodes,
         branches=claim.branches,
         attempt=claim.attempt,
+        record_call=tool_call_start,
     )
     if emit is not None:
         context.emit = emit

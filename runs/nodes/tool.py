@@ -18,8 +18,11 @@ What happens, precisely:
 - Permanent problems of the workflow itself fail the node whatever its edges: an unknown or disabled tool
   name, a template naming a missing path.
 
-The call is returned in NodeResult.tool_calls (the engine records it as a ToolCall row and in the ledger) and
-announced as a `tool_call` event as soon as it is made.
+The call is recorded as a started ToolCall row right before its request goes out (through the context's
+`record_call`), returned in NodeResult.tool_calls (the engine completes that row with the answer when it records
+the node, and keeps the call in the ledger) and announced as a `tool_call` event as soon as it is made. A header
+value with a control character (from the arguments) is never sent: the call fails, not transiently, naming the
+header. An answer holding NUL characters is stored with U+FFFD in their place (the record's `note` says so).
 Secret header values never appear in the output, the record or the error: tools.services redacts them.
 """
 
@@ -63,6 +66,7 @@ def execute(ctx: NodeContext) -> NodeResult:
         run_id=ctx.run_id,
         node_id=ctx.node.id,
         timeout=min(timeouts) if timeouts else None,
+        record=ctx.record_call,
     )
     record = tool_call_record(call)
     # Sent for every attempt, also one that then fails the node; the same fields as an agent's tool_call events.
