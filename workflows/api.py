@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response
 from runs.api import RunSerializer, RunStartSerializer, start_run_or_400
+from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
 from workflows.services import GraphError, graph_normalize, workflow_create, workflow_soft_delete, workflow_update
@@ -159,7 +160,8 @@ class WorkflowImportSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         try:
-            document = import_document(data)
+            # A seed document's tool ids must resolve to the importing user's tools (the view gives their names).
+            document = import_document(data, tool_names=self.context.get("tool_names", ()))
         except DocumentError as exc:
             raise serializers.ValidationError(exc.errors) from None
         workflow = WorkflowSerializer(data=document)
@@ -277,7 +279,8 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     )
     @action(detail=False, methods=["post"], url_path="import", serializer_class=WorkflowImportSerializer)
     def import_(self, request: Request) -> Response:
-        body = WorkflowImportSerializer(data=request.data)
+        tool_names = Tool.objects.filter(owner=request.user, is_active=True).values_list("name", flat=True)
+        body = WorkflowImportSerializer(data=request.data, context={"tool_names": tool_names})
         body.is_valid(raise_exception=True)
         workflow = workflow_create(owner=request.user, **body.validated_data)
         return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)

@@ -23,6 +23,22 @@ What `import_document` accepts (and documents in the README):
     condition names of CONDITION_NAMES (case, ``-`` and spaces don't matter; our own operators are accepted
     too). An unknown condition is refused with an error naming the node.
 
+  - on LLM nodes (agent, guardrails, cognitive) ``llm_model`` becomes ``model``;
+  - on agents, structured output becomes ``output_schema``: ``structured_output_schema`` (a JSON Schema, as an
+    object or as JSON text) when ``structured_output`` is on or not given, or ``structured_output`` itself when
+    it is the schema. Switched off (``false``), the schema was not used and is dropped;
+  - tools are named by the seed system's ids (``tools`` or ``tool_ids`` on agents and cognitive nodes,
+    ``tool_id`` or ``tool`` on tool nodes). Each id becomes the name of one of the importing user's tools: the
+    id itself when it is such a name, the ``name`` of an entry written as ``{"id", "name"}``, or the name the
+    document's top-level ``tools`` list (``[{"id", "name"}, ...]``) gives the id;
+  - templates that read the seed if/else's fields (``lhs_value``, ``rhs_value``) read ours (``left_value``,
+    ``right_value``): ``{{nodes.<if/else id>.lhs_value}}`` anywhere, ``{{input.lhs_value}}`` in the nodes
+    after an if/else (before one, ``input`` is the run's input, so such a key is the user's own).
+
+  Whatever can't be converted that way (an ``llm_model`` on a node without a model, a structured output with
+  no usable schema, a tool id that names none of the user's tools, a value that contradicts one already
+  given) is refused with an error naming the node and the field, rather than imported to behave differently.
+
   and for every edge: ``source_handle`` becomes ``sourceHandle`` (``target_handle`` is dropped), and on edges
   leaving an approval node the handles ``yes`` / ``no`` become ``approved`` / ``rejected``.
 """
@@ -31,9 +47,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from runs.engine.templating import rewrite_paths
 from workflows.graph import GraphError, Issue
 
 __all__ = [
@@ -93,6 +110,11 @@ _TYPE_ALIASES = {
 }
 _APPROVAL_HANDLES = {"yes": "approved", "no": "rejected"}
 _IF_ELSE_KEYS = {"lhs": "left", "rhs": "right"}
+# The seed if/else's output fields that ours names differently.
+_IF_ELSE_OUTPUTS = {"lhs_value": "left_value", "rhs_value": "right_value"}
+# Node types of ours with a `model`, and those whose `tools` list names tools.
+_MODEL_TYPES = frozenset({"agent", "guardrails", "cognitive"})
+_TOOL_LIST_TYPES = frozenset({"agent", "cognitive"})
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -105,9 +127,10 @@ class DocumentError(ValueError):
         self.errors = errors
 
 
-def import_document(doc: object) -> dict[str, Any]:
+def import_document(doc: object, *, tool_names: Iterable[str] = ()) -> dict[str, Any]:
     """Our document `{name, description, graph}` from `doc` in either format. The graph is converted but not
-    validated: the caller validates it as it validates every graph."""
+    validated: the caller validates it as it validates every graph. `tool_names` are the importing user's
+    tools, which the seed format's tool ids must resolve to."""
     if not isinstance(doc, Mapping):
         raise DocumentError({"non_field_errors": [f"a workflow document must be a JSON object, not {_kind(doc)}"]})
     errors: dict[str, list[Any]] = {}
@@ -129,7 +152,7 @@ def import_document(doc: object) -> dict[str, Any]:
         graph = None
     if graph is not None and is_seed_graph(graph):
         try:
-            graph = convert_seed_graph(graph)
+            graph = convert_seed_graph(graph, tool_names=tool_names, seed_tools=doc.get("tools"))
         except GraphError as exc:
             errors["graph"] = [issue.as_dict() for issue in exc.issues]
     if errors:
@@ -149,19 +172,25 @@ def is_seed_graph(graph: object) -> bool:
     return isinstance(edges, list) and any(isinstance(edge, Mapping) and "source_handle" in edge for edge in edges)
 
 
-def convert_seed_graph(graph: Mapping[str, Any]) -> dict[str, Any]:
+def convert_seed_graph(
+    graph: Mapping[str, Any], *, tool_names: Iterable[str] = (), seed_tools: object = None
+) -> dict[str, Any]:
     """The seed system's graph in our format. Raises GraphError listing every node it can't convert; other
-    problems (a missing end, an unknown node type...) are left to graph validation, which names them."""
+    problems (a missing end, an unknown node type...) are left to graph validation, which names them.
+    `tool_names` are the importing user's tools; `seed_tools` the document's own list of `{id, name}`."""
     issues: list[Issue] = []
+    tools = _ToolResolver(tool_names, seed_tools)
     raw_nodes = graph.get("nodes")
     raw_edges = graph.get("edges")
-    nodes = [_convert_node(raw, issues) for raw in raw_nodes] if isinstance(raw_nodes, list) else raw_nodes
+    nodes = [_convert_node(raw, issues, tools) for raw in raw_nodes] if isinstance(raw_nodes, list) else raw_nodes
     types = {
         node["id"]: node.get("type")
         for node in (nodes if isinstance(nodes, list) else [])
         if isinstance(node, Mapping) and isinstance(node.get("id"), str)
     }
     edges = [_convert_edge(raw, types) for raw in raw_edges] if isinstance(raw_edges, list) else raw_edges
+    if isinstance(nodes, list) and isinstance(edges, list):
+        nodes = _rewrite_if_else_references(nodes, edges, types)
     if issues:
         raise GraphError(issues)
     converted: dict[str, Any] = {"nodes": nodes}
@@ -170,7 +199,7 @@ def convert_seed_graph(graph: Mapping[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _convert_node(raw: object, issues: list[Issue]) -> object:
+def _convert_node(raw: object, issues: list[Issue], tools: _ToolResolver) -> object:
     if not isinstance(raw, Mapping):
         return raw  # the validator reports it with its index
     data = _data(raw)
@@ -186,6 +215,10 @@ def _convert_node(raw: object, issues: list[Issue]) -> object:
         issues.append(Issue(f"{label}: data.config must be an object, not {_kind(extra)}", **_where(node_id)))
     if node_type == "if_else":
         config = _convert_condition(label, node_id, config, issues)
+    refuse = _Refusals(label, node_id, issues)
+    _convert_model(node_type, config, refuse)
+    _convert_structured_output(node_type, config, refuse)
+    _convert_tools(node_type, config, refuse, tools)
     node: dict[str, Any] = {"id": node_id, "type": node_type}
     if "position" in raw:
         node["position"] = raw["position"]
@@ -214,6 +247,196 @@ def _convert_condition(label: str, node_id: object, config: dict[str, Any], issu
     else:
         config.setdefault("operator", operator)
     return config
+
+
+class _Refusals:
+    """Collects the issues of one node: each names the node and the field at fault."""
+
+    def __init__(self, label: str, node_id: object, issues: list[Issue]) -> None:
+        self.label = label
+        self.node_id = node_id
+        self.issues = issues
+
+    def __call__(self, field: str, message: str) -> None:
+        self.issues.append(Issue(f"{self.label}: {field}: {message}", field=field, **_where(self.node_id)))
+
+
+def _blank(value: object) -> bool:
+    """A seed field left empty, which set nothing there either."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _convert_model(node_type: object, config: dict[str, Any], refuse: _Refusals) -> None:
+    if "llm_model" not in config:
+        return
+    model = config.pop("llm_model")
+    if _blank(model):
+        return
+    if node_type not in _MODEL_TYPES:
+        refuse("llm_model", f"a {_show(node_type)} node has no model here; only {', '.join(sorted(_MODEL_TYPES))} do")
+    elif not isinstance(model, str):
+        refuse("llm_model", f"must be a model name (a string), not {_kind(model)}")
+    elif not _blank(config.get("model")) and config["model"] != model.strip():
+        refuse("llm_model", f"{_show(model)} contradicts the node's model {_show(config['model'])}")
+    else:
+        config["model"] = model.strip()
+
+
+def _convert_structured_output(node_type: object, config: dict[str, Any], refuse: _Refusals) -> None:
+    if "structured_output" not in config and "structured_output_schema" not in config:
+        return
+    switch = config.pop("structured_output", None)
+    schema = config.pop("structured_output_schema", None)
+    if switch is False or (_blank(switch) and _blank(schema)):
+        return  # off in the seed system too: the answer stays text
+    field = "structured_output_schema" if not _blank(schema) else "structured_output"
+    if node_type != "agent":
+        refuse(field, f"a {_show(node_type)} node has no structured output here; only agent nodes do")
+        return
+    if _blank(schema) and isinstance(switch, Mapping):
+        schema = switch  # the switch is the schema itself
+    elif switch not in (None, True) and not isinstance(switch, Mapping):
+        refuse("structured_output", f"must be true, false or a JSON Schema object, not {_kind(switch)}")
+        return
+    if _blank(schema):
+        refuse("structured_output", "is on, but there is no structured_output_schema to check the answer against")
+        return
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            refuse(field, f"is not valid JSON ({exc})")
+            return
+    if not isinstance(schema, Mapping):
+        refuse(field, f"must be a JSON Schema object, not {_kind(schema)}")
+        return
+    if config.get("output_schema") is not None and config["output_schema"] != schema:
+        refuse(field, "contradicts the node's output_schema")
+        return
+    config["output_schema"] = dict(schema)
+
+
+class _ToolResolver:
+    """Seed tool ids -> the names of the importing user's tools."""
+
+    def __init__(self, tool_names: Iterable[str], seed_tools: object) -> None:
+        self.names = frozenset(tool_names)
+        self.seed_names: dict[str, str] = {}
+        for entry in seed_tools if isinstance(seed_tools, list) else []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str) and _is_id(entry.get("id")):
+                self.seed_names[str(entry["id"])] = entry["name"]
+
+    def name(self, entry: object) -> str | None:
+        """Our tool's name for one seed entry (an id, or an object with an id and/or a name), or None."""
+        candidates: list[object] = []
+        if isinstance(entry, Mapping):
+            candidates = [entry.get("name"), entry.get("id")]
+        elif _is_id(entry):
+            candidates = [entry]
+        for candidate in candidates:
+            if isinstance(candidate, str) and candidate in self.names:
+                return candidate
+            named = self.seed_names.get(str(candidate)) if _is_id(candidate) else None
+            if named in self.names:
+                return named
+        return None
+
+    def describe(self, entry: object) -> str:
+        if isinstance(entry, Mapping):
+            entry = entry.get("name", entry.get("id"))
+        named = self.seed_names.get(str(entry)) if _is_id(entry) else None
+        return f"{_show(entry)} (named {_show(named)} in the document)" if named else _show(entry)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _convert_tools(node_type: object, config: dict[str, Any], refuse: _Refusals, tools: _ToolResolver) -> None:
+    if node_type in _TOOL_LIST_TYPES:
+        for field in ("tools", "tool_ids"):
+            if field not in config:
+                continue
+            entries = config.pop(field)
+            if _blank(entries):
+                continue
+            if not isinstance(entries, list):
+                refuse(field, f"must be a list of tool ids, not {_kind(entries)}")
+                continue
+            names = [tools.name(entry) for entry in entries]
+            missing = [tools.describe(entry) for entry, name in zip(entries, names, strict=True) if name is None]
+            if missing:
+                refuse(field, _unknown_tools(missing))
+                continue
+            known = config.get("tools") or []
+            config["tools"] = list(dict.fromkeys([*known, *(name for name in names if name is not None)]))
+    elif node_type == "tool":
+        resolved: dict[str, str] = {}
+        for field in ("tool_id", "tool"):
+            if _blank(config.get(field)):
+                continue
+            entry = config.pop(field)
+            name = tools.name(entry)
+            if name is None:
+                refuse(field, _unknown_tools([tools.describe(entry)]))
+            else:
+                resolved[field] = name
+        if len(set(resolved.values())) > 1:
+            refuse("tool_id", f"names the tool {resolved['tool_id']!r}, but the node's tool is {resolved['tool']!r}")
+        elif resolved:
+            config["tool"] = next(iter(resolved.values()))
+
+
+def _unknown_tools(described: list[str]) -> str:
+    which = (
+        "is not the id or name of one of your tools" if len(described) == 1 else "are not ids or names of your tools"
+    )
+    return f"{', '.join(described)} {which}: register the tool first (Tools, or /api/tools/), then import again"
+
+
+def _rewrite_if_else_references(nodes: list[Any], edges: list[Any], types: dict[str, object]) -> list[Any]:
+    """Point templates that read the seed if/else's output fields at ours (see the module docstring)."""
+    if_elses = {node_id for node_id, node_type in types.items() if node_type == "if_else"}
+    if not if_elses:
+        return nodes
+    outgoing: dict[str, list[str]] = {}
+    for edge in edges:
+        if isinstance(edge, Mapping) and isinstance(edge.get("source"), str) and isinstance(edge.get("target"), str):
+            outgoing.setdefault(edge["source"], []).append(edge["target"])
+    after_if_else = _reachable(if_elses, outgoing)
+
+    def rewrite_for(node_id: object) -> Callable[[str], str]:
+        def rewrite(path: str) -> str:
+            segments = path.split(".")
+            if len(segments) >= 3 and segments[0] == "nodes" and segments[1] in if_elses:
+                index = 2
+            elif len(segments) >= 2 and segments[0] == "input" and node_id in after_if_else:
+                index = 1
+            else:
+                return path
+            segments[index] = _IF_ELSE_OUTPUTS.get(segments[index], segments[index])
+            return ".".join(segments)
+
+        return rewrite
+
+    converted = []
+    for node in nodes:
+        if isinstance(node, dict) and isinstance(node.get("data"), Mapping):
+            node = {**node, "data": rewrite_paths(node["data"], rewrite_for(node.get("id")))}
+        converted.append(node)
+    return converted
+
+
+def _reachable(sources: set[str], outgoing: Mapping[str, list[str]]) -> set[str]:
+    """Every node after one of `sources` (not the sources themselves, unless one follows another)."""
+    seen: set[str] = set()
+    stack = [target for source in sources for target in outgoing.get(source, [])]
+    while stack:
+        node_id = stack.pop()
+        if node_id not in seen:
+            seen.add(node_id)
+            stack.extend(outgoing.get(node_id, []))
+    return seen
 
 
 def _convert_edge(raw: object, types: dict[str, object]) -> object:

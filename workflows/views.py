@@ -161,7 +161,8 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
         errors = [f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB."]
     else:
         try:
-            document = import_document(parse_json(form.cleaned_data["file"].read()))
+            tool_names = Tool.objects.filter(owner=request.user, is_active=True).values_list("name", flat=True)
+            document = import_document(parse_json(form.cleaned_data["file"].read()), tool_names=tool_names)
             if len(document["name"]) > 200:
                 raise DocumentError({"name": ["the name is longer than 200 characters"]})
             workflow = workflow_create(owner=request.user, **document)
