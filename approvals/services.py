@@ -8,6 +8,8 @@ conditional update as a person's decision, so exactly one of them (or the person
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +21,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
-from runs.events import run_transition
+from runs.events import Transition, run_transition
 from runs.models import NodeRun
 from runs.services import node_fail_waiting, node_resume
 
@@ -108,7 +110,7 @@ def _decide(
     edits: dict[str, Any],
     by_timeout: bool = False,
 ) -> ApprovalRequest:
-    with run_transition(approval.run_id) as tx:
+    with _decision_transition(approval) as tx:
         now = timezone.now()
         diff = _edits_diff(approval, edits) if edits else {}
         by = user.get_username() if user is not None else None
@@ -140,6 +142,28 @@ def _decide(
         fields = {**{field: change["to"] for field, change in diff.items()}, "approval": record}
         node_resume(tx, node_id=approval.node_id, fields=fields, handle=decision, replaces="approval")
     return approval
+
+
+@contextmanager
+def _decision_transition(approval: ApprovalRequest) -> Iterator[Transition]:
+    """The run's transition that records a decision (or an expiry). Once it has committed, the decision
+    stands: if what the commit sets off then fails (sending the next node's task, publishing events, with
+    Redis down), that is logged, not raised, and the caller hears that it was decided. The node is queued in
+    the database, so the recovery sweep sends it again, and the events are stored."""
+    committed = False
+
+    def mark() -> None:
+        nonlocal committed
+        committed = True
+
+    try:
+        with run_transition(approval.run_id) as tx:
+            transaction.on_commit(mark)  # before the decision's own callbacks, so it runs first
+            yield tx
+    except Exception:
+        if not committed:
+            raise
+        logger.exception("approval %s: decided, but what follows the commit failed", approval.pk)
 
 
 def _edits_diff(approval: ApprovalRequest, edits: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -248,7 +272,7 @@ def _expire(approval: ApprovalRequest) -> bool:
 
 
 def _expire_failing(approval: ApprovalRequest) -> None:
-    with run_transition(approval.run_id) as tx:
+    with _decision_transition(approval) as tx:
         now = timezone.now()
         won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
             status=ApprovalStatus.EXPIRED,

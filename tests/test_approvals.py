@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from approvals.models import ApprovalRequest
 from approvals.services import (
@@ -22,6 +31,8 @@ from approvals.services import (
     approvals_expire_overdue,
 )
 from runs.models import LedgerEntry, NodeRun, RunEvent
+from runs.services import node_runs_recover
+from tests.conftest import free_port, service_env, start_daphne, stop_process
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -214,3 +225,83 @@ def test_staff_decide_from_the_admin_with_a_comment(client, alice, superuser) ->
     assert run.status == "succeeded" and ledger(run)[-1][0] == "yes"
     again = client.post(url, {"action": "reject", "_selected_action": [approval.pk], "apply": "1"}, follow=True)
     assert "0 request(s) rejected" in again.content.decode()
+
+
+# --- deciding while Redis is down -----------------------------------------------------------------------------
+
+
+@contextmanager
+def private_redis(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own on a free loopback port, which the test may stop (never the machine's)."""
+    port = free_port()
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(folder)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        wait_until(lambda: _answers(client))
+        yield f"redis://127.0.0.1:{port}/0", process
+    finally:
+        client.close()
+        stop_process(process)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_resumes_the_runs(  # type: ignore[no-untyped-def]
+    alice, tmp_path
+) -> None:
+    """The web process loses its Redis (broker and channel layer) before the decisions: each is committed and
+    answered as a success from the API, the inbox and the run page; its next node stays queued until the
+    recovery sweep, with the broker back, sends it again."""
+    by_api, by_inbox, by_run_page = (waiting(alice, ask()) for _ in range(3))
+    token = Token.objects.create(user=alice).key
+    browser = Client()
+    browser.force_login(alice)
+    with private_redis(tmp_path) as (redis_url, redis_process):
+        web = start_daphne(service_env(FLOWNOVA_TEST_REDIS_URL=redis_url))
+        try:
+            with httpx.Client(
+                base_url=web.base_url,
+                cookies={settings.SESSION_COOKIE_NAME: browser.cookies[settings.SESSION_COOKIE_NAME].value},
+                timeout=60,
+            ) as http:
+                assert http.get(reverse("approval_inbox")).status_code == 200  # sets the CSRF cookie
+                stop_process(redis_process)
+                api = http.post(
+                    f"/api/approvals/{by_api[1].pk}/decide/",
+                    json={"decision": "approved"},
+                    headers={"Authorization": f"Token {token}"},
+                )
+                htmx = {"HX-Request": "true", "X-CSRFToken": http.cookies["csrftoken"]}
+                inbox = http.post(
+                    reverse("approval_decide", args=[by_inbox[1].pk]),
+                    data={"decision": "approved"},
+                    headers={**htmx, "HX-Target": "approvals-list"},
+                )
+                run_page = http.post(
+                    reverse("approval_decide", args=[by_run_page[1].pk]),
+                    data={"decision": "approved"},
+                    headers={**htmx, "HX-Target": "run-approvals"},
+                )
+        finally:
+            stop_process(web.process)
+    assert api.status_code == 200, api.text
+    assert api.json()["status"] == "approved" and api.json()["decided_by"] == "alice"
+    for page in (inbox, run_page):
+        assert page.status_code == 200, page.text
+        assert "Approved: the run resumes." in page.text
+    for run, approval in (by_api, by_inbox, by_run_page):
+        approval.refresh_from_db()
+        assert approval.status == "approved" and approval.decided_by == alice
+        assert NodeRun.objects.get(run=run, node_id="yes").status == "queued"  # its message was never sent
+
+    # The broker is back (this process's, which the worker consumes from): the sweep sends the nodes again.
+    assert node_runs_recover(queued_for=0, running_for=3600) == 3
+    for run, _ in (by_api, by_inbox, by_run_page):
+        run = wait_for(run)
+        assert run.status == "succeeded" and ledger(run)[-1] == ("yes", "succeeded")
