@@ -116,7 +116,7 @@ class NodeContext:
     def render(self, value: Any) -> Any:
         """Render templates in `value`; a bad or missing path fails the node with the template's message."""
         try:
-            return templating.render(value, {"input": self.input, "nodes": self.nodes})
+            return templating.render(value, {"input": self.input, "nodes": self.nodes}, node_id=self.node.id)
         except templating.TemplateError as exc:
             raise NodeError(str(exc)) from exc
 
