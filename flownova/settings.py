@@ -248,6 +248,12 @@ if FLOWNOVA_LOG_FORMAT not in {"plain", "json"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+# Size caps on what runs produce (a template can copy a value many times over); past one, the node fails
+# with a message naming the setting. A node's output (its input and its own fields), a run's output, and a
+# value a template renders to.
+FLOWNOVA_MAX_NODE_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_NODE_OUTPUT_BYTES", 8 * 1024 * 1024)
+FLOWNOVA_MAX_RUN_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_RUN_OUTPUT_BYTES", 8 * 1024 * 1024)
+FLOWNOVA_MAX_RENDERED_BYTES = env_int("FLOWNOVA_MAX_RENDERED_BYTES", 1024 * 1024)
     "filters": {"context": {"()": "flownova.logcontext.ContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s node=%(node_id)s] %(message)s"},

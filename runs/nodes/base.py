@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs import limits
 from runs.engine import templating
 from workflows.graph import Node, NodeSpec
 
@@ -116,9 +117,15 @@ class NodeContext:
     def render(self, value: Any) -> Any:
         """Render templates in `value`; a bad or missing path fails the node with the template's message."""
         try:
-            return templating.render(value, {"input": self.input, "nodes": self.nodes}, node_id=self.node.id)
+            rendered = templating.render(value, {"input": self.input, "nodes": self.nodes}, node_id=self.node.id)
         except templating.TemplateError as exc:
             raise NodeError(str(exc)) from exc
+        if rendered is not value:  # a template was rendered: it may have copied a large value many times
+            try:
+                limits.check_size(rendered, setting="FLOWNOVA_MAX_RENDERED_BYTES", what="the rendered value")
+            except limits.SizeLimitError as exc:
+                raise NodeError(str(exc)) from exc
+        return rendered
 
 
 @dataclass(frozen=True)
