@@ -182,20 +182,24 @@ class Graph:
 
 def validate_graph(doc: object, specs: Mapping[str, NodeSpec]) -> list[Issue]:
     """Every problem with `doc` as a graph of the node types in `specs`; empty when it is valid."""
-    return _check(doc, specs)[0]
+    return _check(doc, specs, recorded=False)[0]
 
 
-def parse_graph(doc: object, specs: Mapping[str, NodeSpec]) -> Graph:
-    """The Graph for `doc`; raises GraphError listing every problem if it isn't valid."""
-    issues, graph = _check(doc, specs)
+def parse_graph(doc: object, specs: Mapping[str, NodeSpec], *, recorded: bool = False) -> Graph:
+    """The Graph for `doc`; raises GraphError listing every problem if it isn't valid.
+
+    `recorded` says `doc` is a run's snapshot, valid when its run started: the rules about how a graph should
+    be designed (not what executing it needs) are then not checked again, so a rule added since never stops a
+    run that is under way, or its replay."""
+    issues, graph = _check(doc, specs, recorded=recorded)
     if issues or graph is None:
         raise GraphError(issues or [Issue("the graph is not valid")])
     return graph
 
 
-def _check(doc: object, specs: Mapping[str, NodeSpec]) -> tuple[list[Issue], Graph | None]:
+def _check(doc: object, specs: Mapping[str, NodeSpec], *, recorded: bool) -> tuple[list[Issue], Graph | None]:
     try:
-        return _Validation(specs).run(doc)
+        return _Validation(specs, recorded=recorded).run(doc)
     except Exception as exc:  # noqa: BLE001 - a bad document must come back as an Issue, never crash the caller
         return [Issue(f"the graph could not be validated ({type(exc).__name__})")], None
 
@@ -203,8 +207,9 @@ def _check(doc: object, specs: Mapping[str, NodeSpec]) -> tuple[list[Issue], Gra
 class _Validation:
     """One validation pass: reads the document, collecting issues as it goes."""
 
-    def __init__(self, specs: Mapping[str, NodeSpec]) -> None:
+    def __init__(self, specs: Mapping[str, NodeSpec], *, recorded: bool = False) -> None:
         self.specs = specs
+        self.recorded = recorded
         self.issues: list[Issue] = []
         self._validators: dict[int, Draft202012Validator] = {}
 
@@ -454,6 +459,8 @@ class _Validation:
             self._check_reachable(nodes, outgoing, start_id)
         self._check_cycles(nodes, outgoing)
         self._check_dead_ends(nodes, outgoing)
+        if not self.issues and start_id is not None and not self.recorded:
+            self._check_one_end_per_run(nodes, edges, start_id)
         return start_id
 
     def _check_start_and_end(self, nodes: dict[str, Node]) -> str | None:
@@ -497,6 +504,79 @@ class _Validation:
                     f"node {_quote(node.id)} has no outgoing edge; connect it or end the path with an end node",
                     node_id=node.id,
                 )
+
+    def _check_one_end_per_run(self, nodes: dict[str, Node], edges: list[Edge], start_id: str) -> None:
+        """A run's output is what its end node gives; two different end nodes reached in the same run would
+        leave it to whichever finished last. So branches that run together (after a fork, or any node whose
+        edges fire together) must meet again (a join) before they end, or end at the same end node."""
+        clash = _ends_reached_together(nodes, edges, start_id, self.specs)
+        if clash is not None:
+            first, second = clash
+            self.add(
+                f"end nodes {_quote(first)} and {_quote(second)} can both be reached in one run, by branches that "
+                "run together: the run's output would depend on which finishes last. Join the branches before "
+                "one end node, or make the paths exclusive (if/else)",
+                node_id=second,
+            )
+
+
+# How many node executions the end-node check may simulate; past it (a graph with very many decisions) the
+# check gives up and accepts the graph rather than take seconds to validate it.
+_MAX_SIMULATED_STEPS = 20_000
+
+
+def _ends_reached_together(
+    nodes: dict[str, Node], edges: list[Edge], start_id: str, specs: Mapping[str, NodeSpec]
+) -> tuple[str, str] | None:
+    """Two end nodes that one run can reach, found by following every possible run (each node with handles may
+    take any of the handles its edges have; any other node fires all its edges) with the engine's rules: an
+    edge is fired or dead, and a node runs once all its incoming edges are resolved and one of them fired."""
+    outgoing: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
+    incoming_count = dict.fromkeys(nodes, 0)
+    for edge in edges:
+        outgoing[edge.source].append(edge)
+        incoming_count[edge.target] += 1
+
+    def choices(node_id: str) -> list[str | None]:
+        spec = specs.get(nodes[node_id].type)
+        if spec is None or spec.handles is None:
+            return [None]
+        return list(dict.fromkeys(edge.source_handle for edge in outgoing[node_id] if edge.source_handle))
+
+    # A state: nodes ready to run, edges resolved per node, nodes one of whose edges fired, end nodes reached.
+    stack: list[tuple[tuple[str, ...], dict[str, int], frozenset[str], frozenset[str]]] = [
+        ((start_id,), {}, frozenset(), frozenset())
+    ]
+    steps = 0
+    while stack:
+        ready, resolved, fired, ends = stack.pop()
+        if not ready:
+            continue
+        node_id, rest = ready[0], ready[1:]
+        if nodes[node_id].type == END_TYPE:
+            if ends and node_id not in ends:
+                return min(ends), node_id
+            stack.append((rest, resolved, fired, ends | {node_id}))
+            continue
+        for handle in choices(node_id):
+            steps += 1
+            if steps > _MAX_SIMULATED_STEPS:
+                return None
+            now_resolved, now_fired, now_ready = dict(resolved), set(fired), list(rest)
+            pending = deque((edge, handle is None or edge.source_handle == handle) for edge in outgoing[node_id])
+            while pending:
+                edge, fires = pending.popleft()
+                target = edge.target
+                now_resolved[target] = now_resolved.get(target, 0) + 1
+                if fires:
+                    now_fired.add(target)
+                if now_resolved[target] == incoming_count[target]:
+                    if target in now_fired:
+                        now_ready.append(target)
+                    else:  # skipped: its edges are dead too
+                        pending.extend((out, False) for out in outgoing[target])
+            stack.append((tuple(now_ready), now_resolved, frozenset(now_fired), ends))
+    return None
 
 
 def _is_terminal(node: Node, spec: NodeSpec) -> bool:

@@ -979,3 +979,103 @@ def test_a_500_node_cycle_is_found_without_recursion_limits() -> None:
     assert found[0].startswith("cycle: n0 -> n1 -> n2")
     assert found[0].endswith("n497 -> n0")
     assert time.perf_counter() - started < 0.05
+
+
+# One end node per run: the run's output never depends on which parallel branch finished last
+
+
+def test_parallel_branches_that_end_at_different_end_nodes_are_refused_naming_both() -> None:
+    doc = {
+        "nodes": [
+            node("start", "start"),
+            node("fan", "fork"),
+            node("a"),
+            node("b"),
+            node("one", "end"),
+            node("two", "end"),
+        ],
+        "edges": [edge("start", "fan"), edge("fan", "a"), edge("fan", "b"), edge("a", "one"), edge("b", "two")],
+    }
+    issue = only_issue(doc)
+    assert '"one" and "two" can both be reached in one run' in issue.message
+    assert issue.node_id == "two"
+
+
+def test_a_decision_that_leads_to_different_end_nodes_is_fine_its_paths_are_exclusive() -> None:
+    yes_no = {"left": "1", "operator": "==", "right": "1"}
+    doc = {
+        "nodes": [node("start", "start"), node("check", "if_else", **yes_no), node("yes", "end"), node("no", "end")],
+        "edges": [edge("start", "check"), edge("check", "yes", "true"), edge("check", "no", "false")],
+    }
+    assert messages(doc) == []
+
+
+def test_branches_that_join_before_a_decision_between_two_ends_are_fine() -> None:
+    yes_no = {"left": "1", "operator": "==", "right": "1"}
+    doc = {
+        "nodes": [
+            *(node(n, t) for n, t in [("start", "start"), ("fan", "fork"), ("a", "agent"), ("b", "agent")]),
+            node("join", "join"),
+            node("check", "if_else", **yes_no),
+            node("yes", "end"),
+            node("no", "end"),
+        ],
+        "edges": [
+            *(edge(s, t) for s, t in [("start", "fan"), ("fan", "a"), ("fan", "b"), ("a", "join"), ("b", "join")]),
+            edge("join", "check"),
+            edge("check", "yes", "true"),
+            edge("check", "no", "false"),
+        ],
+    }
+    assert messages(doc) == []
+
+
+def test_a_branch_that_can_leave_before_the_join_while_the_other_goes_on_is_refused() -> None:
+    # a's false path ends at "rejected" while b still reaches the join (which fires on b alone) and "done".
+    yes_no = {"left": "1", "operator": "==", "right": "1"}
+    doc = {
+        "nodes": [
+            node("start", "start"),
+            node("fan", "fork"),
+            node("a", "if_else", **yes_no),
+            node("b"),
+            node("join", "join"),
+            node("done", "end"),
+            node("rejected", "end"),
+        ],
+        "edges": [
+            edge("start", "fan"),
+            edge("fan", "a"),
+            edge("fan", "b"),
+            edge("a", "join", "true"),
+            edge("a", "rejected", "false"),
+            edge("b", "join"),
+            edge("join", "done"),
+        ],
+    }
+    assert "can both be reached in one run" in only_issue(doc).message
+
+
+def test_two_branches_into_the_same_end_node_are_fine() -> None:
+    doc = {
+        "nodes": [node("start", "start"), node("fan", "fork"), node("a"), node("b"), node("end", "end")],
+        "edges": [edge("start", "fan"), edge("fan", "a"), edge("fan", "b"), edge("a", "end"), edge("b", "end")],
+    }
+    assert messages(doc) == []
+
+
+def test_a_run_snapshot_saved_before_the_rule_still_parses_so_its_run_can_finish() -> None:
+    doc = {
+        "nodes": [
+            node("start", "start"),
+            node("fan", "fork"),
+            node("a"),
+            node("b"),
+            node("one", "end"),
+            node("two", "end"),
+        ],
+        "edges": [edge("start", "fan"), edge("fan", "a"), edge("fan", "b"), edge("a", "one"), edge("b", "two")],
+    }
+    with pytest.raises(GraphError):
+        parse_graph(doc, SPECS)
+    assert set(parse_graph(doc, SPECS, recorded=True).nodes) == {"start", "fan", "a", "b", "one", "two"}
