@@ -27,7 +27,14 @@ from flownova.jsonbody import JSONInputError, parse_json
 from runs.history import last_entries, runs_compare
 from runs.models import Run
 from runs.nodes import get_node_type, node_catalogue, node_specs
-from runs.services import RunInputError, run_graph, run_resume, run_resume_reused, run_start
+from runs.services import (
+    RunInputError,
+    run_graph,
+    run_resume,
+    run_resume_reused,
+    run_resume_unreachable,
+    run_start,
+)
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
 from workflows.views import htmx_partial, pretty_json, too_many_runs
@@ -144,7 +151,10 @@ def node_choices(run: Run) -> list[NodeChoice]:
     except GraphError:  # a node type since removed from the deployment: the document's order still lists them
         nodes = [(node["id"], node["type"]) for node in run.graph.get("nodes", [])]
     else:
-        nodes = [(node_id, graph.node(node_id).type) for node_id in graph.topological_order()]
+        # A node the recorded path skips can't be resumed from (the resumed run would skip it too).
+        unreachable = run_resume_unreachable(source=run, graph=graph)
+        order = graph.topological_order()
+        nodes = [(node_id, graph.node(node_id).type) for node_id in order if node_id not in unreachable]
     return [NodeChoice(node_id, node_type, states.get(node_id, "not reached")) for node_id, node_type in nodes]
 
 

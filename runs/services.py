@@ -13,21 +13,24 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus
 from flownova import metrics
 from flownova.logcontext import log_context
+from runs import limits
 from runs.engine import core
 from runs.engine.templating import referenced_paths
 from runs.events import Transition, run_transition
@@ -35,6 +38,7 @@ from runs.ledger import ledger_append
 from runs.models import (
     ACTIVE_RUN_STATUSES,
     FINAL_RUN_STATUSES,
+    LedgerEntry,
     LedgerStatus,
     NodeRun,
     NodeStatus,
@@ -52,6 +56,8 @@ from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
+# What publishing a task raises when the broker cannot be reached.
+BROKER_ERRORS = (KombuOperationalError, RedisConnectionError, OSError)
 ACTIVE_NODE_STATUSES = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 OPEN_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.WAITING)
 DEFAULT_RETRIES = 2
@@ -89,7 +95,7 @@ def run_graph(run_id: int) -> Graph:
         _GRAPHS.move_to_end(run_id)
         return graph
     document = Run.objects.values_list("graph", flat=True).get(pk=run_id)
-    graph = parse_graph(document, node_specs())
+    graph = parse_graph(document, node_specs(), recorded=True)
     _GRAPHS[run_id] = graph
     if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
         _GRAPHS.popitem(last=False)
@@ -150,7 +156,7 @@ def run_start(
 def _graph_to_run(workflow: Workflow, snapshot: Run | None) -> tuple[Graph, dict[str, Any]]:
     document = snapshot.graph if snapshot is not None else workflow.graph_document()
     try:
-        return parse_graph(document, node_specs()), document
+        return parse_graph(document, node_specs(), recorded=snapshot is not None), document
     except GraphError as exc:
         raise RunInputError([f"the workflow is not valid: {issue.message}" for issue in exc.issues]) from exc
 
@@ -215,6 +221,8 @@ def run_resume(
         raise RunInputError([f"reexecute names nodes that are not in the workflow: {', '.join(unknown)}"])
     states = {node: (row.status, row.node_type) for node, row in recorded.items()}
     reused = core.reusable(graph, node_id, states, frozenset(reexecute))
+    if core.skipped_on_replay(graph, node_id, [(node, recorded[node].handle or None) for node in reused]):
+        raise RunInputError([resume_skipped_message(source, node_id)])
     warnings = [
         f'node "{node}" ({graph.node(node).type}) acts on the world: its recorded result is reused, not called '
         f'again; name it in "reexecute" to run it again'
@@ -236,6 +244,27 @@ def run_resume(
         _replay_reused(tx, graph, [recorded[node] for node in reused], resume_at=node_id, resume_input=input)
         tx.finish()
     return Resumed(run=run, reused=reused, warnings=warnings)
+
+
+def resume_skipped_message(source: Run, node_id: str) -> str:
+    return (
+        f'node "{node_id}" cannot be resumed from: the recorded results of the nodes before it take another '
+        f"path, so the resumed run would skip it (as run {source.pk} did). Resume from the node that chose the "
+        "path, or execute it again"
+    )
+
+
+def run_resume_unreachable(*, source: Run, graph: Graph) -> set[str]:
+    """The nodes of `graph` that a run resumed from `source` would skip if resumed there (`run_resume` refuses
+    them); resume pages leave them out."""
+    rows = {row[0]: row[1:] for row in source.node_runs.values_list("node_id", "status", "node_type", "handle")}
+    states = {node: row[:2] for node, row in rows.items()}
+    unreachable = set()
+    for node_id in graph.nodes:
+        reused = core.reusable(graph, node_id, states)
+        if core.skipped_on_replay(graph, node_id, [(node, rows[node][2] or None) for node in reused]):
+            unreachable.add(node_id)
+    return unreachable
 
 
 def run_resume_reused(*, source: Run, graph: Graph, node_id: str) -> list[str]:
@@ -372,7 +401,8 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
             return None  # a duplicate message while the first one runs
         if node_run.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
             return None  # finished, waiting or cancelled already
-        # RUNNING with our own task id: the message was redelivered because the worker died mid-node.
+        if node_run.status == NodeStatus.RUNNING and _attempt_lost(tx, node_run, reason=LOST_REDELIVERED):
+            return None  # RUNNING with our own task id: redelivered because the worker died mid-node
         now = timezone.now()
         if node_run.queued_at is not None and node_run.status == NodeStatus.QUEUED:
             waited = max(0.0, (now - node_run.queued_at).total_seconds())
@@ -418,6 +448,7 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
 def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> None:
     """An event a node sends while it executes (streamed text, a tool call): stored and published like every
     other. Nothing is sent once the run has ended."""
+    data, _ = limits.storable(data)  # streamed text may hold a NUL, which jsonb cannot store
     with run_transition(run_id) as tx:
         if tx.run.status not in FINAL_RUN_STATUSES:
             tx.emit(type, node_id, data)
@@ -466,6 +497,7 @@ def node_complete(*, claim: NodeClaim, result: NodeResult) -> None:
 
 def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: NodeResult) -> None:
     finished = timezone.now()
+    result = _storable_result(node_run, result)
     if result.wait is not None:
         _node_wait(tx, node_run, result.wait, started_at=claim.started_at, finished_at=finished)
         return
@@ -473,6 +505,11 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
         _node_spawn(tx, node_run, result, started_at=claim.started_at, finished_at=finished)
         return
     output = core.output_of(node_run.input or {}, result.fields)
+    try:
+        _check_sizes(node_run, output, result.run_output)
+    except limits.SizeLimitError as exc:
+        _node_failed(tx, node_run, error=str(exc), started_at=claim.started_at, tool_calls=result.tool_calls)
+        return
     # Read before this node's writes are queued, so that they go out with the rest of the transition's.
     pending = tx.pending_rows if tx.pending_rows is not None else _pending_rows(tx)
     _node_succeed(
@@ -494,6 +531,24 @@ def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: 
     advanced = _advance(tx, node_run.node_id, handle=result.handle, output=output, pending=pending)
     if not any(row.status == NodeStatus.QUEUED for row in advanced):
         _settle(tx, _unfinished_after(tx, [node_run, *advanced]))  # nothing new queued: waiting, or done?
+
+
+def _storable_result(node_run: NodeRun, result: NodeResult) -> NodeResult:
+    """The result with NUL characters replaced in its fields and run output (jsonb cannot hold them)."""
+    fields, fields_changed = limits.storable(result.fields)
+    run_output, output_changed = limits.storable(result.run_output)
+    if not (fields_changed or output_changed):
+        return result
+    logger.warning(
+        "node %s returned NUL characters; stored as U+FFFD", node_run.node_id, extra={"node_id": node_run.node_id}
+    )
+    return replace(result, fields=fields, run_output=run_output)
+
+
+def _check_sizes(node_run: NodeRun, output: dict[str, Any], run_output: dict[str, Any] | None) -> None:
+    limits.check_size(output, setting="FLOWNOVA_MAX_NODE_OUTPUT_BYTES", what=f'the output of node "{node_run.node_id}"')
+    if run_output is not None:
+        limits.check_size(run_output, setting="FLOWNOVA_MAX_RUN_OUTPUT_BYTES", what="the run's output")
 
 
 def _node_succeed(
@@ -621,6 +676,97 @@ def _node_failed(
     )
     if not retry and tx.run.status not in FINAL_RUN_STATUSES:
         _run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
+
+
+# Why an attempt ended without a result. Lost attempts count against the node's attempts like failed ones.
+LOST_REDELIVERED = "the worker running it stopped (killed, out of memory, or a crash) and its message came back"
+LOST_STALLED = "it gave no result within its time limit plus the recovery grace (the worker died or was killed)"
+LOST_PREFIX = "attempt lost: "
+ERROR_HANDLE = "error"
+
+
+def _attempt_lost(tx: Transition, node_run: NodeRun, *, reason: str) -> bool:
+    """Record that the node's current attempt ended without a result. Returns True when no attempt is left:
+    the node has then failed (or taken its `error` edge) and the caller must not start it again; else the
+    node may be started again (the caller counts the new attempt)."""
+    node = run_graph(tx.run.pk).node(node_run.node_id)
+    allowed = int(node.data.get("retries", DEFAULT_RETRIES)) + 1
+    now = timezone.now()
+    if node_run.attempts < allowed:
+        ledger_append(
+            tx=tx,
+            node_run=node_run,
+            status=LedgerStatus.RETRYING,
+            input=node_run.input,
+            error=f"{LOST_PREFIX}{reason}",
+            started_at=node_run.started_at,
+            finished_at=now,
+        )
+        tx.emit(
+            "node_failed",
+            node_run.node_id,
+            {"error": f"{LOST_PREFIX}{reason}", "attempt": node_run.attempts, "will_retry": True},
+        )
+        logger.warning(
+            "node %s attempt %d lost: %s", node_run.node_id, node_run.attempts, reason, extra={"node_id": node.id}
+        )
+        return False
+    lost = (
+        1
+        + LedgerEntry.objects.filter(
+            run_id=tx.run.pk, node_id=node_run.node_id, status=LedgerStatus.RETRYING, error__startswith=LOST_PREFIX
+        ).count()
+    )
+    error = (
+        f"the node was given up after {node_run.attempts} attempt(s), {lost} of them lost: the last one ended "
+        f"because {reason}"
+    )
+    _node_give_up(tx, node_run, error=error, started_at=node_run.started_at or now)
+    return True
+
+
+def _node_give_up(tx: Transition, node_run: NodeRun, *, error: str, started_at: Any, traceback: str = "") -> None:
+    """End a node that cannot produce a result (its attempts were lost, or the engine could not execute or
+    record it): it takes its `error` edge when it has one, with `error` as its field, else it fails and with
+    it the run."""
+    graph = run_graph(tx.run.pk)
+    routed = any(edge.source_handle == ERROR_HANDLE for edge in graph.outgoing(node_run.node_id))
+    if not routed or tx.run.status in FINAL_RUN_STATUSES:
+        _node_failed(tx, node_run, error=error, traceback=traceback, started_at=started_at)
+        return
+    fields = {"error": error}
+    output = core.output_of(node_run.input or {}, fields)
+    _node_succeed(
+        tx,
+        node_run,
+        fields=fields,
+        output=output,
+        handle=ERROR_HANDLE,
+        started_at=started_at,
+        finished_at=timezone.now(),
+    )
+    _advance(tx, node_run.node_id, handle=ERROR_HANDLE, output=output)
+    _settle(tx)
+
+
+def node_crash(*, run_id: int, node_run_id: int, error: str, traceback: str = "", attempt: int | None = None) -> None:
+    """The engine itself raised while executing or recording a node (a bug, a value the database refuses):
+    not the handler's own failure, which `run_handler` classifies. Such an error would repeat on every
+    delivery, so the node is given up at once, in a transaction of its own, instead of leaving it queued or
+    running for the recovery sweep to send again for ever. `attempt` is the claim's, when a claim was made:
+    only that attempt is given up."""
+    with run_transition(run_id, node_run_id=node_run_id, node_fields=BEGIN_FIELDS) as tx:
+        node_run = tx.node_run
+        if node_run is None or node_run.status not in ACTIVE_NODE_STATUSES:
+            return
+        if tx.run.status in FINAL_RUN_STATUSES or (attempt is not None and node_run.attempts != attempt):
+            return
+        now = timezone.now()
+        if node_run.status == NodeStatus.QUEUED:  # it failed as it began: that was an attempt too
+            node_run.attempts += 1
+            node_run.started_at = now
+        message = f'node "{node_run.node_id}" ({node_run.node_type}) could not be executed: {error}'
+        _node_give_up(tx, node_run, error=message, traceback=traceback, started_at=node_run.started_at or now)
 
 
 def retry_delay(attempt: int) -> float:
@@ -861,7 +1007,7 @@ def _run_fail(tx: Transition, error: str) -> None:
     run.error = error
     run.finished_at = timezone.now()
     tx.save_run("status", "error", "finished_at")
-    _close_open_work(run)
+    _close_open_work(tx)
     tx.emit("run_failed", data={"error": error})
     _run_ended(run, RunStatus.FAILED)
 
@@ -877,16 +1023,34 @@ def _run_ended(run: Run, status: str) -> None:
     metrics.observe_after_commit(observe)
 
 
-def _close_open_work(run: Run) -> None:
-    """Nodes not started yet will not start; pending approvals can no longer be decided; child runs are
-    cancelled (after commit, each in its own transition) and a parent learns that this child ended."""
+def _close_open_work(tx: Transition) -> None:
+    """Every node of the run that has not finished ends: nodes not started yet will not start, and a node
+    still executing is cancelled (its result, if it ever comes, is ignored) with a ledger entry that says so;
+    pending approvals can no longer be decided; child runs are cancelled (after commit, each in its own
+    transition) and a parent learns that this child ended."""
+    run = tx.run
+    now = timezone.now()
+    running = NodeRun.objects.select_for_update().filter(run=run, status=NodeStatus.RUNNING)
+    for node_run in running.only(*BEGIN_FIELDS):
+        node_run.status = NodeStatus.CANCELLED
+        node_run.finished_at = now
+        ledger_append(
+            tx=tx,
+            node_run=node_run,
+            node_fields=["status", "finished_at"],
+            status=LedgerStatus.CANCELLED,
+            input=node_run.input,
+            error=f"the run ended ({run.status}) while this node was executing; its result is ignored",
+            started_at=node_run.started_at,
+            finished_at=now,
+        )
     NodeRun.objects.filter(run=run, status__in=OPEN_NODE_STATUSES).update(status=NodeStatus.CANCELLED)
     ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
     children = list(Run.objects.filter(parent=run, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True))
     if children:
         from runs.tasks import cancel_run
 
-        transaction.on_commit(lambda: [cancel_run.delay(child) for child in children])
+        transaction.on_commit(lambda: [_send(cancel_run, child) for child in children])
     _report_to_parent(run)
 
 
@@ -943,7 +1107,7 @@ def _report_to_parent(run: Run) -> None:
     from runs.tasks import report_child_run
 
     child_id = run.pk
-    transaction.on_commit(lambda: report_child_run.delay(child_id))
+    transaction.on_commit(lambda: _send(report_child_run, child_id))
 
 
 def child_run_report(*, child_run_id: int) -> None:
@@ -977,7 +1141,8 @@ def node_fail_waiting(tx: Transition, *, node_id: str, error: str) -> None:
 
 
 def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
-    """Stop a run: no new node starts. A node already executing finishes but its successors do not start."""
+    """Stop a run: every node that has not finished is cancelled. A handler already executing is not
+    interrupted, but what it returns is ignored and nothing after it starts."""
     with run_transition(run.pk) as tx:
         locked = tx.run
         if locked.status in FINAL_RUN_STATUSES:
@@ -985,10 +1150,27 @@ def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         locked.status = RunStatus.CANCELLED
         locked.finished_at = timezone.now()
         tx.save_run("status", "finished_at")
-        _close_open_work(locked)
+        _close_open_work(tx)
         tx.emit("run_cancelled", data={"by": getattr(user, "username", None)})
         _run_ended(locked, RunStatus.CANCELLED)
     return locked
+
+
+# --- retention ------------------------------------------------------------------------------------------------
+
+
+def runs_purge(*, finished_before: Any, dry_run: bool = False) -> int:
+    """Delete top-level runs that ended before `finished_before`, with everything recorded for them (child
+    runs, ledger, events, approvals, tool calls). Returns how many top-level runs that was. The ledger refuses
+    DELETE unless the transaction says it purges (runs migration 0006): this is the one place that does."""
+    old = Run.objects.filter(parent__isnull=True, status__in=FINAL_RUN_STATUSES, finished_at__lt=finished_before)
+    if dry_run:
+        return old.count()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL flownova.ledger_purge = 'on'")
+        ids = list(old.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        Run.objects.filter(pk__in=ids).delete()
+    return len(ids)
 
 
 # --- recovery -------------------------------------------------------------------------------------------------
@@ -1009,24 +1191,37 @@ def node_runs_recover(*, queued_for: float, running_for: float) -> int:
             candidates.append((pk, run_id))
     recovered = _recover_child_reports()
     for pk, run_id in candidates:
-        with run_transition(run_id) as tx:
-            node_run = NodeRun.objects.select_for_update().get(pk=pk)
-            if node_run.status not in ACTIVE_NODE_STATUSES or tx.run.status in FINAL_RUN_STATUSES:
-                continue
-            logger.warning(
-                "recovering node %s of run %s (%s since %s)",
-                node_run.node_id,
-                run_id,
-                node_run.status,
-                node_run.started_at or node_run.queued_at,
-            )
-            node_run.status = NodeStatus.QUEUED
-            node_run.task_id = ""  # the lost message's id no longer owns the node
-            node_run.queued_at = now
-            node_run.save(update_fields=["status", "task_id", "queued_at"])
-            _enqueue_after_commit(tx.run, run_graph(tx.run.pk), [node_run])
-            recovered += 1
+        try:
+            recovered += _node_recover(pk, run_id, now)
+        except Exception:  # one run's problem must not stop the sweep for every other run
+            logger.exception("could not recover node run %s of run %s", pk, run_id, extra={"run_id": run_id})
     return recovered
+
+
+def _node_recover(pk: int, run_id: int, now: Any) -> int:
+    """Dispatch one stale node again, or end it: returns 1 if it was dispatched again."""
+    with run_transition(run_id) as tx:
+        node_run = NodeRun.objects.select_for_update().get(pk=pk)
+        if node_run.status not in ACTIVE_NODE_STATUSES:
+            return 0
+        if tx.run.status in FINAL_RUN_STATUSES:  # left behind by a run that ended: it will never run
+            _close_open_work(tx)
+            return 0
+        logger.warning(
+            "recovering node %s of run %s (%s since %s)",
+            node_run.node_id,
+            run_id,
+            node_run.status,
+            node_run.started_at or node_run.queued_at,
+        )
+        if node_run.status == NodeStatus.RUNNING and _attempt_lost(tx, node_run, reason=LOST_STALLED):
+            return 0  # that was its last attempt: it failed (or took its error edge)
+        node_run.status = NodeStatus.QUEUED
+        node_run.task_id = ""  # the lost message's id no longer owns the node
+        node_run.queued_at = now
+        node_run.save(update_fields=["status", "task_id", "queued_at"])
+        _enqueue_after_commit(tx.run, run_graph(tx.run.pk), [node_run])
+        return 1
 
 
 def _recover_child_reports() -> int:
@@ -1046,7 +1241,10 @@ def _recover_child_reports() -> int:
 
 
 def _time_limit(run_id: int, node_id: str) -> float:
-    graph = run_graph(run_id)
+    try:
+        graph = run_graph(run_id)
+    except GraphError:  # a snapshot this deployment can no longer read (a node type removed): the default
+        return float(settings.FLOWNOVA_TASK_TIME_LIMIT)
     timeout = graph.node(node_id).data.get("timeout_seconds") if node_id in graph.nodes else None
     return float(timeout) + 10 if timeout else float(settings.FLOWNOVA_TASK_TIME_LIMIT)
 
@@ -1065,15 +1263,39 @@ def _enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> N
 
 
 def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
+    """Send the tasks. Called after commit: the nodes are queued in the database whatever happens here, so a
+    broker that cannot be reached (after Celery's own publish retries) is logged, not raised, and the
+    recovery sweep sends them once it can (FLOWNOVA_RECOVER_QUEUED_AFTER)."""
     from celery import group
 
     from runs.tasks import execute_node
 
-    if len(jobs) == 1:  # the common case, without building a signature first
-        node_run_id, timeout = jobs[0]
-        execute_node.apply_async((run_id, node_run_id), **_limits(timeout))
-        return
-    group([execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]).apply_async()
+    try:
+        if len(jobs) == 1:  # the common case, without building a signature first
+            node_run_id, timeout = jobs[0]
+            execute_node.apply_async((run_id, node_run_id), **_limits(timeout))
+            return
+        signatures = [execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
+        group(signatures).apply_async()
+    except BROKER_ERRORS as exc:
+        logger.error(
+            "could not send %d node task(s) of run %s to the broker (%s: %s); the recovery sweep sends them later",
+            len(jobs),
+            run_id,
+            type(exc).__name__,
+            exc,
+            extra={"run_id": run_id},
+        )
+
+
+def _send(task: Any, *args: Any) -> None:
+    """Send a bookkeeping task after commit; a broker that cannot be reached is logged, not raised: what was
+    committed stands. A lost child report is sent again by the recovery sweep; a child whose cancel was lost
+    runs to its end, and its parent, which has ended, ignores its report."""
+    try:
+        task.delay(*args)
+    except BROKER_ERRORS as exc:
+        logger.error("could not send %s%s to the broker (%s: %s)", task.name, args, type(exc).__name__, exc)
 
 
 def _limits(timeout: float | None) -> dict[str, float]:

@@ -6,10 +6,13 @@ and `node_complete` / `node_fail` ignore a result from an attempt that is no lon
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from functools import partial
 
 from celery import shared_task
+from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -19,6 +22,8 @@ from flownova.logcontext import log_context
 from runs import services
 from runs.events import publisher
 from runs.nodes.execution import run_handler
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -35,12 +40,39 @@ def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[n
         _execute_node(self, run_id, node_run_id)
 
 
+# A database that cannot be reached: the task is tried again (see execute_node). Anything else the engine raises
+# would be raised again on every delivery, so it ends the node instead (services.node_crash).
+RETRIED = (OperationalError, InterfaceError)
+
+
 def _execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
-    claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
+    try:
+        claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
+    except RETRIED:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the node, with its traceback
+        _crashed(run_id, node_run_id, exc, attempt=None)
+        return
     if claim is None:
         return  # nothing to do, or an instant node that node_begin already executed
     with log_context(node_id=claim.node.id):
-        _run_claimed(self, claim)
+        try:
+            _run_claimed(self, claim)
+        except (*RETRIED, Retry):
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the node, with its traceback
+            _crashed(run_id, node_run_id, exc, attempt=claim.attempt)
+
+
+def _crashed(run_id: int, node_run_id: int, exc: Exception, *, attempt: int | None) -> None:
+    logger.exception("the engine raised while executing node run %s of run %s", node_run_id, run_id)
+    services.node_crash(
+        run_id=run_id,
+        node_run_id=node_run_id,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=traceback.format_exc(),
+        attempt=attempt,
+    )
 
 
 def _run_claimed(self, claim: services.NodeClaim) -> None:  # type: ignore[no-untyped-def]

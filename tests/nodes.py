@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -42,3 +43,37 @@ register(NodeType(spec=NodeSpec(type="test_sleep", data_schema=data_schema()), e
 register(NodeType(spec=NodeSpec(type="test_flaky", data_schema=data_schema()), execute=flaky))
 register(NodeType(spec=NodeSpec(type="test_fail", data_schema=data_schema()), execute=fail))
 register(NodeType(spec=NodeSpec(type="test_crash", data_schema=data_schema()), execute=crash))
+
+
+def suicide(ctx: NodeContext) -> NodeResult:
+    """Kills the worker process executing it (as an out-of-memory kill or a crashing library would); first
+    appends `<pid> <attempt>` to `marker`."""
+    marker = ctx.data.get("marker")
+    if marker:
+        with Path(marker).open("a") as file:
+            file.write(f"{os.getpid()} {ctx.attempt}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+class Unstorable:
+    """A value no JSON column can take."""
+
+
+def unstorable(ctx: NodeContext) -> NodeResult:
+    return NodeResult(fields={"value": Unstorable()})
+
+
+def emit_bytes(ctx: NodeContext) -> NodeResult:
+    """Returns a field of `bytes` times `text` (default "x"); `with_nul` appends a NUL character to `text` (a
+    saved graph cannot hold one)."""
+    text = str(ctx.data.get("text", "x")) + ("\x00" if ctx.data.get("with_nul") else "")
+    return NodeResult(fields={"blob": text * int(ctx.data.get("bytes", 1))})
+
+
+register(NodeType(spec=NodeSpec(type="test_suicide", data_schema=data_schema()), execute=suicide))
+register(NodeType(spec=NodeSpec(type="test_unstorable", data_schema=data_schema()), execute=unstorable))
+register(
+    NodeType(spec=NodeSpec(type="test_unstorable_instant", data_schema=data_schema()), execute=unstorable, instant=True)
+)
+register(NodeType(spec=NodeSpec(type="test_bytes", data_schema=data_schema()), execute=emit_bytes))

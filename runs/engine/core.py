@@ -14,7 +14,7 @@ graph twice.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,19 @@ def template_node_refs(paths: list[str]) -> set[str]:
         if len(parts) >= 2 and parts[0] == "nodes":
             refs.add(parts[1])
     return refs
+
+
+def skipped_on_replay(graph: Graph, node_id: str, reused: Sequence[tuple[str, str | None]]) -> bool:
+    """Whether replaying `reused` (node id and the handle it took, in topological order) skips `node_id`: the
+    recorded results choose a path that does not pass through it, so a run resumed there would never reach
+    it."""
+    known: dict[str, dict[str, str]] = {}
+    skipped: set[str] = set()
+    for reused_id, handle in reused:
+        step = advance(graph, reused_id, handle=handle, known_arrivals=known)
+        known.update(step.arrivals)
+        skipped.update(step.skipped)
+    return node_id in skipped
 
 
 def reusable(

@@ -14,6 +14,7 @@ from runs.engine.core import (
     merge_inputs,
     output_of,
     reusable,
+    skipped_on_replay,
     template_node_refs,
 )
 from runs.nodes import node_specs
@@ -254,3 +255,14 @@ def test_a_resume_reuses_the_successes_before_the_resume_point_of_the_same_type_
     # A node whose type changed in the version resumed on is executed, not reused.
     assert reusable(g, "end", {**recorded, "a": ("succeeded", "tool")}) == ["start", "check", "join"]
     assert reusable(g, "start", recorded) == []
+
+
+def test_a_resume_at_a_node_the_recorded_path_skipped_would_skip_it_again() -> None:
+    g = graph(
+        {"start": "start", "check": "if_else", "yes": "end", "no": "end"},
+        [("start", "check"), ("check", "yes", "true"), ("check", "no", "false")],
+    )
+    recorded = [("start", None), ("check", "false")]
+    assert skipped_on_replay(g, "yes", recorded) is True
+    assert skipped_on_replay(g, "no", recorded) is False
+    assert skipped_on_replay(g, "check", recorded[:1]) is False
