@@ -44,7 +44,7 @@ import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from approvals.models import ApprovalRequest  # noqa: E402
 from approvals.services import approval_decide  # noqa: E402
@@ -93,7 +93,8 @@ APPROVAL_GRAPH = {
 def setup_database() -> None:
     call_command("preflight", verbosity=0)
     call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL flownova.ledger_purge = 'on'")  # the ledger refuses TRUNCATE otherwise
         cursor.execute("TRUNCATE runs_run, workflows_workflow RESTART IDENTITY CASCADE")
     baseline_tasks.create_table()
     redis.Redis.from_url(settings.REDIS_URL).flushdb()

@@ -26,3 +26,7 @@ FLOWNOVA_LLM_TOKEN_INTERVAL = 0.0  # every streamed piece becomes an event, so t
 # The suite's local HTTP servers listen on 127.0.0.1; the worker may reach them. Tests of the forgery guard
 # override this back to nothing.
 FLOWNOVA_EGRESS_ALLOWLIST = ["127.0.0.1"]
+
+# The test database is emptied between tests with TRUNCATE, which the ledger refuses unless the session says it
+# purges (runs migration 0006); tests of that refusal turn it off for their transaction.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c flownova.ledger_purge=on"  # noqa: F405

@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from approvals.models import ApprovalRequest
-from runs.models import LedgerEntry, NodeRun
+from runs.models import LedgerEntry, NodeRun, Run
 from tests.factories import linear_graph, make_run, make_workflow
 from workflows.models import Workflow
 from workflows.services import workflow_soft_delete, workflow_update
@@ -123,3 +123,45 @@ def test_every_foreign_key_of_the_run_tables_leads_an_index_and_none_has_a_redun
             assert starting, f"{table}.{field.column} leads no index"
             if len(starting) > 1:
                 assert [field.column] not in starting, f"{table}.{field.column} has a redundant index of its own"
+
+
+@pytest.mark.django_db(transaction=True)  # TRUNCATE needs a transaction with no deferred checks pending
+def test_ledger_entries_cannot_be_deleted_or_truncated_in_the_database(alice) -> None:  # type: ignore[no-untyped-def]
+    run = make_run(make_workflow(alice))
+    LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
+    for statement in ("DELETE FROM runs_ledgerentry", "TRUNCATE runs_ledgerentry CASCADE"):
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL flownova.ledger_purge = 'off'")  # as in production (tests run with it on)
+            cursor.execute(statement)
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL flownova.ledger_purge = 'off'")
+        run.delete()  # a run deleted by hand takes its ledger with it: refused too
+    assert LedgerEntry.objects.filter(run=run).count() == 1
+
+
+def test_purge_deletes_old_finished_runs_with_their_ledgers_and_nothing_else(alice) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.services import runs_purge
+
+    workflow = make_workflow(alice)
+    old = make_run(workflow, status="succeeded")
+    recent = make_run(workflow, status="failed")
+    active = make_run(workflow, status="running")
+    Run.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=100))
+    Run.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=1))
+    for run in (old, recent, active):
+        LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
+    cutoff = timezone.now() - timedelta(days=90)
+    with connection.cursor() as cursor:
+        cursor.execute("SET flownova.ledger_purge = 'off'")  # the command must turn it on itself
+    try:
+        assert runs_purge(finished_before=cutoff, dry_run=True) == 1
+        assert runs_purge(finished_before=cutoff) == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET flownova.ledger_purge = 'on'")
+    assert set(Run.objects.values_list("pk", flat=True)) == {recent.pk, active.pk}
+    assert LedgerEntry.objects.count() == 2
