@@ -984,18 +984,21 @@ def test_a_500_node_cycle_is_found_without_recursion_limits() -> None:
 # One end node per run: the run's output never depends on which parallel branch finished last
 
 
+TWO_ENDS_IN_PARALLEL = {
+    "nodes": [
+        node("start", "start"),
+        node("fan", "fork"),
+        node("a"),
+        node("b"),
+        node("one", "end"),
+        node("two", "end"),
+    ],
+    "edges": [edge("start", "fan"), edge("fan", "a"), edge("fan", "b"), edge("a", "one"), edge("b", "two")],
+}
+
+
 def test_parallel_branches_that_end_at_different_end_nodes_are_refused_naming_both() -> None:
-    doc = {
-        "nodes": [
-            node("start", "start"),
-            node("fan", "fork"),
-            node("a"),
-            node("b"),
-            node("one", "end"),
-            node("two", "end"),
-        ],
-        "edges": [edge("start", "fan"), edge("fan", "a"), edge("fan", "b"), edge("a", "one"), edge("b", "two")],
-    }
+    doc = TWO_ENDS_IN_PARALLEL
     issue = only_issue(doc)
     assert '"one" and "two" can both be reached in one run' in issue.message
     assert issue.node_id == "two"
@@ -1065,17 +1068,7 @@ def test_two_branches_into_the_same_end_node_are_fine() -> None:
 
 
 def test_a_run_snapshot_saved_before_the_rule_still_parses_so_its_run_can_finish() -> None:
-    doc = {
-        "nodes": [
-            node("start", "start"),
-            node("fan", "fork"),
-            node("a"),
-            node("b"),
-            node("one", "end"),
-            node("two", "end"),
-        ],
-        "edges": [edge("start", "fan"), edge("fan", "a"), edge("fan", "b"), edge("a", "one"), edge("b", "two")],
-    }
+    doc = TWO_ENDS_IN_PARALLEL
     with pytest.raises(GraphError):
         parse_graph(doc, SPECS)
     assert set(parse_graph(doc, SPECS, recorded=True).nodes) == {"start", "fan", "a", "b", "one", "two"}
