@@ -227,6 +227,15 @@ if not FLOWNOVA_SECRET_KEYS and not DEBUG:
         "keys, newest first (generate one with `python -c 'from cryptography.fernet import Fernet; "
         "print(Fernet.generate_key().decode())'`)."
     )
+# Size caps on what runs produce (a template can copy a value many times over); past one, the node fails
+# with a message naming the setting. A node's output (its input and its own fields), a run's output, and a
+# value a template renders to.
+FLOWNOVA_MAX_NODE_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_NODE_OUTPUT_BYTES", 8 * 1024 * 1024)
+FLOWNOVA_MAX_RUN_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_RUN_OUTPUT_BYTES", 8 * 1024 * 1024)
+FLOWNOVA_MAX_RENDERED_BYTES = env_int("FLOWNOVA_MAX_RENDERED_BYTES", 1024 * 1024)
+# How long a worker keeps trying to record a node's result while PostgreSQL cannot be reached (a restart or a
+# failover), before leaving the node to the recovery sweep: recording late beats executing the node again.
+FLOWNOVA_RECORD_PATIENCE_SECONDS = env_float("FLOWNOVA_RECORD_PATIENCE_SECONDS", 60)
 # Recovery of lost task messages (runs.recover_stalled, every minute under Celery beat): a node queued for
 # longer than this is dispatched again; so is a node running this long past its own time limit.
 FLOWNOVA_RECOVER_QUEUED_AFTER = env_int("FLOWNOVA_RECOVER_QUEUED_AFTER", 300)
@@ -248,12 +257,6 @@ if FLOWNOVA_LOG_FORMAT not in {"plain", "json"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-# Size caps on what runs produce (a template can copy a value many times over); past one, the node fails
-# with a message naming the setting. A node's output (its input and its own fields), a run's output, and a
-# value a template renders to.
-FLOWNOVA_MAX_NODE_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_NODE_OUTPUT_BYTES", 8 * 1024 * 1024)
-FLOWNOVA_MAX_RUN_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_RUN_OUTPUT_BYTES", 8 * 1024 * 1024)
-FLOWNOVA_MAX_RENDERED_BYTES = env_int("FLOWNOVA_MAX_RENDERED_BYTES", 1024 * 1024)
     "filters": {"context": {"()": "flownova.logcontext.ContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s node=%(node_id)s] %(message)s"},

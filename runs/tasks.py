@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
+from collections.abc import Callable
 from functools import partial
+from typing import TypeVar
 
 from celery import shared_task
 from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from flownova import metrics
 from flownova.logcontext import log_context
@@ -24,32 +28,28 @@ from runs.events import publisher
 from runs.nodes.execution import run_handler
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-@shared_task(
-    bind=True,
-    name="runs.execute_node",
-    # A database hiccup around the bookkeeping: try the whole task again; node_begin makes that safe.
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=None,
-)
+@shared_task(bind=True, name="runs.execute_node")
 def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
     with log_context(run_id=run_id):
         _execute_node(self, run_id, node_run_id)
 
 
-# A database that cannot be reached: the task is tried again (see execute_node). Anything else the engine raises
-# would be raised again on every delivery, so it ends the node instead (services.node_crash).
+# The database could not be reached. Anything else the engine raises would be raised again on every delivery,
+# so it ends the node instead (services.node_crash).
 RETRIED = (OperationalError, InterfaceError)
 
 
 def _execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
         claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
-    except RETRIED:
-        raise
+    except RETRIED as exc:
+        # Nothing was claimed (the transaction rolled back): the whole task is tried again later, under the
+        # same id. The only retry of this step.
+        countdown = get_exponential_backoff_interval(factor=1, retries=self.request.retries, maximum=60)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     except Exception as exc:  # noqa: BLE001 - recorded on the node, with its traceback
         _crashed(run_id, node_run_id, exc, attempt=None)
         return
@@ -58,10 +58,33 @@ def _execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[
     with log_context(node_id=claim.node.id):
         try:
             _run_claimed(self, claim)
-        except (*RETRIED, Retry):
+        except RETRIED:
+            # The handler ran but its result could not be recorded within the patience of `_recorded`. Running
+            # the handler again now would repeat what it did for a database blip; the node stays running and
+            # the recovery sweep counts the attempt as lost once it is past its time limit.
+            logger.exception("could not record node run %s of run %s: the database is unreachable", node_run_id, run_id)
+        except Retry:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded on the node, with its traceback
             _crashed(run_id, node_run_id, exc, attempt=claim.attempt)
+
+
+def _recorded(record: Callable[[], T]) -> T:
+    """Call `record` (a service that records a handler's result), trying again while the database cannot be
+    reached, for up to FLOWNOVA_RECORD_PATIENCE_SECONDS: the result is in hand, and recording it late is
+    better than executing the node again (a PostgreSQL restart or failover takes seconds). The only retry of
+    this step."""
+    deadline = time.monotonic() + settings.FLOWNOVA_RECORD_PATIENCE_SECONDS
+    tries = 0
+    while True:
+        try:
+            return record()
+        except RETRIED:
+            if time.monotonic() >= deadline:
+                raise
+            close_old_connections()  # the broken connection is dropped; the next try opens a new one
+            time.sleep(min(5.0, 0.25 * 2**tries))
+            tries += 1
 
 
 def _crashed(run_id: int, node_run_id: int, exc: Exception, *, attempt: int | None) -> None:
@@ -82,14 +105,17 @@ def _run_claimed(self, claim: services.NodeClaim) -> None:  # type: ignore[no-un
         emit=partial(services.node_event, claim.run_id, claim.node.id),
     )
     if outcome.result is not None:
-        services.node_complete(claim=claim, result=outcome.result)
+        result = outcome.result
+        _recorded(lambda: services.node_complete(claim=claim, result=result))
         return
-    delay = services.node_fail(
-        claim=claim,
-        error=outcome.error,
-        traceback=outcome.traceback,
-        transient=outcome.transient,
-        tool_calls=list(outcome.tool_calls),
+    delay = _recorded(
+        lambda: services.node_fail(
+            claim=claim,
+            error=outcome.error,
+            traceback=outcome.traceback,
+            transient=outcome.transient,
+            tool_calls=list(outcome.tool_calls),
+        )
     )
     if delay is not None:
         # Same task id: node_begin recognises the message as this node's own next attempt.
