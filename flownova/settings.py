@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialWithJitterBackoff
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -135,10 +137,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Every WebSocket consumer waits for its messages in a blocking BZPOPMIN of 5 s (channels-redis's
+# brpop_timeout); redis-py's default read timeout is also 5 s, so an idle socket's read often timed out just as
+# Redis answered "nothing yet" and the consumer died (the socket closed with 1011 after ~5 s of quiet). Reads
+# wait longer than the blocking pop. A pooled connection unused for a while is checked with a PING first, and
+# one that broke (Redis restarted) is reconnected and the command retried instead of failing once.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "flownova:asgi", "capacity": 1000, "expiry": 60},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "socket_connect_timeout": 5,
+                    "socket_keepalive": True,
+                    "health_check_interval": 30,
+                    "retry": RedisRetry(ExponentialWithJitterBackoff(base=0.1, cap=2), retries=3),
+                }
+            ],
+            "prefix": "flownova:asgi",
+            "capacity": 1000,
+            "expiry": 60,
+        },
     }
 }
 
