@@ -231,9 +231,23 @@ if CELERY_BROKER_VISIBILITY_TIMEOUT <= FLOWNOVA_TASK_TIME_LIMIT:
         f"FLOWNOVA_VISIBILITY_TIMEOUT ({CELERY_BROKER_VISIBILITY_TIMEOUT}s) must be longer than "
         f"FLOWNOVA_TASK_TIME_LIMIT ({FLOWNOVA_TASK_TIME_LIMIT}s)"
     )
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
+# A broker outage (Redis restarted or unreachable for a while) is waited out, never fatal: the worker retries
+# connecting forever, at startup as after a loss (every 2 s, then 4, 6 ... up to 30 s between attempts). Sockets
+# have timeouts so a Redis that stopped answering is noticed, and an idle pooled connection is checked first.
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+    "socket_connect_timeout": 5,
+    "socket_timeout": 30,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
+CELERY_REDIS_SOCKET_TIMEOUT = 30
 # Off by default: each task would publish three events. Flower switches them on in the workers it watches.
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = TIME_ZONE

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from celery import Celery
 from django.conf import settings
 
 from tests.llm_server import ScriptedLLM
@@ -87,8 +88,13 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_worker(env: dict[str, str], *, concurrency: int = 2, timeout: float = 60.0) -> WorkerProcess:
-    from flownova.celery import app
+def start_worker(
+    env: dict[str, str], *, concurrency: int = 2, timeout: float = 60.0, control: Celery | None = None
+) -> WorkerProcess:
+    """A worker process, answering a ping through `control` (an app on the worker's broker; by default the
+    suite's own) before this returns."""
+    if control is None:
+        from flownova.celery import app as control
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
@@ -114,7 +120,7 @@ def start_worker(env: dict[str, str], *, concurrency: int = 2, timeout: float = 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the Celery worker exited with {process.returncode}:\n{log_path.read_text()}")
-        if app.control.ping(destination=[hostname], timeout=0.5):
+        if control.control.ping(destination=[hostname], timeout=0.5):
             return WorkerProcess(hostname, process, log_path)
     process.kill()
     raise RuntimeError(f"the Celery worker did not answer within {timeout}s:\n{log_path.read_text()}")
