@@ -1184,28 +1184,37 @@ def node_runs_recover(*, queued_for: float, running_for: float) -> int:
     now = timezone.now()
     stale_queued = NodeRun.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for))
     stale_running = NodeRun.objects.filter(status=NodeStatus.RUNNING)
-    candidates = list(stale_queued.values_list("pk", "run_id")[:1000])
+    # Each candidate with the state it was found stale in; it is checked again under the run's lock, since it
+    # may have moved on meanwhile (a queued node claimed by a worker is not stale).
+    candidates = [
+        (pk, run_id, NodeStatus.QUEUED, started)
+        for pk, run_id, started in stale_queued.values_list("pk", "run_id", "started_at")[:1000]
+    ]
     for pk, run_id, started_at, node_id in stale_running.values_list("pk", "run_id", "started_at", "node_id")[:1000]:
         limit = _time_limit(run_id, node_id) + running_for
         if started_at is not None and started_at < now - timedelta(seconds=limit):
-            candidates.append((pk, run_id))
+            candidates.append((pk, run_id, NodeStatus.RUNNING, started_at))
     recovered = _recover_child_reports()
-    for pk, run_id in candidates:
+    for pk, run_id, status, started_at in candidates:
         try:
-            recovered += _node_recover(pk, run_id, now)
+            recovered += _node_recover(pk, run_id, now, found=(status, started_at))
         except Exception:  # one run's problem must not stop the sweep for every other run
             logger.exception("could not recover node run %s of run %s", pk, run_id, extra={"run_id": run_id})
     return recovered
 
 
-def _node_recover(pk: int, run_id: int, now: Any) -> int:
-    """Dispatch one stale node again, or end it: returns 1 if it was dispatched again."""
+def _node_recover(pk: int, run_id: int, now: Any, *, found: tuple[str, Any]) -> int:
+    """Dispatch one stale node again, or end it: returns 1 if it was dispatched again. `found` is the status
+    and start time it was found stale with: a node that has changed since (a worker claimed it, or a later
+    attempt started) is left alone."""
     with run_transition(run_id) as tx:
         node_run = NodeRun.objects.select_for_update().get(pk=pk)
         if node_run.status not in ACTIVE_NODE_STATUSES:
             return 0
         if tx.run.status in FINAL_RUN_STATUSES:  # left behind by a run that ended: it will never run
             _close_open_work(tx)
+            return 0
+        if (node_run.status, node_run.started_at) != found:
             return 0
         logger.warning(
             "recovering node %s of run %s (%s since %s)",
