@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.text import Truncator
 
+from flownova.jsonbody import JSONInputError, parse_json
 from tools.models import Tool, ToolCall
 from tools.services import (
     HEADER_NAME_RE,
@@ -39,9 +40,9 @@ def parse_secret_headers(text: str) -> dict[str, str]:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            raise forms.ValidationError("This is not a valid JSON object.") from None
+            parsed = parse_json(stripped)
+        except JSONInputError as exc:  # the messages name the place, never the secret value
+            raise forms.ValidationError(f"This is not a valid JSON object: {exc.message}.") from None
         if not isinstance(parsed, dict) or not all(isinstance(value, str) for value in parsed.values()):
             raise forms.ValidationError("The JSON must be an object of header names to string values.")
         return parsed

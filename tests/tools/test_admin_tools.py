@@ -154,3 +154,21 @@ def test_the_test_call_action_reports_failures(admin_client, alice, allow_loopba
     shown = [str(message) for message in get_messages(response.wsgi_request)]
     assert shown == ["strict with {}: invalid arguments for tool 'strict': 'n' is a required property."]
     assert server.received == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"X-Key": ' + "[" * 5000 + "]" * 5000 + "}", "nested"),
+        ('{"X-Key": "a\\u0000b"}', "NUL"),
+        ('{"X-Key": NaN}', "NaN"),
+    ],
+)
+def test_secret_headers_as_hostile_json_are_refused_as_a_form_error_never_a_500(text: str, expected: str) -> None:
+    from django import forms
+
+    from tools.admin import parse_secret_headers
+
+    with pytest.raises(forms.ValidationError) as refused:
+        parse_secret_headers(text)
+    assert expected in " ".join(refused.value.messages)
