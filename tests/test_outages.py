@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery import Celery
+from celery import Celery, current_app
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu import exceptions as kombu_errors
 from kombu.common import ignore_errors
@@ -128,7 +128,9 @@ def run_workflow(env: dict[str, str], document: Path, user: str) -> subprocess.P
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_survives_a_redis_restart_with_tasks_in_hand(private_redis, alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = service_env(FLOWNOVA_TEST_REDIS_URL=private_redis.url)
-    control = Celery("outage-probe", broker=private_redis.url, backend=private_redis.url)
+    # Not the current app: shared tasks (the engine's) would then be sent to this private broker by every later
+    # test of the session.
+    control = Celery("outage-probe", broker=private_redis.url, backend=private_redis.url, set_as_current=False)
     worker = start_worker(env, control=control)
     busy: subprocess.Popen[bytes] | None = None
     try:
@@ -167,3 +169,4 @@ def test_the_worker_survives_a_redis_restart_with_tasks_in_hand(private_redis, a
             stop_process(busy)  # type: ignore[arg-type]
         stop_process(worker.process)
         control.close()
+    assert current_app.main == flownova_app.main
