@@ -1,4 +1,4 @@
-"""The approvals API (contract section 5): the requests a user may see, and deciding one.
+"""The approvals API (docs/CONTRACT.md, REST API): the requests a user may see, and deciding one.
 
 Who sees a request: staff see all; anyone else sees the requests they are a named assignee of, those
 assigned to one of their groups, and, for a request with no assignee at all, those of the workflows they own

@@ -1,4 +1,4 @@
-"""The approvals inbox (issue 6) and deciding from a page.
+"""The approvals inbox and deciding from a page.
 
 The inbox lists the pending requests the user may see (`approvals_visible_to`), a page at a time, and the
 last decisions they may see; the header's badge, the list and the recent decisions are parts of the same view,

@@ -1,4 +1,4 @@
-"""Everything under /api/ (contract section 5): the router, the token endpoint, the OpenAPI schema and docs.
+"""Everything under /api/ (docs/CONTRACT.md, REST API): the router, the token endpoint, the OpenAPI schema and docs.
 
 Any other path under /api/ is a JSON 404, never Django's HTML page.
 """

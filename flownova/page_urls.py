@@ -32,7 +32,7 @@ urlpatterns = [
     path("approvals/<int:pk>/decide/", approval_views.decide, name="approval_decide"),
 ]
 
-# Replay (issue #9): run again, resume from a node, compare two runs.
+# Replay: run again, resume from a node, compare two runs.
 from runs import replay_views  # noqa: E402  (appended so concurrent edits above never conflict)
 
 urlpatterns += [

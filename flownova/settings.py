@@ -1,6 +1,6 @@
 """FlowNova settings, read from the environment with working local defaults.
 
-Every variable users rely on is listed in the README and in the contract (section 8). Production means
+Every variable users rely on is listed in docs/CONTRACT.md, Settings. Production means
 `DEBUG` off: then `SECRET_KEY` and `FLOWNOVA_SECRET_KEYS` have no defaults and the process refuses to start.
 """
 
@@ -321,7 +321,7 @@ FLOWNOVA_NODE_MODULES = env_list("FLOWNOVA_NODE_MODULES")
 FLOWNOVA_RETRY_BACKOFF_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_SECONDS", 1)
 FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300)
 
-# --- Tools and egress (issue 5: tools/egress.py, tools/services.py) -------------------------------------
+# --- Tools and egress (tools/egress.py, tools/services.py) ----------------------------------------------
 # Every outbound HTTP call of the product goes through tools.egress with these bounds.
 
 
@@ -339,8 +339,8 @@ FLOWNOVA_EGRESS_CA_BUNDLE = os.environ.get("FLOWNOVA_EGRESS_CA_BUNDLE", "")
 # How much of each tool response is kept in ToolCall rows and the ledger (characters).
 FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS", 4096)
 
-# --- REST API (issue 7: flownova/api_*.py) ------------------------------------------------------------
-# Added to the settings above by assignment; see the README's "API" section.
+# --- REST API (flownova/api_*.py) ---------------------------------------------------------------------
+# Added to the settings above by assignment; see docs/CONTRACT.md, REST API.
 INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
 # Token first: its WWW-Authenticate header is what makes an unauthenticated request a 401, not a 403.

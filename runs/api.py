@@ -1,4 +1,4 @@
-"""The runs API (contract section 5): list with filters, detail, ledger, cancel, re-run.
+"""The runs API (docs/CONTRACT.md, REST API): list with filters, detail, ledger, cancel, re-run.
 
 Runs are started from their workflow (`POST /api/workflows/{id}/runs/`, in `workflows.api`), which uses the
 serializers here. Every queryset is `Run.objects.visible_to(user)`: another user's run is a 404.
@@ -112,7 +112,7 @@ class RunFilterSerializer(serializers.Serializer):
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
-    """One node execution (contract section 4), then extras: the attempt number, and whether a resumed run
+    """One node execution (docs/CONTRACT.md, Ledger), then extras: the attempt number, and whether a resumed run
     reused this node's recorded result."""
 
     input = NullableObjectField(read_only=True)

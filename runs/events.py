@@ -1,4 +1,4 @@
-"""Run events (contract section 6): how a transition records them, and the one publisher that sends them.
+"""Run events (docs/CONTRACT.md, Events): how a transition records them, and the one publisher that sends them.
 
 Every change to a run happens inside `run_transition`: one transaction holding the run's row lock. Events
 emitted there get the run's next `seq` numbers, are stored with one INSERT at the end of the transition, and

@@ -1,4 +1,4 @@
-"""The one writer of the append-only ledger (contract section 4)."""
+"""The one writer of the append-only ledger (docs/CONTRACT.md, Ledger)."""
 
 from __future__ import annotations
 

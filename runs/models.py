@@ -190,7 +190,7 @@ class LedgerEntry(models.Model):
 
 
 class RunEvent(models.Model):
-    """An event sent to the run's WebSocket subscribers (contract section 6), kept for late clients."""
+    """An event sent to the run's WebSocket subscribers (docs/CONTRACT.md, Events), kept for late clients."""
 
     # Indexed by the constraint below, which starts with it.
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)

@@ -1,4 +1,4 @@
-"""REST API for tools (contract section 5): `/api/tools/` and `/api/tools/{id}/`, plus `POST .../{id}/test/`.
+"""REST API for tools (docs/CONTRACT.md, REST API): `/api/tools/` and `/api/tools/{id}/`, plus `POST .../{id}/test/`.
 
 Secret headers are write-only: `secret_headers` is accepted on create and update (sent: replaces the whole set,
 `{}` removes them; omitted: kept) and never returned; `secret_header_names` shows which exist (null when the

@@ -1,4 +1,4 @@
-"""The workflows API (contract section 5): CRUD with the graph, run starts, import and export.
+"""The workflows API (docs/CONTRACT.md, REST API): CRUD with the graph, run starts, import and export.
 
 Every queryset is `Workflow.objects.alive().visible_to(user)`: another user's workflow, or a deleted one, is
 a 404. Writes go through `workflows.services`; the graph is validated as it is read from the body, so one 400
@@ -27,7 +27,7 @@ __all__ = ["WorkflowSerializer", "WorkflowViewSet"]
 
 _NODE_SCHEMA = {
     "type": "object",
-    "description": "A node: `data` is its config, checked against its type (contract section 2).",
+    "description": "A node: `data` is its config, checked against its type (see docs/CONTRACT.md, Node types).",
     "properties": {
         "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
         "type": {
@@ -56,7 +56,7 @@ _EDGE_SCHEMA = {
 GRAPH_SCHEMA = {
     "type": "object",
     "description": (
-        "React Flow's shape (contract section 1). A valid graph has exactly one `start`, at least one `end`, "
+        "React Flow's shape (see docs/CONTRACT.md). A valid graph has exactly one `start`, at least one `end`, "
         "no dangling edges, every node reachable from `start`, no cycles, and each node's `data` valid for its "
         "type. Stored normalised: unknown keys on nodes and edges are dropped, every edge gets an id."
     ),
@@ -149,9 +149,9 @@ class WorkflowDocumentSerializer(serializers.Serializer):
 
 
 class WorkflowImportSerializer(serializers.Serializer):
-    """A workflow document: ours (`{name, description, graph}`, as export writes it) or the seed system's export
-    format (nodes with `data.type`, edges with `source_handle`...: see the README). Other top-level keys are
-    ignored."""
+    """A workflow document: ours (`{name, description, graph}`, as export writes it) or the original FlowNova
+    export (nodes with `data.type`, edges with `source_handle`...: see docs/CONTRACT.md, Import formats).
+    Other top-level keys are ignored."""
 
     # For the schema: what a document in our format holds. Reading is `to_internal_value`'s.
     name = serializers.CharField(max_length=200)
@@ -160,7 +160,7 @@ class WorkflowImportSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         try:
-            # A seed document's tool ids must resolve to the importing user's tools (the view gives their names).
+            # An original FlowNova export's tool ids must resolve to the importing user's tools (the view names them).
             document = import_document(data, tool_names=self.context.get("tool_names", ()))
         except DocumentError as exc:
             raise serializers.ValidationError(exc.errors) from None
@@ -273,7 +273,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         request=WorkflowImportSerializer,
         responses={201: WorkflowSerializer, 400: _INVALID_WORKFLOW},
         description=(
-            "Create a workflow from a document: ours, or the seed system's export format, converted to ours. "
+            "Create a workflow from a document: ours, or the original FlowNova export, converted to ours. "
             "Importing an export gives a workflow whose export is equal to it."
         ),
     )

@@ -1,16 +1,16 @@
-"""Import and export of workflow documents: the contract's own, and the seed system's export format.
+"""Import and export of workflow documents: the contract's own, and the original FlowNova export.
 
 Pure functions, no Django: the API calls `import_document` and then validates and stores the result like any
 other workflow (so a converted graph is checked exactly as one written by hand).
 
-What `import_document` accepts (and documents in the README):
+What `import_document` accepts (also in docs/CONTRACT.md, Import formats):
 
 - Our document: ``{"name", "description"?, "graph": {"nodes", "edges"}}``. It is stored as the graph
   validator normalises it (unknown keys on nodes and edges dropped, every edge given an id), so exporting an
   export again gives an equal document.
 - The graph's ``nodes`` and ``edges`` at the top level instead of under ``graph``.
 - Other top-level keys (an export's ``id``, ``version``, ``exported_at``...) are ignored.
-- The seed system's format, recognised when a node has ``data.type`` but no ``type`` of its own, or an edge
+- The original FlowNova export, recognised when a node has ``data.type`` but no ``type`` of its own, or an edge
   has ``source_handle``. Then, for every node:
 
   - the type is ``data.type`` (a top-level ``type``, the canvas component's name there, is ignored when
@@ -27,11 +27,11 @@ What `import_document` accepts (and documents in the README):
   - on agents, structured output becomes ``output_schema``: ``structured_output_schema`` (a JSON Schema, as an
     object or as JSON text) when ``structured_output`` is on or not given, or ``structured_output`` itself when
     it is the schema. Switched off (``false``), the schema was not used and is dropped;
-  - tools are named by the seed system's ids (``tools`` or ``tool_ids`` on agents and cognitive nodes,
+  - tools are named by the original FlowNova's ids (``tools`` or ``tool_ids`` on agents and cognitive nodes,
     ``tool_id`` or ``tool`` on tool nodes). Each id becomes the name of one of the importing user's tools: the
     id itself when it is such a name, the ``name`` of an entry written as ``{"id", "name"}``, or the name the
     document's top-level ``tools`` list (``[{"id", "name"}, ...]``) gives the id;
-  - templates that read the seed if/else's fields (``lhs_value``, ``rhs_value``) read ours (``left_value``,
+  - templates that read the original if/else's fields (``lhs_value``, ``rhs_value``) read ours (``left_value``,
     ``right_value``): ``{{nodes.<if/else id>.lhs_value}}`` anywhere, ``{{input.lhs_value}}`` in the nodes
     after an if/else (before one, ``input`` is the run's input, so such a key is the user's own).
 
@@ -61,7 +61,7 @@ __all__ = [
     "is_seed_graph",
 ]
 
-# The seed system's if/else condition names (normalised: lower case, snake_case) -> our operators.
+# The original FlowNova's if/else condition names (normalised: lower case, snake_case) -> our operators.
 CONDITION_NAMES: dict[str, str] = {
     "equals": "==",
     "equal": "==",
@@ -110,7 +110,7 @@ _TYPE_ALIASES = {
 }
 _APPROVAL_HANDLES = {"yes": "approved", "no": "rejected"}
 _IF_ELSE_KEYS = {"lhs": "left", "rhs": "right"}
-# The seed if/else's output fields that ours names differently.
+# The original FlowNova if/else's output fields that ours names differently.
 _IF_ELSE_OUTPUTS = {"lhs_value": "left_value", "rhs_value": "right_value"}
 # Node types of ours with a `model`, and those whose `tools` list names tools.
 _MODEL_TYPES = frozenset({"agent", "guardrails", "cognitive"})
@@ -130,7 +130,7 @@ class DocumentError(ValueError):
 def import_document(doc: object, *, tool_names: Iterable[str] = ()) -> dict[str, Any]:
     """Our document `{name, description, graph}` from `doc` in either format. The graph is converted but not
     validated: the caller validates it as it validates every graph. `tool_names` are the importing user's
-    tools, which the seed format's tool ids must resolve to."""
+    tools, which the original FlowNova export's tool ids must resolve to."""
     if not isinstance(doc, Mapping):
         raise DocumentError({"non_field_errors": [f"a workflow document must be a JSON object, not {_kind(doc)}"]})
     errors: dict[str, list[Any]] = {}
@@ -161,7 +161,7 @@ def import_document(doc: object, *, tool_names: Iterable[str] = ()) -> dict[str,
 
 
 def is_seed_graph(graph: object) -> bool:
-    """Whether `graph` is in the seed system's format (see the module docstring)."""
+    """Whether `graph` is an original FlowNova export's (see the module docstring)."""
     if not isinstance(graph, Mapping):
         return False
     nodes, edges = graph.get("nodes"), graph.get("edges")
@@ -175,7 +175,7 @@ def is_seed_graph(graph: object) -> bool:
 def convert_seed_graph(
     graph: Mapping[str, Any], *, tool_names: Iterable[str] = (), seed_tools: object = None
 ) -> dict[str, Any]:
-    """The seed system's graph in our format. Raises GraphError listing every node it can't convert; other
+    """An original FlowNova export's graph in our format. Raises GraphError listing every node it can't convert; other
     problems (a missing end, an unknown node type...) are left to graph validation, which names them.
     `tool_names` are the importing user's tools; `seed_tools` the document's own list of `{id, name}`."""
     issues: list[Issue] = []
@@ -262,7 +262,7 @@ class _Refusals:
 
 
 def _blank(value: object) -> bool:
-    """A seed field left empty, which set nothing there either."""
+    """A field of the original FlowNova export left empty, which set nothing there either."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -288,7 +288,7 @@ def _convert_structured_output(node_type: object, config: dict[str, Any], refuse
     switch = config.pop("structured_output", None)
     schema = config.pop("structured_output_schema", None)
     if switch is False or (_blank(switch) and _blank(schema)):
-        return  # off in the seed system too: the answer stays text
+        return  # off in the original FlowNova too: the answer stays text
     field = "structured_output_schema" if not _blank(schema) else "structured_output"
     if node_type != "agent":
         refuse(field, f"a {_show(node_type)} node has no structured output here; only agent nodes do")
@@ -317,7 +317,7 @@ def _convert_structured_output(node_type: object, config: dict[str, Any], refuse
 
 
 class _ToolResolver:
-    """Seed tool ids -> the names of the importing user's tools."""
+    """The original FlowNova export's tool ids -> the names of the importing user's tools."""
 
     def __init__(self, tool_names: Iterable[str], seed_tools: object) -> None:
         self.names = frozenset(tool_names)
@@ -327,7 +327,7 @@ class _ToolResolver:
                 self.seed_names[str(entry["id"])] = entry["name"]
 
     def name(self, entry: object) -> str | None:
-        """Our tool's name for one seed entry (an id, or an object with an id and/or a name), or None."""
+        """Our tool's name for one entry of the original export (an id, or an object with id and/or name), or None."""
         candidates: list[object] = []
         if isinstance(entry, Mapping):
             candidates = [entry.get("name"), entry.get("id")]
@@ -395,7 +395,7 @@ def _unknown_tools(described: list[str]) -> str:
 
 
 def _rewrite_if_else_references(nodes: list[Any], edges: list[Any], types: dict[str, object]) -> list[Any]:
-    """Point templates that read the seed if/else's output fields at ours (see the module docstring)."""
+    """Point templates that read the original if/else's output fields at ours (see the module docstring)."""
     if_elses = {node_id for node_id, node_type in types.items() if node_type == "if_else"}
     if not if_elses:
         return nodes

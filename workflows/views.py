@@ -150,8 +150,8 @@ class ImportForm(forms.Form):
 @login_required
 @require_POST
 def workflow_import(request: HttpRequest) -> HttpResponse:
-    """The API's import, from an uploaded file: our document or the seed format, converted and validated the
-    same way."""
+    """The API's import, from an uploaded file: our document or the original FlowNova export, converted and
+    validated the same way."""
     form = ImportForm(request.POST, request.FILES)
     errors: list[str] = []
     issues: list[dict[str, str]] = []

@@ -1,4 +1,4 @@
-// The workflow editor (issue #8): palette, canvas, side panel; saves through the REST API, which validates
+// The workflow editor: palette, canvas, side panel; saves through the REST API, which validates
 // on the server and answers 400 with issues naming the nodes and edges at fault, marked here on the canvas.
 import "@xyflow/react/dist/style.css";
 import "./flow/flow.css";

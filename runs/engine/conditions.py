@@ -1,4 +1,4 @@
-"""The if/else node's operators (contract section 2). Pure Python, no Django.
+"""The if/else node's operators (docs/CONTRACT.md, Node types). Pure Python, no Django.
 
 How values compare, in order:
 

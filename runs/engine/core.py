@@ -102,7 +102,7 @@ def merge_inputs(sources: list[str], outputs: Mapping[str, Mapping[str, Any]]) -
 
 
 def output_of(node_input: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Output accumulation (contract section 3): a node's output is its input with its own fields added."""
+    """A node's output is its input with its own fields added (docs/CONTRACT.md, Output accumulation)."""
     return {**node_input, **fields}
 
 

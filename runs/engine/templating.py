@@ -1,7 +1,7 @@
 """Templates in node config: ``{{input.a.b}}``, ``{{input.items.0}}``, ``{{nodes.<id>.<field>}}``, and
 ``{{input.a ?? "default"}}``.
 
-Pure Python, no Django. The rules (contract section 3, plus the choices it leaves open):
+Pure Python, no Django. The rules (docs/CONTRACT.md, Templates):
 
 - Only two roots exist: ``input`` (the node's input) and ``nodes`` (node id -> that node's own new fields).
   ``{{input}}`` alone selects the whole input.

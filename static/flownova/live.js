@@ -1,4 +1,4 @@
-// Live updates over FlowNova's WebSockets (contract section 6). The server renders every table; this module
+// Live updates over FlowNova's WebSockets (docs/CONTRACT.md, Events). The server renders every table; this module
 // only listens and asks htmx to re-fetch the parts that changed (elements listening for the fn-* events),
 // except streamed LLM text, which has no server-rendered form and is appended to a transcript here.
 // The session cookie authenticates the socket; the browser sends our Origin, which the server checks.

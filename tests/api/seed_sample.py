@@ -1,6 +1,6 @@
-"""A realistic export of the seed system (the format FlowNova imports besides its own), and what it becomes.
+"""A realistic original FlowNova export (the format FlowNova imports besides its own), and what it becomes.
 
-The seed system wraps every node in the canvas component "custom" and keeps the real type in `data.type`, the
+The original FlowNova wraps every node in the canvas component "custom" and keeps the real type in `data.type`, the
 display name in `data.label` and the configuration in `data.config`; its edges carry `source_handle` and
 `target_handle`; approvals branch on `yes` / `no`; if/else compares `lhs` and `rhs` with a named
 `condition`.

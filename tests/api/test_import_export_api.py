@@ -1,4 +1,4 @@
-"""Export and import through the API: the round trip, the seed format, and refusals that name the problem."""
+"""Export and import through the API: the round trip, the original FlowNova export, refusals naming the problem."""
 
 from __future__ import annotations
 

@@ -186,7 +186,7 @@ def test_malformed_seed_parts_are_left_for_the_graph_validator_to_name() -> None
     assert "nodes[0] must be an object, got a string" in messages
 
 
-# --- seed fields that change behaviour: converted, or refused naming the node and field -------------------
+# --- original FlowNova export fields that change behaviour: converted, or refused naming node and field ---
 
 
 def seed_node(node_id: str, seed_type: str, **config: object) -> dict:  # type: ignore[type-arg]

@@ -41,7 +41,7 @@ def register_tool(owner, name: str) -> Tool:  # type: ignore[no-untyped-def]
 
 
 def triage_export(model: str) -> dict:  # type: ignore[type-arg]
-    """A seed export whose agent uses every field the seed format names differently from ours."""
+    """An original FlowNova export whose agent uses every field that format names differently from ours."""
 
     def node(node_id: str, seed_type: str, **config: object) -> dict:  # type: ignore[type-arg]
         return {"id": node_id, "type": "custom", "data": {"type": seed_type, "label": node_id, "config": config}}

@@ -1,6 +1,6 @@
 """The React Flow editor and the run canvas in a real browser, against daphne and the real worker.
 
-The whole story of issue #8: build a workflow by dragging nodes from the palette and connecting handles, save,
+The editor's whole story: build a workflow by dragging nodes from the palette and connecting handles, save,
 see a validation error marked on the node at fault, fix it, run it, watch the canvas turn nodes green live,
 approve from the inbox, and see the run succeed with its ledger filled in. Screenshots of the editor and the
 run view go to test-artifacts/screenshots/ (git-ignored) besides the fixture's own end-of-test ones.

@@ -1,4 +1,4 @@
-"""The tools REST API (contract section 5), mounted by a test URLconf until flownova/urls.py routes it."""
+"""The tools REST API (docs/CONTRACT.md, REST API), mounted by a test URLconf until flownova/urls.py routes it."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ export function templateHints(nodes, edges, nodeId) {
   return hints;
 }
 
-// The field a node type adds to its output (contract section 2), to suggest in hints.
+// The field a node type adds to its output (docs/CONTRACT.md, Node types), to suggest in hints.
 const OUTPUT_FIELD = {
   if_else: "condition",
   agent: "message",

@@ -1,4 +1,4 @@
-// Conversions between the contract's graph document (section 1) and React Flow's state. The contract is
+// Conversions between the contract's graph document (docs/CONTRACT.md) and React Flow's state. The contract is
 // React Flow's own shape, so this only fills in what the canvas needs (positions, handles seen on edges)
 // and strips what React Flow adds (selection, measured sizes) on the way back.
 import dagre from "@dagrejs/dagre";
