@@ -1,4 +1,4 @@
-"""Flower, started as the README says (`celery -A flownova flower`), is never open to anyone outside DEBUG."""
+"""Flower, started as docs/CONTRACT.md says (`celery -A flownova flower`), is never open to anyone outside DEBUG."""
 
 from __future__ import annotations
 
