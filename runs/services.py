@@ -497,16 +497,14 @@ def node_complete(*, claim: NodeClaim, result: NodeResult) -> None:
 
 def _record_result(tx: Transition, node_run: NodeRun, claim: NodeClaim, result: NodeResult) -> None:
     finished = timezone.now()
-    result = _storable_result(node_run, result)
     if result.wait is not None:
         _node_wait(tx, node_run, result.wait, started_at=claim.started_at, finished_at=finished)
         return
     if result.child is not None:
-        _node_spawn(tx, node_run, result, started_at=claim.started_at, finished_at=finished)
+        _node_spawn(tx, node_run, _storable_result(node_run, result), started_at=claim.started_at, finished_at=finished)
         return
-    output = core.output_of(node_run.input or {}, result.fields)
     try:
-        _check_sizes(node_run, output, result.run_output)
+        output, result = _checked_output(node_run, result)
     except limits.SizeLimitError as exc:
         _node_failed(tx, node_run, error=str(exc), started_at=claim.started_at, tool_calls=result.tool_calls)
         return
@@ -545,10 +543,25 @@ def _storable_result(node_run: NodeRun, result: NodeResult) -> NodeResult:
     return replace(result, fields=fields, run_output=run_output)
 
 
-def _check_sizes(node_run: NodeRun, output: dict[str, Any], run_output: dict[str, Any] | None) -> None:
-    limits.check_size(output, setting="FLOWNOVA_MAX_NODE_OUTPUT_BYTES", what=f'the output of node "{node_run.node_id}"')
-    if run_output is not None:
-        limits.check_size(run_output, setting="FLOWNOVA_MAX_RUN_OUTPUT_BYTES", what="the run's output")
+def _checked_output(node_run: NodeRun, result: NodeResult) -> tuple[dict[str, Any], NodeResult]:
+    """The node's output, and the result as it will be stored: NUL characters replaced, then sizes checked
+    against their caps (raises SizeLimitError). On this path, taken at every node, each value is encoded once;
+    only a result that holds a NUL is cleaned and encoded again."""
+    output = core.output_of(node_run.input or {}, result.fields)
+    text = limits.json_text(output)
+    run_text = None if result.run_output is None else limits.json_text(result.run_output)
+    if limits.has_nul(text) or (run_text is not None and limits.has_nul(run_text)):
+        result = _storable_result(node_run, result)  # the input was stored already: any NUL is the node's
+        output = core.output_of(node_run.input or {}, result.fields)
+        text = limits.json_text(output)
+        run_text = None if result.run_output is None else limits.json_text(result.run_output)
+    limits.check_size(
+        output, setting="FLOWNOVA_MAX_NODE_OUTPUT_BYTES", what=f'the output of node "{node_run.node_id}"', text=text
+    )
+    if run_text is not None:
+        run_cap = "FLOWNOVA_MAX_RUN_OUTPUT_BYTES"
+        limits.check_size(result.run_output, setting=run_cap, what="the run's output", text=run_text)
+    return output, result
 
 
 def _node_succeed(
