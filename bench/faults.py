@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from runs.nodes.base import NodeContext, NodeResult
+    from nodes.base import NodeContext, NodeResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("FLOWNOVA_FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -103,7 +103,7 @@ def ignore_soft_limit(ctx: NodeContext) -> NodeResult:
     (timeout_seconds + 10 s) stops it. Returns after `seconds` (60) if nothing does."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from runs.nodes.base import NodeResult
+    from nodes.base import NodeResult
 
     deadline = time.monotonic() + float(ctx.data.get("seconds", 60))
     while time.monotonic() < deadline:
@@ -113,8 +113,8 @@ def ignore_soft_limit(ctx: NodeContext) -> NodeResult:
 
 
 def register_node_types() -> None:
-    from runs.nodes import register
-    from runs.nodes.base import NodeType, data_schema
+    from nodes import register
+    from nodes.base import NodeType, data_schema
     from workflows.graph import NodeSpec
 
     register(NodeType(spec=NodeSpec(type=IGNORE_SOFT_LIMIT, data_schema=data_schema()), execute=ignore_soft_limit))

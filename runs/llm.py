@@ -22,7 +22,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # after the environment variable above
 from django.conf import settings
 
-from runs.nodes.base import NodeError
+from nodes.base import NodeError
 
 logger = logging.getLogger(__name__)
 litellm.suppress_debug_info = True

@@ -24,9 +24,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from flownova.api_base import run_start_wait
 from flownova.jsonbody import JSONInputError, parse_json
+from nodes import get_node_type, node_catalogue, node_specs
 from runs.history import last_entries, runs_compare
 from runs.models import Run
-from runs.nodes import get_node_type, node_catalogue, node_specs
 from runs.services import (
     RunInputError,
     run_graph,

@@ -30,10 +30,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from approvals.models import ApprovalRequest, ApprovalStatus
 from flownova import metrics
 from flownova.logcontext import log_context
-from runs import limits
+from nodes import get_node_type, limits, node_specs
+from nodes.base import NodeResult, WaitRequest
+from nodes.templating import referenced_paths
 from runs.engine import core
-from runs.engine.templating import referenced_paths
 from runs.events import Transition, run_transition
+from runs.execution import run_handler
 from runs.ledger import ledger_append
 from runs.models import (
     ACTIVE_RUN_STATUSES,
@@ -48,9 +50,6 @@ from runs.models import (
     insert_sql,
     update_sql,
 )
-from runs.nodes import get_node_type, node_specs
-from runs.nodes.base import NodeResult, WaitRequest
-from runs.nodes.execution import run_handler
 from workflows.graph import Graph, GraphError, Node, parse_graph
 from workflows.models import Workflow
 

@@ -25,7 +25,7 @@ from flownova import metrics
 from flownova.logcontext import log_context
 from runs import services
 from runs.events import publisher
-from runs.nodes.execution import run_handler
+from runs.execution import run_handler
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

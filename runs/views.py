@@ -21,8 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 from approvals.models import ApprovalRequest, ApprovalStatus
 from approvals.selectors import approvals_visible_to
 from approvals.services import approval_can_decide
+from nodes import node_catalogue
 from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus
-from runs.nodes import node_catalogue
 from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
 from runs.usage import GROUPS, usage_summary

@@ -7,8 +7,8 @@ import signal
 import time
 from pathlib import Path
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeError, NodeResult, NodeType, TransientNodeError, data_schema
+from nodes import register
+from nodes.base import NodeContext, NodeError, NodeResult, NodeType, TransientNodeError, data_schema
 from workflows.graph import NodeSpec
 
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, approval_expire, approvals_expire_overdue
 from approvals.tasks import expire_overdue
+from nodes.base import NodeContext, NodeError
+from nodes.types.user_approval import MAX_DEADLINE_SECONDS, execute
 from runs.models import NodeRun, RunEvent
-from runs.nodes.base import NodeContext, NodeError
-from runs.nodes.user_approval import MAX_DEADLINE_SECONDS, execute
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 from tests.factories import make_run, make_workflow
 from workflows.graph import Node

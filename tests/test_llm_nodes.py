@@ -175,7 +175,7 @@ def test_guardrails_fail_closed(alice, llm_server, answers) -> None:  # type: ig
 
 def test_the_web_process_never_imports_litellm() -> None:
     code = (
-        "import sys, django; django.setup(); import flownova.asgi, flownova.urls, runs.nodes, runs.services, "
+        "import sys, django; django.setup(); import flownova.asgi, flownova.urls, nodes, runs.services, "
         "runs.tasks; sys.exit('litellm' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=service_env(), capture_output=True, timeout=60)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nodes import node_specs
 from runs.models import LedgerEntry
-from runs.nodes import node_specs
 from tests.engine_helpers import graph_of, start, wait_for
 from workflows.graph import validate_graph
 

@@ -25,14 +25,15 @@ import heapq
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from workflows.jsonkinds import json_kind_phrase
+from nodes.jsonkinds import json_kind_phrase
+from nodes.spec import Node, NodeSpec
 
 __all__ = [
     "ANY_HANDLE",
@@ -85,26 +86,6 @@ class GraphError(ValueError):
 
     def __str__(self) -> str:
         return "; ".join(issue.message for issue in self.issues)
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    """What validation needs to know about a node type; node type modules provide one each."""
-
-    type: str
-    data_schema: dict
-    handles: frozenset[str] | None = None
-    required_handles: bool = False
-    allows_outgoing: bool = True
-    check: Callable[[dict], list[tuple[str | None, str]]] | None = None
-
-
-@dataclass(frozen=True)
-class Node:
-    id: str
-    type: str
-    data: dict
-    position: dict | None
 
 
 @dataclass(frozen=True)

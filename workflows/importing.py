@@ -50,7 +50,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from runs.engine.templating import rewrite_paths
+from nodes.templating import rewrite_paths
 from workflows.graph import GraphError, Issue
 
 __all__ = [

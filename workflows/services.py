@@ -18,7 +18,7 @@ __all__ = ["GraphError", "graph_normalize", "workflow_create", "workflow_soft_de
 
 def graph_normalize(graph: object) -> dict[str, Any]:
     """Validate a contract graph document and return it in its stored form; raises GraphError."""
-    from runs.nodes import node_specs  # the registry imports node modules; keep it off this module's import
+    from nodes import node_specs  # the registry imports node modules; keep it off this module's import
 
     return parse_graph(graph, node_specs()).to_document()
 

@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from flownova.api_base import run_start_wait
 from flownova.jsonbody import JSONInputError, parse_json
+from nodes import node_catalogue
 from runs.models import Run
-from runs.nodes import node_catalogue
 from runs.services import RunInputError, run_start
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document

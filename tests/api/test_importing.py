@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from runs.nodes import node_specs
+from nodes import node_specs
 from tests.api.seed_sample import CONVERTED_GRAPH, SEED_EXPORT
 from workflows.graph import GraphError, validate_graph
 from workflows.importing import CONDITION_NAMES, DocumentError, convert_seed_graph, import_document, is_seed_graph
@@ -79,7 +79,7 @@ def test_if_else_conditions_map_to_our_operators(condition: str, operator: str) 
 
 
 def test_every_condition_name_maps_to_an_operator_the_if_else_node_knows() -> None:
-    from runs.engine.conditions import OPERATORS
+    from nodes.conditions import OPERATORS
 
     assert set(CONDITION_NAMES.values()) <= set(OPERATORS)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runs.engine.conditions import OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
+from nodes.conditions import OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from nodes import node_specs
 from runs.engine.core import (
     DEAD,
     FIRED,
@@ -17,7 +18,6 @@ from runs.engine.core import (
     skipped_on_replay,
     template_node_refs,
 )
-from runs.nodes import node_specs
 from workflows.graph import Graph, parse_graph
 
 

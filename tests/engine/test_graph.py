@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runs.engine.templating import check_syntax
+from nodes.templating import check_syntax
 from workflows.graph import (
     MAX_EDGES,
     MAX_NODES,

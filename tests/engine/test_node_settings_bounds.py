@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runs.nodes import node_specs
+from nodes import node_specs
 
 # Values the node passes through, not settings of its own (an if/else compares any scalar).
 NOT_SETTINGS = {("if_else", "left"), ("if_else", "right")}

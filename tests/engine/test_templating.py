@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runs.engine.templating import (
+from nodes.templating import (
     TemplateError,
     check_syntax,
     referenced_paths,

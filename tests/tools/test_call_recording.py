@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import connection
 
 from flownova.celery import app
+from nodes import get_node_type
+from nodes.base import NodeContext
 from runs.models import LedgerEntry, NodeRun
-from runs.nodes import get_node_type
-from runs.nodes.base import NodeContext
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.factories import make_run, make_workflow
 from tests.llm_server import Answer

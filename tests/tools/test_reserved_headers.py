@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from runs.nodes import get_node_type
-from runs.nodes.base import NodeContext, NodeError
+from nodes import get_node_type
+from nodes.base import NodeContext, NodeError
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
 from tools.models import Tool

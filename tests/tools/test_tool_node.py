@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runs.nodes import get_node_type, node_specs
-from runs.nodes.base import NodeContext, NodeError, TransientNodeError
+from nodes import get_node_type, node_specs
+from nodes.base import NodeContext, NodeError, TransientNodeError
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
 from tests.tools.servers import Reply

@@ -7,9 +7,9 @@ branch's own output under `branches`, keyed by the node the branch arrived from.
 
 from __future__ import annotations
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeResult, NodeType, data_schema
+from nodes.spec import NodeSpec
 
 
 def execute(ctx: NodeContext) -> NodeResult:

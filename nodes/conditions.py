@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
-from runs.engine.templating import TemplateError, to_text
-from workflows.jsonkinds import json_kind
+from nodes.jsonkinds import json_kind
+from nodes.templating import TemplateError, to_text
 
 __all__ = ["OPERATORS", "UNARY_OPERATORS", "ConditionError", "evaluate"]
 

@@ -3,9 +3,9 @@ without one the run's output is everything the end node received."""
 
 from __future__ import annotations
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema, template_check
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeResult, NodeType, data_schema, template_check
+from nodes.spec import NodeSpec
 
 
 def execute(ctx: NodeContext) -> NodeResult:

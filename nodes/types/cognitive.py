@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runs.nodes import node_specs, register
-from runs.nodes.base import ChildRunRequest, NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
+from nodes import node_specs, register
+from nodes.base import ChildRunRequest, NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
 from workflows.graph import NodeSpec, validate_graph
 
 MAX_NODES = 20

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from runs.nodes import get_node_type
-from runs.nodes.base import NodeContext, NodeError, NodeResult, TransientNodeError
+from nodes import get_node_type
+from nodes.base import NodeContext, NodeError, NodeResult, TransientNodeError
 from tools.services import tool_call_start
 
 if TYPE_CHECKING:

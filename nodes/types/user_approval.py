@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeError, NodeResult, NodeType, WaitRequest, data_schema, template_check
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeError, NodeResult, NodeType, WaitRequest, data_schema, template_check
+from nodes.spec import NodeSpec
 
 NAME_LIST = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 150}, "maxItems": 100}
 # A deadline is at most a leap year away: far enough for any human decision, and a date that every layer

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from runs.engine.conditions import OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
+from nodes.conditions import OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
+from nodes.spec import NodeSpec
 
 SCALAR = {"type": ["string", "number", "boolean", "null"]}
 

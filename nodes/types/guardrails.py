@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema, template_check
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeResult, NodeType, data_schema, template_check
+from nodes.spec import NodeSpec
 
 VERDICT_SCHEMA = {
     "type": "object",

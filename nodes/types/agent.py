@@ -17,9 +17,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeError, NodeFailure, NodeResult, NodeType, data_schema, template_check
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeError, NodeFailure, NodeResult, NodeType, data_schema, template_check
+from nodes.spec import NodeSpec
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
 IDENTIFIER = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}

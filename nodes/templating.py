@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
-from workflows.jsonkinds import json_kind_phrase
+from nodes.jsonkinds import json_kind_phrase
 
 __all__ = ["ROOTS", "TemplateError", "check_syntax", "referenced_paths", "render", "rewrite_paths", "to_text"]
 

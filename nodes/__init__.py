@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runs.nodes.base import NodeType
-from workflows.graph import NodeSpec
+from nodes.base import NodeType
+from nodes.spec import NodeSpec
 
 _REGISTRY: dict[str, NodeType] = {}
 
@@ -63,7 +63,7 @@ def node_catalogue() -> list[dict[str, Any]]:
 
 
 # The built-in types register themselves on import.
-from runs.nodes import (  # noqa: E402,F401
+from nodes.types import (  # noqa: E402,F401
     agent,
     cognitive,
     end,

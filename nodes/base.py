@@ -10,9 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runs import limits
-from runs.engine import templating
-from workflows.graph import Node, NodeSpec
+from nodes import limits, templating
+from nodes.spec import Node, NodeSpec
 
 # Options every node type accepts, besides its own.
 COMMON_PROPERTIES: dict[str, Any] = {

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runs.nodes import register
-from runs.nodes.base import (
+from nodes import register
+from nodes.base import (
     NodeContext,
     NodeError,
     NodeResult,
@@ -40,7 +40,7 @@ from runs.nodes.base import (
     data_schema,
     template_check,
 )
-from workflows.graph import NodeSpec
+from nodes.spec import NodeSpec
 
 EVENT_KEYS = ("tool", "arguments", "status_code", "result", "error", "duration_ms")
 SUCCESS = "success"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from runs.nodes import register
-from runs.nodes.base import NodeContext, NodeResult, NodeType, data_schema
-from workflows.graph import NodeSpec
+from nodes import register
+from nodes.base import NodeContext, NodeResult, NodeType, data_schema
+from nodes.spec import NodeSpec
 
 
 def check(data: dict) -> list[tuple[str | None, str]]:
