@@ -14,13 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
+from nodes.base import WaitRequest
 from runs.events import Transition, run_transition
 from runs.models import NodeRun
 from runs.services import node_fail_waiting, node_resume
@@ -46,6 +48,46 @@ class ApprovalForbidden(ApprovalError):
 
 class ApprovalAlreadyDecided(ApprovalError):
     """Somebody (or the deadline) decided first (409)."""
+
+
+def approval_open(*, tx: Transition, node_run: NodeRun, wait: WaitRequest, deadline: datetime | None, **_: Any) -> None:
+    """A node waits for a person (the engine's `node_waiting` signal, inside its transition): record the request,
+    its assignees and its deadline, and tell the inboxes. A request recorded already (the node's result
+    recorded twice) is kept as it is."""
+    run = tx.run
+    request, created = ApprovalRequest.objects.get_or_create(
+        run=run,
+        node_id=node_run.node_id,
+        defaults={
+            "message": wait.message,
+            "data": wait.data,
+            "allow_self_approval": wait.allow_self_approval,
+            "editable_fields": wait.editable_fields,
+            "deadline": deadline,
+            "timeout_action": wait.timeout_action,
+        },
+    )
+    if created and wait.assignees:
+        user_model = get_user_model()
+        request.assignee_users.set(user_model.objects.filter(username__in=wait.assignees))
+        request.assignee_groups.set(Group.objects.filter(name__in=wait.assignees))
+    if created and deadline is not None:
+        approval_deadline_schedule(approval=request)  # its timeout action is applied at the deadline
+    tx.emit(
+        "approval_needed",
+        node_run.node_id,
+        {
+            "approval_id": request.pk,
+            "message": request.message,
+            "assignees": wait.assignees,
+            "deadline": deadline.isoformat() if deadline else None,
+        },
+    )
+
+
+def approvals_close(*, tx: Transition, **_: Any) -> None:
+    """The run ended (the engine's `run_closing` signal): its pending requests can no longer be decided."""
+    ApprovalRequest.objects.filter(run=tx.run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
 
 
 def approval_can_decide(*, approval: ApprovalRequest, user: AbstractBaseUser) -> bool:

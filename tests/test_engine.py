@@ -344,9 +344,10 @@ def test_invalid_input_is_refused_before_anything_is_stored(alice) -> None:  # t
 
 def test_a_lost_message_is_dispatched_again_by_the_recovery_sweep(alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from runs import services
+    from runs.services import dispatch
 
     # The start node's message is lost (as when Redis restarts: it keeps nothing on disk).
-    monkeypatch.setattr(services, "_dispatch", lambda run_id, jobs: None)
+    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, jobs: None)
     run = start(alice, chain(("a", "fork", {})))
     monkeypatch.undo()
     time.sleep(0.3)
@@ -365,8 +366,9 @@ def test_a_node_left_running_by_a_dead_worker_is_run_again_once(alice, monkeypat
     from django.utils import timezone
 
     from runs import services
+    from runs.services import dispatch
 
-    monkeypatch.setattr(services, "_dispatch", lambda run_id, jobs: None)
+    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, jobs: None)
     run = start(alice, chain(("a", "fork", {})))
     monkeypatch.undo()
     # A worker claimed the start node and died; its message is gone for good.

@@ -17,7 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from runs import services
 from runs.events import APPROVALS_GROUP, _by_group, publisher, run_group, run_transition, workflow_group
-from runs.models import LedgerEntry, NodeRun, RunEvent
+from runs.models import LedgerEntry, NodeRun, RunEvent, update_sql
+from runs.services import dispatch
+from runs.services.advance import node_runs_save
 from tests.engine_helpers import graph_of, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(run id, node run id) of every node the engine dispatches, instead of sending them to Celery."""
     jobs: list[tuple[int, int]] = []
-    monkeypatch.setattr(services, "_dispatch", lambda run_id, batch: jobs.extend((run_id, pk) for pk, _ in batch))
+    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, batch: jobs.extend((run_id, pk) for pk, _ in batch))
     return jobs
 
 
@@ -82,8 +84,8 @@ def test_reads_within_a_transition_see_its_deferred_writes(alice, dispatched) ->
     with run_transition(run.pk) as tx:
         row = NodeRun.objects.get(run=run, node_id="start")
         row.status = "cancelled"
-        services.node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
-        tx.write(*services.update_sql(row, ["status"]))
+        node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
+        tx.write(*update_sql(row, ["status"]))
         assert NodeRun.objects.get(run=run, node_id="start").status == "cancelled"
         assert NodeRun.objects.filter(run=run, node_id="n0").exists()
 
@@ -91,7 +93,7 @@ def test_reads_within_a_transition_see_its_deferred_writes(alice, dispatched) ->
 def test_a_transition_that_fails_leaves_none_of_its_deferred_writes(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
     run = start(alice, chain(1))
     with pytest.raises(RuntimeError), run_transition(run.pk) as tx:
-        services.node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
+        node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
         raise RuntimeError("boom")
     assert not NodeRun.objects.filter(run=run, node_id="n0").exists()
 
@@ -105,7 +107,7 @@ def test_a_combined_write_that_fails_raises_django_s_error_and_rolls_back_with_t
     events = RunEvent.objects.filter(run=run).count()
     with pytest.raises(IntegrityError), run_transition(run.pk) as tx:
         tx.emit("run_waiting")
-        services.node_runs_save(tx, [NodeRun(run=run, node_id="start", node_type="start", status="queued")])
+        node_runs_save(tx, [NodeRun(run=run, node_id="start", node_type="start", status="queued")])
     assert not connection.in_atomic_block
     assert RunEvent.objects.filter(run=run).count() == events  # the event went out with the failed write
     assert NodeRun.objects.filter(run=run, node_id="start").count() == 1

@@ -1,0 +1,84 @@
+"""Sending node tasks after commit. The database is the truth: a broker that cannot be reached is logged
+and the recovery sweep sends again."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from runs.models import (
+    NodeRun,
+    Run,
+)
+from runs.services.base import BROKER_ERRORS
+from workflows.graph import Graph
+
+logger = logging.getLogger(__name__)
+
+# --- dispatch --------------------------------------------------------------------------------------------------
+
+
+def enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> None:
+    """Send one task per node once the transaction commits; several at once go out as one Celery group."""
+    if not node_runs:
+        return
+    timeouts = [graph.node(row.node_id).data.get("timeout_seconds") for row in node_runs]
+    run_id = run.pk
+    # Ids read at commit: a transition's new rows get theirs when its deferred writes go out.
+    transaction.on_commit(lambda: _dispatch(run_id, [(row.pk, t) for row, t in zip(node_runs, timeouts, strict=True)]))
+
+
+def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
+    """Send the tasks. Called after commit: the nodes are queued in the database whatever happens here, so a
+    broker that cannot be reached (after Celery's own publish retries) is logged, not raised, and the
+    recovery sweep sends them once it can (FLOWNOVA_RECOVER_QUEUED_AFTER)."""
+    from celery import group
+
+    from runs.tasks import execute_node
+
+    try:
+        if len(jobs) == 1:  # the common case, without building a signature first
+            node_run_id, timeout = jobs[0]
+            execute_node.apply_async((run_id, node_run_id), **_limits(timeout))
+            return
+        signatures = [execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
+        group(signatures).apply_async()
+    except BROKER_ERRORS as exc:
+        logger.error(
+            "could not send %d node task(s) of run %s to the broker (%s: %s); the recovery sweep sends them later",
+            len(jobs),
+            run_id,
+            type(exc).__name__,
+            exc,
+            extra={"run_id": run_id},
+        )
+
+
+def send(task: Any, *args: Any) -> None:
+    """Send a bookkeeping task after commit; a broker that cannot be reached is logged, not raised: what was
+    committed stands. A lost child report is sent again by the recovery sweep; a child whose cancel was lost
+    runs to its end, and its parent, which has ended, ignores its report."""
+    try:
+        task.delay(*args)
+    except BROKER_ERRORS as exc:
+        logger.error("could not send %s%s to the broker (%s: %s)", task.name, args, type(exc).__name__, exc)
+
+
+def _limits(timeout: float | None) -> dict[str, float]:
+    if not timeout:
+        return {}
+    # The soft limit raises inside the handler (a clean, recorded timeout); the hard one is the backstop.
+    return {"soft_time_limit": float(timeout), "time_limit": float(timeout) + 10}
+
+
+def report_to_parent(run: Run) -> None:
+    """A child run that ended tells its parent, after commit and in another transition (locks are taken
+    parent-first everywhere else, so the parent is never locked while a child is)."""
+    if run.parent_id is None:
+        return
+    from runs.tasks import report_child_run
+
+    child_id = run.pk
+    transaction.on_commit(lambda: send(report_child_run, child_id))

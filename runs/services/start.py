@@ -1,0 +1,267 @@
+"""Starting runs: a new run of a workflow, and a run resumed from a node of an earlier one (replay)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from flownova import metrics
+from nodes import get_node_type, node_specs
+from runs.engine import core
+from runs.events import Transition
+from runs.ledger import ledger_append
+from runs.models import (
+    LedgerStatus,
+    NodeRun,
+    NodeStatus,
+    Run,
+)
+from runs.services.base import RunInputError, input_errors, remember_graph, run_input
+from runs.services.dispatch import enqueue_after_commit
+from workflows.graph import Graph, GraphError, parse_graph
+from workflows.models import Workflow
+
+logger = logging.getLogger(__name__)
+
+# --- starting ----------------------------------------------------------------------------------------------
+
+
+def run_start(
+    *,
+    workflow: Workflow,
+    input: Any,
+    user: AbstractBaseUser,
+    source_run: Run | None = None,
+    snapshot: Run | None = None,
+) -> Run:
+    """Start a run of the workflow's current graph with `input` (checked against the start node's schema), or,
+    with `snapshot`, of the graph version that run executed (a re-run of the same version)."""
+    graph, document = _graph_to_run(workflow, snapshot)
+    errors = input_errors(graph, input)
+    if errors:
+        raise RunInputError(errors)
+    with transaction.atomic():
+        run = _run_create(
+            workflow=workflow,
+            document=document,
+            graph=graph,
+            input=input,
+            user=user,
+            source_run=source_run,
+            version=snapshot.workflow_version if snapshot else workflow.version,
+        )
+        start = NodeRun.objects.create(
+            run=run, node_id=graph.start_id, node_type="start", input=input, queued_at=timezone.now()
+        )
+        tx = Transition(run)
+        tx.emit("run_started", data={"workflow_id": workflow.pk, "version": run.workflow_version})
+        tx.finish()
+        enqueue_after_commit(run, graph, [start])
+    return run
+
+
+def _graph_to_run(workflow: Workflow, snapshot: Run | None) -> tuple[Graph, dict[str, Any]]:
+    document = snapshot.graph if snapshot is not None else workflow.graph_document()
+    try:
+        return parse_graph(document, node_specs(), recorded=snapshot is not None), document
+    except GraphError as exc:
+        raise RunInputError([f"the workflow is not valid: {issue.message}" for issue in exc.issues]) from exc
+
+
+def _run_create(
+    *,
+    workflow: Workflow,
+    document: dict[str, Any],
+    graph: Graph,
+    input: Any,
+    user: AbstractBaseUser,
+    source_run: Run | None,
+    version: int,
+) -> Run:
+    run = Run.objects.create(
+        workflow=workflow,
+        workflow_name=workflow.name,
+        workflow_version=version,
+        graph=document,
+        owner=user,
+        input=input,
+        source_run=source_run,
+    )
+    remember_graph(run.pk, graph)
+    logger.info("run started: workflow %s v%s", workflow.pk, version, extra={"run_id": run.pk})
+    metrics.observe_after_commit(metrics.RUNS_STARTED.inc)
+    return run
+
+
+# --- resuming from a node ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resumed:
+    run: Run
+    reused: list[str]
+    warnings: list[str]
+
+
+def run_resume(
+    *,
+    source: Run,
+    node_id: str,
+    user: AbstractBaseUser,
+    current_version: bool = False,
+    input: dict[str, Any] | None = None,
+    reexecute: frozenset[str] = frozenset(),
+) -> Resumed:
+    """A new run that reuses what `source` recorded for every node that finished before `node_id` (no LLM or
+    tool call is repeated for them: their ledger entries are copied, marked `reused`) and executes from
+    `node_id` on, with `input` for that node if given. `current_version` runs the workflow as it is now (to
+    resume from a failed node after fixing it); `reexecute` names earlier nodes to run again instead."""
+    workflow = source.workflow
+    if workflow is None or (current_version and workflow.is_deleted):
+        raise RunInputError([f"the workflow of run {source.pk} was deleted"])
+    graph, document = _graph_to_run(workflow, None if current_version else source)
+    if node_id not in graph.nodes:
+        raise RunInputError([f'node "{node_id}" is not in the workflow{" as it is now" if current_version else ""}'])
+    recorded = {row.node_id: row for row in NodeRun.objects.filter(run=source)}
+    unknown = sorted(set(reexecute) - set(graph.nodes))
+    if unknown:
+        raise RunInputError([f"reexecute names nodes that are not in the workflow: {', '.join(unknown)}"])
+    states = {node: (row.status, row.node_type) for node, row in recorded.items()}
+    reused = core.reusable(graph, node_id, states, frozenset(reexecute))
+    if core.skipped_on_replay(graph, node_id, [(node, recorded[node].handle or None) for node in reused]):
+        raise RunInputError([resume_skipped_message(source, node_id)])
+    warnings = [
+        f'node "{node}" ({graph.node(node).type}) acts on the world: its recorded result is reused, not called '
+        f'again; name it in "reexecute" to run it again'
+        for node in reused
+        if get_node_type(graph.node(node).type).side_effects
+    ]
+    with transaction.atomic():
+        run = _run_create(
+            workflow=workflow,
+            document=document,
+            graph=graph,
+            input=source.input,
+            user=user,
+            source_run=source,
+            version=workflow.version if current_version else source.workflow_version,
+        )
+        tx = Transition(run)
+        tx.emit("run_started", data={"workflow_id": workflow.pk, "resumed_from": source.pk, "node_id": node_id})
+        _replay_reused(tx, graph, [recorded[node] for node in reused], resume_at=node_id, resume_input=input)
+        tx.finish()
+    return Resumed(run=run, reused=reused, warnings=warnings)
+
+
+def resume_skipped_message(source: Run, node_id: str) -> str:
+    return (
+        f'node "{node_id}" cannot be resumed from: the recorded results of the nodes before it take another '
+        f"path, so the resumed run would skip it (as run {source.pk} did). Resume from the node that chose the "
+        "path, or execute it again"
+    )
+
+
+def run_resume_unreachable(*, source: Run, graph: Graph) -> set[str]:
+    """The nodes of `graph` that a run resumed from `source` would skip if resumed there (`run_resume` refuses
+    them); resume pages leave them out."""
+    rows = {row[0]: row[1:] for row in source.node_runs.values_list("node_id", "status", "node_type", "handle")}
+    states = {node: row[:2] for node, row in rows.items()}
+    unreachable = set()
+    for node_id in graph.nodes:
+        reused = core.reusable(graph, node_id, states)
+        if core.skipped_on_replay(graph, node_id, [(node, rows[node][2] or None) for node in reused]):
+            unreachable.add(node_id)
+    return unreachable
+
+
+def run_resume_reused(*, source: Run, graph: Graph, node_id: str) -> list[str]:
+    """The nodes `run_resume` would reuse from `source` when resuming it at `node_id` on `graph`, in order,
+    before anything is started (resume pages show them)."""
+    states = {row[0]: row[1:] for row in source.node_runs.values_list("node_id", "status", "node_type")}
+    return core.reusable(graph, node_id, states)
+
+
+def _replay_reused(
+    tx: Transition, graph: Graph, reused: list[NodeRun], *, resume_at: str, resume_input: dict[str, Any] | None
+) -> None:
+    """Copy the reused nodes' records into the new run, then let the core resolve their edges exactly as if
+    they had just finished, and queue whatever that makes ready (the resume node among them)."""
+    run = tx.run
+    now = timezone.now()
+    known: dict[str, dict[str, str]] = {}
+    outputs: dict[str, dict[str, Any]] = {}
+    ready: list[str] = []
+    skipped: set[str] = set()
+    for source_row in reused:
+        row = NodeRun.objects.create(
+            run=run,
+            node_id=source_row.node_id,
+            node_type=source_row.node_type,
+            status=NodeStatus.SUCCEEDED,
+            input=source_row.input,
+            result=source_row.result,
+            output=source_row.output,
+            handle=source_row.handle,
+            arrivals=source_row.arrivals,
+            attempts=0,
+            queued_at=now,
+            started_at=now,
+            finished_at=now,
+        )
+        ledger_append(
+            tx=tx,
+            node_run=row,
+            status=LedgerStatus.SUCCEEDED,
+            input=row.input,
+            output=row.output,
+            started_at=source_row.started_at,
+            finished_at=source_row.finished_at,
+            reused=True,
+        )
+        tx.emit("node_completed", row.node_id, {"handle": row.handle or None, "result": row.result, "reused": True})
+        outputs[row.node_id] = row.output or {}
+        if row.node_type == "end":
+            run.output = Run.objects.values_list("output", flat=True).get(pk=run.source_run_id)
+            tx.save_run("output")
+        step = core.advance(graph, row.node_id, handle=row.handle or None, known_arrivals=known)
+        known.update(step.arrivals)
+        ready += [node for node in step.ready if node not in ready]
+        skipped.update(step.skipped)
+    if not reused:  # resuming at the start node
+        ready = [graph.start_id]
+    queued = []
+    for node in ready:
+        if node in outputs:
+            continue
+        arrivals = known.get(node, {})
+        sources = core.fired_sources(graph, node, arrivals)
+        node_input = core.merge_inputs(sources, outputs) if sources else dict(run_input(run))
+        if node == resume_at and resume_input is not None:
+            node_input = resume_input
+        queued.append(
+            NodeRun.objects.create(
+                run=run,
+                node_id=node,
+                node_type=graph.node(node).type,
+                status=NodeStatus.QUEUED,
+                input=node_input,
+                arrivals=arrivals if len(graph.incoming(node)) > 1 else {},
+                queued_at=now,
+            )
+        )
+    for node in skipped:
+        NodeRun.objects.create(
+            run=run, node_id=node, node_type=graph.node(node).type, status=NodeStatus.SKIPPED, finished_at=now
+        )
+        tx.emit("node_skipped", node)
+    for node, arrivals in known.items():
+        if node not in outputs and node not in ready and node not in skipped:
+            NodeRun.objects.create(
+                run=run, node_id=node, node_type=graph.node(node).type, status=NodeStatus.PENDING, arrivals=arrivals
+            )
+    enqueue_after_commit(run, graph, queued)
