@@ -14,8 +14,9 @@ import {
   useReactFlow,
 } from "@xyflow/react";
 import { NODE_HEIGHT, NODE_WIDTH, layout, readJsonScript, toFlow, toGraph } from "./flow/graph.js";
-import { nodeTypes, typeTitle } from "./flow/nodes.jsx";
+import { TypeIcon, nodeTypes } from "./flow/nodes.jsx";
 import { catalogueOnPage, mountFlow } from "./flow/mount.jsx";
+import { paletteGroups, typeSpec } from "./flow/catalogue.js";
 import NodeForm from "./editor/NodeForm.jsx";
 
 const DRAG_TYPE = "application/x-flownova-node";
@@ -27,15 +28,6 @@ const HALF_W = NODE_WIDTH / 2;
 const HALF_H = NODE_HEIGHT / 2;
 // How the canvas frames the graph, on opening and after auto layout: never zoomed in past readable size.
 const FIT_VIEW = { padding: 0.2, maxZoom: 1.2 };
-const PALETTE_ORDER = ["start", "end", "agent", "tool", "if_else", "guardrails", "fork", "join", "user_approval", "cognitive"];
-
-function paletteTypes(catalogue) {
-  const known = PALETTE_ORDER.filter((kind) => catalogue[kind]);
-  const extra = Object.keys(catalogue)
-    .filter((kind) => !PALETTE_ORDER.includes(kind))
-    .sort();
-  return [...known, ...extra];
-}
 
 function uniqueId(base, taken) {
   if (!taken.has(base)) return base;
@@ -180,9 +172,9 @@ function Editor({ root, workflow, catalogue, tools }) {
       const id = uniqueId(kind, taken);
       const node = { id, type: "flownova", position, data: { kind, config: {} }, selected: true };
       setNodes((all) => [...all.map((other) => ({ ...other, selected: false })), node]);
-      setStatus(`Added ${typeTitle(kind)} node ${id}.`);
+      setStatus(`Added ${typeSpec(catalogue, kind).title} node ${id}.`);
     },
-    [flow, record, setNodes],
+    [flow, record, setNodes, catalogue],
   );
 
   const onDragOver = useCallback((event) => {
@@ -394,25 +386,33 @@ function Editor({ root, workflow, catalogue, tools }) {
         <aside className="fn-palette" aria-label="Node types">
           <h2>Add a node</h2>
           <p className="hint">Drag onto the canvas, or press to add in the middle.</p>
-          <ul>
-            {paletteTypes(catalogue).map((kind) => (
-              <li key={kind}>
-                <button
-                  type="button"
-                  draggable
-                  className={`fn-palette-item fn-kind-${kind}`}
-                  data-kind={kind}
-                  onDragStart={(event) => {
-                    event.dataTransfer.setData(DRAG_TYPE, kind);
-                    event.dataTransfer.effectAllowed = "move";
-                  }}
-                  onClick={() => addAtCentre(kind)}
-                >
-                  {typeTitle(kind)}
-                </button>
-              </li>
-            ))}
-          </ul>
+          {paletteGroups(catalogue).map(({ group, types }) => (
+            <div key={group} className="fn-palette-group">
+              <h3>{group}</h3>
+              <ul>
+                {types.map((spec) => (
+                  <li key={spec.type}>
+                    <button
+                      type="button"
+                      draggable
+                      className="fn-palette-item"
+                      style={{ "--fn-kind-colour": spec.colour }}
+                      data-kind={spec.type}
+                      title={spec.description || undefined}
+                      onDragStart={(event) => {
+                        event.dataTransfer.setData(DRAG_TYPE, spec.type);
+                        event.dataTransfer.effectAllowed = "move";
+                      }}
+                      onClick={() => addAtCentre(spec.type)}
+                    >
+                      <TypeIcon icon={spec.icon} />
+                      {spec.title}
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ))}
         </aside>
         <div className="fn-canvas" ref={wrapper} onDragOver={onDragOver} onDrop={onDrop}>
           <ReactFlow
@@ -463,7 +463,8 @@ function Editor({ root, workflow, catalogue, tools }) {
             <NodeForm
               key={single.id}
               node={single}
-              spec={catalogue[single.data.kind]}
+              spec={typeSpec(catalogue, single.data.kind)}
+              catalogue={catalogue}
               nodes={nodes}
               edges={edges}
               tools={tools}

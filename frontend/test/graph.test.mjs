@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { layout, sourceHandles, toFlow, toGraph } from "../src/flow/graph.js";
-import { templateHints, widgetFor } from "../src/editor/fields.js";
+import { templateHints } from "../src/editor/fields.js";
+import { normaliseCatalogue } from "../src/flow/catalogue.js";
 
 const GRAPH = {
   nodes: [
@@ -49,19 +50,33 @@ test("handles: a type's named ones, none after an end, and any label a free type
   assert.deepEqual(sourceHandles("agent", catalogue.agent, "a", edges), [null, "urgent"]);
 });
 
-test("template hints name the run input's fields and the upstream nodes' outputs only", () => {
+test("template hints name the run input's fields and the upstream nodes' output fields only", () => {
   const { nodes, edges } = toFlow(GRAPH);
-  assert.deepEqual(templateHints(nodes, edges, "yes"), ["{{input.n}}", "{{nodes.check.condition}}"]);
-  assert.deepEqual(templateHints(nodes, edges, "check"), ["{{input.n}}"]);
+  const { catalogue } = normaliseCatalogue([{ type: "start" }, { type: "if_else", output_fields: ["condition"] }, { type: "end" }]);
+  assert.deepEqual(templateHints(nodes, edges, "yes", catalogue), ["{{input.n}}", "{{nodes.check.condition}}"]);
+  assert.deepEqual(templateHints(nodes, edges, "check", catalogue), ["{{input.n}}"]);
 });
 
-test("form widgets follow the node type's JSON Schema", () => {
-  assert.equal(widgetFor("operator", { enum: ["==", ">"] }), "select");
-  assert.equal(widgetFor("tools", { type: "array" }), "tools");
-  assert.equal(widgetFor("input_schema", { type: ["object", "boolean"] }), "json");
-  assert.equal(widgetFor("assignees", { type: "array", items: { type: "string" } }), "list");
-  assert.equal(widgetFor("user_prompt", { type: "string" }), "textarea");
-  assert.equal(widgetFor("left", { type: ["string", "number", "boolean", "null"] }), "template");
-  assert.equal(widgetFor("max_nodes", { type: "integer" }), "integer");
-  assert.equal(widgetFor("allow_self_approval", { type: "boolean" }), "checkbox");
+test("template hints: one per output field, and <field> for a type that names none", () => {
+  const graph = {
+    nodes: [
+      { id: "start", type: "start", data: {} },
+      { id: "ask", type: "asker", data: {} },
+      { id: "plain", type: "plain", data: {} },
+      { id: "end", type: "end", data: {} },
+    ],
+    edges: [
+      { source: "start", target: "ask" },
+      { source: "ask", target: "plain" },
+      { source: "plain", target: "end" },
+    ],
+  };
+  const { nodes, edges } = toFlow(graph);
+  const { catalogue } = normaliseCatalogue([{ type: "asker", output_fields: ["answer", "sources"] }, { type: "plain" }]);
+  assert.deepEqual(templateHints(nodes, edges, "end", catalogue), [
+    "{{input.<field>}}",
+    "{{nodes.ask.answer}}",
+    "{{nodes.ask.sources}}",
+    "{{nodes.plain.<field>}}",
+  ]);
 });

@@ -50,6 +50,36 @@ def drag_from_palette(page: Page, kind: str, x: int, y: int) -> None:
     page.drag_and_drop(f'.fn-palette-item[data-kind="{kind}"]', ".fn-canvas", target_position={"x": x, "y": y})
 
 
+# Rewrites the catalogue's script element as soon as the parser has read it, before the canvas bundle (a
+# module script, so run after parsing) reads it. Takes the types to add as `extra`.
+ADD_TO_CATALOGUE = """
+    const observer = new MutationObserver(() => {
+        const element = document.getElementById("flow-catalogue");
+        if (!element) return;
+        let listed;
+        try {
+            listed = JSON.parse(element.textContent);
+        } catch {
+            return;  // not all of it parsed yet
+        }
+        observer.disconnect();
+        element.textContent = JSON.stringify([...listed, ...extra]);
+    });
+    observer.observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def with_extra_node_types(page: Page, extra: list[dict]) -> None:  # type: ignore[type-arg]
+    """Append `extra` to the node type catalogue the page's canvases read, as if a deployment had registered
+    those types."""
+    page.add_init_script("((extra) => {" + ADD_TO_CATALOGUE + "})(" + json.dumps(extra) + ");")
+
+
+def border_colour(page: Page, node_id: str) -> str:
+    """The node's left border colour as drawn, e.g. `rgb(16, 152, 173)`."""
+    return canvas_node(page, node_id).locator(".fn-node").evaluate("(node) => getComputedStyle(node).borderLeftColor")
+
+
 def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
@@ -200,9 +230,11 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
     prompt_field.get_by_role("button", name="{{input.order}}").click()
     expect(form.get_by_label("User prompt")).to_have_value("Where is order {{input.order}}")
     form.get_by_label("lookup_order").check()
-    form.get_by_label("Output schema (JSON Schema)").fill('{"type": "object", "properties": {')
+    # Its label is the property's title in the catalogue, or the humanised key.
+    output_schema = form.get_by_label(re.compile(r"^Output schema"))
+    output_schema.fill('{"type": "object", "properties": {')
     expect(form.locator(".field-error")).to_contain_text("Not valid JSON yet")
-    form.get_by_label("Output schema (JSON Schema)").fill('{"type": "object"}')
+    output_schema.fill('{"type": "object"}')
     expect(form.locator(".field-error")).to_have_count(0)
     form.get_by_label("Id", exact=True).fill("helper")
     form.get_by_label("Id", exact=True).press("Enter")
@@ -237,6 +269,96 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
     }
     # Auto layout put start left of the agent, the agent left of end.
     assert saved["start"]["position"]["x"] < saved["helper"]["position"]["x"] < saved["end"]["position"]["x"]
+
+
+# A type that says everything about itself, and one that says nothing but its name and data schema.
+TRIAGE = {
+    "type": "ticket_triage",
+    "title": "Ticket triage",
+    "description": "Sorts a support ticket into a queue.",
+    "icon": "✉",
+    "colour": "#1098ad",
+    "group": "Support desk",
+    "order": -100,
+    "summary": "{{queue}} via {{model}}",
+    "output_fields": ["queue", "confidence"],
+    "handles": ["urgent", "normal"],
+    "allows_outgoing": True,
+    "accepts_incoming": False,
+    "data_schema": {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "title": "Label", "x-advanced": True},
+            "retries": {"type": "integer", "title": "Retries", "x-advanced": True},
+            "model": {"type": "string", "title": "Model"},
+            "queue": {"enum": ["billing", "tech"], "title": "Queue"},
+            "brief": {"type": "string", "title": "What to look for", "x-widget": "textarea"},
+            "helpers": {"type": "array", "items": {"type": "string"}, "title": "Helpers", "x-widget": "tools"},
+        },
+        "required": ["model"],
+    },
+    "side_effects": False,
+}
+LOOKUP = {
+    "type": "queue_lookup",
+    "data_schema": {"type": "object", "properties": {"queue_name": {"type": "string"}, "note": {}}},
+}
+
+
+def test_palette_nodes_and_forms_follow_the_catalogue_for_any_type(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+    Tool.objects.create(owner=alice, name="lookup_order", description="Find an order", url="http://127.0.0.1:9/")
+    with_extra_node_types(page, [TRIAGE, LOOKUP])
+    page.goto("/workflows/new/")
+    expect(canvas_node(page, "end")).to_be_visible()
+
+    # The palette: groups in the order of their lowest `order`, a type without a group under "Other", last.
+    palette = page.locator(".fn-palette")
+    expect(palette.locator("h3").first).to_have_text("Support desk")
+    expect(palette.locator("h3").last).to_have_text("Other")
+    other = palette.locator(".fn-palette-group", has=page.locator("h3", has_text="Other"))
+    expect(other.locator('.fn-palette-item[data-kind="queue_lookup"]')).to_have_text("Queue lookup")
+    triage_item = palette.locator('.fn-palette-item[data-kind="ticket_triage"]')
+    expect(triage_item).to_have_text("✉Ticket triage")
+    expect(triage_item).to_have_attribute("title", "Sorts a support ticket into a queue.")
+
+    # A node of the full type: its icon, title and colour; no input handle; its named outgoing handles.
+    triage_item.click()
+    form = page.get_by_role("form", name="Node ticket_triage")
+    expect(form.get_by_role("heading")).to_contain_text("Ticket triage")
+    node = canvas_node(page, "ticket_triage")
+    expect(node.locator(".fn-node-type")).to_have_text("✉Ticket triage")
+    expect(node.locator(".react-flow__handle.target")).to_have_count(0)
+    expect(node.locator(".react-flow__handle.source")).to_have_count(2)
+    expect(node.locator('.react-flow__handle.source[data-handleid="urgent"]')).to_be_visible()
+    assert border_colour(page, "ticket_triage") == "rgb(16, 152, 173)"
+
+    # Its form: labels from the titles, widgets from x-widget, the x-advanced keys folded under "Advanced".
+    expect(form.get_by_label("What to look for")).to_have_js_property("tagName", "TEXTAREA")
+    form.get_by_label("lookup_order").check()
+    expect(form.get_by_label("Retries")).to_be_hidden()
+    form.get_by_text("Advanced").click()
+    expect(form.get_by_label("Retries")).to_be_visible()
+    # The summary line follows the configuration as it is typed.
+    form.get_by_label("Model").fill("openai/scripted")
+    form.get_by_label("Queue").select_option("billing")
+    expect(node).to_contain_text("billing via openai/scripted")
+
+    # A node of the bare type: defaults everywhere, and the template hints name what upstream types output.
+    page.locator('.fn-palette-item[data-kind="queue_lookup"]').click()
+    lookup = canvas_node(page, "queue_lookup")
+    expect(lookup.locator(".fn-node-type")).to_have_text("Queue lookup")
+    assert border_colour(page, "queue_lookup") == "rgb(134, 142, 150)"
+    page.get_by_role("button", name="Auto layout").click()
+    page.wait_for_timeout(400)
+    connect(page, "ticket_triage", "queue_lookup", "urgent")
+    lookup.click()
+    form = page.get_by_role("form", name="Node queue_lookup")
+    expect(form.get_by_label("Queue name")).to_have_attribute("type", "text")
+    note = form.locator(".field", has=page.get_by_label("Note"))
+    expect(note.locator(".fn-chip")).to_have_text(
+        ["{{input.<field>}}", "{{nodes.ticket_triage.queue}}", "{{nodes.ticket_triage.confidence}}"]
+    )
+    shot(page, "editor-catalogue")
 
 
 def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice, llm_server) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 // The side panel: a form for the selected node's configuration, built from its type's JSON Schema.
 import { useState } from "react";
-import { COMMON_KEYS, fieldLabel, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
-import { typeTitle } from "../flow/nodes.jsx";
+import { fieldLabel, isAdvanced, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
+import { TypeIcon } from "../flow/nodes.jsx";
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -100,7 +100,7 @@ function numberOrUndefined(text, integer) {
 }
 
 function Field({ nodeId, name, schema, required, value, tools, hints, onChange }) {
-  const widget = widgetFor(name, schema);
+  const widget = widgetFor(schema);
   const id = `field-${nodeId}-${name}`;
   let control;
   switch (widget) {
@@ -178,7 +178,7 @@ function Field({ nodeId, name, schema, required, value, tools, hints, onChange }
   return (
     <div className="field">
       <label htmlFor={id}>
-        {fieldLabel(name)}
+        {fieldLabel(name, schema)}
         {required && <span aria-hidden="true"> *</span>}
       </label>
       {control}
@@ -203,16 +203,17 @@ function Field({ nodeId, name, schema, required, value, tools, hints, onChange }
   );
 }
 
-export default function NodeForm({ node, spec, nodes, edges, tools, issues, onData, onRename, onDelete }) {
+export default function NodeForm({ node, spec, catalogue, nodes, edges, tools, issues, onData, onRename, onDelete }) {
   const [idText, setIdText] = useState(node.id);
   const [idError, setIdError] = useState("");
-  const schema = spec?.data_schema || { properties: {} };
+  const schema = spec.data_schema;
+  const properties = schema.properties || {};
   const required = new Set(schema.required || []);
-  const keys = Object.keys(schema.properties || {});
-  const own = keys.filter((key) => !COMMON_KEYS.includes(key));
-  const common = keys.filter((key) => COMMON_KEYS.includes(key));
+  const keys = Object.keys(properties);
+  const own = keys.filter((key) => !isAdvanced(properties[key]));
+  const advanced = keys.filter((key) => isAdvanced(properties[key]));
   const config = node.data.config || {};
-  const hints = templateHints(nodes, edges, node.id);
+  const hints = templateHints(nodes, edges, node.id, catalogue);
   const set = (key) => (value) => {
     const next = { ...config };
     if (value === undefined) delete next[key];
@@ -235,7 +236,7 @@ export default function NodeForm({ node, spec, nodes, edges, tools, issues, onDa
       key={key}
       nodeId={node.id}
       name={key}
-      schema={schema.properties[key] || {}}
+      schema={properties[key] && typeof properties[key] === "object" ? properties[key] : {}}
       required={required.has(key)}
       value={config[key]}
       tools={tools}
@@ -246,7 +247,8 @@ export default function NodeForm({ node, spec, nodes, edges, tools, issues, onDa
   return (
     <form className="fn-node-form stack" onSubmit={(event) => event.preventDefault()} aria-label={`Node ${node.id}`}>
       <h2>
-        {typeTitle(node.data.kind)} <code>{node.id}</code>
+        <TypeIcon icon={spec.icon} />
+        {spec.title} <code>{node.id}</code>
       </h2>
       {issues.length > 0 && (
         <ul className="notice notice-error fn-form-issues" role="alert">
@@ -270,10 +272,10 @@ export default function NodeForm({ node, spec, nodes, edges, tools, issues, onDa
       </div>
       {own.map(field)}
       {own.length === 0 && <p className="muted small">This node type has nothing to configure.</p>}
-      {common.length > 0 && (
+      {advanced.length > 0 && (
         <details>
           <summary>Advanced</summary>
-          {common.map(field)}
+          {advanced.map(field)}
         </details>
       )}
       <p>

@@ -4,11 +4,14 @@ import { createRoot } from "react-dom/client";
 import { ReactFlowProvider } from "@xyflow/react";
 import { CatalogueContext } from "./nodes.jsx";
 import { readJsonScript } from "./graph.js";
+import { normaliseCatalogue } from "./catalogue.js";
 
-// The node type catalogue the page embeds (`flow-catalogue`), keyed by type.
+// The node type catalogue the page embeds (`flow-catalogue`), keyed by type, every key filled in. What is
+// wrong with it is logged (and drawn with defaults), so a bad entry shows in the console, not as a blank page.
 export function catalogueOnPage() {
-  const list = readJsonScript("flow-catalogue") || [];
-  return Object.fromEntries(list.map((spec) => [spec.type, spec]));
+  const { catalogue, problems } = normaliseCatalogue(readJsonScript("flow-catalogue") ?? []);
+  for (const problem of problems) console.error(`flow-catalogue: ${problem}`);
+  return catalogue;
 }
 
 export function mountFlow(element, child, catalogue) {

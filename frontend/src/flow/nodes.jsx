@@ -1,46 +1,12 @@
-// The one node renderer for every canvas: the contract's type is in `data.kind`, its handles come from
-// the node type catalogue the page embeds (so a deployment's own node types draw correctly too).
+// The one node renderer for every canvas: the contract's type is in `data.kind`; its title, icon, colour,
+// summary line and handles come from the node type catalogue the page embeds (so a deployment's own node
+// types draw like the built-in ones).
 import { createContext, memo, useContext } from "react";
 import { Handle, Position, useEdges } from "@xyflow/react";
 import { sourceHandles } from "./graph.js";
+import { renderSummary, typeSpec } from "./catalogue.js";
 
 export const CatalogueContext = createContext({});
-
-const TITLES = {
-  start: "Start",
-  end: "End",
-  if_else: "If / else",
-  agent: "Agent",
-  tool: "Tool call",
-  guardrails: "Guardrails",
-  fork: "Fork",
-  join: "Join",
-  user_approval: "Approval",
-  cognitive: "Cognitive",
-};
-
-export function typeTitle(kind) {
-  return TITLES[kind] || kind;
-}
-
-// A one-line summary of the configuration, so a graph reads without opening every node.
-function summary(kind, config) {
-  switch (kind) {
-    case "if_else":
-      return [config.left, config.operator, config.right].filter((part) => part !== undefined && part !== "").join(" ");
-    case "agent":
-    case "guardrails":
-      return config.model || "";
-    case "tool":
-      return config.tool || "";
-    case "user_approval":
-      return (config.assignees || []).join(", ");
-    case "cognitive":
-      return config.model || "";
-    default:
-      return "";
-  }
-}
 
 const STATUS_TEXT = {
   pending: "waiting for branches",
@@ -53,23 +19,41 @@ const STATUS_TEXT = {
   cancelled: "cancelled",
 };
 
+// A type's glyph beside its title; decoration only, as the title says the same.
+export function TypeIcon({ icon }) {
+  return icon ? (
+    <span className="fn-type-icon" aria-hidden="true">
+      {icon}
+    </span>
+  ) : null;
+}
+
 function FlowNodeView({ id, data, selected }) {
   const catalogue = useContext(CatalogueContext);
   const edges = useEdges();
-  const spec = catalogue[data.kind];
+  const spec = typeSpec(catalogue, data.kind);
   const handles = sourceHandles(data.kind, spec, id, edges);
   const config = data.config || {};
-  const classes = ["fn-node", `fn-kind-${data.kind}`];
+  const classes = ["fn-node"];
   if (data.status) classes.push(`fn-status-${data.status}`);
   if (data.issues?.length) classes.push("fn-has-issues");
   if (data.changed) classes.push("fn-changed");
   if (selected) classes.push("fn-selected");
-  const line = summary(data.kind, config);
+  const line = renderSummary(spec.summary, config);
   return (
-    <div className={classes.join(" ")} data-node-id={id} data-status={data.status || undefined}>
-      {data.kind !== "start" && <Handle type="target" position={Position.Left} />}
+    <div
+      className={classes.join(" ")}
+      style={{ "--fn-kind-colour": spec.colour }}
+      data-node-id={id}
+      data-kind={data.kind}
+      data-status={data.status || undefined}
+    >
+      {spec.accepts_incoming && <Handle type="target" position={Position.Left} />}
       <div className="fn-node-head">
-        <span className="fn-node-type">{typeTitle(data.kind)}</span>
+        <span className="fn-node-type" title={spec.description || undefined}>
+          <TypeIcon icon={spec.icon} />
+          {spec.title}
+        </span>
         {data.status && (
           <span className="fn-node-status" aria-label={`status: ${STATUS_TEXT[data.status] || data.status}`}>
             {STATUS_TEXT[data.status] || data.status}
