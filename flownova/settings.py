@@ -2,6 +2,9 @@
 
 Every variable users rely on is listed in docs/CONTRACT.md, Settings. Production means
 `DEBUG` off: then `SECRET_KEY` and `FLOWNOVA_SECRET_KEYS` have no defaults and the process refuses to start.
+
+Each setting is defined once, in the section of its topic: Django core, database, cache and channels, auth and
+login, REST API, Celery, engine, tools and egress, LLM, logging, metrics.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialWithJitterBackoff
+
+# Django's generic classes (ModelAdmin, ModelForm...) accept the type parameters django-stubs gives them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,6 +61,17 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A rate as DRF writes them ("60/min", "1000/hour", "5/s"); empty means no limit."""
+    rate = os.environ.get(name, default).strip()
+    count, _, period = rate.partition("/")
+    if rate and not (count.isdigit() and period in {"s", "sec", "m", "min", "h", "hour", "d", "day"}):
+        raise ImproperlyConfigured(f'{name}={rate!r} is not a rate like "60/min" (per s, min, hour or day)')
+    return rate
+
+
+# --- Django core ------------------------------------------------------------------------------------------------
+
 DEBUG = env_bool("DEBUG", True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -86,6 +104,9 @@ INSTALLED_APPS = [
     "runs",
     "tools",
     "approvals",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -98,9 +119,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a refused login into the lockout page
 ]
 
 ROOT_URLCONF = "flownova.urls"
+ASGI_APPLICATION = "flownova.asgi.application"
 
 TEMPLATES = [
     {
@@ -117,7 +140,33 @@ TEMPLATES = [
     },
 ]
 
-ASGI_APPLICATION = "flownova.asgi.application"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Bodies larger than this are refused before any view parses them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLOWNOVA_MAX_BODY_BYTES", 2 * 1024 * 1024)
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Database -----------------------------------------------------------------------------------------------------
 
 # The local PostgreSQL on this machine accepts the `postgres` role without a password (trust auth).
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/flownova")
@@ -135,7 +184,19 @@ DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache and channels -----------------------------------------------------------------------------------------
+
+# One Redis for the Celery broker and results, the Channels layer and the cache.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# Redis, so that rate limits hold across every web process.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "flownova",
+    }
+}
 
 # Every WebSocket consumer waits for its messages in a blocking BZPOPMIN of 5 s (channels-redis's
 # brpop_timeout); redis-py's default read timeout is also 5 s, so an idle socket's read often timed out just as
@@ -163,56 +224,103 @@ CHANNEL_LAYERS = {
     }
 }
 
+# --- Auth and login -----------------------------------------------------------------------------------------------
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The axes backend only refuses locked-out logins; ModelBackend still checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
+# The pages have their own login (templates/, flownova/page_urls.py); the admin keeps its own at /admin/login/.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 
-STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
-}
+# Login lockout (django-axes, flownova/login_lockout.py). Failed logins on /login/, /admin/login/ and
+# POST /api/auth/token/ are counted per account and per address, each on its own; past the limit, logging in is
+# refused (429) until the cool-off has passed since the last attempt.
+AXES_FAILURE_LIMIT = env_int("FLOWNOVA_LOGIN_FAILURE_LIMIT", 5)
+AXES_ENABLED = AXES_FAILURE_LIMIT != 0  # 0: no lockout (logins are checked elsewhere, a single sign-on say)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("FLOWNOVA_LOGIN_COOLOFF_SECONDS", 15 * 60))
+if AXES_FAILURE_LIMIT < 0 or AXES_COOLOFF_TIME.total_seconds() < 1:
+    raise ImproperlyConfigured(
+        "FLOWNOVA_LOGIN_FAILURE_LIMIT must be 0 (no lockout) or more, and FLOWNOVA_LOGIN_COOLOFF_SECONDS 1 or more"
+    )
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Behind FLOWNOVA_NUM_PROXIES proxies, the address is read from X-Forwarded-For as the API's throttles read it.
+AXES_CLIENT_IP_CALLABLE = "flownova.login_lockout.client_address"
+AXES_USERNAME_CALLABLE = "flownova.login_lockout.attempted_username"
+AXES_LOCKOUT_CALLABLE = "flownova.login_lockout.locked_out_response"
+# A success does not clear the failures: it would let someone with an account of their own clear their address's
+# count between guesses at another account.
+AXES_RESET_ON_SUCCESS = False
+# Only failures are kept (admin: Axes > Access attempts, where deleting one unlocks); no row per successful login.
+AXES_DISABLE_ACCESS_LOG = True
 
-# Bodies larger than this are refused before any view parses them.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FLOWNOVA_MAX_BODY_BYTES", 2 * 1024 * 1024)
+# --- REST API (flownova/api_*.py; docs/CONTRACT.md, REST API) ---------------------------------------------------
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header is what makes an unauthenticated request a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "flownova.api_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "flownova.api_base.Pagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: the one parser that enforces the body size limit and refuses what PostgreSQL can't store.
+    "DEFAULT_PARSER_CLASSES": ["flownova.api_parsers.SafeJSONParser"],
+    "EXCEPTION_HANDLER": "flownova.api_errors.api_exception_handler",
+    # How many proxies in front of the web process set X-Forwarded-For; 0 trusts only the connection's address,
+    # so a client can't dodge the per-address token rate limit by sending the header itself.
+    "NUM_PROXIES": env_int("FLOWNOVA_NUM_PROXIES", 0),
+}
+# JSON bodies nested deeper than this are refused with 400.
+FLOWNOVA_API_MAX_JSON_DEPTH = env_int("FLOWNOVA_API_MAX_JSON_DEPTH", 64)
+# Counted in the default cache, per user for run starts (API starts and re-runs), per address for tokens.
+FLOWNOVA_RUN_START_RATE = env_rate("FLOWNOVA_RUN_START_RATE", "60/min")
+FLOWNOVA_AUTH_TOKEN_RATE = env_rate("FLOWNOVA_AUTH_TOKEN_RATE", "30/min")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FlowNova API",
+    "DESCRIPTION": (
+        "Workflows, runs, approvals and tools. Authenticate with `Authorization: Token <key>` "
+        "(POST /api/auth/token/) or the session cookie. Every error is JSON with a `detail`."
+    ),
+    "VERSION": "1",
+    # Request bodies get their own components, without the read-only fields (which the API refuses).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flownova.api_base.add_error_responses",
+    ],
+    # Swagger UI and ReDoc served from our own static files (drf-spectacular-sidecar), not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- Celery -------------------------------------------------------------------------------------------------------
 
-# --- Celery -------------------------------------------------------------------------------------------
 # The longest task is one node execution; its hard limit bounds every task, and the Redis visibility
 # timeout (after which an unacknowledged message is handed to another worker) must exceed it, or a
 # long node would be delivered twice while it is still running.
 FLOWNOVA_TASK_SOFT_TIME_LIMIT = env_int("FLOWNOVA_TASK_SOFT_TIME_LIMIT", 300)
 FLOWNOVA_TASK_TIME_LIMIT = env_int("FLOWNOVA_TASK_TIME_LIMIT", FLOWNOVA_TASK_SOFT_TIME_LIMIT + 30)
+CELERY_TASK_SOFT_TIME_LIMIT = FLOWNOVA_TASK_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = FLOWNOVA_TASK_TIME_LIMIT
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("FLOWNOVA_VISIBILITY_TIMEOUT", max(3600, 2 * FLOWNOVA_TASK_TIME_LIMIT))
+if CELERY_BROKER_VISIBILITY_TIMEOUT <= FLOWNOVA_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"FLOWNOVA_VISIBILITY_TIMEOUT ({CELERY_BROKER_VISIBILITY_TIMEOUT}s) must be longer than "
+        f"FLOWNOVA_TASK_TIME_LIMIT ({FLOWNOVA_TASK_TIME_LIMIT}s)"
+    )
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_RESULT_EXPIRES = 3600
@@ -223,14 +331,6 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = FLOWNOVA_TASK_SOFT_TIME_LIMIT
-CELERY_TASK_TIME_LIMIT = FLOWNOVA_TASK_TIME_LIMIT
-CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("FLOWNOVA_VISIBILITY_TIMEOUT", max(3600, 2 * FLOWNOVA_TASK_TIME_LIMIT))
-if CELERY_BROKER_VISIBILITY_TIMEOUT <= FLOWNOVA_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured(
-        f"FLOWNOVA_VISIBILITY_TIMEOUT ({CELERY_BROKER_VISIBILITY_TIMEOUT}s) must be longer than "
-        f"FLOWNOVA_TASK_TIME_LIMIT ({FLOWNOVA_TASK_TIME_LIMIT}s)"
-    )
 # A broker outage (Redis restarted or unreachable for a while) is waited out, never fatal: the worker retries
 # connecting forever, at startup as after a loss (every 2 s, then 4, 6 ... up to 30 s between attempts). Sockets
 # have timeouts so a Redis that stopped answering is noticed, and an idle pooled connection is checked first.
@@ -250,18 +350,21 @@ CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
 CELERY_REDIS_SOCKET_TIMEOUT = 30
 # Off by default: each task would publish three events. Flower switches them on in the workers it watches.
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# The worker logs through LOGGING (below) instead of replacing it with Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-nodes": {"task": "runs.recover_stalled", "schedule": 60.0},
+    "expire-overdue-approvals": {"task": "approvals.expire_overdue", "schedule": 30.0},
+}
 
-# --- FlowNova -----------------------------------------------------------------------------------------
-FLOWNOVA_DEFAULT_MODEL = os.environ.get("FLOWNOVA_DEFAULT_MODEL", "openai/gpt-4o-mini")
-FLOWNOVA_EGRESS_ALLOWLIST = env_list("FLOWNOVA_EGRESS_ALLOWLIST")
-FLOWNOVA_SECRET_KEYS = env_list("FLOWNOVA_SECRET_KEYS")
-if not FLOWNOVA_SECRET_KEYS and not DEBUG:
-    raise ImproperlyConfigured(
-        "FLOWNOVA_SECRET_KEYS is not set. It is required when DEBUG is off: a comma-separated list of Fernet "
-        "keys, newest first (generate one with `python -c 'from cryptography.fernet import Fernet; "
-        "print(Fernet.generate_key().decode())'`)."
-    )
+# --- Engine -------------------------------------------------------------------------------------------------------
+
+# Extra node type modules to import at start (each registers its NodeType); comma-separated.
+FLOWNOVA_NODE_MODULES = env_list("FLOWNOVA_NODE_MODULES")
+# Backoff between attempts of a node that failed transiently: base x 2^(attempt-1), capped.
+FLOWNOVA_RETRY_BACKOFF_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_SECONDS", 1)
+FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300)
 # Size caps on what runs produce (a template can copy a value many times over); past one, the node fails
 # with a message naming the setting. A node's output (its input and its own fields), a run's output, and a
 # value a template renders to.
@@ -275,14 +378,46 @@ FLOWNOVA_RECORD_PATIENCE_SECONDS = env_float("FLOWNOVA_RECORD_PATIENCE_SECONDS",
 # longer than this is dispatched again; so is a node running this long past its own time limit.
 FLOWNOVA_RECOVER_QUEUED_AFTER = env_int("FLOWNOVA_RECOVER_QUEUED_AFTER", 300)
 FLOWNOVA_RECOVER_RUNNING_GRACE = env_int("FLOWNOVA_RECOVER_RUNNING_GRACE", 60)
-CELERY_BEAT_SCHEDULE = {
-    "recover-stalled-nodes": {"task": "runs.recover_stalled", "schedule": 60.0},
-    "expire-overdue-approvals": {"task": "approvals.expire_overdue", "schedule": 30.0},
-}
-# /metrics answers this bearer token (what Prometheus sends); staff can always read it when signed in.
-FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
-# How long /readyz waits for each dependency before calling it down.
-FLOWNOVA_READYZ_TIMEOUT = env_float("FLOWNOVA_READYZ_TIMEOUT", 2)
+
+# --- Tools and egress (tools/) ------------------------------------------------------------------------------------
+
+# Fernet keys for the tools' secret headers at rest, newest first (tools/secrets.py).
+FLOWNOVA_SECRET_KEYS = env_list("FLOWNOVA_SECRET_KEYS")
+if not FLOWNOVA_SECRET_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "FLOWNOVA_SECRET_KEYS is not set. It is required when DEBUG is off: a comma-separated list of Fernet "
+        "keys, newest first (generate one with `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`)."
+    )
+# Every outbound HTTP call of the product goes through tools.egress with these bounds. Private addresses are
+# refused unless a host, address or network here admits them.
+FLOWNOVA_EGRESS_ALLOWLIST = env_list("FLOWNOVA_EGRESS_ALLOWLIST")
+FLOWNOVA_EGRESS_CONNECT_TIMEOUT = env_float("FLOWNOVA_EGRESS_CONNECT_TIMEOUT", 5.0)
+FLOWNOVA_EGRESS_READ_TIMEOUT = env_float("FLOWNOVA_EGRESS_READ_TIMEOUT", 30.0)
+# A bound on one call as a whole (every retry, redirect and slow-dripping body included).
+FLOWNOVA_EGRESS_TOTAL_TIMEOUT = env_float("FLOWNOVA_EGRESS_TOTAL_TIMEOUT", 120.0)
+FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = env_int("FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES", 5 * 1024 * 1024)
+FLOWNOVA_EGRESS_MAX_REDIRECTS = env_int("FLOWNOVA_EGRESS_MAX_REDIRECTS", 5)
+FLOWNOVA_EGRESS_RETRIES = env_int("FLOWNOVA_EGRESS_RETRIES", 2)
+FLOWNOVA_EGRESS_BACKOFF_SECONDS = env_float("FLOWNOVA_EGRESS_BACKOFF_SECONDS", 0.5)
+FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS = env_float("FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS", 10.0)
+# PEM file of the certificate authorities https tools are verified against; empty: the certifi bundle.
+FLOWNOVA_EGRESS_CA_BUNDLE = os.environ.get("FLOWNOVA_EGRESS_CA_BUNDLE", "")
+# How much of each tool response is kept in ToolCall rows and the ledger (characters).
+FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS", 4096)
+
+# --- LLM (runs/llm.py) --------------------------------------------------------------------------------------------
+
+# The model of nodes that name none; provider keys are read by LiteLLM from its own variables.
+FLOWNOVA_DEFAULT_MODEL = os.environ.get("FLOWNOVA_DEFAULT_MODEL", "openai/gpt-4o-mini")
+# Seconds per call, retries on transient provider errors (rate limits, 5xx, timeouts) with exponential backoff,
+# and how often streamed text is sent to the browser.
+FLOWNOVA_LLM_TIMEOUT = env_float("FLOWNOVA_LLM_TIMEOUT", 60)
+FLOWNOVA_LLM_RETRIES = env_int("FLOWNOVA_LLM_RETRIES", 2)
+FLOWNOVA_LLM_BACKOFF_SECONDS = env_float("FLOWNOVA_LLM_BACKOFF_SECONDS", 1)
+FLOWNOVA_LLM_TOKEN_INTERVAL = env_float("FLOWNOVA_LLM_TOKEN_INTERVAL", 0.25)
+
+# --- Logging ------------------------------------------------------------------------------------------------------
 
 # Logs are JSON lines (python-json-logger) carrying run_id, node_id and task_id where known; plain text is
 # easier to read in a terminal, so it is the default while DEBUG is on. FLOWNOVA_LOG_FORMAT chooses.
@@ -305,129 +440,16 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": FLOWNOVA_LOG_FORMAT, "filters": ["context"]}
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
-# The worker logs through the configuration above instead of replacing it with Celery's own.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# LLM calls (runs/llm.py): seconds per call, retries on transient provider errors (rate limits, 5xx,
-# timeouts) with exponential backoff, and how often streamed text is sent to the browser.
-FLOWNOVA_LLM_TIMEOUT = env_float("FLOWNOVA_LLM_TIMEOUT", 60)
-FLOWNOVA_LLM_RETRIES = env_int("FLOWNOVA_LLM_RETRIES", 2)
-FLOWNOVA_LLM_BACKOFF_SECONDS = env_float("FLOWNOVA_LLM_BACKOFF_SECONDS", 1)
-FLOWNOVA_LLM_TOKEN_INTERVAL = env_float("FLOWNOVA_LLM_TOKEN_INTERVAL", 0.25)
-# Extra node type modules to import at start (each registers its NodeType); comma-separated.
-FLOWNOVA_NODE_MODULES = env_list("FLOWNOVA_NODE_MODULES")
-# Backoff between attempts of a node that failed transiently: base x 2^(attempt-1), capped.
-FLOWNOVA_RETRY_BACKOFF_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_SECONDS", 1)
-FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300)
-
-# --- Tools and egress (tools/egress.py, tools/services.py) ----------------------------------------------
-# Every outbound HTTP call of the product goes through tools.egress with these bounds.
-
-
-FLOWNOVA_EGRESS_CONNECT_TIMEOUT = env_float("FLOWNOVA_EGRESS_CONNECT_TIMEOUT", 5.0)
-FLOWNOVA_EGRESS_READ_TIMEOUT = env_float("FLOWNOVA_EGRESS_READ_TIMEOUT", 30.0)
-# A bound on one call as a whole (every retry, redirect and slow-dripping body included).
-FLOWNOVA_EGRESS_TOTAL_TIMEOUT = env_float("FLOWNOVA_EGRESS_TOTAL_TIMEOUT", 120.0)
-FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = env_int("FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES", 5 * 1024 * 1024)
-FLOWNOVA_EGRESS_MAX_REDIRECTS = env_int("FLOWNOVA_EGRESS_MAX_REDIRECTS", 5)
-FLOWNOVA_EGRESS_RETRIES = env_int("FLOWNOVA_EGRESS_RETRIES", 2)
-FLOWNOVA_EGRESS_BACKOFF_SECONDS = env_float("FLOWNOVA_EGRESS_BACKOFF_SECONDS", 0.5)
-FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS = env_float("FLOWNOVA_EGRESS_RETRY_AFTER_MAX_SECONDS", 10.0)
-# PEM file of the certificate authorities https tools are verified against; empty: the certifi bundle.
-FLOWNOVA_EGRESS_CA_BUNDLE = os.environ.get("FLOWNOVA_EGRESS_CA_BUNDLE", "")
-# How much of each tool response is kept in ToolCall rows and the ledger (characters).
-FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS", 4096)
-
-# --- REST API (flownova/api_*.py) ---------------------------------------------------------------------
-# Added to the settings above by assignment; see docs/CONTRACT.md, REST API.
-INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
-# Token first: its WWW-Authenticate header is what makes an unauthenticated request a 401, not a 403.
-REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
-    "flownova.api_auth.TokenAuthentication",
-    "rest_framework.authentication.SessionAuthentication",
-]
-# JSON only: the one parser that enforces the body size limit and refuses what PostgreSQL can't store.
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["flownova.api_parsers.SafeJSONParser"]
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "flownova.api_errors.api_exception_handler"
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "flownova.api_base.Pagination"
-# How many proxies in front of the web process set X-Forwarded-For; 0 trusts only the connection's address,
-# so a client can't dodge the per-address token rate limit by sending the header itself.
-REST_FRAMEWORK["NUM_PROXIES"] = env_int("FLOWNOVA_NUM_PROXIES", 0)
-# JSON bodies nested deeper than this are refused with 400.
-FLOWNOVA_API_MAX_JSON_DEPTH = env_int("FLOWNOVA_API_MAX_JSON_DEPTH", 64)
-
-
-def env_rate(name: str, default: str) -> str:
-    """A rate as DRF writes them ("60/min", "1000/hour", "5/s"); empty means no limit."""
-    rate = os.environ.get(name, default).strip()
-    count, _, period = rate.partition("/")
-    if rate and not (count.isdigit() and period in {"s", "sec", "m", "min", "h", "hour", "d", "day"}):
-        raise ImproperlyConfigured(f'{name}={rate!r} is not a rate like "60/min" (per s, min, hour or day)')
-    return rate
-
-
-# Counted in the default cache, per user for run starts (API starts and re-runs), per address for tokens.
-FLOWNOVA_RUN_START_RATE = env_rate("FLOWNOVA_RUN_START_RATE", "60/min")
-FLOWNOVA_AUTH_TOKEN_RATE = env_rate("FLOWNOVA_AUTH_TOKEN_RATE", "30/min")
-# Redis, so that rate limits hold across every web process.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "flownova",
-    }
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "FlowNova API",
-    "DESCRIPTION": (
-        "Workflows, runs, approvals and tools. Authenticate with `Authorization: Token <key>` "
-        "(POST /api/auth/token/) or the session cookie. Every error is JSON with a `detail`."
-    ),
-    "VERSION": "1",
-    # Request bodies get their own components, without the read-only fields (which the API refuses).
-    "COMPONENT_SPLIT_REQUEST": True,
-    "SCHEMA_PATH_PREFIX": "/api/",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "flownova.api_base.add_error_responses",
-    ],
-    # Swagger UI and ReDoc served from our own static files (drf-spectacular-sidecar), not from a CDN.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Its warnings (a failure, a lockout) are kept; its INFO lines come with every failed login.
+        "axes": {"level": "WARNING"},
+    },
 }
 
-# --- Web pages (templates/, */views.py, flownova/page_urls.py) -------------------------------------------------
-# The pages have their own login; the admin keeps its own at /admin/login/.
-LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
+# --- Metrics and health (flownova/metrics.py, flownova/health.py) -------------------------------------------------
 
-# --- Login lockout (django-axes; flownova/login_lockout.py) -----------------------------------------------------
-# Failed logins on /login/, /admin/login/ and POST /api/auth/token/ are counted per account and per address, each
-# on its own; past the limit, logging in is refused (429) until the cool-off has passed since the last attempt.
-INSTALLED_APPS += ["axes"]
-MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last: it turns a refused login into the lockout page
-# The axes backend only refuses locked-out logins; ModelBackend still checks the password.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = env_int("FLOWNOVA_LOGIN_FAILURE_LIMIT", 5)
-AXES_ENABLED = AXES_FAILURE_LIMIT != 0  # 0: no lockout (logins are checked elsewhere, a single sign-on say)
-AXES_COOLOFF_TIME = timedelta(seconds=env_int("FLOWNOVA_LOGIN_COOLOFF_SECONDS", 15 * 60))
-if AXES_FAILURE_LIMIT < 0 or AXES_COOLOFF_TIME.total_seconds() < 1:
-    raise ImproperlyConfigured(
-        "FLOWNOVA_LOGIN_FAILURE_LIMIT must be 0 (no lockout) or more, and FLOWNOVA_LOGIN_COOLOFF_SECONDS 1 or more"
-    )
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-# Behind FLOWNOVA_NUM_PROXIES proxies, the address is read from X-Forwarded-For as the API's throttles read it.
-AXES_CLIENT_IP_CALLABLE = "flownova.login_lockout.client_address"
-AXES_USERNAME_CALLABLE = "flownova.login_lockout.attempted_username"
-AXES_LOCKOUT_CALLABLE = "flownova.login_lockout.locked_out_response"
-# A success does not clear the failures: it would let someone with an account of their own clear their address's
-# count between guesses at another account.
-AXES_RESET_ON_SUCCESS = False
-# Only failures are kept (admin: Axes > Access attempts, where deleting one unlocks); no row per successful login.
-AXES_DISABLE_ACCESS_LOG = True
-# Its warnings (a failure, a lockout) are kept; its INFO lines come with every failed login.
-LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+# /metrics answers this bearer token (what Prometheus sends); staff can always read it when signed in.
+FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
+# How long /readyz waits for each dependency before calling it down.
+FLOWNOVA_READYZ_TIMEOUT = env_float("FLOWNOVA_READYZ_TIMEOUT", 2)
