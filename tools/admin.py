@@ -15,21 +15,18 @@ from django.urls import reverse
 from django.utils.text import Truncator
 
 from flownova.jsonbody import JSONInputError, parse_json
+from tools.calling import ToolCallError, tool_test_call
+from tools.definitions import HEADER_NAME_RE, ToolDefinitionError, tool_validate_definition
 from tools.models import Tool, ToolCall
 from tools.services import (
-    HEADER_NAME_RE,
-    ToolCallError,
-    ToolDefinitionError,
     ToolInUseError,
     tool_create,
     tool_delete,
     tool_example_arguments,
     tool_secret_header_names,
-    tool_test_call,
     tool_update,
-    tool_validate_definition,
-    tool_workflows_using,
 )
+from tools.uses import tool_workflows_using
 
 DEFINITION_FIELDS = ("name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active")
 MAX_TEST_CALLS = 10

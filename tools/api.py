@@ -22,19 +22,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from tools.calling import ToolCallError, tool_argument_errors, tool_test_call
+from tools.definitions import ToolDefinitionError, tool_validate_definition
 from tools.models import Tool
 from tools.services import (
-    ToolCallError,
-    ToolDefinitionError,
     ToolInUseError,
     ToolUpdate,
-    tool_argument_errors,
     tool_create,
     tool_delete,
     tool_secret_header_names,
-    tool_test_call,
     tool_update,
-    tool_validate_definition,
 )
 
 DEFINITION_FIELDS = ("name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active")

@@ -2,12 +2,13 @@
 
 What every request gets:
 
-- A guard against server-side request forgery. The URL must be http or https; its host is resolved once, every
-  address it resolves to must be allowed by `egress_address_allowed` (public addresses only, unless the host or
-  address is in `FLOWNOVA_EGRESS_ALLOWLIST`), and the connection goes to one of those checked addresses: the
-  network backend below connects to the pinned address instead of resolving the name again, so a DNS answer
-  that changes between the check and the connect (DNS rebinding) cannot send us elsewhere. The Host header,
-  TLS SNI and certificate verification keep using the host name.
+- A guard against server-side request forgery (`tools/egress_guard.py`). The URL must be http or https; its
+  host is resolved once, every address it resolves to must be allowed by `egress_address_allowed` (public
+  addresses only, unless the host or address is in `FLOWNOVA_EGRESS_ALLOWLIST`), and the connection goes to one
+  of those checked addresses: the network backend (`tools/egress_transport.py`) connects to the pinned address
+  instead of resolving the name again, so a DNS answer that changes between the check and the connect (DNS
+  rebinding) cannot send us elsewhere. The Host header, TLS SNI and certificate verification keep using the
+  host name.
 - Redirects are followed here, not by httpx, so that every hop goes through the same check; at most
   `FLOWNOVA_EGRESS_MAX_REDIRECTS` of them. Credentials (Authorization, Cookie and the caller's sensitive
   headers) are dropped when a redirect leaves the origin.
@@ -21,32 +22,43 @@ What every request gets:
 
 HTTP error statuses are not exceptions: the response is returned and the caller decides what it means.
 Everything that prevents a response raises an `EgressError` whose `kind` and `transient` say what happened.
+
+This module is the client: the request, its redirects, limits and retries. Callers import every egress name
+from here.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
-import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import certifi
-import httpcore
 import httpx
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
+from tools.egress_guard import (
+    ALLOWED_SCHEMES,
+    EgressError,
+    EgressRefused,
+    Resolver,
+    egress_address_allowed,
+    egress_check_url,
+    egress_resolve,
+    shown_url,
+)
+from tools.egress_transport import PinnedBackend, PinnedTransport, ssl_context
+
+# The guard's names are part of this module's interface: callers import everything egress from here.
 __all__ = [
+    "ALLOWED_SCHEMES",
     "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
     "EgressError",
     "EgressRefused",
     "EgressResponse",
@@ -59,61 +71,13 @@ __all__ = [
 
 logger = logging.getLogger("flownova.egress")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], list[str]]
-
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Methods that get the Idempotency-Key header: the others are idempotent by definition.
 KEYED_METHODS = frozenset({"POST", "PATCH"})
-ALLOWED_SCHEMES = frozenset({"http", "https"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Dropped whenever a redirect leaves the origin, on top of the caller's sensitive headers.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-
-# Cloud metadata services: refused even when an allow-list entry (a broad CIDR, say) would cover them.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(address)
-    for address in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean...
-        "169.254.170.2",  # AWS ECS task credentials
-        "169.254.169.253",  # AWS DNS
-        "fd00:ec2::254",  # AWS over IPv6
-        "100.100.100.200",  # Alibaba Cloud
-        "192.0.0.192",  # Oracle Cloud
-    )
-)
-METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
-)
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-# Host names made only of numbers, dots and hex: what inet_aton reads as an address (2130706433, 0x7f.1, 127.1).
-_NUMERIC_HOST_RE = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*\.?", re.IGNORECASE)
-_HOST_ENTRY_RE = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*", re.I)
-
-
-# --- errors and results -----------------------------------------------------------------------------------
-
-
-class EgressError(Exception):
-    """No response could be had. `kind`: refused, dns, connect, tls, timeout, too_large, redirects, protocol.
-    `transient`: whether trying again later may help."""
-
-    def __init__(self, message: str, *, kind: str, transient: bool = False) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.transient = transient
-        # True when an earlier hop of the call (before a redirect) reached the server.
-        self.after_redirect = False
-
-
-class EgressRefused(EgressError):
-    """The request was refused before any connection: a scheme, host or address the guard does not admit."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, kind="refused", transient=False)
 
 
 @dataclass(frozen=True)
@@ -139,283 +103,6 @@ class EgressResponse:
     def is_json(self) -> bool:
         media_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
         return media_type == "application/json" or media_type.endswith("+json")
-
-
-# --- the guard's decision: pure -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _AllowList:
-    hosts: frozenset[str] = frozenset()
-    suffixes: tuple[str, ...] = ()  # from "*.example.com" entries, kept as ".example.com"
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-
-    def entry_for(self, host: str, addresses: Sequence[IPAddress]) -> str | None:
-        if host in self.hosts:
-            return host
-        for suffix in self.suffixes:
-            if host.endswith(suffix):
-                return f"*{suffix}"
-        for network in self.networks:
-            if any(address.version == network.version and address in network for address in addresses):
-                return str(network)
-        return None
-
-
-@lru_cache(maxsize=32)
-def _parse_allowlist(entries: tuple[str, ...]) -> _AllowList:
-    hosts: set[str] = set()
-    suffixes: list[str] = []
-    networks = []
-    for raw in entries:
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        unbracketed = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
-        try:
-            networks.append(ipaddress.ip_network(unbracketed, strict=False))
-            continue
-        except ValueError:
-            pass
-        if _HOST_ENTRY_RE.fullmatch(entry.rstrip(".")) is None or _NUMERIC_HOST_RE.fullmatch(entry):
-            raise ImproperlyConfigured(
-                f"FLOWNOVA_EGRESS_ALLOWLIST entry {raw!r} is not a host name (optionally *.domain), an IP address "
-                "or a CIDR network"
-            )
-        if entry.startswith("*."):
-            suffixes.append(entry[1:].rstrip("."))
-        else:
-            hosts.add(entry.rstrip("."))
-    return _AllowList(frozenset(hosts), tuple(suffixes), tuple(networks))
-
-
-def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address carries and that a packet to it may reach (mapped, compatible, 6to4,
-    Teredo, NAT64): each must pass the check as well."""
-    if address.version != 6:
-        return []
-    assert isinstance(address, ipaddress.IPv6Address)
-    found = []
-    if address.ipv4_mapped is not None:
-        found.append(address.ipv4_mapped)
-    if address in _IPV4_COMPATIBLE and int(address) > 1:  # not :: or ::1, which are themselves
-        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    if address.sixtofour is not None:
-        found.append(address.sixtofour)
-    if address.teredo is not None:
-        found.extend(address.teredo)
-    if any(address in network for network in _NAT64):
-        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return found
-
-
-def _never_reason(address: IPAddress) -> str | None:
-    """Addresses no allow-list entry admits."""
-    if address in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if address.is_unspecified:
-        return "the unspecified address"
-    if address.is_multicast:
-        return "a multicast address"
-    return None
-
-
-def _non_public_reason(address: IPAddress) -> str | None:
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.version == 4 and address in _CGNAT:
-        return "a carrier-grade NAT address (100.64.0.0/10)"
-    if address.is_reserved:
-        return "a reserved address"
-    if address.version == 6 and address.is_site_local:  # type: ignore[union-attr]
-        return "a site-local address"
-    if address.is_private:
-        return "a private address"
-    if not address.is_global:
-        return "not a public address"
-    return None
-
-
-def egress_address_allowed(ip: str | IPAddress, host: str = "", allowlist: Iterable[str] = ()) -> tuple[bool, str]:
-    """Whether a request to `host` may connect to `ip`, and why (a short phrase for error messages).
-
-    Refused always: cloud metadata addresses and names, the unspecified address, multicast. Admitted: an
-    address or host in `allowlist` (host names, `*.domain`, IP addresses or CIDR networks), then any address
-    that is public. Everything else (loopback, private, link-local, CGNAT, reserved, site-local, any other
-    non-global range) is refused. An IPv6 address that embeds an IPv4 address (IPv4-mapped or -compatible,
-    6to4, Teredo, NAT64) is judged on both. Pure: no DNS, no settings.
-    """
-    try:
-        address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
-    except ValueError:
-        return False, f"{ip!r} is not an IP address"
-    if address.version == 6 and address.scope_id:  # type: ignore[union-attr]
-        address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
-    name = host.strip().lower().rstrip(".")
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name in METADATA_HOSTS:
-        return False, f"{name} is a cloud metadata host"
-    # The embedded IPv4 address first: it is what a mapped or translated packet reaches, so the clearer reason.
-    candidates: list[IPAddress] = [*_embedded_ipv4(address), address]
-    for candidate in candidates:
-        reason = _never_reason(candidate)
-        if reason:
-            return False, f"{candidate} is {reason}"
-    entry = _parse_allowlist(tuple(allowlist)).entry_for(name, candidates)
-    if entry is not None:
-        return True, f"allow-listed ({entry})"
-    for candidate in candidates:
-        reason = _non_public_reason(candidate)
-        if reason:
-            shown = str(candidate) if candidate == address else f"{candidate} (inside {address})"
-            return False, f"{shown} is {reason}"
-    return True, "a public address"
-
-
-# --- resolution and the URL check -----------------------------------------------------------------------------
-
-
-def egress_resolve(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to, in the resolver's order, without repeats."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        transient = exc.errno == socket.EAI_AGAIN
-        raise EgressError(f"cannot resolve {host}: {exc.strerror}", kind="dns", transient=transient) from None
-    seen: dict[str, None] = {}
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        seen.setdefault(str(sockaddr[0]).split("%", 1)[0], None)
-    return list(seen)
-
-
-@dataclass(frozen=True)
-class CheckedURL:
-    url: httpx.URL
-    host: str  # as httpcore will name it when connecting (lower case, no brackets)
-    port: int
-    addresses: tuple[str, ...]  # every one checked; connect to these only
-
-
-def _allowlist() -> list[str]:
-    return list(getattr(settings, "FLOWNOVA_EGRESS_ALLOWLIST", []) or [])
-
-
-def egress_check_url(url: str | httpx.URL, *, resolver: Resolver | None = None) -> CheckedURL:
-    """Parse and check `url`, resolving its host once. Raises EgressRefused (or EgressError for an
-    unresolvable name) before any connection is made."""
-    try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise EgressRefused(f"invalid URL {str(url)[:200]!r}: {exc}") from None
-    scheme = parsed.scheme.lower()
-    if scheme not in ALLOWED_SCHEMES:
-        raise EgressRefused(f"refused {_shown(parsed)}: only http and https URLs are allowed, not {scheme or 'none'}")
-    host = parsed.raw_host.decode("ascii").lower()
-    if not host:
-        raise EgressRefused(f"refused {_shown(parsed)}: the URL has no host")
-    port = parsed.port or (443 if scheme == "https" else 80)
-    literal = _ip_literal(host)
-    if literal is None and _NUMERIC_HOST_RE.fullmatch(host):
-        raise EgressRefused(
-            f"refused {_shown(parsed)}: {host!r} is an IP address written in a non-standard form; write it as "
-            "a plain dotted or IPv6 address"
-        )
-    addresses = [str(literal)] if literal is not None else (resolver or egress_resolve)(host, port)
-    if not addresses:
-        raise EgressError(f"cannot resolve {host}: no addresses", kind="dns")
-    allowlist = _allowlist()
-    for address in addresses:
-        allowed, reason = egress_address_allowed(address, host, allowlist)
-        if not allowed:
-            resolved = "" if literal is not None else f" ({host} resolves to {address})"
-            raise EgressRefused(
-                f"refused {_shown(parsed)}{resolved}: {reason}; tools may only reach public addresses unless "
-                "the host is in FLOWNOVA_EGRESS_ALLOWLIST"
-            )
-    return CheckedURL(parsed, host, port, tuple(addresses))
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def _shown(url: httpx.URL) -> str:
-    """The URL for messages and logs: no credentials, no query (it may carry user data)."""
-    host = url.raw_host.decode("ascii", "replace")
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{host}{port}{url.path}"[:300]
-
-
-# --- connecting to the checked address only ----------------------------------------------------------------
-
-
-class _PinnedBackend(httpcore.SyncBackend):
-    """Connects to the addresses the guard checked for (host, port), never resolving the name again. A
-    connection to anything not pinned is refused: if a code path ever skipped the check, it fails closed."""
-
-    def __init__(self) -> None:
-        self._pins: dict[tuple[str, int], tuple[str, ...]] = {}
-
-    def pin(self, checked: CheckedURL) -> None:
-        self._pins[(checked.host, checked.port)] = checked.addresses
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        addresses = self._pins.get((host.lower(), port))
-        if not addresses:
-            raise httpcore.ConnectError(f"{host}:{port} was not checked by the egress guard")
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return self._connect(address, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    def _connect(
-        self,
-        address: str,
-        port: int,
-        timeout: float | None,
-        local_address: str | None,
-        socket_options: Iterable[Any] | None,
-    ) -> httpcore.NetworkStream:
-        return super().connect_tcp(address, port, timeout, local_address, socket_options)
-
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are not reachable through egress")
-
-
-class _PinnedTransport(httpx.HTTPTransport):
-    def __init__(self, backend: _PinnedBackend, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, trust_env=False, retries=0)
-        # httpx has no public way to give its pool a network backend; the pool it built is replaced by the
-        # same pool with ours (httpx is pinned in requirements.txt, and the tests would catch a change).
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context, max_connections=4, http1=True, http2=False, retries=0, network_backend=backend
-        )
-
-
-@lru_cache(maxsize=4)
-def _ssl_context(ca_bundle: str) -> ssl.SSLContext:
-    # Certificates are verified against the URL's host name (httpcore passes it as server_hostname), not the
-    # pinned address.
-    return ssl.create_default_context(cafile=ca_bundle or certifi.where())
 
 
 # --- the request ----------------------------------------------------------------------------------------------
@@ -497,7 +184,7 @@ def egress_request(
             retry = exc.transient and (method in IDEMPOTENT_METHODS or never_left)
             delay = _backoff(limits, attempt)
             if retry and attempt < limits.attempts and delay < limits.remaining():
-                logger.info("egress %s %s failed (%s), retrying in %.2fs", method, _shown(request.url), exc, delay)
+                logger.info("egress %s %s failed (%s), retrying in %.2fs", method, shown_url(request.url), exc, delay)
                 time.sleep(delay)
                 continue
             raise
@@ -508,7 +195,7 @@ def egress_request(
                 logger.info(
                     "egress %s %s answered %s, retrying in %.2fs",
                     method,
-                    _shown(request.url),
+                    shown_url(request.url),
                     response.status_code,
                     delay,
                 )
@@ -542,8 +229,8 @@ def _finish(answer: _Answer, started: float, attempt: int) -> EgressResponse:
 
 def _follow(request: _Request, limits: _Limits, resolver: Resolver | None) -> _Answer:
     """One attempt: the request and its redirects, each hop checked before it connects."""
-    backend = _PinnedBackend()
-    transport = _PinnedTransport(backend, _ssl_context(getattr(settings, "FLOWNOVA_EGRESS_CA_BUNDLE", "") or ""))
+    backend = PinnedBackend()
+    transport = PinnedTransport(backend, ssl_context(getattr(settings, "FLOWNOVA_EGRESS_CA_BUNDLE", "") or ""))
     timeout = httpx.Timeout(connect=limits.connect, read=limits.read, write=limits.read, pool=limits.connect)
     method, url, headers, content = request.method, request.url, dict(request.headers), request.content
     redirects: list[str] = []
@@ -562,13 +249,13 @@ def _follow(request: _Request, limits: _Limits, resolver: Resolver | None) -> _A
                 return answer
             if len(redirects) >= limits.max_redirects:
                 raise EgressError(
-                    f"too many redirects from {_shown(request.url)} (more than {limits.max_redirects})",
+                    f"too many redirects from {shown_url(request.url)} (more than {limits.max_redirects})",
                     kind="redirects",
                 )
             try:
                 next_url = url.join(location)
             except httpx.InvalidURL as exc:
-                raise EgressRefused(f"refused a redirect from {_shown(url)} to an invalid URL: {exc}") from None
+                raise EgressRefused(f"refused a redirect from {shown_url(url)} to an invalid URL: {exc}") from None
             if _origin(next_url) != _origin(url):
                 headers = {
                     name: value
@@ -580,7 +267,7 @@ def _follow(request: _Request, limits: _Limits, resolver: Resolver | None) -> _A
             ):
                 method, content = "GET", None
                 headers = {name: value for name, value in headers.items() if name.lower() != "content-type"}
-            redirects.append(_shown(next_url))
+            redirects.append(shown_url(next_url))
             url = next_url
 
 
@@ -592,7 +279,7 @@ def _send(
     content: bytes | None,
     limits: _Limits,
 ) -> _Answer:
-    shown = _shown(url)
+    shown = shown_url(url)
     if limits.remaining() <= 0:
         raise EgressError(f"{method} {shown} ran out of time", kind="timeout", transient=True)
     started = time.monotonic()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.tools.servers import LocalServer, Responder, echo
-from tools import egress
+from tools.egress_transport import PinnedBackend
 
 LOCAL_NAMES = {"localhost"}
 
@@ -71,13 +71,13 @@ def allow_loopback(settings) -> None:  # type: ignore[no-untyped-def]
 def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every address egress connected to, in order."""
     seen: list[tuple[str, int]] = []
-    real = egress._PinnedBackend._connect
+    real = PinnedBackend._connect
 
     def record(self, address, port, *args):  # type: ignore[no-untyped-def]
         seen.append((address, port))
         return real(self, address, port, *args)
 
-    monkeypatch.setattr(egress._PinnedBackend, "_connect", record)
+    monkeypatch.setattr(PinnedBackend, "_connect", record)
     return seen
 
 

@@ -14,14 +14,16 @@ from django.db import connection
 
 from flownova.celery import app
 from nodes import get_node_type
-from nodes.base import NodeContext
+from runs.execution import node_context
 from runs.models import LedgerEntry, NodeRun
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.factories import make_run, make_workflow
 from tests.llm_server import Answer
 from tests.tools.servers import Received, Reply
+from tools.calling import tool_call, tool_test_call
 from tools.models import ToolCall, ToolCallState
-from tools.services import tool_call, tool_call_start, tool_create, tool_test_call
+from tools.recording import tool_call_start
+from tools.services import tool_create
 from workflows.graph import Node
 
 TOOL_NODE = get_node_type("tool")
@@ -58,13 +60,13 @@ def test_the_row_exists_before_the_request_and_stays_started_when_no_answer_come
     tool_create(owner=alice, name="weather", url=f"{server.url}/w/{{city}}", parameters=PARAMETERS)
     data = {"tool": "weather", "arguments": {"city": "{{input.city}}"}, "retries": 0, "timeout_seconds": 0.3}
     run = make_run(make_workflow(alice, graph=tool_graph(data)))
-    context = NodeContext(
+    context = node_context(
         run_id=run.pk,
         node=Node("call", "tool", data, None),
         input={"city": "Oslo"},
         owner_id=alice.pk,
         handles=frozenset({"success", "error"}),
-        record_call=tool_call_start,
+        record_started=tool_call_start,
     )
     result = TOOL_NODE.execute(context)
 

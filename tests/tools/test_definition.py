@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tools.services import ToolDefinitionError, tool_create, tool_update, tool_validate_definition
+from tools.definitions import ToolDefinitionError, tool_validate_definition
+from tools.services import tool_create, tool_update
 
 VALID: dict[str, Any] = {
     "name": "get_item",

@@ -9,8 +9,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.tools.servers import Reply
-from tools import egress
 from tools.egress import EgressRefused, egress_address_allowed, egress_check_url, egress_request
+from tools.egress_transport import PinnedBackend
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -238,6 +238,6 @@ def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(serv
 
 
 def test_a_connection_the_guard_did_not_pin_is_refused() -> None:
-    backend = egress._PinnedBackend()
+    backend = PinnedBackend()
     with pytest.raises(Exception, match="not checked by the egress guard"):
         backend.connect_tcp("127.0.0.1", 9)

@@ -11,8 +11,9 @@ from django.conf import settings
 from runs.models import LedgerEntry, NodeRun, RunEvent
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.tools.servers import Reply
+from tools.calling import tool_call, tool_test_call
 from tools.models import ToolCall
-from tools.services import tool_call, tool_create, tool_test_call
+from tools.services import tool_create
 
 NOTE = "NUL characters were replaced with U+FFFD"
 

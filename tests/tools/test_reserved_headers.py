@@ -9,11 +9,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from nodes import get_node_type
-from nodes.base import NodeContext, NodeError
+from nodes.base import NodeError
+from runs.execution import node_context
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
+from tools.calling import tool_call
+from tools.definitions import tool_validate_definition
 from tools.models import Tool
-from tools.services import tool_call, tool_create, tool_validate_definition
+from tools.services import tool_create
 from workflows.graph import Node
 
 TOOL_NODE = get_node_type("tool")
@@ -160,7 +163,7 @@ def test_a_tool_node_fails_for_good_naming_the_header(alice, trace_tool, server)
         [("start", "start", {}), ("call", "tool", data), ("ok", "end", {})],
         [("start", "call"), ("call", "ok", "success")],
     )
-    context = NodeContext(
+    context = node_context(
         run_id=make_run(make_workflow(alice, graph=graph)).pk,
         node=Node("call", "tool", data, None),
         input={"trace": "x\r\nHost: internal"},

@@ -11,9 +11,10 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tests.tools.servers import Reply
+from tools.calling import tool_call
 from tools.models import Tool
 from tools.secrets import secrets_decrypt
-from tools.services import tool_call, tool_create, tool_origin, tool_update
+from tools.services import tool_create, tool_origin, tool_update
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.tools.servers import Reply
-from tools.services import RECORD_KEYS, ToolCallError, tool_call, tool_call_record, tool_create, tool_test_call
+from tools.calling import ToolCallError, tool_call, tool_test_call
+from tools.recording import RECORD_KEYS, tool_call_record
+from tools.services import tool_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_loopback")]
 

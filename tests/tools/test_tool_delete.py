@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from tests.engine_helpers import graph_of
 from tests.factories import make_workflow
 from tools.models import Tool, ToolCall
-from tools.services import ToolInUseError, tool_create, tool_delete, tool_workflows_using
+from tools.services import ToolInUseError, tool_create, tool_delete
+from tools.uses import tool_workflows_using
 from workflows.services import workflow_soft_delete
 
 pytestmark = pytest.mark.django_db

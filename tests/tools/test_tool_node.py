@@ -6,10 +6,12 @@ import pytest
 
 from nodes import get_node_type, node_specs
 from nodes.base import NodeContext, NodeError, TransientNodeError
+from runs.execution import node_context
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
 from tests.tools.servers import Reply
-from tools.services import RECORD_KEYS, tool_create
+from tools.recording import RECORD_KEYS
+from tools.services import tool_create
 from workflows.graph import Node, validate_graph
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_loopback")]
@@ -69,7 +71,7 @@ def make_context(alice):  # type: ignore[no-untyped-def]
     def make(data: dict, *, handles=("success", "error"), run_input=None, attempt=1, owner=None) -> NodeContext:  # type: ignore[no-untyped-def,type-arg]
         graph = tool_graph(data, handles)
         run = make_run(make_workflow(alice, graph=graph))
-        return NodeContext(
+        return node_context(
             run_id=run.pk,
             node=Node("call", "tool", data, None),
             input=run_input or {},
