@@ -35,11 +35,11 @@ from approvals.services import (
     approval_can_decide,
     approval_decide,
 )
+from approvals.templatetags.approval_panel import PANEL_TEMPLATE, run_approvals_context
 from flownova.jsonbody import JSONInputError, parse_json
+from flownova.pages import htmx_partial, pretty_json
 from runs.models import Run
 from runs.services import RunError
-from runs.views import run_context
-from workflows.views import htmx_partial, pretty_json
 
 APPROVALS_PER_PAGE = 25
 RECENT_DECISIONS = 10
@@ -184,8 +184,8 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         if request.htmx.target == "run-approvals":
             run = Run.objects.visible_to(request.user).filter(pk=approval.run_id).first()
             if run is not None:
-                context = run_context(request, run) | {"notice": notice, "edit_error": outcome.edit_error}
-                return render(request, "runs/_approvals.html", context, status=status)
+                context = run_approvals_context(request, run, notice=notice, edit_error=outcome.edit_error)
+                return render(request, PANEL_TEMPLATE, context, status=status)
         context = inbox_context(
             request, page_number=request.POST.get("page"), notice=notice, edit_error=outcome.edit_error
         )

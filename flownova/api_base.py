@@ -1,8 +1,8 @@
-"""Pieces every API view shares: pagination, strict serializers, throttles, and the OpenAPI error responses."""
+"""Pieces every API view shares: pagination, strict serializers, the token throttle, and the OpenAPI error
+responses. (The run-start rate limit is the runs app's, `runs.ratelimit`: every way of starting a run counts.)"""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,12 +12,11 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 __all__ = [
     "Pagination",
-    "RunStartThrottle",
     "StrictFieldsMixin",
     "TokenObtainThrottle",
     "add_error_responses",
@@ -101,25 +100,6 @@ class StrictFieldsMixin:
             elif fields[name].read_only:
                 errors[str(name)] = ["This field is read-only; it can't be set."]
         return errors
-
-
-class RunStartThrottle(UserRateThrottle):
-    """Run starts per user, across every process (the default cache is Redis). The rate is read from
-    settings on each request, so FLOWNOVA_RUN_START_RATE can be changed by override_settings in tests."""
-
-    scope = "run_start"
-
-    def get_rate(self) -> str | None:
-        return settings.FLOWNOVA_RUN_START_RATE or None
-
-
-def run_start_wait(request: Any) -> int | None:
-    """For the pages, which start runs too: None if `request.user` may start one now, else the seconds to
-    wait. The same budget as the API's (one cache key per user), so a page is no way around the limit."""
-    throttle = RunStartThrottle()
-    if throttle.allow_request(request, None):  # type: ignore[arg-type]
-        return None
-    return max(1, math.ceil(throttle.wait() or 1))
 
 
 class TokenObtainThrottle(SimpleRateThrottle):

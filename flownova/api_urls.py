@@ -23,7 +23,7 @@ from approvals.api import ApprovalViewSet
 from flownova.api_base import StrictFieldsMixin, TokenObtainThrottle, error_response
 from flownova.api_parsers import SafeJSONParser
 from flownova.login_lockout import LoginLockedOut
-from runs.api import RunViewSet, UsageView
+from runs.api import RunViewSet, UsageView, WorkflowRunStartView
 from workflows.api import WorkflowViewSet
 
 try:
@@ -94,6 +94,8 @@ if ToolViewSet is not None:
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("usage/", UsageView.as_view(), name="usage"),
+    # A workflow's runs start in the runs app, which sits above workflows; the pattern is the router's own.
+    re_path(r"^workflows/(?P<pk>[^/.]+)/runs/$", WorkflowRunStartView.as_view(), name="workflow-start-run"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("docs/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -10,8 +10,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up first
 
+from flownova.routing import websocket_urlpatterns  # noqa: E402
 from flownova.ws_auth import WebSocketAuthMiddleware  # noqa: E402
-from runs.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

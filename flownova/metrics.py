@@ -8,6 +8,10 @@ the web process. Without it (a single `runserver`, say) each process has its own
 Observations are made after the transaction that caused them commits (see `observe_after_commit`), so a
 rolled-back transition counts nothing.
 
+Gauges read from the database at scrape time belong to the app that owns the data, which registers them
+here (`register_scrape_collector`, from its AppConfig.ready): like every shared module of flownova, this one
+imports no app.
+
 `/metrics` is protected: with FLOWNOVA_METRICS_TOKEN set it answers `Authorization: Bearer <token>` (what
 Prometheus sends); a signed-in staff user may always read it.
 """
@@ -31,7 +35,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 RUNS_STARTED = Counter("flownova_runs_started_total", "Runs started")
 RUNS_FINISHED = Counter("flownova_runs_finished_total", "Runs that ended, by final status", ["status"])
@@ -83,14 +87,14 @@ def tool_called(calls: list[dict[str, Any]]) -> None:
         TOOL_CALLS.labels(str(call.get("tool", "")), outcome).inc()
 
 
-class PendingApprovals:
-    """Read at scrape time from the database: a gauge no single process could keep right."""
+# Collectors added to every scrape, by name (an app registering again replaces its own).
+_SCRAPE_COLLECTORS: dict[str, Collector] = {}
 
-    def collect(self) -> Any:
-        from approvals.models import ApprovalRequest, ApprovalStatus
 
-        count = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()
-        yield GaugeMetricFamily("flownova_approvals_pending", "Approval requests waiting for a decision", count)
+def register_scrape_collector(name: str, collector: Collector) -> None:
+    """Add `collector` to every scrape of /metrics: for values read at scrape time (from the database, say),
+    which no single process could keep right."""
+    _SCRAPE_COLLECTORS[name] = collector
 
 
 def registry() -> CollectorRegistry:
@@ -102,7 +106,8 @@ def registry() -> CollectorRegistry:
 
         collected = CollectorRegistry()
         collected.register(_Delegate(REGISTRY))
-    collected.register(PendingApprovals())
+    for collector in _SCRAPE_COLLECTORS.values():
+        collected.register(collector)
     return collected
 
 

@@ -4,18 +4,20 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from approvals import views as approval_views
+from runs import start_views
 from runs import views as run_views
 from workflows import views as workflow_views
 
 urlpatterns = [
-    path("", workflow_views.workflow_list, name="home"),
+    # The list and a workflow's page show runs too, so runs (above workflows) serves them.
+    path("", run_views.workflow_list, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
-    path("workflows/", workflow_views.workflow_list, name="workflow_list"),
+    path("workflows/", run_views.workflow_list, name="workflow_list"),
     path("workflows/new/", workflow_views.workflow_new, name="workflow_new"),
     path("workflows/new/json/", workflow_views.workflow_create_view, name="workflow_create"),
     path("workflows/import/", workflow_views.workflow_import, name="workflow_import"),
-    path("workflows/<int:pk>/", workflow_views.workflow_detail, name="workflow_detail"),
+    path("workflows/<int:pk>/", start_views.workflow_detail, name="workflow_detail"),
     path("workflows/<int:pk>/edit/", workflow_views.workflow_edit, name="workflow_edit"),
     path("workflows/<int:pk>/duplicate/", workflow_views.workflow_duplicate, name="workflow_duplicate"),
     path("workflows/<int:pk>/delete/", workflow_views.workflow_delete, name="workflow_delete"),

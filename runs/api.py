@@ -1,11 +1,16 @@
-"""The runs API (docs/CONTRACT.md, REST API): list with filters, detail, ledger, cancel, re-run.
+"""The runs API (docs/CONTRACT.md, REST API): starting a run, the list with filters, detail, ledger, cancel,
+re-run, resume.
 
-Runs are started from their workflow (`POST /api/workflows/{id}/runs/`, in `workflows.api`), which uses the
-serializers here. Every queryset is `Run.objects.visible_to(user)`: another user's run is a 404.
+A run is started from its workflow, `POST /api/workflows/{id}/runs/` (`WorkflowRunStartView`, routed next to
+the workflows in flownova/api_urls.py). Every queryset is `Run.objects.visible_to(user)`: another user's run is
+a 404. Every start counts against the run-start rate limit (`runs.ratelimit`): past it, a 429 with
+`Retry-After`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db.models import QuerySet
@@ -13,19 +18,21 @@ from django.utils.http import urlencode
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, Throttled
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response, query_dict
+from flownova.api_base import StrictFieldsMixin, error_response, query_dict
 from runs.history import run_trace, runs_compare
 from runs.models import LedgerEntry, Run, RunStatus
+from runs.ratelimit import RunRateLimited, check_run_start
 from runs.services import RunFinishedError, RunInputError, run_cancel, run_resume, run_start
 from runs.usage import usage_summary
 from workflows.models import Workflow
 
-__all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "UsageView", "start_run_or_400"]
+__all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "UsageView", "WorkflowRunStartView"]
 
 LEDGER_DEFAULT_LIMIT = 500
 LEDGER_MAX_LIMIT = 1000
@@ -153,12 +160,49 @@ class LedgerQuerySerializer(serializers.Serializer):
     )
 
 
-def start_run_or_400(*, workflow: Workflow, run_input: dict[str, Any], user: Any) -> Run:
-    """Start a run for an API request: invalid input is a 400 listing every problem."""
+@contextmanager
+def run_start_limited() -> Iterator[None]:
+    """Around a run start: past the rate limit, the API's 429 with `Retry-After`, as a DRF throttle answers."""
     try:
-        return run_start(workflow=workflow, input=run_input, user=user)
-    except RunInputError as exc:
-        raise serializers.ValidationError({"input": exc.errors}) from None
+        yield
+    except RunRateLimited as exc:
+        raise Throttled(wait=exc.wait) from None
+
+
+_RUN_START_RESPONSES = {
+    201: RunSerializer,
+    400: error_response("The input is not valid: `input` lists every problem.", validation=True),
+    429: error_response("Too many run starts; `Retry-After` says how many seconds to wait."),
+}
+
+
+@extend_schema(tags=["workflows"])
+class WorkflowRunStartView(GenericAPIView):
+    """Starts a run of a workflow you can see (staff: any); another user's workflow, or a deleted one, is a 404."""
+
+    serializer_class = RunStartSerializer
+
+    def get_queryset(self) -> QuerySet[Workflow]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
+            return Workflow.objects.none()
+        return Workflow.objects.alive().visible_to(self.request.user)
+
+    @extend_schema(
+        request=RunStartSerializer,
+        responses=_RUN_START_RESPONSES,
+        description="Start a run of the workflow's current graph. Rate-limited per user (FLOWNOVA_RUN_START_RATE).",
+    )
+    def post(self, request: Request, pk: str | None = None) -> Response:
+        workflow = self.get_object()
+        body = RunStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            with run_start_limited():
+                check_run_start(request.user)
+                run = run_start(workflow=workflow, input=body.validated_data["input"], user=request.user)
+        except RunInputError as exc:
+            raise serializers.ValidationError({"input": exc.errors}) from None
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 _NOT_YOURS = "Runs of other users are not found (404), unless you are staff."
@@ -325,7 +369,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
             "this run. Counts against the run-start rate limit."
         ),
     )
-    @action(detail=True, methods=["post"], throttle_classes=[RunStartThrottle])
+    @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         body = RerunSerializer(data=request.data or {})
@@ -333,9 +377,11 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         workflow = self.live_workflow(run)
         snapshot = run if body.validated_data["version"] == "same" else None
         try:
-            new_run = run_start(
-                workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot
-            )
+            with run_start_limited():
+                check_run_start(request.user)
+                new_run = run_start(
+                    workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot
+                )
         except RunInputError as exc:
             raise Conflict(
                 {
@@ -373,7 +419,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
             "act on the world (tools, agents) are reused too unless named in `reexecute`; `warnings` lists them."
         ),
     )
-    @action(detail=True, methods=["post"], throttle_classes=[RunStartThrottle])
+    @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         body = ResumeSerializer(data=request.data)
@@ -381,14 +427,16 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         self.live_workflow(run)
         wanted = body.validated_data
         try:
-            resumed = run_resume(
-                source=run,
-                node_id=wanted["node_id"],
-                user=request.user,
-                current_version=wanted["version"] == "current",
-                input=wanted.get("input"),
-                reexecute=frozenset(wanted["reexecute"]),
-            )
+            with run_start_limited():
+                check_run_start(request.user)
+                resumed = run_resume(
+                    source=run,
+                    node_id=wanted["node_id"],
+                    user=request.user,
+                    current_version=wanted["version"] == "current",
+                    input=wanted.get("input"),
+                    reexecute=frozenset(wanted["reexecute"]),
+                )
         except RunInputError as exc:
             raise serializers.ValidationError({"node_id": exc.errors}) from None
         data = {**RunSerializer(resumed.run).data, "reused": resumed.reused, "warnings": resumed.warnings}

@@ -22,11 +22,12 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from flownova.api_base import run_start_wait
 from flownova.jsonbody import JSONInputError, parse_json
+from flownova.pages import htmx_partial, pretty_json, too_many_runs
 from nodes import get_node_type, node_catalogue, node_specs
 from runs.history import last_entries, runs_compare
 from runs.models import Run
+from runs.ratelimit import RunRateLimited, check_run_start
 from runs.services import (
     RunInputError,
     run_graph,
@@ -37,7 +38,6 @@ from runs.services import (
 )
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
-from workflows.views import htmx_partial, pretty_json, too_many_runs
 
 COMPARE_CHOICES = 20  # recent runs of the same workflow offered by the run page's compare form
 REEXECUTE_PREFIX = "side_effect_"  # radio group per side-effect node: "reuse" or "reexecute"
@@ -106,12 +106,13 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     if workflow is None:
         messages.error(request, not_replayable(run))
         return redirect("run_detail", pk=run.pk)
-    if (wait := run_start_wait(request)) is not None:
-        messages.error(request, too_many_runs(wait))
-        return redirect("run_detail", pk=run.pk)
     snapshot = run if version == "same" else None
     try:
+        check_run_start(request.user)
         new_run = run_start(workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot)
+    except RunRateLimited as exc:
+        messages.error(request, too_many_runs(exc.wait))
+        return redirect("run_detail", pk=run.pk)
     except RunInputError as exc:
         # The input was valid for the version it ran on; the current version may expect other fields.
         messages.error(request, f"This run's input is not valid for that version of the workflow: {exc}")
@@ -276,7 +277,8 @@ def _preview(request: HttpRequest, run: Run, node_id: str, version: str) -> tupl
 def _start_resume(
     request: HttpRequest, run: Run, form: ResumeForm, reexecute: frozenset[str], recorded: dict[str, Any]
 ) -> Run:
-    """Start the resumed run from a valid form; ResumeRefused says why not (and nothing is started)."""
+    """Start the resumed run from a valid form; ResumeRefused says why not, RunRateLimited that the user started
+    too many runs just now (and nothing is started)."""
     node_id, current = form.cleaned_data["node_id"], form.cleaned_data["version"] == "current"
     graph = resume_graph(request, run, node_id=node_id, current=current)
     edited = form.cleaned_data["input"]
@@ -289,6 +291,7 @@ def _start_resume(
             "input", f"Input can't be edited while re-executing {', '.join(feeding)}, which feed the node."
         )
     try:
+        check_run_start(request.user)
         resumed = run_resume(
             source=run, node_id=node_id, user=request.user, current_version=current, input=edited, reexecute=reexecute
         )
@@ -339,11 +342,11 @@ def _resume_posted(
     started too many runs just now, as everywhere else; else 400)."""
     if not form.is_valid():
         return None, 400
-    if (wait := run_start_wait(request)) is not None:
-        form.add_error(None, too_many_runs(wait))
-        return None, 429
     try:
         return _start_resume(request, run, form, reexecute, recorded), 400
+    except RunRateLimited as exc:
+        form.add_error(None, too_many_runs(exc.wait))
+        return None, 429
     except ResumeRefused as exc:
         form.add_error(None if exc.field == "__all__" else exc.field, str(exc))
         return None, 400

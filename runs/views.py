@@ -1,8 +1,10 @@
-"""Run pages: history (per workflow and all of a user's runs) and the live run page.
+"""Run pages: history (per workflow and all of a user's runs), the live run page, and the workflow list with
+each workflow's last run.
 
 The run page is one view: a full page, or, for HTMX requests, only the part named by `HX-Target` (node
 states, ledger, summary, approvals), which the browser re-fetches whenever the run's WebSocket reports an
-event. Another user's run is a 404; staff see every run.
+event. Its approvals panel is the approvals app's (`{% run_approvals run %}`, in runs/_approvals.html): runs
+never imports approvals. Another user's run is a 404; staff see every run.
 """
 
 from __future__ import annotations
@@ -12,22 +14,20 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
-from approvals.models import ApprovalRequest, ApprovalStatus
-from approvals.selectors import approvals_visible_to
-from approvals.services import approval_can_decide
+from flownova.pages import htmx_partial, pretty_json
 from nodes import node_catalogue
 from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus
 from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
 from runs.usage import GROUPS, usage_summary
 from workflows.models import Workflow
-from workflows.views import htmx_partial, pretty_json
+from workflows.views import workflow_list_context
 
 RUNS_PER_PAGE = 50
 # HX-Target (an element id on the run page) -> the template that renders only that element.
@@ -69,34 +69,24 @@ def workflow_runs(request: HttpRequest, pk: int) -> HttpResponse:
     return _history(request, visible_runs(request).filter(workflow=workflow), {"workflow": workflow})
 
 
+@login_required
+@require_GET
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    """The workflow list (`workflows.views.workflow_list_context`), with the status of each workflow's last run."""
+    context = workflow_list_context(request)
+    last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-id").values("status")[:1]
+    context["workflows"] = context["workflows"].annotate(last_run_status=Subquery(last_run))
+    return render(request, "workflows/list.html", context)
+
+
 def run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
-    approvals = list(
-        approvals_visible_to(request.user)
-        .filter(run=run)
-        .select_related("run", "run__workflow", "decided_by")
-        .prefetch_related("assignee_users", "assignee_groups")
-        .order_by("created_at", "id")
-    )
-    for approval in approvals:
-        approval.can_decide = approval.status == ApprovalStatus.PENDING and approval_can_decide(
-            approval=approval, user=request.user
-        )
-        approval.data_json = pretty_json(approval.data)
-    # Requests assigned to others are theirs to see; the run's viewer still learns that the run waits on them.
-    others_waiting = (
-        ApprovalRequest.objects.filter(run=run, status=ApprovalStatus.PENDING)
-        .exclude(pk__in=[approval.pk for approval in approvals])
-        .count()
-    )
     return {
         "run": run,
-        "others_waiting": others_waiting,
         "input_json": pretty_json(run.input),
         "output_json": pretty_json(run.output) if run.output is not None else "",
         "is_active": run.status in ACTIVE_RUN_STATUSES,
         "node_runs": run.node_runs.all(),
         "ledger": run.ledger.defer("traceback").order_by("seq"),
-        "approvals": approvals,
         "children": visible_runs(request).filter(parent=run).order_by("created_at", "id"),
     }
 

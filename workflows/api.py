@@ -1,4 +1,5 @@
-"""The workflows API (docs/CONTRACT.md, REST API): CRUD with the graph, run starts, import and export.
+"""The workflows API (docs/CONTRACT.md, REST API): CRUD with the graph, import and export. (Starting a run,
+`POST /api/workflows/{id}/runs/`, is the runs API's: `runs.api.WorkflowRunStartView`.)
 
 Every queryset is `Workflow.objects.alive().visible_to(user)`: another user's workflow, or a deleted one, is
 a 404. Writes go through `workflows.services`; the graph is validated as it is read from the body, so one 400
@@ -16,8 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flownova.api_base import RunStartThrottle, StrictFieldsMixin, error_response
-from runs.api import RunSerializer, RunStartSerializer, start_run_or_400
+from flownova.api_base import StrictFieldsMixin
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -187,13 +187,6 @@ class GraphCheckResultSerializer(serializers.Serializer):
     issues = GraphIssueSerializer(many=True, help_text="Every problem, each naming its node or edge; empty if valid.")
 
 
-_RUN_START_RESPONSES = {
-    201: RunSerializer,
-    400: error_response("The input is not valid: `input` lists every problem.", validation=True),
-    429: error_response("Too many run starts; `Retry-After` says how many seconds to wait."),
-}
-
-
 @extend_schema(tags=["workflows"])
 @extend_schema_view(
     list=extend_schema(description="Your workflows (staff: all), most recently edited first, without graphs."),
@@ -223,25 +216,6 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Workflow) -> None:
         workflow_soft_delete(workflow=instance)
-
-    @extend_schema(
-        request=RunStartSerializer,
-        responses=_RUN_START_RESPONSES,
-        description="Start a run of the workflow's current graph. Rate-limited per user (FLOWNOVA_RUN_START_RATE).",
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path="runs",
-        throttle_classes=[RunStartThrottle],
-        serializer_class=RunStartSerializer,
-    )
-    def start_run(self, request: Request, pk: str | None = None) -> Response:
-        workflow = self.get_object()
-        body = RunStartSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = start_run_or_400(workflow=workflow, run_input=body.validated_data["input"], user=request.user)
-        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         responses={200: WorkflowDocumentSerializer},

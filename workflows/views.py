@@ -1,8 +1,13 @@
-"""Workflow pages: the list (create, duplicate, delete, import, export) and a workflow's page with its run form.
+"""Workflow pages: create, duplicate, delete, import, export, the editor, and what the list and a workflow's
+page show of the workflow.
+
+The list and a workflow's page also show runs (the last run, the run form, recent runs), so `runs.views` and
+`runs.start_views` serve them, with the context built here (`workflow_list_context`, `workflow_page_context`):
+workflows sits below runs and never imports it.
 
 Every page is scoped like the API: `Workflow.objects.alive().visible_to(user)`, so another user's workflow
-(or a deleted one) is a 404 and staff see everything. Writes go through `workflows.services` and
-`runs.services`; a view only turns their errors into messages next to the form.
+(or a deleted one) is a 404 and staff see everything. Writes go through `workflows.services`; a view only turns
+their errors into messages next to the form.
 """
 
 from __future__ import annotations
@@ -13,18 +18,16 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from flownova.api_base import run_start_wait
 from flownova.jsonbody import JSONInputError, parse_json
+from flownova.pages import pretty_json
 from nodes import node_catalogue
-from runs.models import Run
-from runs.services import RunInputError, run_start
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -42,23 +45,8 @@ STARTER_GRAPH: dict[str, Any] = {
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
-def htmx_partial(request: HttpRequest) -> bool:
-    """Whether to answer with a fragment (netbox's pattern): an HTMX request that is not a boosted navigation,
-    which needs the whole page."""
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def visible_workflows(request: HttpRequest) -> QuerySet[Workflow]:
     return Workflow.objects.alive().visible_to(request.user).select_related("owner")
-
-
-def too_many_runs(wait: int) -> str:
-    return f"You have started too many runs just now: try again in {wait} s."
-
-
-def pretty_json(value: Any) -> str:
-    """JSON for people to read in a <pre>; the template escapes it."""
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
 def graph_issue_list(exc: GraphError) -> list[dict[str, str]]:
@@ -68,12 +56,9 @@ def graph_issue_list(exc: GraphError) -> list[dict[str, str]]:
 # --- the list ------------------------------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def workflow_list(request: HttpRequest) -> HttpResponse:
-    last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-id").values("status")[:1]
-    workflows = visible_workflows(request).annotate(last_run_status=Subquery(last_run))
-    return render(request, "workflows/list.html", {"workflows": workflows, "import_form": ImportForm()})
+def workflow_list_context(request: HttpRequest) -> dict[str, Any]:
+    """What `workflows/list.html` needs but the runs of each workflow (`runs.views.workflow_list` adds them)."""
+    return {"workflows": visible_workflows(request), "import_form": ImportForm()}
 
 
 class WorkflowForm(forms.Form):
@@ -238,136 +223,14 @@ def workflow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "workflows/editor.html", editor_context(request, workflow))
 
 
-# --- a workflow's page and its run form -----------------------------------------------------------------------
-
-_SIMPLE_TYPES = {"string", "integer", "number", "boolean"}
-# What a choice field cleans to when nothing is chosen: not None or "", which an enum may offer as values.
-_NOTHING_CHOSEN = object()
+# --- a workflow's page ----------------------------------------------------------------------------------------
 
 
-def _simple_type(prop: object) -> str | None:
-    """The type a form field can stand for: one of _SIMPLE_TYPES, alone or with "null" (["string", "null"]:
-    a blank field leaves the key out, which such a schema accepts as well)."""
-    if not isinstance(prop, dict):
-        return None
-    kind = prop.get("type")
-    if isinstance(kind, list):
-        others = [item for item in kind if item != "null"]
-        kind = others[0] if len(others) == 1 else None
-    return kind if isinstance(kind, str) and kind in _SIMPLE_TYPES else None
-
-
-def simple_input_schema(graph: dict[str, Any]) -> dict[str, Any] | None:
-    """The start node's `input_schema` when a form can stand for it: an object whose properties are all
-    strings, numbers, integers or booleans (optionally with an `enum`). Anything richer is edited as JSON."""
-    start = next((node for node in graph.get("nodes", []) if node.get("type") == "start"), None)
-    schema = (start or {}).get("data", {}).get("input_schema")
-    if not isinstance(schema, dict) or schema.get("type") != "object":
-        return None
-    properties = schema.get("properties")
-    if not isinstance(properties, dict) or not properties:
-        return None
-    if not all(_simple_type(p) for p in properties.values()):
-        return None
-    return schema
-
-
-def input_form_class(schema: dict[str, Any]) -> type[forms.Form]:
-    """A form with one field per property; values are converted to the schema's types, and the schema itself
-    is still checked by run_start (so `minimum`, `pattern`... are reported as its errors)."""
-    required = set(schema.get("required") or [])
-    fields: dict[str, forms.Field] = {}
-    for name, prop in schema["properties"].items():
-        kind = _simple_type(prop)
-        options: dict[str, Any] = {
-            "label": prop.get("title") or name,
-            "help_text": prop.get("description", ""),
-            "required": name in required and kind != "boolean",
-        }
-        if "default" in prop:
-            options["initial"] = prop["default"]
-        if isinstance(prop.get("enum"), list):
-            # Text as it is; anything else (and "") as JSON, so true, null and "" read as the schema writes them.
-            choices = [
-                (json.dumps(value), value if isinstance(value, str) and value else json.dumps(value))
-                for value in prop["enum"]
-            ]
-            if not options["required"]:
-                choices.insert(0, ("", "—"))
-            if "initial" in options:
-                options["initial"] = json.dumps(options["initial"])
-            field: forms.Field = forms.TypedChoiceField(
-                choices=choices, coerce=json.loads, empty_value=_NOTHING_CHOSEN, **options
-            )
-        elif kind == "boolean":
-            field = forms.BooleanField(**options)
-        elif kind == "integer":
-            field = forms.IntegerField(**options)
-        elif kind == "number":
-            field = forms.FloatField(**options)
-        else:
-            field = forms.CharField(**options)
-        fields[f"input__{name}"] = field
-    return type("RunInputForm", (forms.Form,), fields)
-
-
-def input_from_form(form: forms.Form) -> dict[str, Any]:
-    """The run input: optional fields left blank are left out (not sent as "" or null, which the schema's type
-    may refuse), so "not required" means what it says and a template can give a default for them. A checkbox
-    is never blank: unticked, it is false."""
-    run_input: dict[str, Any] = {}
-    for name, value in form.cleaned_data.items():
-        field = form.fields[name]
-        if isinstance(field, forms.TypedChoiceField):
-            blank = value is _NOTHING_CHOSEN  # a chosen null or "" is a value
-        else:
-            blank = value is None or value == ""
-        if blank:
-            continue
-        if isinstance(field, forms.FloatField) and isinstance(value, float) and value.is_integer():
-            value = int(value)  # a "number" typed as 12 stays 12, not 12.0 (in templates too)
-        run_input[name.removeprefix("input__")] = value
-    return run_input
-
-
-def read_run_input(request: HttpRequest, input_form: forms.Form | None, mode: str) -> tuple[Any, list[str]]:
-    """The run input the form was filled in with, or the reasons it can't be read."""
-    if mode == "fields" and input_form is not None:
-        if input_form.is_valid():
-            return input_from_form(input_form), []
-        return None, ["Some fields are not valid; see the messages next to them."]
-    try:
-        return parse_json(request.POST.get("input_json") or "{}"), []
-    except JSONInputError as exc:
-        syntax = exc.decode_error is not None
-        return None, [f"The input is not valid JSON: {exc.message}" if syntax else f"The input can't be used: {exc}"]
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    workflow = get_object_or_404(visible_workflows(request), pk=pk)
+def workflow_page_context(workflow: Workflow) -> dict[str, Any]:
+    """What `workflows/detail.html` shows of the workflow; `runs.start_views.workflow_detail` adds the run form
+    and the recent runs."""
     graph = workflow.graph_document()
-    schema = simple_input_schema(graph)
-    posted = request.method == "POST"
-    mode = request.POST.get("input_mode") or ("fields" if schema else "json")
-    input_form = None
-    if schema:
-        input_form = input_form_class(schema)(request.POST if posted and mode == "fields" else None)
-    run_errors: list[str] = []
-    throttled = posted and (wait := run_start_wait(request)) is not None
-    if throttled:
-        run_errors = [too_many_runs(wait)]
-    elif posted:
-        run_input, run_errors = read_run_input(request, input_form, mode)
-        if not run_errors:
-            try:
-                run = run_start(workflow=workflow, input=run_input, user=request.user)
-            except RunInputError as exc:
-                run_errors = exc.errors
-            else:
-                return redirect("run_detail", pk=run.pk)
-    context = {
+    return {
         "workflow": workflow,
         "graph": graph,
         "graph_json": pretty_json(graph),
@@ -375,10 +238,4 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "nodes": [
             {**node, "data_json": pretty_json(node["data"]) if node.get("data") else ""} for node in graph["nodes"]
         ],
-        "input_form": input_form,
-        "input_mode": mode,
-        "input_json": request.POST.get("input_json", "{}") if posted else "{}",
-        "run_errors": run_errors,
-        "recent_runs": Run.objects.visible_to(request.user).filter(workflow=workflow)[:5],
     }
-    return render(request, "workflows/detail.html", context, status=429 if throttled else 400 if run_errors else 200)

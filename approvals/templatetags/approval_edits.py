@@ -1,5 +1,5 @@
-"""The edit fields of an approval's decide form, shared by the inbox and the run page (whose context is built
-by runs.views, so the values are worked out here rather than in a view)."""
+"""The edit fields of an approval's decide form, shared by the inbox and the run page's approvals panel (worked
+out here, where the form is drawn, rather than in each view that shows one)."""
 
 from __future__ import annotations
 
