@@ -23,9 +23,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
 from nodes.base import WaitRequest
-from runs.events import Transition, run_transition
+from runs.events import ApprovalDecided, ApprovalExpired, ApprovalNeeded
 from runs.models import NodeRun
 from runs.services import node_fail_waiting, node_resume
+from runs.writes import Transition, run_transition
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +75,13 @@ def approval_open(*, tx: Transition, node_run: NodeRun, wait: WaitRequest, deadl
     if created and deadline is not None:
         approval_deadline_schedule(approval=request)  # its timeout action is applied at the deadline
     tx.emit(
-        "approval_needed",
-        node_run.node_id,
-        {
-            "approval_id": request.pk,
-            "message": request.message,
-            "assignees": wait.assignees,
-            "deadline": deadline.isoformat() if deadline else None,
-        },
+        ApprovalNeeded(
+            node_id=node_run.node_id,
+            approval_id=request.pk,
+            message=request.message,
+            assignees=wait.assignees,
+            deadline=deadline.isoformat() if deadline else None,
+        )
     )
 
 
@@ -170,17 +170,19 @@ def _decide(
             current = ApprovalRequest.objects.values_list("status", flat=True).get(pk=approval.pk)
             raise ApprovalAlreadyDecided(f"approval {approval.pk} is already {current}")
         approval.refresh_from_db()
-        record: dict[str, Any] = {
-            "decision": decision,
-            "comment": comment,
-            "decided_by": by,
-            "decided_at": now.isoformat(),
-        }
-        if by_timeout:
-            record["decided_by_timeout"] = True
-        if diff:
-            record["edits"] = {"by": by, "changes": diff}
-        tx.emit("approval_decided", approval.node_id, {"approval_id": approval.pk, **record})
+        decided = ApprovalDecided(
+            node_id=approval.node_id,
+            approval_id=approval.pk,
+            decision=decision,
+            comment=comment,
+            decided_by=by,
+            decided_at=now.isoformat(),
+            decided_by_timeout=by_timeout,
+            edits={"by": by, "changes": diff} if diff else None,
+        )
+        tx.emit(decided)
+        # What the node's output records of the decision: the event's data but for the request's id.
+        record = {key: value for key, value in decided.data().items() if key != "approval_id"}
         fields = {**{field: change["to"] for field, change in diff.items()}, "approval": record}
         node_resume(tx, node_id=approval.node_id, fields=fields, handle=decision, replaces="approval")
     return approval
@@ -324,9 +326,5 @@ def _expire_failing(approval: ApprovalRequest) -> None:
         )
         if not won:
             raise ApprovalAlreadyDecided(f"approval {approval.pk} was decided")
-        tx.emit(
-            "approval_decided",
-            approval.node_id,
-            {"approval_id": approval.pk, "decision": None, "decided_by_timeout": True, "decided_at": now.isoformat()},
-        )
+        tx.emit(ApprovalExpired(node_id=approval.node_id, approval_id=approval.pk, decided_at=now.isoformat()))
         node_fail_waiting(tx, node_id=approval.node_id, error="nobody decided the approval before its deadline")

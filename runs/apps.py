@@ -6,10 +6,12 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        # Deployments (and the test suite) add node types by naming their modules in this setting.
-        from importlib import import_module
+        # The engine's reliances on library internals apply only to the versions they were checked against.
+        from flownova import reliances
 
-        from django.conf import settings
+        reliances.activate()
+        # The registry loads its node types on first use; loading them at start-up makes a module named in
+        # FLOWNOVA_NODE_MODULES that does not import stop the process now, not fail its first request.
+        import nodes
 
-        for module in getattr(settings, "FLOWNOVA_NODE_MODULES", []):
-            import_module(module)
+        nodes.load()

@@ -9,8 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from flownova import metrics
-from runs.events import Transition
-from runs.models import LedgerEntry, NodeRun, concrete_fields, insert_sql, update_sql
+from runs.models import LedgerEntry, NodeRun
+from runs.writes import Transition
 from tools.models import Tool, ToolCall
 from tools.services import FINISH_FIELDS, tool_call_row
 
@@ -70,17 +70,11 @@ def ledger_append(
     return entry
 
 
-LEDGER_FIELDS = concrete_fields(LedgerEntry)
-
-
 def _write(tx: Transition, entry: LedgerEntry, node_run: NodeRun, node_fields: Sequence[str]) -> None:
     # Not entry.save() and node_run.save(): the transition sends both with its other writes, in one statement.
     if node_fields:
-        tx.write(*update_sql(node_run, node_fields))
-    tx.write(*insert_sql([entry], LEDGER_FIELDS))
-
-
-TOOL_CALL_FIELDS = concrete_fields(ToolCall)
+        tx.save(node_run, *node_fields)
+    tx.insert([entry], ids=False)
 
 
 def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, Any]]) -> None:
@@ -95,12 +89,12 @@ def _tool_calls_record(tx: Transition, node_run: NodeRun, calls: list[dict[str, 
         row = tool_call_row(call, run_id=tx.run.pk, node_id=node_run.node_id, finished_at=finished)
         if call.get("call_id"):
             row.pk = call["call_id"]
-            tx.write(*update_sql(row, FINISH_FIELDS))
+            tx.save(row, *FINISH_FIELDS)
         else:
             fresh.append(row)
     if fresh:
         _unlink_deleted_tools(fresh)
-        tx.write(*insert_sql(fresh, TOOL_CALL_FIELDS))
+        tx.insert(fresh, ids=False)
 
 
 def _unlink_deleted_tools(rows: list[ToolCall]) -> None:

@@ -8,14 +8,9 @@ events sent to browsers so that a late or reconnecting client first receives wha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
-from typing import Any
-
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import models
 from django.db.models import Q
-from psycopg import _queries as psycopg_queries
 
 
 class RunStatus(models.TextChoices):
@@ -216,94 +211,3 @@ class RunEvent(models.Model):
             "node_id": self.node_id or None,
             "data": self.data,
         }
-
-
-# --- writes combined into one statement ---------------------------------------------------------------------
-# A node's transition writes a handful of rows; each separate statement costs a round trip to PostgreSQL and a
-# trip through the ORM's compiler, more than the write itself. These build plain SQL fragments (values adapted
-# by each field, as the ORM would) that the engine combines with data-modifying CTEs. Only the engine's hot
-# path uses them; everything else goes through the ORM.
-
-# psycopg remembers how it split a query's text around its placeholders, but only for queries of at most 50
-# parameters. A transition's combined write has 50 to 90 and the same text for every node of a kind, so it was
-# split again for every node: a sixth of a transition's CPU. Its 4 KiB limit on the text still keeps big one-off
-# statements (a wide fork's inserts) out of its cache. tests/test_engine_writes.py checks that this still works.
-COMBINED_WRITE_MAX_PARAMS = 200
-psycopg_queries.MAX_CACHED_STATEMENT_PARAMS = max(
-    psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, COMBINED_WRITE_MAX_PARAMS
-)
-
-
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-# Table and column names come from model metadata, never from input; every value is a query parameter.
-@lru_cache(maxsize=256)
-def _update_template(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
-    columns = tuple(model._meta.get_field(name) for name in dict.fromkeys(fields))  # each column once
-    sets = ", ".join(f"{_quote(field.column)} = %s" for field in columns)
-    table, pk = _quote(model._meta.db_table), _quote(model._meta.pk.column)
-    return f"UPDATE {table} SET {sets} WHERE {pk} = %s", columns  # noqa: S608
-
-
-@lru_cache(maxsize=256)
-def _insert_template(
-    model: type[models.Model], fields: tuple[str, ...], returning: tuple[str, ...]
-) -> tuple[str, str, tuple[Any, ...]]:
-    columns = tuple(model._meta.get_field(name) for name in fields)
-    names = ", ".join(_quote(field.column) for field in columns)
-    row = f"({', '.join(['%s'] * len(columns))})"
-    table = _quote(model._meta.db_table)
-    back = ", ".join(_quote(model._meta.get_field(name).column) for name in returning)
-    back = f" RETURNING {back}" if back else ""
-    return f"INSERT INTO {table} ({names}) VALUES {{rows}}{back}", row, columns  # noqa: S608
-
-
-def update_sql(instance: models.Model, fields: Iterable[str]) -> tuple[str, list[Any]]:
-    """`UPDATE` of the named fields of `instance`, by primary key (auto_now fields are refreshed)."""
-    sql, columns = _update_template(type(instance), tuple(fields))
-    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
-    params = [field.get_db_prep_save(field.pre_save(instance, False), db) for field in columns]
-    return sql, [*params, instance.pk]
-
-
-def insert_sql(
-    instances: Sequence[models.Model], fields: Sequence[str], returning: Sequence[str] = ()
-) -> tuple[str, list[Any]]:
-    """Multi-row `INSERT` of new `instances` (of one model), returning the `returning` columns."""
-    sql, row, columns = _insert_template(type(instances[0]), tuple(fields), tuple(returning))
-    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
-    params = [field.get_db_prep_save(field.pre_save(instance, True), db) for instance in instances for field in columns]
-    return sql.replace("{rows}", ", ".join([row] * len(instances))), params
-
-
-def concrete_fields(model: type[models.Model]) -> list[str]:
-    """Every column of `model` but its serial primary key: what an INSERT writes."""
-    return [field.name for field in model._meta.concrete_fields if not field.primary_key]
-
-
-@lru_cache(maxsize=256)
-def _loaded(model: type[models.Model], fields: tuple[str, ...]) -> tuple[list[Any], list[str]]:
-    # In the model's column order, which is the order Model.from_db expects values in.
-    wanted = {model._meta.get_field(name).attname for name in fields}
-    loaded = [field for field in model._meta.concrete_fields if field.attname in wanted]
-    return loaded, [field.attname for field in loaded]
-
-
-@lru_cache(maxsize=256)
-def select_sql(model: type[models.Model], fields: tuple[str, ...], alias: str) -> str:
-    """The columns of `fields` of `model`'s table under `alias`, for a raw SELECT read back by `from_row`."""
-    return ", ".join(f"{alias}.{_quote(field.column)}" for field in _loaded(model, fields)[0])
-
-
-def from_row(model: type[models.Model], fields: tuple[str, ...], values: Sequence[Any]) -> Any:
-    """An instance of `model` (other fields deferred) from the values of a raw SELECT of `select_sql`,
-    converted as the ORM converts them (JSON text to Python)."""
-    loaded, attnames = _loaded(model, fields)
-    db = connections[DEFAULT_DB_ALIAS]
-    converted = []
-    for field, value in zip(loaded, values, strict=True):
-        from_db_value = getattr(field, "from_db_value", None)
-        converted.append(from_db_value(value, None, db) if from_db_value and value is not None else value)
-    return model.from_db(DEFAULT_DB_ALIAS, attnames, converted)

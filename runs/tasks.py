@@ -24,8 +24,8 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from flownova import metrics
 from flownova.logcontext import log_context
 from runs import services
-from runs.events import publisher
 from runs.execution import run_handler
+from runs.writes import publisher
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

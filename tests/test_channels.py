@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from flownova.asgi import application
-from runs.events import run_transition
+from runs.events import Event, NodeCompleted, NodeStarted, RunStarted, RunSucceeded
+from runs.writes import run_transition
 from tests.factories import make_run, make_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,9 +46,20 @@ def connect(path: str, *, token: str | None = None, origin: str | None = None, c
     return WebsocketCommunicator(application, path, headers=headers)
 
 
-def emit(run, type: str, node_id: str = "", **data: Any) -> None:  # type: ignore[no-untyped-def]
+# An event of each type these tests send, with made-up data: what matters here is how events travel.
+SAMPLE_EVENTS: dict[str, Callable[[str], Event]] = {
+    "run_started": lambda node_id: RunStarted(workflow_id=None, version=1),
+    "node_started": lambda node_id: NodeStarted(node_id=node_id, attempt=1),
+    "node_completed": lambda node_id: NodeCompleted(
+        node_id=node_id, handle=None, result={}, duration_ms=1, ledger_seq=1
+    ),
+    "run_succeeded": lambda node_id: RunSucceeded(output={}),
+}
+
+
+def emit(run, type: str, node_id: str = "") -> None:  # type: ignore[no-untyped-def]
     with run_transition(run.pk) as tx:
-        tx.emit(type, node_id, data)
+        tx.emit(SAMPLE_EVENTS[type](node_id))
 
 
 def test_owner_receives_live_events_in_order(alice) -> None:  # type: ignore[no-untyped-def]
@@ -171,7 +184,7 @@ def test_event_of_a_rolled_back_transaction_is_neither_stored_nor_sent(alice) ->
 
     def emit_then_roll_back() -> None:
         with pytest.raises(RuntimeError), run_transition(run.pk) as tx:
-            tx.emit("run_started")
+            tx.emit(SAMPLE_EVENTS["run_started"](""))
             raise RuntimeError("boom")
 
     async def scenario() -> bool:

@@ -17,8 +17,8 @@ from rest_framework.authtoken.models import Token
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from runs.events import publisher
 from runs.models import RunEvent
+from runs.writes import publisher
 from tests.conftest import ServerProcess, service_env, start_daphne, stop_process
 from tests.engine_helpers import graph_of, start, wait_for
 

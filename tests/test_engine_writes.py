@@ -16,10 +16,12 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from runs import services
-from runs.events import APPROVALS_GROUP, _by_group, publisher, run_group, run_transition, workflow_group
-from runs.models import LedgerEntry, NodeRun, RunEvent, update_sql
+from runs.events import APPROVALS_GROUP, RunWaiting, run_group, workflow_group
+from runs.models import LedgerEntry, NodeRun, RunEvent
 from runs.services import dispatch
 from runs.services.advance import node_runs_save
+from runs.writes import publisher, run_transition
+from runs.writes.publish import _by_group
 from tests.engine_helpers import graph_of, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,7 +87,7 @@ def test_reads_within_a_transition_see_its_deferred_writes(alice, dispatched) ->
         row = NodeRun.objects.get(run=run, node_id="start")
         row.status = "cancelled"
         node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
-        tx.write(*update_sql(row, ["status"]))
+        tx.save(row, "status")
         assert NodeRun.objects.get(run=run, node_id="start").status == "cancelled"
         assert NodeRun.objects.filter(run=run, node_id="n0").exists()
 
@@ -106,13 +108,13 @@ def test_a_combined_write_that_fails_raises_django_s_error_and_rolls_back_with_t
     run = start(alice, chain(1))
     events = RunEvent.objects.filter(run=run).count()
     with pytest.raises(IntegrityError), run_transition(run.pk) as tx:
-        tx.emit("run_waiting")
+        tx.emit(RunWaiting())
         node_runs_save(tx, [NodeRun(run=run, node_id="start", node_type="start", status="queued")])
     assert not connection.in_atomic_block
     assert RunEvent.objects.filter(run=run).count() == events  # the event went out with the failed write
     assert NodeRun.objects.filter(run=run, node_id="start").count() == 1
     with run_transition(run.pk) as tx:
-        tx.emit("run_waiting")
+        tx.emit(RunWaiting())
     assert RunEvent.objects.filter(run=run).count() == events + 1
 
 
@@ -136,11 +138,11 @@ def test_a_transition_commits_with_its_last_write_only_when_it_owns_the_transact
     events = RunEvent.objects.filter(run=run).count()
     with pytest.raises(RuntimeError), transaction.atomic():
         with run_transition(run.pk) as tx:
-            tx.emit("run_waiting")
+            tx.emit(RunWaiting())
         raise RuntimeError("the caller's transaction rolls back")
     assert RunEvent.objects.filter(run=run).count() == events
     with run_transition(run.pk) as tx:
-        tx.emit("run_waiting")
+        tx.emit(RunWaiting())
     assert not connection.in_atomic_block
     assert RunEvent.objects.filter(run=run).count() == events + 1
 
@@ -270,3 +272,19 @@ def test_events_are_sent_only_to_the_groups_someone_watches(alice, dispatched, m
     assert set(sent) == {run_group(run.pk)} and workflow_group(run.workflow_id) not in sent
     message = async_to_sync(layer.receive)(channel)
     assert message["events"][0]["run_id"] == run.pk and message["events"][0]["type"] == "node_started"
+
+
+def test_an_orm_write_to_an_engine_table_inside_a_transition_is_refused(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+    from runs.writes import TransitionWriteError
+
+    run = start(alice, chain(1))
+    with pytest.raises(TransitionWriteError, match="runs_noderun"), run_transition(run.pk) as tx:
+        NodeRun.objects.filter(run=run).update(status="cancelled")
+    with pytest.raises(TransitionWriteError, match="runs_runevent"), run_transition(run.pk) as tx:
+        RunEvent.objects.filter(run=run).delete()
+    assert not NodeRun.objects.filter(run=run, status="cancelled").exists()
+    with run_transition(run.pk) as tx:  # through the transition, the same change goes out
+        row = NodeRun.objects.get(run=run, node_id="start")
+        row.status = "cancelled"
+        tx.save(row, "status")
+    assert NodeRun.objects.get(run=run, node_id="start").status == "cancelled"

@@ -112,6 +112,15 @@ def test_resume_with_edited_input_and_bad_requests(alice, mallory) -> None:  # t
     assert run.output == {"size": "big"}
     assert api(alice).post(f"/api/runs/{source.pk}/resume/", {"node_id": "nope"}, format="json").status_code == 400
     assert api(mallory).post(f"/api/runs/{source.pk}/resume/", {"node_id": "check"}, format="json").status_code == 404
+    # An input for the node cannot be used when a node that feeds it runs again: said, not dropped.
+    conflict = api(alice).post(
+        f"/api/runs/{source.pk}/resume/",
+        {"node_id": "check", "input": {"n": 99}, "reexecute": ["start"]},
+        format="json",
+    )
+    assert conflict.status_code == 400
+    assert 'input for "check" cannot be given while re-executing start' in str(conflict.json())
+    assert Run.objects.filter(source_run=source).count() == 1
 
 
 def test_rerun_of_the_same_version_or_the_current_one(alice) -> None:  # type: ignore[no-untyped-def]

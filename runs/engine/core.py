@@ -129,6 +129,12 @@ def skipped_on_replay(graph: Graph, node_id: str, reused: Sequence[tuple[str, st
     return node_id in skipped
 
 
+def feeding(graph: Graph, node_id: str, reexecute: frozenset[str]) -> list[str]:
+    """The nodes of `reexecute` with a path to `node_id`, sorted: a run resumed at `node_id` waits for their new
+    outputs, so an input given for `node_id` could not be used."""
+    return sorted(node for node in reexecute if node != node_id and node_id in graph.downstream(node))
+
+
 def reusable(
     graph: Graph, resume_at: str, recorded: Mapping[str, tuple[str, str]], reexecute: frozenset[str] = frozenset()
 ) -> list[str]:

@@ -22,6 +22,7 @@ The names below are the services' public interface; everything else is internal 
 
 from runs.services.base import (
     DEFAULT_RETRIES,
+    ResumeInputConflict,
     RunError,
     RunFinishedError,
     RunInputError,
@@ -47,6 +48,7 @@ __all__ = [
     "LOST_REDELIVERED",
     "LOST_STALLED",
     "NodeClaim",
+    "ResumeInputConflict",
     "Resumed",
     "RunError",
     "RunFinishedError",

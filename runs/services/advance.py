@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from flownova import metrics
 from runs.engine import core
-from runs.events import Transition
+from runs.events import NodeSkipped, RunFailed, RunSucceeded, RunWaiting
 from runs.ledger import ledger_append
 from runs.models import (
     ACTIVE_RUN_STATUSES,
@@ -20,13 +20,11 @@ from runs.models import (
     NodeStatus,
     Run,
     RunStatus,
-    concrete_fields,
-    insert_sql,
-    update_sql,
 )
 from runs.services.base import BEGIN_FIELDS, CLOSED_NODE_STATUSES, OPEN_NODE_STATUSES, has_merges, run_graph
 from runs.services.dispatch import enqueue_after_commit, report_to_parent, send
 from runs.signals import run_closing
+from runs.writes import Transition
 from workflows.graph import Graph
 
 logger = logging.getLogger(__name__)
@@ -64,7 +62,7 @@ def advance(
     changed = []
     for skipped in step.skipped:
         changed.append(_set_state(row_of(skipped), NodeStatus.SKIPPED, step.arrivals.get(skipped, {}), finished=now))
-        tx.emit("node_skipped", skipped)
+        tx.emit(NodeSkipped(node_id=skipped))
     for target, arrivals in step.arrivals.items():
         if target not in step.skipped and target not in step.ready:
             changed.append(_set_state(row_of(target), NodeStatus.PENDING, arrivals))
@@ -91,7 +89,6 @@ def _set_state(row: NodeRun, status: str, arrivals: dict[str, str], *, finished:
 
 # What advance changes on a node row it had already created (a merge point reached by some branches).
 ADVANCE_FIELDS = ("status", "arrivals", "input", "queued_at", "finished_at")
-NODE_RUN_FIELDS = concrete_fields(NodeRun)
 
 
 def node_runs_save(tx: Transition, rows: list[NodeRun]) -> None:
@@ -99,17 +96,8 @@ def node_runs_save(tx: Transition, rows: list[NodeRun]) -> None:
     in one statement however many branches a fork starts. New rows get their ids when it has run."""
     for row in rows:
         if row.pk is not None:
-            tx.write(*update_sql(row, ADVANCE_FIELDS))
-    new = {row.node_id: row for row in rows if row.pk is None}
-    if not new:
-        return
-
-    def created(ids: list[dict[str, Any]]) -> None:
-        for returned in ids:
-            row = new[returned["node_id"]]
-            row.pk, row._state.adding = returned["id"], False
-
-    tx.write(*insert_sql(list(new.values()), NODE_RUN_FIELDS, returning=("id", "node_id")), on_rows=created)
+            tx.save(row, *ADVANCE_FIELDS)
+    tx.insert([row for row in rows if row.pk is None], match="node_id")
 
 
 def _source_outputs(
@@ -159,7 +147,7 @@ def settle(tx: Transition, statuses: set[str] | None = None) -> None:
         if run.status != RunStatus.WAITING:
             run.status = RunStatus.WAITING
             tx.save_run("status")
-            tx.emit("run_waiting")
+            tx.emit(RunWaiting())
         return
     if NodeStatus.PENDING in statuses:
         # Cannot happen in a valid DAG (every edge gets resolved); fail loudly rather than hang.
@@ -172,7 +160,7 @@ def settle(tx: Transition, statuses: set[str] | None = None) -> None:
     run.status = RunStatus.SUCCEEDED
     run.finished_at = timezone.now()
     tx.save_run("status", "finished_at")
-    tx.emit("run_succeeded", data={"output": run.output})
+    tx.emit(RunSucceeded(output=run.output))
     run_ended(run, RunStatus.SUCCEEDED)
     report_to_parent(run)
 
@@ -191,7 +179,7 @@ def run_fail(tx: Transition, error: str) -> None:
     run.finished_at = timezone.now()
     tx.save_run("status", "error", "finished_at")
     close_open_work(tx)
-    tx.emit("run_failed", data={"error": error})
+    tx.emit(RunFailed(error=error))
     run_ended(run, RunStatus.FAILED)
 
 
@@ -227,7 +215,9 @@ def close_open_work(tx: Transition) -> None:
             started_at=node_run.started_at,
             finished_at=now,
         )
-    NodeRun.objects.filter(run=run, status__in=OPEN_NODE_STATUSES).update(status=NodeStatus.CANCELLED)
+    for node_run in NodeRun.objects.select_for_update().filter(run=run, status__in=OPEN_NODE_STATUSES).only("id"):
+        node_run.status = NodeStatus.CANCELLED
+        tx.save(node_run, "status")
     run_closing.send(sender=Run, tx=tx)
     children = list(Run.objects.filter(parent=run, status__in=ACTIVE_RUN_STATUSES).values_list("pk", flat=True))
     if children:

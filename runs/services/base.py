@@ -42,6 +42,10 @@ class RunInputError(RunError):
         self.errors = errors
 
 
+class ResumeInputConflict(RunInputError):
+    """An input was given for the node a run resumes at, but re-executed nodes feed it (its `input` field)."""
+
+
 class RunFinishedError(RunError):
     """The run already ended (for cancel: 409)."""
 

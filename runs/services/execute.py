@@ -16,7 +16,7 @@ from nodes import get_node_type, limits
 from nodes.base import NodeResult
 from nodes.templating import referenced_paths
 from runs.engine import core
-from runs.events import Transition, run_transition
+from runs.events import NodeStarted
 from runs.execution import run_handler
 from runs.models import (
     FINAL_RUN_STATUSES,
@@ -24,7 +24,6 @@ from runs.models import (
     NodeStatus,
     Run,
     RunStatus,
-    update_sql,
 )
 from runs.services.advance import advance, pending_rows, settle, unfinished_after
 from runs.services.base import (
@@ -38,6 +37,7 @@ from runs.services.base import (
 )
 from runs.services.outcome import LOST_REDELIVERED, attempt_lost, node_failed, node_give_up, node_succeed, retry_delay
 from runs.services.waits import node_spawn, node_wait
+from runs.writes import Transition, run_transition
 from workflows.graph import Graph, Node
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         if run.status in FINAL_RUN_STATUSES:
             if node_run.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
                 node_run.status = NodeStatus.CANCELLED
-                node_run.save(update_fields=["status"])
+                tx.save(node_run, "status")
             return None
         if node_run.status == NodeStatus.RUNNING and node_run.task_id != task_id:
             return None  # a duplicate message while the first one runs
@@ -96,12 +96,12 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         node_run.task_id = task_id
         node_type = get_node_type(node_run.node_type)
         if not node_type.instant:  # an instant node's state is written once, when it finishes below
-            tx.write(*update_sql(node_run, CLAIM_FIELDS))
+            tx.save(node_run, *CLAIM_FIELDS)
         if run.status != RunStatus.RUNNING:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
             tx.save_run("status", "started_at")
-        tx.emit("node_started", node_run.node_id, {"attempt": node_run.attempts})
+        tx.emit(NodeStarted(node_id=node_run.node_id, attempt=node_run.attempts))
         graph = run_graph(run.pk)
         node = graph.node(node_run.node_id)
         claim = NodeClaim(
@@ -134,7 +134,7 @@ def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> No
     data, _ = limits.storable(data)  # streamed text may hold a NUL, which jsonb cannot store
     with run_transition(run_id) as tx:
         if tx.run.status not in FINAL_RUN_STATUSES:
-            tx.emit(type, node_id, data)
+            tx.emit_streamed(type, node_id, data)
 
 
 def _claimed_transition(claim: NodeClaim) -> AbstractContextManager[Transition]:

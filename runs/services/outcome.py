@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from runs.engine import core
-from runs.events import Transition
+from runs.events import AttemptLost, NodeCompleted, NodeFailed
 from runs.ledger import ledger_append
 from runs.models import (
     FINAL_RUN_STATUSES,
@@ -22,6 +22,7 @@ from runs.models import (
 )
 from runs.services.advance import advance, run_fail, settle
 from runs.services.base import CLAIM_FIELDS, DEFAULT_RETRIES, run_graph
+from runs.writes import Transition
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,9 @@ def node_succeed(
         llm_usage=llm_usage,
     )
     tx.emit(
-        "node_completed",
-        node_run.node_id,
-        {"handle": handle, "result": fields, "duration_ms": entry.duration_ms, "ledger_seq": entry.seq},
+        NodeCompleted(
+            node_id=node_run.node_id, handle=handle, result=fields, duration_ms=entry.duration_ms, ledger_seq=entry.seq
+        )
     )
 
 
@@ -95,9 +96,13 @@ def node_failed(
         tool_calls=tool_calls,
     )
     tx.emit(
-        "node_failed",
-        node_run.node_id,
-        {"error": error, "attempt": node_run.attempts, "will_retry": retry, "retry_in_seconds": retry_in},
+        NodeFailed(
+            node_id=node_run.node_id,
+            error=error,
+            attempt=node_run.attempts,
+            will_retry=retry,
+            retry_in_seconds=retry_in,
+        )
     )
     logger.warning(
         "node %s (%s) attempt %d failed%s: %s",
@@ -136,11 +141,7 @@ def attempt_lost(tx: Transition, node_run: NodeRun, *, reason: str) -> bool:
             started_at=node_run.started_at,
             finished_at=now,
         )
-        tx.emit(
-            "node_failed",
-            node_run.node_id,
-            {"error": f"{LOST_PREFIX}{reason}", "attempt": node_run.attempts, "will_retry": True},
-        )
+        tx.emit(AttemptLost(node_id=node_run.node_id, error=f"{LOST_PREFIX}{reason}", attempt=node_run.attempts))
         logger.warning(
             "node %s attempt %d lost: %s", node_run.node_id, node_run.attempts, reason, extra={"node_id": node.id}
         )

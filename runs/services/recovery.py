@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runs.events import run_transition
+from runs.events import RunCancelled
 from runs.models import (
     FINAL_RUN_STATUSES,
     NodeRun,
@@ -24,6 +24,7 @@ from runs.services.advance import close_open_work, run_ended
 from runs.services.base import ACTIVE_NODE_STATUSES, RunFinishedError, run_graph
 from runs.services.dispatch import enqueue_after_commit
 from runs.services.outcome import LOST_STALLED, attempt_lost
+from runs.writes import run_transition
 from workflows.graph import GraphError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         locked.finished_at = timezone.now()
         tx.save_run("status", "finished_at")
         close_open_work(tx)
-        tx.emit("run_cancelled", data={"by": getattr(user, "username", None)})
+        tx.emit(RunCancelled(by=getattr(user, "username", None)))
         run_ended(locked, RunStatus.CANCELLED)
     return locked
 
@@ -119,7 +120,7 @@ def _node_recover(pk: int, run_id: int, now: Any, *, found: tuple[str, Any]) -> 
         node_run.status = NodeStatus.QUEUED
         node_run.task_id = ""  # the lost message's id no longer owns the node
         node_run.queued_at = now
-        node_run.save(update_fields=["status", "task_id", "queued_at"])
+        tx.save(node_run, "status", "task_id", "queued_at")
         enqueue_after_commit(tx.run, run_graph(tx.run.pk), [node_run])
         return 1
 

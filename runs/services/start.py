@@ -13,7 +13,7 @@ from django.utils import timezone
 from flownova import metrics
 from nodes import get_node_type, node_specs
 from runs.engine import core
-from runs.events import Transition
+from runs.events import NodeReused, NodeSkipped, RunResumed, RunStarted
 from runs.ledger import ledger_append
 from runs.models import (
     LedgerStatus,
@@ -21,8 +21,9 @@ from runs.models import (
     NodeStatus,
     Run,
 )
-from runs.services.base import RunInputError, input_errors, remember_graph, run_input
+from runs.services.base import ResumeInputConflict, RunInputError, input_errors, remember_graph, run_input
 from runs.services.dispatch import enqueue_after_commit
+from runs.writes import Transition
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
 
@@ -55,11 +56,10 @@ def run_start(
             source_run=source_run,
             version=snapshot.workflow_version if snapshot else workflow.version,
         )
-        start = NodeRun.objects.create(
-            run=run, node_id=graph.start_id, node_type="start", input=input, queued_at=timezone.now()
-        )
+        start = NodeRun(run=run, node_id=graph.start_id, node_type="start", input=input, queued_at=timezone.now())
         tx = Transition(run)
-        tx.emit("run_started", data={"workflow_id": workflow.pk, "version": run.workflow_version})
+        tx.insert([start])
+        tx.emit(RunStarted(workflow_id=workflow.pk, version=run.workflow_version))
         tx.finish()
         enqueue_after_commit(run, graph, [start])
     return run
@@ -131,6 +131,13 @@ def run_resume(
     unknown = sorted(set(reexecute) - set(graph.nodes))
     if unknown:
         raise RunInputError([f"reexecute names nodes that are not in the workflow: {', '.join(unknown)}"])
+    if input is not None and (feeding := core.feeding(graph, node_id, frozenset(reexecute))):
+        raise ResumeInputConflict(
+            [
+                f'input for "{node_id}" cannot be given while re-executing {", ".join(feeding)}, which feed it: '
+                "the node gets their new output"
+            ]
+        )
     states = {node: (row.status, row.node_type) for node, row in recorded.items()}
     reused = core.reusable(graph, node_id, states, frozenset(reexecute))
     if core.skipped_on_replay(graph, node_id, [(node, recorded[node].handle or None) for node in reused]):
@@ -152,7 +159,7 @@ def run_resume(
             version=workflow.version if current_version else source.workflow_version,
         )
         tx = Transition(run)
-        tx.emit("run_started", data={"workflow_id": workflow.pk, "resumed_from": source.pk, "node_id": node_id})
+        tx.emit(RunResumed(workflow_id=workflow.pk, resumed_from=source.pk, resumed_at=node_id))
         _replay_reused(tx, graph, [recorded[node] for node in reused], resume_at=node_id, resume_input=input)
         tx.finish()
     return Resumed(run=run, reused=reused, warnings=warnings)
@@ -197,8 +204,9 @@ def _replay_reused(
     outputs: dict[str, dict[str, Any]] = {}
     ready: list[str] = []
     skipped: set[str] = set()
+    rows: list[NodeRun] = []
     for source_row in reused:
-        row = NodeRun.objects.create(
+        row = NodeRun(
             run=run,
             node_id=source_row.node_id,
             node_type=source_row.node_type,
@@ -213,6 +221,7 @@ def _replay_reused(
             started_at=now,
             finished_at=now,
         )
+        rows.append(row)
         ledger_append(
             tx=tx,
             node_run=row,
@@ -223,7 +232,7 @@ def _replay_reused(
             finished_at=source_row.finished_at,
             reused=True,
         )
-        tx.emit("node_completed", row.node_id, {"handle": row.handle or None, "result": row.result, "reused": True})
+        tx.emit(NodeReused(node_id=row.node_id, handle=row.handle or None, result=row.result))
         outputs[row.node_id] = row.output or {}
         if row.node_type == "end":
             run.output = Run.objects.values_list("output", flat=True).get(pk=run.source_run_id)
@@ -244,7 +253,7 @@ def _replay_reused(
         if node == resume_at and resume_input is not None:
             node_input = resume_input
         queued.append(
-            NodeRun.objects.create(
+            NodeRun(
                 run=run,
                 node_id=node,
                 node_type=graph.node(node).type,
@@ -255,13 +264,15 @@ def _replay_reused(
             )
         )
     for node in skipped:
-        NodeRun.objects.create(
-            run=run, node_id=node, node_type=graph.node(node).type, status=NodeStatus.SKIPPED, finished_at=now
+        rows.append(
+            NodeRun(run=run, node_id=node, node_type=graph.node(node).type, status=NodeStatus.SKIPPED, finished_at=now)
         )
-        tx.emit("node_skipped", node)
+        tx.emit(NodeSkipped(node_id=node))
     for node, arrivals in known.items():
         if node not in outputs and node not in ready and node not in skipped:
-            NodeRun.objects.create(
-                run=run, node_id=node, node_type=graph.node(node).type, status=NodeStatus.PENDING, arrivals=arrivals
+            node_type = graph.node(node).type
+            rows.append(
+                NodeRun(run=run, node_id=node, node_type=node_type, status=NodeStatus.PENDING, arrivals=arrivals)
             )
+    tx.insert([*rows, *queued], match="node_id")
     enqueue_after_commit(run, graph, queued)

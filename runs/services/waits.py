@@ -12,7 +12,7 @@ from django.utils import timezone
 from nodes import node_specs
 from nodes.base import NodeResult, WaitRequest
 from runs.engine import core
-from runs.events import Transition, run_transition
+from runs.events import ChildRunSpawned, ChildRunStarted
 from runs.ledger import ledger_append
 from runs.models import (
     FINAL_RUN_STATUSES,
@@ -27,6 +27,7 @@ from runs.services.base import CLAIM_FIELDS, RunError, remember_graph
 from runs.services.dispatch import enqueue_after_commit
 from runs.services.outcome import node_failed, node_succeed
 from runs.signals import node_waiting
+from runs.writes import Transition, run_transition
 from workflows.graph import parse_graph
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def node_wait(tx: Transition, node_run: NodeRun, wait: WaitRequest, *, started_a
         node_failed(tx, node_run, error=error, started_at=started_at)
         return
     node_run.status = NodeStatus.WAITING
-    node_run.save(update_fields=CLAIM_FIELDS)
+    tx.save(node_run, *CLAIM_FIELDS)
     deadline = finished_at + timedelta(seconds=wait.timeout_seconds) if wait.timeout_seconds else None
     ledger_append(
         tx=tx,
@@ -89,7 +90,7 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
     graph = parse_graph(result.child.graph, node_specs())
     node_run.status = NodeStatus.WAITING
     node_run.result = result.fields
-    node_run.save(update_fields=["result", *CLAIM_FIELDS])
+    tx.save(node_run, "result", *CLAIM_FIELDS)
     name, version = Run.objects.values_list("workflow_name", "workflow_version").get(pk=run.pk)
     child = Run.objects.create(
         workflow_id=run.workflow_id,
@@ -102,11 +103,12 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
         parent_node_id=node_run.node_id,
     )
     remember_graph(child.pk, graph)
-    start = NodeRun.objects.create(
+    start = NodeRun(
         run=child, node_id=graph.start_id, node_type="start", input=result.child.input, queued_at=finished_at
     )
     child_tx = Transition(child)
-    child_tx.emit("run_started", data={"parent_run_id": run.pk, "parent_node_id": node_run.node_id})
+    child_tx.insert([start])
+    child_tx.emit(ChildRunStarted(parent_run_id=run.pk, parent_node_id=node_run.node_id))
     child_tx.finish()
     enqueue_after_commit(child, graph, [start])
     ledger_append(
@@ -119,7 +121,7 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
         finished_at=finished_at,
         llm_usage=result.llm_usage,
     )
-    tx.emit("child_run_started", node_run.node_id, {"child_run_id": child.pk})
+    tx.emit(ChildRunSpawned(node_id=node_run.node_id, child_run_id=child.pk))
     settle(tx)
 
 

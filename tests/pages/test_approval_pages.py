@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from flownova.asgi import application
-from runs.events import run_transition
+from runs.events import ApprovalNeeded
 from runs.models import LedgerEntry
+from runs.writes import run_transition
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 from tests.factories import make_run, make_workflow
 
@@ -357,7 +358,15 @@ def pending_request(owner):  # type: ignore[no-untyped-def]
 
 def announce(approval: ApprovalRequest) -> None:
     with run_transition(approval.run_id) as tx:
-        tx.emit("approval_needed", approval.node_id, {"approval_id": approval.pk, "message": approval.message})
+        tx.emit(
+            ApprovalNeeded(
+                node_id=approval.node_id,
+                approval_id=approval.pk,
+                message=approval.message,
+                assignees=[],
+                deadline=None,
+            )
+        )
 
 
 def test_approvals_stream_sends_a_user_only_the_requests_they_may_see(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]

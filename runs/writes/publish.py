@@ -1,0 +1,128 @@
+"""Publishing stored events to Channels groups, after commit, from one background event loop per process.
+
+A worker does not pay for the Channels layer's round trips on the node's critical path, and the layer's Redis
+connections are reused instead of being opened per call. Order within a process is kept; across processes,
+consumers fill any gap from the stored events (see `runs.consumers`).
+
+Events go only to groups somebody watches (`flownova.reliances.watched_groups`, decision record 0005):
+channels_redis's group_send costs two round trips per group even when the group is empty, as it is most of
+the time. Skipping an empty group loses nothing: a client joins its group before it replays the stored
+events, and these are stored before they are published, so one that joins just after the check gets them
+from the replay, exactly as if it had joined just after group_send's own look-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from flownova import reliances
+from runs.events import APPROVAL_EVENTS, APPROVALS_GROUP, CONSUMER_MESSAGE_TYPE, run_group, workflow_group
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher:
+    """Sends batches of stored events to Channels groups from a background event loop, in submission order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[list[dict[str, Any]], int | None, Future[None] | None]] | None = None
+
+    def _ensure_started(self) -> asyncio.AbstractEventLoop:
+        # After a fork (Celery's prefork pool) the parent's thread does not exist in the child: start anew.
+        if self._pid == os.getpid() and self._loop is not None:
+            return self._loop
+        with self._lock:
+            if self._pid != os.getpid() or self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(target=self._run, args=(loop, ready), name="flownova-events", daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._pid = loop, os.getpid()
+        return self._loop
+
+    def _run(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        self._queue = asyncio.Queue()
+        loop.create_task(self._drain())
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    async def _drain(self) -> None:
+        from channels.layers import get_channel_layer
+
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            # What queued up while the last batch was being sent goes out together: one group_send per group
+            # (each costs several Redis round trips) instead of one per transition, when the engine is busy.
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            layer = get_channel_layer()
+            groups = _by_group(batch)
+            try:
+                watched = await reliances.watched_groups(layer, list(groups))
+            except Exception:
+                logger.exception("checking who watches %d groups failed; sending to all", len(groups))
+                watched = list(groups)
+            for group in watched:
+                events = groups[group]
+                try:
+                    await layer.group_send(group, {"type": CONSUMER_MESSAGE_TYPE, "events": events})
+                except Exception:
+                    logger.exception("publishing %d run events to %s failed", len(events), group)
+            for _, _, done in batch:
+                if done is not None:
+                    done.set_result(None)
+
+    def publish(self, messages: list[dict[str, Any]], *, workflow_id: int | None) -> None:
+        """Queue stored events of one run for sending. Call only after the transaction that stored them
+        committed."""
+        self._submit(messages, workflow_id, None)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far has been sent (process shutdown, tests)."""
+        if self._loop is None or self._pid != os.getpid():
+            return
+        done: Future[None] = Future()
+        self._submit([], None, done)
+        done.result(timeout=timeout)
+
+    def _submit(self, messages: list[dict[str, Any]], workflow_id: int | None, done: Future[None] | None) -> None:
+        loop = self._ensure_started()
+        item = (messages, workflow_id, done)
+        loop.call_soon_threadsafe(lambda: self._queue.put_nowait(item))  # type: ignore[union-attr]
+
+
+publisher = Publisher()
+
+# Transitions whose events one group_send may carry at most.
+MAX_BATCH = 100
+
+
+def _by_group(batch: list[tuple[list[dict[str, Any]], int | None, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each group's events, in submission order: a run's events stay in seq order in every group."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for messages, workflow_id, _ in batch:
+        if not messages:
+            continue
+        first = messages[0]
+        targets = [run_group(int(first["run_id"]))]
+        if first.get("parent_run_id"):
+            targets.append(run_group(int(first["parent_run_id"])))
+        if workflow_id is not None:
+            targets.append(workflow_group(workflow_id))
+        for group in targets:
+            groups.setdefault(group, []).extend(messages)
+        approvals = [message for message in messages if message["type"] in APPROVAL_EVENTS]
+        if approvals:
+            groups.setdefault(APPROVALS_GROUP, []).extend(approvals)
+    return groups

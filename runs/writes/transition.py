@@ -1,0 +1,290 @@
+"""Transitions: every change to a run, made in one transaction holding the run's row lock.
+
+Rows of the engine's tables are written inside a transition only through it: `tx.save(row, *fields)` updates,
+`tx.insert(rows)` inserts, `tx.save_run(*fields)` marks fields of the locked run, and `tx.emit(event)` records
+an event. Within `run_transition` those writes are deferred and go out as one statement of data-modifying CTEs
+right before the transaction's next query (so that every read sees them) or when the transition ends, with
+the COMMIT in the same round trip: a chain node's transition costs three round trips (begin, lock, write and
+commit), not one per row. The ORM still reads freely; an ORM write to one of those tables inside a transition
+is refused (`TransitionWriteError`), so no row is ever written two ways. A new run is the one exception: the
+ORM creates it, since its id is needed at once.
+
+Events emitted in a transition get the run's next `seq` numbers, are stored with the transition's other
+writes and are published (`runs.writes.publish`) only once the transaction has committed: a transaction that
+rolls back publishes nothing and leaves no number used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from runs.events import STREAMED_TYPES, Event
+from runs.models import UNFINISHED_NODE_STATUSES, LedgerEntry, NodeRun, Run, RunEvent
+from runs.writes.publish import publisher
+from runs.writes.server import server_execute
+from runs.writes.sql import concrete_fields, from_row, insert_sql, select_sql, update_sql
+from tools.models import ToolCall
+
+# What a transition reads of the run it locks: the snapshot is parsed once per process, and the JSON input
+# and output are loaded on the rare occasions they are needed.
+TRANSITION_FIELDS = (
+    "id",
+    "workflow_id",
+    "parent_id",
+    "parent_node_id",
+    "owner_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "last_event_seq",
+    "last_ledger_seq",
+)
+NODE_RUN_COLUMNS = tuple(field.name for field in NodeRun._meta.concrete_fields)
+
+Write = tuple[str, list[Any], Callable[[list[dict[str, Any]]], None] | None]
+
+
+class TransitionWriteError(RuntimeError):
+    """An ORM write to an engine table inside a transition: write through the transition instead."""
+
+
+# Tables whose rows a transition writes itself. The quoted name is how Django's SQL names them.
+_OWN_TABLES = tuple(f'"{model._meta.db_table}"' for model in (NodeRun, LedgerEntry, RunEvent, ToolCall, Run))
+_NEW_RUN = f'INSERT INTO "{Run._meta.db_table}"'
+
+
+def _refuse_orm_write(sql: str) -> None:
+    head = sql[:7].upper()
+    if not head.startswith(("UPDATE", "INSERT", "DELETE")):
+        return
+    if sql.startswith(_NEW_RUN):
+        return
+    statement = sql[:120]
+    for table in _OWN_TABLES:
+        if table in statement:
+            raise TransitionWriteError(
+                f"write {table} rows inside a transition with tx.save / tx.insert, not the ORM: {statement}"
+            )
+
+
+class Transition:
+    """One change to one run, made while holding its row lock. `run` is the locked row."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.node_run: NodeRun | None = None  # locked with the run when the transition was asked to
+        self.pending_rows: dict[str, NodeRun] | None = None  # likewise
+        # Status of each of the run's unfinished nodes, read with the locks (see `run_transition`).
+        self.unfinished: dict[str, str] | None = None
+        self.events: list[RunEvent] = []
+        self._dirty: set[str] = set()
+        self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
+        self._writes: list[Write] = []
+        self._deferring = False  # set by run_transition, which flushes deferred writes before each query
+
+    # --- what changes -------------------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> RunEvent:
+        return self._record_event(event.type, event.node_id, event.data())
+
+    def emit_streamed(self, type: str, node_id: str, data: dict[str, Any]) -> RunEvent:
+        """An event a node sent while it executed (streamed text, a tool call), with data of its own making."""
+        if type not in STREAMED_TYPES:
+            raise ValueError(f"a node may send only {', '.join(sorted(STREAMED_TYPES))} events, not {type!r}")
+        return self._record_event(type, node_id, data)
+
+    def _record_event(self, type: str, node_id: str, data: dict[str, Any]) -> RunEvent:
+        self.run.last_event_seq += 1
+        event = RunEvent(
+            run=self.run, seq=self.run.last_event_seq, type=type, node_id=node_id, data=data, ts=timezone.now()
+        )
+        self.events.append(event)
+        return event
+
+    def save_run(self, *fields: str) -> None:
+        """Mark fields of the locked run changed; they are written with one UPDATE when the transition ends."""
+        self._dirty.update(fields)
+
+    def save(self, row: models.Model, *fields: str) -> None:
+        """Update `fields` of an existing row (auto_now fields are refreshed) with the transition's writes."""
+        self._write(*update_sql(row, fields))
+
+    def insert(self, rows: Sequence[models.Model], *, ids: bool = True, match: str = "") -> None:
+        """Insert new rows of one model with the transition's writes. With `ids`, each row gets its id once the
+        write has run (before the transition ends, and before any later query in it); several rows then need
+        `match`, a field unique among them that pairs each returned id with its row."""
+        if not rows:
+            return
+        model = type(rows[0])
+        if not ids:
+            self._write(*insert_sql(rows, _columns(model)))
+            return
+        if len(rows) > 1 and not match:
+            raise ValueError("inserting several rows with their ids needs `match`")
+        key = match or model._meta.pk.name
+        by_key = {getattr(row, match): row for row in rows} if match else {None: rows[0]}
+
+        def created(returned: list[dict[str, Any]]) -> None:
+            for values in returned:
+                row = by_key[values[key]] if match else rows[0]
+                row.pk, row._state.adding = values["id"], False
+
+        self._write(*insert_sql(rows, _columns(model), returning=("id", key) if match else ("id",)), on_rows=created)
+
+    def next_ledger_seq(self) -> int:
+        self.run.last_ledger_seq += 1
+        self._counters.add("last_ledger_seq")
+        return self.run.last_ledger_seq
+
+    # --- how it is written --------------------------------------------------------------------------------
+
+    def _write(
+        self, sql: str, params: list[Any], on_rows: Callable[[list[dict[str, Any]]], None] | None = None
+    ) -> None:
+        """Queue a data-modifying statement. Within `run_transition` it is deferred (see the module's
+        docstring); else it runs at once. `on_rows` receives what its RETURNING clause returned, as dicts,
+        once it has run."""
+        self._writes.append((sql, params, on_rows))
+        if not self._deferring:
+            self.flush()
+
+    def flush(self, *, commit: bool = False) -> None:
+        """Send the deferred writes now; with `commit`, and the COMMIT of the transaction in the same round
+        trip (psycopg's and Django's own commit then find it done and only run the on-commit hooks)."""
+        writes, self._writes = self._writes, []
+        if writes:
+            (rows,) = server_execute([_combined(writes)], commit=commit)
+            _deliver(writes, rows)
+
+    def flush_before_query(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        """A database execute wrapper: deferred writes go out first, so that the query sees them, in the same
+        round trip (Django's cursor binds on the client, which lets one call carry several statements)."""
+        _refuse_orm_write(sql)
+        writes, self._writes = self._writes, []
+        if not writes:
+            return execute(sql, params, many, context)
+        if many:
+            self._writes = writes
+            self.flush()
+            return execute(sql, params, many, context)
+        write_sql, write_params = _combined(writes)
+        query = sql if params is not None else sql.replace("%", "%%")  # no parameters: % was not a placeholder
+        result = execute(f"{write_sql}; {query}", [*write_params, *(params or ())], many, context)
+        raw = context["cursor"].cursor
+        _deliver(writes, raw.fetchall())
+        raw.nextset()  # the caller reads the query's own result
+        return result
+
+    def finish(self, *, commit: bool = False) -> None:
+        """Write the transition's events and run changes; publish the events after commit. `commit` says the
+        transition owns the transaction, which may then be committed with the last write."""
+        fields = set(self._dirty)
+        if fields:
+            fields.add("updated_at")
+        if self.events:
+            self._counters.add("last_event_seq")
+        fields |= self._counters
+        if fields:
+            self._write(*update_sql(self.run, sorted(fields)))
+        if self.events:
+            self._write(*insert_sql(self.events, _columns(RunEvent)))
+        self.flush(commit=commit)
+        if self.events:
+            messages = [event.as_message() for event in self.events]
+            if self.run.parent_id:  # a cognitive node's child run: its parent's watchers see it too
+                link = {"parent_run_id": self.run.parent_id, "parent_node_id": self.run.parent_node_id}
+                messages = [{**message, **link} for message in messages]
+            workflow_id = self.run.workflow_id
+            transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
+
+
+_COLUMNS: dict[type[models.Model], list[str]] = {}
+
+
+def _columns(model: type[models.Model]) -> list[str]:
+    if model not in _COLUMNS:
+        _COLUMNS[model] = concrete_fields(model)
+    return _COLUMNS[model]
+
+
+def _combined(writes: list[Write]) -> tuple[str, list[Any]]:
+    """The writes as one statement of data-modifying CTEs, whose result rows are (write index, returned row)."""
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _, _) in enumerate(writes))
+    wanted = [i for i, (_, _, on_rows) in enumerate(writes) if on_rows is not None]
+    results = " UNION ALL ".join(f"SELECT {i}, row_to_json(w{i})::text FROM w{i}" for i in wanted)  # noqa: S608
+    return f"WITH {ctes} {results or 'SELECT NULL, NULL'}", [p for _, params, _ in writes for p in params]
+
+
+def _deliver(writes: list[Write], rows: list[tuple[Any, ...]]) -> None:
+    for i, (_, _, on_rows) in enumerate(writes):
+        if on_rows is not None:
+            on_rows([json.loads(row) for index, row in rows if index == i])
+
+
+@contextmanager
+def run_transition(
+    run_id: int, *, node_run_id: int | None = None, node_fields: tuple[str, ...] = ("id",), lock_pending: bool = False
+) -> Iterator[Transition]:
+    """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
+    commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
+    commit.
+
+    With `node_run_id`, that node's row (its `node_fields`) is locked too, in the same round trip and after the
+    run's (the lock order everywhere), as `tx.node_run`: None when the run has no such node. With
+    `lock_pending` as well (the graph has merge points), so are the run's pending nodes (merge points some
+    branches reached), as `tx.pending_rows`, and the status of each of its unfinished nodes is read, as
+    `tx.unfinished`: node states change only under the run's lock, so that stays true for the whole transition
+    but for the transition's own changes (whoever settles the run from it applies those). A graph without merge
+    points settles a run only at its ends, where one more query costs less than this read at every node."""
+    owns_transaction = not connection.in_atomic_block
+    with transaction.atomic():
+        node_run, pending, unfinished = None, None, None
+        if node_run_id is not None:
+            run, node_run, pending, unfinished = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
+        if node_run is None:
+            run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
+        tx = Transition(run)
+        if node_run is not None:
+            tx.node_run, tx.pending_rows, tx.unfinished = node_run, pending, unfinished
+        with connection.execute_wrapper(tx.flush_before_query):
+            tx._deferring = True
+            yield tx
+            tx.finish(commit=owns_transaction)
+
+
+def _lock_with_node(
+    run_id: int, node_run_id: int, node_fields: tuple[str, ...], lock_pending: bool
+) -> tuple[Run | None, NodeRun | None, dict[str, NodeRun] | None, dict[str, str] | None]:
+    # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node; pending rows after.
+    # Each later statement reads a snapshot taken once the first one holds the run's lock: it sees every change
+    # committed by the transitions that held the lock before.
+    columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"
+    sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s AND n.id = %s"  # noqa: S608
+    statements = [(f"{sql} FOR UPDATE", [run_id, node_run_id])]
+    if lock_pending:
+        pending = f"SELECT {select_sql(NodeRun, NODE_RUN_COLUMNS, 'p')} FROM runs_noderun p"  # noqa: S608
+        statements.append((f"{pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE", [run_id]))
+        unfinished = f"SELECT node_id, status FROM runs_noderun WHERE run_id = %s AND status IN ({_UNFINISHED})"  # noqa: S608
+        statements.append((unfinished, [run_id]))
+    results = server_execute(statements)
+    if not results[0]:
+        return None, None, None, None
+    pending_rows, unfinished_statuses = None, None
+    if lock_pending:
+        rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in results[1]]
+        pending_rows = {row.node_id: row for row in rows}
+        unfinished_statuses = dict(results[2])
+    row = results[0][0]
+    split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
+    run, node_run = from_row(Run, TRANSITION_FIELDS, row[:split]), from_row(NodeRun, node_fields, row[split:])
+    return run, node_run, pending_rows, unfinished_statuses
+
+
+# Constants of ours, written into the statement so that it is the same text (and prepared plan) for every run.
+_UNFINISHED = ", ".join(f"'{status.value}'" for status in UNFINISHED_NODE_STATUSES)
