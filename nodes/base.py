@@ -1,30 +1,78 @@
-"""What a node type is: a validation spec, and an `execute` function from a context to a result.
+"""What a node type is: a validation spec, an `execute` function from a context to a result, and everything the
+editor, the engine and the importer need to know about it, declared in one `NodeType`.
 
 Handlers are plain Python: they read their context, may call out (LLM, HTTP) and return a `NodeResult`. They
-never write to the database; the engine's services record what they return.
+never write to the database; the engine's services record what they return. What they reach beyond their
+input (the run owner's tools, the LLM client, graph validation) comes through the context, so this package
+imports nothing from the apps above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from nodes import limits, templating
 from nodes.spec import Node, NodeSpec
 
-# Options every node type accepts, besides its own.
+# Further attempts after a transient failure or a lost attempt, for a node that sets no `retries`.
+DEFAULT_RETRIES = 2
+
+# How the editor shows a type that declares nothing (the same defaults as frontend/src/flow/catalogue.js).
+NEUTRAL_COLOUR = "#868e96"
+DEFAULT_GROUP = "Other"
+DEFAULT_ORDER = 1000
+# Form widgets a data_schema property may ask for with "x-widget", beyond what its JSON Schema implies:
+# long template text, a short value that may be a template, a list of the owner's tools, one of them.
+WIDGETS = ("textarea", "template", "tools", "tool")
+# How a data key names the owner's tools (NodeType.tool_fields): one name, or a list of names.
+TOOL_FIELD_KINDS = ("one", "many")
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
+
+# Options every node type accepts, besides its own; the form shows them under "Advanced".
 COMMON_PROPERTIES: dict[str, Any] = {
-    "label": {"type": "string", "maxLength": 200},
-    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
-    "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+    "label": {"type": "string", "maxLength": 200, "title": "Label", "x-advanced": True},
+    "retries": {"type": "integer", "minimum": 0, "maximum": 10, "title": "Retries", "x-advanced": True},
+    "timeout_seconds": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 86400,
+        "title": "Timeout (seconds)",
+        "x-advanced": True,
+    },
 }
 
 
+def humanise(name: str) -> str:
+    """`user_approval` -> "User approval": the title of a type, or the label of a field, that names none."""
+    text = name.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def field_schema(schema: Mapping[str, Any], *, title: str | None = None, widget: str | None = None) -> dict[str, Any]:
+    """A copy of a property's JSON Schema with the form's hints: its label (`title`) and the widget people
+    write it with (`x-widget`, one of WIDGETS). JSON Schema validators ignore both."""
+    if widget is not None and widget not in WIDGETS:
+        raise ValueError(f"x-widget must be one of {', '.join(WIDGETS)}, not {widget!r}")
+    hints: dict[str, Any] = {}
+    if title is not None:
+        hints["title"] = title
+    if widget is not None:
+        hints["x-widget"] = widget
+    return {**schema, **hints}
+
+
 def data_schema(properties: Mapping[str, Any] | None = None, required: list[str] | None = None) -> dict[str, Any]:
-    """A node's data schema: its own properties plus the common ones. Unknown keys are allowed (the canvas
-    may keep its own there) but every known key is checked."""
-    schema: dict[str, Any] = {"type": "object", "properties": {**COMMON_PROPERTIES, **(properties or {})}}
+    """A node's data schema: its own properties plus the common ones, each with a `title` (its key, humanised,
+    unless it has one). Unknown keys are allowed (the canvas may keep its own there) but every known key is
+    checked."""
+    merged = {**COMMON_PROPERTIES, **(properties or {})}
+    titled = {
+        name: {"title": humanise(name), **prop} if isinstance(prop, Mapping) else prop for name, prop in merged.items()
+    }
+    schema: dict[str, Any] = {"type": "object", "properties": titled}
     if required:
         schema["required"] = required
     return schema
@@ -88,6 +136,96 @@ class NodeResult:
     llm_usage: dict[str, Any] | None = None
 
 
+class ToolRefused(Exception):
+    """A tool that cannot be called at all (it was disabled): the message names it."""
+
+
+# --- What a handler reaches through its context -------------------------------------------------------------
+
+
+class Tool(Protocol):
+    """What a handler reads of one of the run owner's tools."""
+
+    pk: int
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    timeout_seconds: float | None
+    is_active: bool
+
+
+class NodeTools(Protocol):
+    """The run owner's tools, as one node execution reaches them: looked up among the owner's, and called with
+    the run and node that key their Idempotency-Key and their records (runs/execution.py wires tools/)."""
+
+    def find(self, names: Iterable[str], *, include_disabled: bool = False) -> dict[str, Tool]:
+        """The owner's tools among `names`, by name; a name of no tool (or of a disabled one) is absent."""
+        ...
+
+    def function(self, tool: Tool) -> dict[str, Any]:
+        """The tool as a function a model may call: its name, description and JSON Schema parameters."""
+        ...
+
+    def call(self, tool: Tool, arguments: Any, *, call_index: int = 0, timeout: float | None = None) -> dict[str, Any]:
+        """Call the tool; the answer is a dict (tools/calling.py, `tool_call`) whose `ok`, `error` and
+        `transient` say how it went: a failed call never raises. Raises ToolRefused for a disabled tool."""
+        ...
+
+    def record(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        """What the ledger and the call records keep of a call (NodeResult.tool_calls takes these)."""
+        ...
+
+
+class LLM(Protocol):
+    """The LLM client (runs/llm.py in the worker): what the LLM node types call."""
+
+    Usage: type
+    TokenBatcher: type
+    LLMError: type[Exception]
+
+    def resolve_model(self, model: str | None) -> str: ...
+
+    def provider_kwargs(self, model: str) -> dict[str, Any]: ...
+
+    def chat(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+        temperature: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Any: ...
+
+    def supports_schema(self, model: str) -> bool: ...
+
+    def parse_json_answer(self, text: str) -> Any: ...
+
+
+# A graph document -> the problems graph validation finds in it (none: it may run), as messages.
+GraphValidator = Callable[[Any], list[str]]
+
+
+class Unavailable:
+    """Stands for a service the engine did not put in a context (one built by hand for a handler that needs
+    none): any use of it fails the node, naming the service."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def _refuse(self) -> NodeError:
+        return NodeError(f"this node's context has no {self._service}: it was built without the engine's services")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy and pickle probe for dunders: not a use
+            raise AttributeError(name)
+        raise self._refuse()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refuse()
+
+
 @dataclass
 class NodeContext:
     run_id: int
@@ -104,10 +242,10 @@ class NodeContext:
     attempt: int = 1
     # Sends an event about this node while it executes (llm_token, tool_call); stored and published.
     emit: Callable[[str, dict[str, Any]], None] = field(default=lambda type, data: None)
-    # Records an outbound call as started right before its request goes out, so that a worker killed mid-call
-    # leaves a trace (tools.services.tool_call_start: `record` of tool_call). None: calls are recorded only with
-    # the node's result.
-    record_call: Callable[..., int] | None = None
+    # The run owner's tools, the LLM client and graph validation, as the engine wires them.
+    tools: NodeTools = field(default_factory=lambda: Unavailable("tools"))
+    llm: LLM = field(default_factory=lambda: Unavailable("LLM client"))
+    validate_graph: GraphValidator = field(default_factory=lambda: Unavailable("graph validation"))
 
     @property
     def data(self) -> dict[str, Any]:
@@ -127,16 +265,85 @@ class NodeContext:
         return rendered
 
 
+def merge_child_output(own: dict[str, Any], child_output: dict[str, Any] | None, child_run_id: int) -> dict[str, Any]:
+    """A node's fields once its child run succeeded: the child's output, then the node's own fields."""
+    return {**(child_output or {}), **own}
+
+
 @dataclass(frozen=True)
 class NodeType:
+    """Everything about a node type. Only `spec` and `execute` are required; the rest has neutral defaults."""
+
     spec: NodeSpec
     execute: Callable[[NodeContext], NodeResult]
+
+    # How the editor shows it (node_catalogue): a title (default: the type name, humanised), one sentence
+    # saying what it does, a short Unicode glyph, a CSS hex colour, the palette heading it sits under and its
+    # place there, and the one-line summary drawn on a node: a template over the node's own data, such as
+    # "{{model}}". Form labels and widgets are in the data schema's properties (see `field_schema`).
+    title: str = ""
+    description: str = ""
+    icon: str = ""
+    colour: str = NEUTRAL_COLOUR
+    group: str = DEFAULT_GROUP
+    order: int = DEFAULT_ORDER
+    summary: str = ""
+    # The fields the type adds to its output, which later nodes read as {{nodes.<id>.<field>}}.
+    output_fields: tuple[str, ...] = ()
+
+    # What the engine must know.
     # True for nodes that act on the world (HTTP tools, agents that call tools): resuming a run from before
     # such a node must say so.
     side_effects: bool = False
     # True for control-flow types that are pure and take microseconds: the engine executes them inside the
     # transaction that records them instead of in a second one.
     instant: bool = False
+    # True for the type whose execution gives the run its output (end).
+    ends_run: bool = False
+    # False for the type no edge may enter (start).
+    accepts_incoming: bool = True
+    # Data keys that name the run owner's tools: {"tool": "one"} (a name) or {"tools": "many"} (a list).
+    tool_fields: Mapping[str, str] = field(default_factory=dict)
+    # True for a type whose result may carry a ChildRunRequest; when the child run succeeds, the waiting node
+    # completes with `child_result(own fields, the child's output, the child run's id)`.
+    starts_child_runs: bool = False
+    child_result: Callable[[dict[str, Any], dict[str, Any] | None, int], dict[str, Any]] = merge_child_output
+
+    # How the original FlowNova export wrote this type (workflows/importing.py): other names of the type; data
+    # keys, output fields and handles named differently there ({their name: ours}); and for a data key of ours
+    # whose values it named differently, {their name (snake_case): our value}.
+    original_names: tuple[str, ...] = ()
+    original_fields: Mapping[str, str] = field(default_factory=dict)
+    original_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    original_outputs: Mapping[str, str] = field(default_factory=dict)
+    original_handles: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            object.__setattr__(self, "title", humanise(self.type))
+        object.__setattr__(self, "output_fields", tuple(self.output_fields))
+        object.__setattr__(self, "original_names", tuple(self.original_names))
+        problems = self._problems()
+        if problems:
+            raise ValueError(f"node type {self.type!r}: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if not _COLOUR.fullmatch(self.colour):
+            problems.append(f"colour must be a CSS hex colour such as {NEUTRAL_COLOUR!r}, not {self.colour!r}")
+        if isinstance(self.order, bool) or not isinstance(self.order, int):
+            problems.append(f"order must be an integer, not {self.order!r}")
+        properties = self.spec.data_schema.get("properties", {})
+        for key, kind in self.tool_fields.items():
+            if kind not in TOOL_FIELD_KINDS:
+                problems.append(f"tool_fields[{key!r}] must be one of {', '.join(TOOL_FIELD_KINDS)}, not {kind!r}")
+            if key not in properties:
+                problems.append(f"tool_fields names {key!r}, which is not a property of its data schema")
+        for key, prop in properties.items():
+            widget = prop.get("x-widget") if isinstance(prop, Mapping) else None
+            if widget is not None and widget not in WIDGETS:
+                problems.append(f"property {key!r}: x-widget must be one of {', '.join(WIDGETS)}, not {widget!r}")
+        return problems
 
     @property
     def type(self) -> str:

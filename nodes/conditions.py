@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from nodes.jsonkinds import json_kind
 from nodes.templating import TemplateError, to_text
 
-__all__ = ["OPERATORS", "UNARY_OPERATORS", "ConditionError", "evaluate"]
+__all__ = ["CONDITION_NAMES", "OPERATORS", "UNARY_OPERATORS", "ConditionError", "evaluate"]
 
 OPERATORS: tuple[str, ...] = (
     "==",
@@ -47,6 +47,45 @@ OPERATORS: tuple[str, ...] = (
     "is_not_empty",
 )
 UNARY_OPERATORS: frozenset[str] = frozenset({"is_empty", "is_not_empty"})
+# The original FlowNova's if/else condition names (normalised: lower case, snake_case) -> our operators; the
+# if_else type declares them for workflows/importing.py.
+CONDITION_NAMES: dict[str, str] = {
+    "equals": "==",
+    "equal": "==",
+    "eq": "==",
+    "==": "==",
+    "=": "==",
+    "not_equals": "!=",
+    "not_equal": "!=",
+    "neq": "!=",
+    "ne": "!=",
+    "!=": "!=",
+    "greater_than": ">",
+    "gt": ">",
+    ">": ">",
+    "less_than": "<",
+    "lt": "<",
+    "<": "<",
+    "greater_than_or_equal": ">=",
+    "greater_than_or_equals": ">=",
+    "greater_or_equal": ">=",
+    "gte": ">=",
+    "ge": ">=",
+    ">=": ">=",
+    "less_than_or_equal": "<=",
+    "less_than_or_equals": "<=",
+    "less_or_equal": "<=",
+    "lte": "<=",
+    "le": "<=",
+    "<=": "<=",
+    "contains": "contains",
+    "not_contains": "not_contains",
+    "does_not_contain": "not_contains",
+    "is_empty": "is_empty",
+    "empty": "is_empty",
+    "is_not_empty": "is_not_empty",
+    "not_empty": "is_not_empty",
+}
 
 # ASCII digits only: str.isdigit-style Unicode digits ("٣") are not what a user means by a number here.
 _NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

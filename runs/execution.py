@@ -1,23 +1,108 @@
-"""Calling a node's handler and classifying what went wrong, the same way wherever a node executes."""
+"""Calling a node's handler and classifying what went wrong, the same way wherever a node executes; and the
+services a handler reaches through its context (nodes/base.py: NodeTools, LLM, GraphValidator), wired here
+from tools/, runs/llm.py and workflows/graph.py so that the nodes package imports none of them."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import traceback as tb
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from nodes import get_node_type
-from nodes.base import NodeContext, NodeError, NodeResult, TransientNodeError
-from tools.services import tool_call_start
+from nodes import get_node_type, node_specs
+from nodes.base import NodeContext, NodeError, NodeResult, ToolRefused, TransientNodeError
+from tools.calling import ToolCallError, tool_call
+from tools.models import Tool
+from tools.recording import tool_call_record, tool_call_start
+from workflows.graph import validate_graph
 
 if TYPE_CHECKING:
     from runs.services import NodeClaim
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OwnerTools:
+    """The run owner's tools for one node execution (nodes.base.NodeTools). `record_started` records each call
+    as started right before its request goes out (tools.recording.tool_call_start), so a worker killed mid-call
+    leaves a trace; None records calls only with the node's result."""
+
+    owner_id: int | None
+    run_id: int | None
+    node_id: str
+    record_started: Callable[..., int] | None = tool_call_start
+
+    def find(self, names: Iterable[str], *, include_disabled: bool = False) -> dict[str, Tool]:
+        found = Tool.objects.filter(owner_id=self.owner_id, name__in=list(names))
+        if not include_disabled:
+            found = found.filter(is_active=True)
+        return {tool.name: tool for tool in found}
+
+    def function(self, tool: Tool) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+        }
+
+    def call(self, tool: Tool, arguments: Any, *, call_index: int = 0, timeout: float | None = None) -> dict[str, Any]:
+        try:
+            return tool_call(
+                tool=tool,
+                arguments=arguments,
+                run_id=self.run_id,
+                node_id=self.node_id,
+                call_index=call_index,
+                timeout=timeout,
+                record=self.record_started,
+            )
+        except ToolCallError as exc:
+            raise ToolRefused(str(exc)) from exc
+
+    def record(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        return tool_call_record(call)
+
+
+class WorkerLLM:
+    """runs/llm.py, imported on first use: it imports LiteLLM (seconds), which only the worker loads (at its
+    start, flownova/celery.py). Instant nodes execute in whichever process records them, and use no LLM."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module("runs.llm"), name)
+
+
+def graph_problems(graph: Any) -> list[str]:
+    """What keeps `graph` from being saved or run, as messages (none: it may run)."""
+    return [issue.message for issue in validate_graph(graph, node_specs())]
+
+
+def node_context(
+    *,
+    run_id: int,
+    node: Any,
+    input: dict[str, Any],
+    owner_id: int | None,
+    record_started: Callable[..., int] | None = tool_call_start,
+    **fields: Any,
+) -> NodeContext:
+    """A handler's context with the engine's services: the owner's tools, the LLM client, graph validation.
+    `fields` are NodeContext's other fields (handles, nodes, branches, attempt, emit)."""
+    return NodeContext(
+        run_id=run_id,
+        node=node,
+        input=input,
+        owner_id=owner_id,
+        tools=OwnerTools(owner_id=owner_id, run_id=run_id, node_id=node.id, record_started=record_started),
+        llm=WorkerLLM(),
+        validate_graph=graph_problems,
+        **fields,
+    )
 
 
 @dataclass(frozen=True)
@@ -38,7 +123,7 @@ def run_handler(
     """Execute the claimed node's handler. Errors are classified, never raised: a NodeError is permanent, a
     TransientNodeError or a timeout may be retried, anything else is a bug in the handler and keeps its
     traceback."""
-    context = NodeContext(
+    context = node_context(
         run_id=claim.run_id,
         owner_id=claim.owner_id,
         handles=claim.handles,
@@ -47,7 +132,6 @@ def run_handler(
         nodes=claim.nodes,
         branches=claim.branches,
         attempt=claim.attempt,
-        record_call=tool_call_start,
     )
     if emit is not None:
         context.emit = emit

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nodes import register
 from nodes.base import NodeContext, NodeError, NodeResult, NodeType, TransientNodeError, data_schema
-from workflows.graph import NodeSpec
+from nodes.spec import NodeSpec
 
 
 def sleep(ctx: NodeContext) -> NodeResult:

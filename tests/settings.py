@@ -19,7 +19,7 @@ WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = None
 
 # Node types that only tests need (sleep, flaky, fail), loaded through the same plug-in setting users have.
-FLOWNOVA_NODE_MODULES = ["tests.nodes"]
+FLOWNOVA_NODE_MODULES = ["tests.nodes", "tests.node_types"]
 FLOWNOVA_RETRY_BACKOFF_SECONDS = 0.05
 FLOWNOVA_LLM_BACKOFF_SECONDS = 0.05
 FLOWNOVA_LLM_TOKEN_INTERVAL = 0.0  # every streamed piece becomes an event, so tests can count them

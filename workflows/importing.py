@@ -11,7 +11,9 @@ What `import_document` accepts (also in docs/CONTRACT.md, Import formats):
 - The graph's ``nodes`` and ``edges`` at the top level instead of under ``graph``.
 - Other top-level keys (an export's ``id``, ``version``, ``exported_at``...) are ignored.
 - The original FlowNova export, recognised when a node has ``data.type`` but no ``type`` of its own, or an edge
-  has ``source_handle``. Then, for every node:
+  has ``source_handle``. Then, for every node (what is particular to a type, each node type declares: its other
+  names, fields, values, output fields and handles there, its tool fields, whether it has a model or an output
+  schema; nodes/base.py, NodeType):
 
   - the type is ``data.type`` (a top-level ``type``, the canvas component's name there, is ignored when
     ``data.type`` is given); CamelCase, ``-`` and spaces become snake_case (``ifElse``, ``if-else`` ->
@@ -50,6 +52,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from nodes import node_types
+from nodes.base import NodeType
+from nodes.conditions import CONDITION_NAMES
 from nodes.templating import rewrite_paths
 from workflows.graph import GraphError, Issue
 
@@ -61,60 +66,9 @@ __all__ = [
     "is_seed_graph",
 ]
 
-# The original FlowNova's if/else condition names (normalised: lower case, snake_case) -> our operators.
-CONDITION_NAMES: dict[str, str] = {
-    "equals": "==",
-    "equal": "==",
-    "eq": "==",
-    "==": "==",
-    "=": "==",
-    "not_equals": "!=",
-    "not_equal": "!=",
-    "neq": "!=",
-    "ne": "!=",
-    "!=": "!=",
-    "greater_than": ">",
-    "gt": ">",
-    ">": ">",
-    "less_than": "<",
-    "lt": "<",
-    "<": "<",
-    "greater_than_or_equal": ">=",
-    "greater_than_or_equals": ">=",
-    "greater_or_equal": ">=",
-    "gte": ">=",
-    "ge": ">=",
-    ">=": ">=",
-    "less_than_or_equal": "<=",
-    "less_than_or_equals": "<=",
-    "less_or_equal": "<=",
-    "lte": "<=",
-    "le": "<=",
-    "<=": "<=",
-    "contains": "contains",
-    "not_contains": "not_contains",
-    "does_not_contain": "not_contains",
-    "is_empty": "is_empty",
-    "empty": "is_empty",
-    "is_not_empty": "is_not_empty",
-    "not_empty": "is_not_empty",
-}
-
-_TYPE_ALIASES = {
-    "if": "if_else",
-    "ifelse": "if_else",
-    "condition": "if_else",
-    "approval": "user_approval",
-    "human_approval": "user_approval",
-    "guardrail": "guardrails",
-}
-_APPROVAL_HANDLES = {"yes": "approved", "no": "rejected"}
-_IF_ELSE_KEYS = {"lhs": "left", "rhs": "right"}
-# The original FlowNova if/else's output fields that ours names differently.
-_IF_ELSE_OUTPUTS = {"lhs_value": "left_value", "rhs_value": "right_value"}
-# Node types of ours with a `model`, and those whose `tools` list names tools.
-_MODEL_TYPES = frozenset({"agent", "guardrails", "cognitive"})
-_TOOL_LIST_TYPES = frozenset({"agent", "cognitive"})
+# The original FlowNova's fields naming tools by id, besides the field of ours (NodeType.tool_fields): for a list
+# of names, also `tool_ids`, read after ours; for one name, `tool_id`, read before ours.
+_ORIGINAL_TOOL_IDS = {"many": "tool_ids", "one": "tool_id"}
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -190,7 +144,7 @@ def convert_seed_graph(
     }
     edges = [_convert_edge(raw, types) for raw in raw_edges] if isinstance(raw_edges, list) else raw_edges
     if isinstance(nodes, list) and isinstance(edges, list):
-        nodes = _rewrite_if_else_references(nodes, edges, types)
+        nodes = _rewrite_original_outputs(nodes, edges, types)
     if issues:
         raise GraphError(issues)
     converted: dict[str, Any] = {"nodes": nodes}
@@ -213,12 +167,13 @@ def _convert_node(raw: object, issues: list[Issue], tools: _ToolResolver) -> obj
         config.update(extra)
     elif extra is not None:
         issues.append(Issue(f"{label}: data.config must be an object, not {_kind(extra)}", **_where(node_id)))
-    if node_type == "if_else":
-        config = _convert_condition(label, node_id, config, issues)
+    declared = _declared(node_type)
+    if declared is not None:
+        _convert_fields(label, node_id, declared, config, issues)
     refuse = _Refusals(label, node_id, issues)
     _convert_model(node_type, config, refuse)
     _convert_structured_output(node_type, config, refuse)
-    _convert_tools(node_type, config, refuse, tools)
+    _convert_tools(declared, config, refuse, tools)
     node: dict[str, Any] = {"id": node_id, "type": node_type}
     if "position" in raw:
         node["position"] = raw["position"]
@@ -226,27 +181,40 @@ def _convert_node(raw: object, issues: list[Issue], tools: _ToolResolver) -> obj
     return node
 
 
-def _convert_condition(label: str, node_id: object, config: dict[str, Any], issues: list[Issue]) -> dict[str, Any]:
-    for seed_key, our_key in _IF_ELSE_KEYS.items():
-        if seed_key in config:
-            value = config.pop(seed_key)
-            config.setdefault(our_key, value)
-    if "condition" not in config:
-        return config
-    condition = config.pop("condition")
-    operator = CONDITION_NAMES.get(_snake(condition)) if isinstance(condition, str) else None
-    if operator is None:
-        known = ", ".join(sorted(name for name in CONDITION_NAMES if name[0].isalpha()))
-        issues.append(
-            Issue(
-                f"{label}: unknown if/else condition {_show(condition)}; known conditions: {known}",
-                field="condition",
-                **_where(node_id),
-            )
-        )
-    else:
-        config.setdefault("operator", operator)
-    return config
+def _convert_fields(
+    label: str, node_id: object, node_type: NodeType, config: dict[str, Any], issues: list[Issue]
+) -> None:
+    """The keys (and the names of values) that the type declares the original FlowNova export wrote differently,
+    as ours: an if/else's `lhs`, `rhs` and `condition`. A key of ours given as well wins."""
+    for seed_key, our_key in node_type.original_fields.items():
+        if seed_key not in config:
+            continue
+        value = config.pop(seed_key)
+        names = node_type.original_values.get(our_key)
+        if names is not None:
+            ours = names.get(_snake(value)) if isinstance(value, str) else None
+            if ours is None:
+                known = ", ".join(sorted(name for name in names if name[0].isalpha()))
+                issues.append(
+                    Issue(
+                        f"{label}: unknown {node_type.title.lower()} {seed_key} {_show(value)}; "
+                        f"known {seed_key}s: {known}",
+                        field=seed_key,
+                        **_where(node_id),
+                    )
+                )
+                continue
+            value = ours
+        config.setdefault(our_key, value)
+
+
+def _declared(node_type: object) -> NodeType | None:
+    return node_types().get(node_type) if isinstance(node_type, str) else None
+
+
+def _types_with(key: str) -> list[str]:
+    """Our node types whose data has `key` (a `model`, an `output_schema`)."""
+    return sorted(name for name, node_type in node_types().items() if key in node_type.spec.data_schema["properties"])
 
 
 class _Refusals:
@@ -272,8 +240,9 @@ def _convert_model(node_type: object, config: dict[str, Any], refuse: _Refusals)
     model = config.pop("llm_model")
     if _blank(model):
         return
-    if node_type not in _MODEL_TYPES:
-        refuse("llm_model", f"a {_show(node_type)} node has no model here; only {', '.join(sorted(_MODEL_TYPES))} do")
+    with_model = _types_with("model")
+    if node_type not in with_model:
+        refuse("llm_model", f"a {_show(node_type)} node has no model here; only {', '.join(with_model)} do")
     elif not isinstance(model, str):
         refuse("llm_model", f"must be a model name (a string), not {_kind(model)}")
     elif not _blank(config.get("model")) and config["model"] != model.strip():
@@ -290,8 +259,11 @@ def _convert_structured_output(node_type: object, config: dict[str, Any], refuse
     if switch is False or (_blank(switch) and _blank(schema)):
         return  # off in the original FlowNova too: the answer stays text
     field = "structured_output_schema" if not _blank(schema) else "structured_output"
-    if node_type != "agent":
-        refuse(field, f"a {_show(node_type)} node has no structured output here; only agent nodes do")
+    with_schema = _types_with("output_schema")
+    if node_type not in with_schema:
+        refuse(
+            field, f"a {_show(node_type)} node has no structured output here; only {', '.join(with_schema)} nodes do"
+        )
         return
     if _blank(schema) and isinstance(switch, Mapping):
         schema = switch  # the switch is the schema itself
@@ -352,39 +324,50 @@ def _is_id(value: object) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
-def _convert_tools(node_type: object, config: dict[str, Any], refuse: _Refusals, tools: _ToolResolver) -> None:
-    if node_type in _TOOL_LIST_TYPES:
-        for field in ("tools", "tool_ids"):
-            if field not in config:
-                continue
-            entries = config.pop(field)
-            if _blank(entries):
-                continue
-            if not isinstance(entries, list):
-                refuse(field, f"must be a list of tool ids, not {_kind(entries)}")
-                continue
-            names = [tools.name(entry) for entry in entries]
-            missing = [tools.describe(entry) for entry, name in zip(entries, names, strict=True) if name is None]
-            if missing:
-                refuse(field, _unknown_tools(missing))
-                continue
-            known = config.get("tools") or []
-            config["tools"] = list(dict.fromkeys([*known, *(name for name in names if name is not None)]))
-    elif node_type == "tool":
-        resolved: dict[str, str] = {}
-        for field in ("tool_id", "tool"):
-            if _blank(config.get(field)):
-                continue
-            entry = config.pop(field)
-            name = tools.name(entry)
-            if name is None:
-                refuse(field, _unknown_tools([tools.describe(entry)]))
-            else:
-                resolved[field] = name
-        if len(set(resolved.values())) > 1:
-            refuse("tool_id", f"names the tool {resolved['tool_id']!r}, but the node's tool is {resolved['tool']!r}")
-        elif resolved:
-            config["tool"] = next(iter(resolved.values()))
+def _convert_tools(node_type: NodeType | None, config: dict[str, Any], refuse: _Refusals, tools: _ToolResolver) -> None:
+    """Tool ids -> names, in the data keys the type declares as naming tools (NodeType.tool_fields)."""
+    for key, how in (node_type.tool_fields if node_type is not None else {}).items():
+        if how == "many":
+            _convert_tool_list(key, config, refuse, tools)
+        else:
+            _convert_one_tool(key, config, refuse, tools)
+
+
+def _convert_tool_list(key: str, config: dict[str, Any], refuse: _Refusals, tools: _ToolResolver) -> None:
+    for field in (key, _ORIGINAL_TOOL_IDS["many"]):
+        if field not in config:
+            continue
+        entries = config.pop(field)
+        if _blank(entries):
+            continue
+        if not isinstance(entries, list):
+            refuse(field, f"must be a list of tool ids, not {_kind(entries)}")
+            continue
+        names = [tools.name(entry) for entry in entries]
+        missing = [tools.describe(entry) for entry, name in zip(entries, names, strict=True) if name is None]
+        if missing:
+            refuse(field, _unknown_tools(missing))
+            continue
+        known = config.get(key) or []
+        config[key] = list(dict.fromkeys([*known, *(name for name in names if name is not None)]))
+
+
+def _convert_one_tool(key: str, config: dict[str, Any], refuse: _Refusals, tools: _ToolResolver) -> None:
+    id_field = _ORIGINAL_TOOL_IDS["one"]
+    resolved: dict[str, str] = {}
+    for field in (id_field, key):
+        if _blank(config.get(field)):
+            continue
+        entry = config.pop(field)
+        name = tools.name(entry)
+        if name is None:
+            refuse(field, _unknown_tools([tools.describe(entry)]))
+        else:
+            resolved[field] = name
+    if len(set(resolved.values())) > 1:
+        refuse(id_field, f"names the tool {resolved[id_field]!r}, but the node's tool is {resolved[key]!r}")
+    elif resolved:
+        config[key] = next(iter(resolved.values()))
 
 
 def _unknown_tools(described: list[str]) -> str:
@@ -394,27 +377,38 @@ def _unknown_tools(described: list[str]) -> str:
     return f"{', '.join(described)} {which}: register the tool first (Tools, or /api/tools/), then import again"
 
 
-def _rewrite_if_else_references(nodes: list[Any], edges: list[Any], types: dict[str, object]) -> list[Any]:
-    """Point templates that read the original if/else's output fields at ours (see the module docstring)."""
-    if_elses = {node_id for node_id, node_type in types.items() if node_type == "if_else"}
-    if not if_elses:
+def _rewrite_original_outputs(nodes: list[Any], edges: list[Any], types: dict[str, object]) -> list[Any]:
+    """Point templates that read output fields the original FlowNova named differently (an if/else's `lhs_value`,
+    as its type declares) at ours (see the module docstring)."""
+    renames: dict[str, Mapping[str, str]] = {}  # node id -> the renames of its own output fields
+    by_type: dict[str, set[str]] = {}  # type -> its nodes, whose output fields are renamed
+    for node_id, type_name in types.items():
+        declared = _declared(type_name)
+        if declared is not None and declared.original_outputs:
+            renames[node_id] = declared.original_outputs
+            by_type.setdefault(declared.type, set()).add(node_id)
+    if not renames:
         return nodes
     outgoing: dict[str, list[str]] = {}
     for edge in edges:
         if isinstance(edge, Mapping) and isinstance(edge.get("source"), str) and isinstance(edge.get("target"), str):
             outgoing.setdefault(edge["source"], []).append(edge["target"])
-    after_if_else = _reachable(if_elses, outgoing)
+    after: dict[str, dict[str, str]] = {}  # node id -> the renames of the fields its input may hold
+    for node_ids in by_type.values():
+        names = renames[next(iter(node_ids))]  # the same for every node of the type
+        for node_id in _reachable(node_ids, outgoing):
+            after.setdefault(node_id, {}).update(names)
 
     def rewrite_for(node_id: object) -> Callable[[str], str]:
         def rewrite(path: str) -> str:
             segments = path.split(".")
-            if len(segments) >= 3 and segments[0] == "nodes" and segments[1] in if_elses:
-                index = 2
-            elif len(segments) >= 2 and segments[0] == "input" and node_id in after_if_else:
-                index = 1
+            if len(segments) >= 3 and segments[0] == "nodes" and segments[1] in renames:
+                index, names = 2, renames[segments[1]]
+            elif len(segments) >= 2 and segments[0] == "input" and isinstance(node_id, str) and node_id in after:
+                index, names = 1, after[node_id]
             else:
                 return path
-            segments[index] = _IF_ELSE_OUTPUTS.get(segments[index], segments[index])
+            segments[index] = names.get(segments[index], segments[index])
             return ".".join(segments)
 
         return rewrite
@@ -445,16 +439,19 @@ def _convert_edge(raw: object, types: dict[str, object]) -> object:
     edge = {key: raw[key] for key in ("id", "source", "target") if key in raw}
     handle = raw.get("sourceHandle", raw.get("source_handle"))
     source = raw.get("source")
-    if isinstance(handle, str) and isinstance(source, str) and types.get(source) == "user_approval":
-        handle = _APPROVAL_HANDLES.get(handle.lower(), handle)
+    declared = _declared(types.get(source)) if isinstance(source, str) else None
+    if isinstance(handle, str) and declared is not None and declared.original_handles:
+        handle = declared.original_handles.get(handle.lower(), handle)
     if handle is not None:
         edge["sourceHandle"] = handle
     return edge
 
 
 def _our_type(seed_type: str) -> str:
+    """Our type for the original FlowNova's name of it: in snake_case, or another name our type declares."""
     name = _snake(seed_type)
-    return _TYPE_ALIASES.get(name, name)
+    aliases = {alias: our for our, node_type in node_types().items() for alias in node_type.original_names}
+    return aliases.get(name, name)
 
 
 def _snake(name: str) -> str:

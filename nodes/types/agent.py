@@ -18,7 +18,17 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from nodes import register
-from nodes.base import NodeContext, NodeError, NodeFailure, NodeResult, NodeType, data_schema, template_check
+from nodes.base import (
+    NodeContext,
+    NodeError,
+    NodeFailure,
+    NodeResult,
+    NodeType,
+    ToolRefused,
+    data_schema,
+    field_schema,
+    template_check,
+)
 from nodes.spec import NodeSpec
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
@@ -41,8 +51,7 @@ def check(data: dict) -> list[tuple[str | None, str]]:
 
 
 def execute(ctx: NodeContext) -> NodeResult:
-    from runs import llm  # loaded by the worker at start; never imported by the web process
-
+    llm = ctx.llm
     data = ctx.data
     model = llm.resolve_model(data.get("model"))
     llm.provider_kwargs(model)  # fail at once, saying what to configure, when no provider is set up
@@ -61,17 +70,10 @@ def execute(ctx: NodeContext) -> NodeResult:
         )
         fields = {"message": answer} if schema is None else conversation.structured(messages, answer, schema)
     except NodeFailure as exc:
-        exc.tool_calls = [recorded(call) for call in calls] + exc.tool_calls  # the calls happened all the same
+        exc.tool_calls = [ctx.tools.record(call) for call in calls] + exc.tool_calls  # they happened all the same
         raise
     fields["tool_calls"] = [public_call(call) for call in calls]
-    return NodeResult(fields=fields, tool_calls=[recorded(call) for call in calls], llm_usage=usage.as_dict())
-
-
-def recorded(call: dict[str, Any]) -> dict[str, Any]:
-    """What the ledger and the ToolCall rows keep of a call (the truncated response, not the parsed result)."""
-    from tools.services import tool_call_record
-
-    return tool_call_record(call)
+    return NodeResult(fields=fields, tool_calls=[ctx.tools.record(call) for call in calls], llm_usage=usage.as_dict())
 
 
 def text(value: Any) -> str:
@@ -81,9 +83,7 @@ def text(value: Any) -> str:
 def load_tools(ctx: NodeContext, names: list[str]) -> dict[str, Any]:
     if not names:
         return {}
-    from tools.models import Tool
-
-    found = {tool.name: tool for tool in Tool.objects.filter(owner_id=ctx.owner_id, name__in=names, is_active=True)}
+    found = ctx.tools.find(names)
     missing = [name for name in names if name not in found]
     if missing:
         raise NodeError(f"unknown tool(s) {', '.join(missing)}: register them first (admin or /api/tools/)")
@@ -121,7 +121,7 @@ class Conversation:
         max_rounds: int,
         schema: dict[str, Any] | None,
     ) -> str:
-        offered = [tool_function(tool) for tool in tools.values()] or None
+        offered = [self.ctx.tools.function(tool) for tool in tools.values()] or None
         for round_ in range(max_rounds + 1):
             # JSON mode and tools do not mix well across providers: ask for JSON only when no tool is offered.
             response_format = None if offered else self.json_format(schema)
@@ -150,18 +150,9 @@ class Conversation:
             return {**base, "error": f"the arguments are not valid JSON: {exc}"}
         if not isinstance(arguments, dict):
             return {**base, "error": "the arguments must be a JSON object"}
-        from tools.services import ToolCallError, tool_call
-
         try:
-            return tool_call(
-                tool=tool,
-                arguments=arguments,
-                run_id=self.ctx.run_id,
-                node_id=self.ctx.node.id,
-                call_index=index,
-                record=self.ctx.record_call,
-            )
-        except ToolCallError as exc:
+            return self.ctx.tools.call(tool, arguments, call_index=index)
+        except ToolRefused as exc:
             return {**base, "arguments": arguments, "error": str(exc)}
 
     def json_format(self, schema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -200,13 +191,6 @@ def schema_errors(llm: Any, answer: str, schema: dict[str, Any]) -> list[str]:
     return [f"{'.'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}" for error in errors[:20]]
 
 
-def tool_function(tool: Any) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
-    }
-
-
 AGENT = register(
     NodeType(
         spec=NodeSpec(
@@ -214,18 +198,37 @@ AGENT = register(
             data_schema=data_schema(
                 {
                     "model": {"type": "string", "minLength": 1, "maxLength": 200},
-                    "system_prompt": {"type": "string", "maxLength": 100000},
-                    "user_prompt": {"type": "string", "minLength": 1, "maxLength": 100000},
-                    "tools": {"type": "array", "items": IDENTIFIER, "maxItems": 50, "uniqueItems": True},
-                    "output_schema": {"type": "object"},
+                    "system_prompt": field_schema(
+                        {"type": "string", "maxLength": 100000}, title="System prompt", widget="textarea"
+                    ),
+                    "user_prompt": field_schema(
+                        {"type": "string", "minLength": 1, "maxLength": 100000}, title="User prompt", widget="textarea"
+                    ),
+                    "tools": {
+                        "type": "array",
+                        "items": IDENTIFIER,
+                        "maxItems": 50,
+                        "uniqueItems": True,
+                        "x-widget": "tools",
+                    },
+                    "output_schema": {"type": "object", "title": "Output schema (JSON Schema)"},
                     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-                    "max_tool_rounds": {"type": "integer", "minimum": 0, "maximum": 20},
+                    "max_tool_rounds": {"type": "integer", "minimum": 0, "maximum": 20, "title": "Max tool rounds"},
                 },
                 required=["user_prompt"],
             ),
             check=check,
         ),
         execute=execute,
+        title="Agent",
+        description="Asks an LLM with templated prompts; it may call your tools and answer in a JSON Schema.",
+        icon="✦",
+        colour="#7048e8",
+        group="AI",
+        order=30,
+        summary="{{model}}",
+        output_fields=("message", "tool_calls"),
         side_effects=True,
+        tool_fields={"tools": "many"},
     )
 )

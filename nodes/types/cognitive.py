@@ -13,9 +13,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nodes import node_specs, register
-from nodes.base import ChildRunRequest, NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
-from workflows.graph import NodeSpec, validate_graph
+from nodes import node_types, register
+from nodes.base import (
+    ChildRunRequest,
+    NodeContext,
+    NodeError,
+    NodeResult,
+    NodeType,
+    data_schema,
+    field_schema,
+    template_check,
+)
+from nodes.spec import NodeSpec
 
 MAX_NODES = 20
 ALLOWED_TYPES = ("start", "end", "if_else", "fork", "join", "agent", "tool", "guardrails")
@@ -41,8 +50,7 @@ Node types you may use, with their data:
 
 
 def execute(ctx: NodeContext) -> NodeResult:
-    from runs import llm
-
+    llm = ctx.llm
     data = ctx.data
     model = llm.resolve_model(data.get("model"))
     llm.provider_kwargs(model)
@@ -61,7 +69,7 @@ def execute(ctx: NodeContext) -> NodeResult:
     ]
     usage = llm.Usage(model=model)
     answer = ask(llm, model, messages, usage)
-    design, problems = caps.check(llm, answer)
+    design, problems = caps.check(ctx, answer)
     if problems:
         messages += [
             {"role": "assistant", "content": answer},
@@ -72,7 +80,7 @@ def execute(ctx: NodeContext) -> NodeResult:
             },
         ]
         answer = ask(llm, model, messages, usage)
-        design, problems = caps.check(llm, answer)
+        design, problems = caps.check(ctx, answer)
         if problems:
             raise NodeError("the generated workflow is not valid after one repair: " + "; ".join(problems[:20]))
     assert design is not None
@@ -82,6 +90,13 @@ def execute(ctx: NodeContext) -> NodeResult:
         child=ChildRunRequest(graph=graph, input=dict(ctx.input)),
         llm_usage=usage.as_dict(),
     )
+
+
+def child_result(own: dict[str, Any], child_output: dict[str, Any] | None, child_run_id: int) -> dict[str, Any]:
+    """The node's output once the generated workflow succeeded: the child's output, the node's own fields, and
+    the child's output and run id kept under `cognitive` beside the design."""
+    report = {**own.get("cognitive", {}), "output": child_output, "run_id": child_run_id}
+    return {**(child_output or {}), **own, "cognitive": report}
 
 
 def ask(llm: Any, model: str, messages: list[dict[str, Any]], usage: Any) -> str:
@@ -105,23 +120,21 @@ class Caps:
         if not self.tools:
             lines.append("No tools are available: do not use tool nodes or agent tools.")
             return "\n".join(lines)
-        from tools.models import Tool
-
         lines.append("Tools you may use (by name):")
-        for tool in Tool.objects.filter(owner_id=ctx.owner_id, name__in=self.tools, is_active=True):
+        for tool in ctx.tools.find(self.tools).values():
             lines.append(f"- {tool.name}: {tool.description} Parameters: {json.dumps(tool.parameters)}")
         return "\n".join(lines)
 
-    def check(self, llm: Any, answer: str) -> tuple[tuple[dict[str, Any], str] | None, list[str]]:
+    def check(self, ctx: NodeContext, answer: str) -> tuple[tuple[dict[str, Any], str] | None, list[str]]:
         """(graph, reasoning) when the answer is a workflow this node may run, else the problems."""
         try:
-            value = llm.parse_json_answer(answer)
+            value = ctx.llm.parse_json_answer(answer)
         except ValueError as exc:
             return None, [f"the answer is not JSON ({exc})"]
         if not isinstance(value, dict) or not isinstance(value.get("graph"), dict):
             return None, ['the answer must be an object with "reasoning" (text) and "graph" ({"nodes", "edges"})']
         graph = value["graph"]
-        problems = [issue.message for issue in validate_graph(graph, node_specs())]
+        problems = list(ctx.validate_graph(graph))
         nodes = [node for node in graph.get("nodes", []) if isinstance(node, dict)]
         if len(nodes) > self.max_nodes:
             problems.append(f"the workflow has {len(nodes)} nodes; at most {self.max_nodes} are allowed")
@@ -136,12 +149,21 @@ class Caps:
         data = node.get("data") if isinstance(node.get("data"), dict) else {}
         if kind not in self.types:
             return [f'node "{node_id}": type {kind!r} is not allowed here (allowed: {", ".join(self.types)})']
-        used = [data.get("tool")] if kind == "tool" else list(data.get("tools") or []) if kind == "agent" else []
+        used = tools_named(kind, data)
         forbidden = [str(name) for name in used if name not in self.tools]
         if forbidden:
             allowed = ", ".join(self.tools) or "none"
             return [f'node "{node_id}": tool(s) {", ".join(forbidden)} are not allowed (allowed: {allowed})']
         return []
+
+
+def tools_named(kind: str, data: dict[str, Any]) -> list[Any]:
+    """The tools a node of type `kind` names in its data (its type's tool_fields)."""
+    node_type = node_types().get(kind)
+    used: list[Any] = []
+    for key, how in (node_type.tool_fields if node_type else {}).items():
+        used += [data.get(key)] if how == "one" else list(data.get(key) or [])
+    return used
 
 
 COGNITIVE = register(
@@ -150,17 +172,36 @@ COGNITIVE = register(
             type="cognitive",
             data_schema=data_schema(
                 {
-                    "instruction": {"type": "string", "minLength": 1, "maxLength": 20000},
+                    "instruction": field_schema(
+                        {"type": "string", "minLength": 1, "maxLength": 20000}, widget="textarea"
+                    ),
                     "model": {"type": "string", "minLength": 1, "maxLength": 200},
-                    "max_nodes": {"type": "integer", "minimum": 2, "maximum": MAX_NODES},
-                    "tools": {"type": "array", "items": IDENTIFIER, "maxItems": 50, "uniqueItems": True},
-                    "allow_approvals": {"type": "boolean"},
+                    "max_nodes": {"type": "integer", "minimum": 2, "maximum": MAX_NODES, "title": "Max nodes"},
+                    "tools": {
+                        "type": "array",
+                        "items": IDENTIFIER,
+                        "maxItems": 50,
+                        "uniqueItems": True,
+                        "x-widget": "tools",
+                    },
+                    "allow_approvals": {"type": "boolean", "title": "Allow approval steps"},
                 },
                 required=["instruction"],
             ),
             check=template_check("instruction"),
         ),
         execute=execute,
+        title="Cognitive",
+        description="An LLM designs a small workflow for the instruction, which then runs as a child run.",
+        icon="❖",
+        colour="#7048e8",
+        group="AI",
+        order=100,
+        summary="{{model}}",
+        output_fields=("cognitive",),
         side_effects=True,
+        tool_fields={"tools": "many"},
+        starts_child_runs=True,
+        child_result=child_result,
     )
 )

@@ -18,11 +18,18 @@ END = register(
     NodeType(
         spec=NodeSpec(
             type="end",
-            data_schema=data_schema({"output": {"type": "object"}}),
+            data_schema=data_schema({"output": {"type": "object", "title": "Output (object of templates)"}}),
             allows_outgoing=False,
             check=template_check("output"),
         ),
         execute=execute,
+        title="End",
+        description="Finishes the run; its optional output selects what the run returns.",
+        icon="■",
+        colour="#495057",
+        group="Flow",
+        order=20,
         instant=True,
+        ends_run=True,
     )
 )

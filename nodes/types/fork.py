@@ -11,4 +11,16 @@ def execute(ctx: NodeContext) -> NodeResult:
     return NodeResult()
 
 
-FORK = register(NodeType(spec=NodeSpec(type="fork", data_schema=data_schema()), execute=execute, instant=True))
+FORK = register(
+    NodeType(
+        spec=NodeSpec(type="fork", data_schema=data_schema()),
+        execute=execute,
+        title="Fork",
+        description="Starts every outgoing edge as a branch running in parallel.",
+        icon="⋔",
+        colour="#f08c00",
+        group="Flow",
+        order=70,
+        instant=True,
+    )
+)

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from nodes import register
-from nodes.base import NodeContext, NodeResult, NodeType, data_schema, template_check
+from nodes.base import NodeContext, NodeResult, NodeType, data_schema, field_schema, template_check
 from nodes.spec import NodeSpec
 
 VERDICT_SCHEMA = {
@@ -28,8 +28,7 @@ SYSTEM_PROMPT = (
 
 
 def execute(ctx: NodeContext) -> NodeResult:
-    from runs import llm
-
+    llm = ctx.llm
     model = llm.resolve_model(ctx.data.get("model"))
     llm.provider_kwargs(model)
     subject = ctx.render(ctx.data["subject"]) if "subject" in ctx.data else ctx.input
@@ -85,9 +84,9 @@ GUARDRAILS = register(
             type="guardrails",
             data_schema=data_schema(
                 {
-                    "policy": {"type": "string", "minLength": 1, "maxLength": 20000},
+                    "policy": field_schema({"type": "string", "minLength": 1, "maxLength": 20000}, widget="textarea"),
                     "model": {"type": "string", "minLength": 1, "maxLength": 200},
-                    "subject": {},
+                    "subject": field_schema({}, widget="template"),
                 },
                 required=["policy"],
             ),
@@ -96,5 +95,14 @@ GUARDRAILS = register(
             check=template_check("policy", "subject"),
         ),
         execute=execute,
+        title="Guardrails",
+        description="An LLM checks the data against a policy and routes on pass or fail, failing closed.",
+        icon="⚖",
+        colour="#7048e8",
+        group="AI",
+        order=60,
+        summary="{{model}}",
+        output_fields=("guardrail_result", "guardrail_reason"),
+        original_names=("guardrail",),
     )
 )

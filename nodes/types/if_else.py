@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from nodes import register
-from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, template_check
-from nodes.conditions import OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
+from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, field_schema, template_check
+from nodes.conditions import CONDITION_NAMES, OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
 from nodes.spec import NodeSpec
 
 SCALAR = {"type": ["string", "number", "boolean", "null"]}
@@ -34,7 +34,11 @@ IF_ELSE = register(
         spec=NodeSpec(
             type="if_else",
             data_schema=data_schema(
-                {"left": SCALAR, "operator": {"enum": list(OPERATORS)}, "right": SCALAR},
+                {
+                    "left": field_schema(SCALAR, widget="template"),
+                    "operator": {"enum": list(OPERATORS)},
+                    "right": field_schema(SCALAR, widget="template"),
+                },
                 required=["left", "operator"],
             ),
             handles=frozenset({"true", "false"}),
@@ -42,6 +46,18 @@ IF_ELSE = register(
             check=check,
         ),
         execute=execute,
+        title="If/else",
+        description="Compares two values and routes on true or false.",
+        icon="◇",
+        colour="#f08c00",
+        group="Logic",
+        order=50,
+        summary="{{left}} {{operator}} {{right}}",
+        output_fields=("condition", "left_value", "right_value", "operator"),
         instant=True,
+        original_names=("if", "ifelse", "condition"),
+        original_fields={"lhs": "left", "rhs": "right", "condition": "operator"},
+        original_values={"operator": CONDITION_NAMES},
+        original_outputs={"lhs_value": "left_value", "rhs_value": "right_value"},
     )
 )

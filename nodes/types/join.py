@@ -18,6 +18,15 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 JOIN = register(
     NodeType(
-        spec=NodeSpec(type="join", data_schema=data_schema({"mode": {"enum": ["all"]}})), execute=execute, instant=True
+        spec=NodeSpec(type="join", data_schema=data_schema({"mode": {"enum": ["all"]}})),
+        execute=execute,
+        title="Join",
+        description="Waits for every incoming branch, then goes on once with their outputs merged.",
+        icon="⋈",
+        colour="#f08c00",
+        group="Flow",
+        order=80,
+        output_fields=("branches",),
+        instant=True,
     )
 )

@@ -29,10 +29,19 @@ START = register(
     NodeType(
         spec=NodeSpec(
             type="start",
-            data_schema=data_schema({"input_schema": {"type": ["object", "boolean"]}}),
+            data_schema=data_schema(
+                {"input_schema": {"type": ["object", "boolean"], "title": "Input schema (JSON Schema)"}}
+            ),
             check=check,
         ),
         execute=execute,
+        title="Start",
+        description="Where a run begins; its optional input schema checks the run's input.",
+        icon="▶",
+        colour="#495057",
+        group="Flow",
+        order=10,
         instant=True,
+        accepts_incoming=False,
     )
 )

@@ -18,12 +18,12 @@ What happens, precisely:
 - Permanent problems of the workflow itself fail the node whatever its edges: an unknown or disabled tool
   name, a template naming a missing path.
 
-The call is recorded as a started ToolCall row right before its request goes out (through the context's
-`record_call`), returned in NodeResult.tool_calls (the engine completes that row with the answer when it records
+The call goes through the context's `tools`, which record it as started right before its request goes out; it is
+returned in NodeResult.tool_calls (the engine completes that row with the answer when it records
 the node, and keeps the call in the ledger) and announced as a `tool_call` event as soon as it is made. A header
 value with a control character (from the arguments) is never sent: the call fails, not transiently, naming the
 header. An answer holding NUL characters is stored with U+FFFD in their place (the record's `note` says so).
-Secret header values never appear in the output, the record or the error: tools.services redacts them.
+Secret header values never appear in the output, the record or the error: the tools app redacts them.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from typing import Any
 
 from nodes import register
 from nodes.base import (
+    DEFAULT_RETRIES,
     NodeContext,
     NodeError,
     NodeResult,
     NodeType,
+    ToolRefused,
     TransientNodeError,
     data_schema,
     template_check,
@@ -48,27 +50,19 @@ ERROR = "error"
 
 
 def execute(ctx: NodeContext) -> NodeResult:
-    # Imported here: the registry (and so this module) is loaded by pure code that has no Django set up.
-    from tools.models import Tool
-    from tools.services import tool_call, tool_call_record
-
     name = ctx.data["tool"]
-    tool = Tool.objects.filter(owner_id=ctx.owner_id, name=name).first()
+    tool = ctx.tools.find([name], include_disabled=True).get(name)
     if tool is None:
         raise NodeError(f"no tool named {name!r} is registered for the user who started this run")
     if not tool.is_active:
         raise NodeError(f"tool {name!r} is disabled")
     arguments = ctx.render(ctx.data.get("arguments", {}))
     timeouts = [value for value in (ctx.data.get("timeout_seconds"), tool.timeout_seconds) if value]
-    call = tool_call(
-        tool=tool,
-        arguments=arguments,
-        run_id=ctx.run_id,
-        node_id=ctx.node.id,
-        timeout=min(timeouts) if timeouts else None,
-        record=ctx.record_call,
-    )
-    record = tool_call_record(call)
+    try:
+        call = ctx.tools.call(tool, arguments, timeout=min(timeouts) if timeouts else None)
+    except ToolRefused as exc:  # disabled since it was looked up
+        raise NodeError(str(exc)) from exc
+    record = ctx.tools.record(call)
     # Sent for every attempt, also one that then fails the node; the same fields as an agent's tool_call events.
     ctx.emit("tool_call", {key: call[key] for key in EVENT_KEYS})
     if call["ok"]:
@@ -89,8 +83,6 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 
 def _attempts_left(ctx: NodeContext) -> bool:
-    from runs.services import DEFAULT_RETRIES  # runs.services imports this registry: import late
-
     return ctx.attempt <= int(ctx.data.get("retries", DEFAULT_RETRIES))
 
 
@@ -104,8 +96,8 @@ TOOL = register(
             type="tool",
             data_schema=data_schema(
                 {
-                    "tool": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
-                    "arguments": {"type": "object"},
+                    "tool": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", "x-widget": "tool"},
+                    "arguments": {"type": "object", "title": "Arguments (object; values may be templates)"},
                 },
                 required=["tool"],
             ),
@@ -114,6 +106,15 @@ TOOL = register(
             check=check,
         ),
         execute=execute,
+        title="Tool call",
+        description="Calls one of your HTTP tools and routes on success or error.",
+        icon="⚙",
+        colour="#1098ad",
+        group="Tools",
+        order=40,
+        summary="{{tool}}",
+        output_fields=("result", "status_code", "error"),
         side_effects=True,
+        tool_fields={"tool": "one"},
     )
 )

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from nodes import register
-from nodes.base import NodeContext, NodeError, NodeResult, NodeType, WaitRequest, data_schema, template_check
+from nodes.base import (
+    NodeContext,
+    NodeError,
+    NodeResult,
+    NodeType,
+    WaitRequest,
+    data_schema,
+    field_schema,
+    template_check,
+)
 from nodes.spec import NodeSpec
 
 NAME_LIST = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 150}, "maxItems": 100}
@@ -57,11 +66,11 @@ USER_APPROVAL = register(
             type="user_approval",
             data_schema=data_schema(
                 {
-                    "message": {"type": "string", "maxLength": 10000},
+                    "message": field_schema({"type": "string", "maxLength": 10000}, widget="textarea"),
                     "assignees": NAME_LIST,
                     "show": {"type": ["object", "string"]},
-                    "allow_self_approval": {"type": "boolean"},
-                    "editable_fields": NAME_LIST,
+                    "allow_self_approval": {"type": "boolean", "title": "Allow self-approval"},
+                    "editable_fields": field_schema(NAME_LIST, title="Fields the approver may edit"),
                     "deadline_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE_SECONDS},
                     "timeout_action": {"enum": ["approve", "reject", "fail"]},
                 }
@@ -71,6 +80,16 @@ USER_APPROVAL = register(
             check=template_check("message", "show"),
         ),
         execute=execute,
+        title="Approval",
+        description="Pauses the run until a person approves or rejects.",
+        icon="☑",
+        colour="#d6336c",
+        group="People",
+        order=90,
+        summary="{{assignees}}",
+        output_fields=("approval",),
         instant=True,
+        original_names=("approval", "human_approval"),
+        original_handles={"yes": "approved", "no": "rejected"},
     )
 )
