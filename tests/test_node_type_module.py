@@ -69,7 +69,7 @@ def test_the_catalogue_is_in_palette_order_with_the_package_type_after_the_built
     order = [(entry["order"], entry["type"]) for entry in node_catalogue()]
     assert order == sorted(order)
     types = [entry["type"] for entry in node_catalogue()]
-    assert types.index("word_count") > types.index("cognitive")
+    assert types.index("word_count") > types.index("user_approval")
 
 
 def test_a_workflow_using_it_validates_and_its_form_hints_do_not_change_validation() -> None:

@@ -20,7 +20,7 @@ FORK = register(
         icon="⋔",
         colour="#f08c00",
         group="Flow",
-        order=70,
+        order=30,
         instant=True,
     )
 )

@@ -25,7 +25,7 @@ JOIN = register(
         icon="⋈",
         colour="#f08c00",
         group="Flow",
-        order=80,
+        order=40,
         output_fields=("branches",),
         instant=True,
     )

@@ -12,12 +12,14 @@ from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema
 from nodes.spec import Node, NodeSpec
 from workflows.graph import validate_graph
 
-BUILT_INS = ("start", "end", "agent", "tool", "if_else", "guardrails", "fork", "join", "user_approval", "cognitive")
+BUILT_INS = ("start", "end", "fork", "join", "if_else", "agent", "guardrails", "cognitive", "tool", "user_approval")
 
 
 def test_the_built_ins_come_first_in_palette_order_each_with_a_title_a_group_and_a_colour() -> None:
     catalogue = node_catalogue()
     assert [entry["type"] for entry in catalogue[: len(BUILT_INS)]] == list(BUILT_INS)
+    groups = list(dict.fromkeys(entry["group"] for entry in catalogue[: len(BUILT_INS)]))
+    assert groups == ["Flow", "Logic", "AI", "Tools", "People"]
     for entry in catalogue[: len(BUILT_INS)]:
         assert entry["title"] and entry["description"] and entry["icon"], entry["type"]
         assert entry["group"] in {"Flow", "Logic", "AI", "Tools", "People"}
