@@ -478,7 +478,7 @@ function Editor({ root, workflow, catalogue, tools }) {
               <h2>Build the workflow</h2>
               <ul className="small">
                 <li>Add nodes from the palette; connect them by dragging from a node's right handle to another node.</li>
-                <li>Branching nodes have one handle per outcome: true/false, pass/fail, approved/rejected, success/error.</li>
+                <li>Branching nodes have one handle per outcome, named beside it (true/false, approved/rejected…).</li>
                 <li>Select a node to configure it here. Delete or Backspace removes what is selected.</li>
                 <li>Save checks the graph on the server and marks what is wrong.</li>
               </ul>
