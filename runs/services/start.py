@@ -234,7 +234,7 @@ def _replay_reused(
         )
         tx.emit(NodeReused(node_id=row.node_id, handle=row.handle or None, result=row.result))
         outputs[row.node_id] = row.output or {}
-        if row.node_type == "end":
+        if get_node_type(row.node_type).ends_run:
             run.output = Run.objects.values_list("output", flat=True).get(pk=run.source_run_id)
             tx.save_run("output")
         step = core.advance(graph, row.node_id, handle=row.handle or None, known_arrivals=known)

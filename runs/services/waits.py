@@ -9,7 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from nodes import node_specs
+from nodes import get_node_type, node_specs
 from nodes.base import NodeResult, WaitRequest
 from runs.engine import core
 from runs.events import ChildRunSpawned, ChildRunStarted
@@ -137,8 +137,7 @@ def child_run_report(*, child_run_id: int) -> None:
             return
         if child.status == RunStatus.SUCCEEDED:
             own = dict(node_run.result or {})
-            report = {**own.get("cognitive", {}), "output": child.output, "run_id": child.pk}
-            fields = {**(child.output or {}), **own, "cognitive": report}
+            fields = get_node_type(node_run.node_type).child_result(own, child.output, child.pk)
             node_resume(tx, node_id=node_run.node_id, fields=fields, handle=None)
             return
         error = f"the generated workflow (run {child.pk}) {child.status}: {child.error or 'no error given'}"
