@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from flownova.api_base import StrictFieldsMixin, error_response, query_dict
 from runs.history import run_trace, runs_compare
 from runs.models import LedgerEntry, Run, RunStatus
-from runs.ratelimit import RunRateLimited, check_run_start
+from runs.ratelimit import RunRateLimited
 from runs.services import RunFinishedError, RunInputError, run_cancel, run_resume, run_start
 from runs.usage import usage_summary
 from workflows.models import Workflow
@@ -198,7 +198,6 @@ class WorkflowRunStartView(GenericAPIView):
         body.is_valid(raise_exception=True)
         try:
             with run_start_limited():
-                check_run_start(request.user)
                 run = run_start(workflow=workflow, input=body.validated_data["input"], user=request.user)
         except RunInputError as exc:
             raise serializers.ValidationError({"input": exc.errors}) from None
@@ -378,7 +377,6 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         snapshot = run if body.validated_data["version"] == "same" else None
         try:
             with run_start_limited():
-                check_run_start(request.user)
                 new_run = run_start(
                     workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot
                 )
@@ -428,7 +426,6 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         wanted = body.validated_data
         try:
             with run_start_limited():
-                check_run_start(request.user)
                 resumed = run_resume(
                     source=run,
                     node_id=wanted["node_id"],

@@ -1,5 +1,6 @@
 """The run-start rate limit: FLOWNOVA_RUN_START_RATE run starts per user, however the run starts (the API, the
-pages, a re-run or a resume), so no way of starting a run gets around it.
+pages, a re-run or a resume): `run_start` and `run_resume` check it, so no way of starting a run gets around
+it. Callers turn RunRateLimited into their own answer (the API's 429 with `Retry-After`, a page's message).
 
 It counts as DRF's `UserRateThrottle` would with the scope `run_start`: the times of the user's recent starts
 are kept in the default cache (Redis, so every web process shares them) under `throttle_run_start_<user id>`,
@@ -39,8 +40,8 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 def check_run_start(user: Any) -> None:
-    """Count a run start by `user` (signed in), or raise RunRateLimited if they started too many just now.
-    Call it once per start, before starting: a refused start is not counted."""
+    """Count a run start by `user`, or raise RunRateLimited if they started too many just now (a refused
+    start is not counted). `run_start` and `run_resume` call it before anything else."""
     rate = settings.FLOWNOVA_RUN_START_RATE
     if not rate:
         return

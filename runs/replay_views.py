@@ -27,7 +27,7 @@ from flownova.pages import htmx_partial, pretty_json, too_many_runs
 from nodes import get_node_type, node_catalogue, node_specs
 from runs.history import last_entries, runs_compare
 from runs.models import Run
-from runs.ratelimit import RunRateLimited, check_run_start
+from runs.ratelimit import RunRateLimited
 from runs.services import (
     RunInputError,
     run_graph,
@@ -108,7 +108,6 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("run_detail", pk=run.pk)
     snapshot = run if version == "same" else None
     try:
-        check_run_start(request.user)
         new_run = run_start(workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot)
     except RunRateLimited as exc:
         messages.error(request, too_many_runs(exc.wait))
@@ -291,7 +290,6 @@ def _start_resume(
             "input", f"Input can't be edited while re-executing {', '.join(feeding)}, which feed the node."
         )
     try:
-        check_run_start(request.user)
         resumed = run_resume(
             source=run, node_id=node_id, user=request.user, current_version=current, input=edited, reexecute=reexecute
         )

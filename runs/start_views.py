@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import too_many_runs
 from runs.models import Run
-from runs.ratelimit import RunRateLimited, check_run_start
+from runs.ratelimit import RunRateLimited
 from runs.services import RunInputError, run_start
 from workflows.forms import input_form_class, input_from_form, simple_input_schema
 from workflows.views import visible_workflows, workflow_page_context
@@ -59,7 +59,6 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         status = 400  # unless the run starts
         if not run_errors:
             try:
-                check_run_start(request.user)
                 run = run_start(workflow=workflow, input=run_input, user=request.user)
             except RunRateLimited as exc:
                 run_errors, status = [too_many_runs(exc.wait)], 429

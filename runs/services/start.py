@@ -41,7 +41,11 @@ def run_start(
     snapshot: Run | None = None,
 ) -> Run:
     """Start a run of the workflow's current graph with `input` (checked against the start node's schema), or,
-    with `snapshot`, of the graph version that run executed (a re-run of the same version)."""
+    with `snapshot`, of the graph version that run executed (a re-run of the same version). Counts against
+    `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts."""
+    from runs.ratelimit import check_run_start  # runs.ratelimit imports RunError from this package
+
+    check_run_start(user)
     graph, document = _graph_to_run(workflow, snapshot)
     errors = input_errors(graph, input)
     if errors:
@@ -120,7 +124,11 @@ def run_resume(
     """A new run that reuses what `source` recorded for every node that finished before `node_id` (no LLM or
     tool call is repeated for them: their ledger entries are copied, marked `reused`) and executes from
     `node_id` on, with `input` for that node if given. `current_version` runs the workflow as it is now (to
-    resume from a failed node after fixing it); `reexecute` names earlier nodes to run again instead."""
+    resume from a failed node after fixing it); `reexecute` names earlier nodes to run again instead. Counts
+    against `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts."""
+    from runs.ratelimit import check_run_start  # runs.ratelimit imports RunError from this package
+
+    check_run_start(user)
     workflow = source.workflow
     if workflow is None or (current_version and workflow.is_deleted):
         raise RunInputError([f"the workflow of run {source.pk} was deleted"])
