@@ -1,6 +1,6 @@
 """Calling a node's handler and classifying what went wrong, the same way wherever a node executes; and the
 services a handler reaches through its context (nodes/base.py: NodeTools, LLM, GraphValidator), wired here
-from tools/, runs/llm.py and workflows/graph.py so that the nodes package imports none of them."""
+from tools/, runs/llm.py and workflows/graph/ so that the nodes package imports none of them."""
 
 from __future__ import annotations
 

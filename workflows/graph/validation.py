@@ -1,164 +1,35 @@
-"""The pure workflow graph: parse a contract graph document, validate it, answer topology questions.
-
-No Django here: the API, the import command and the engine all call `validate_graph` / `parse_graph` with the
-node type specs from the node registry.
-
-Validation collects every problem it can find (never only the first) as `Issue`s that name the node or edge at
-fault, so the canvas can highlight them all at once. It never raises, whatever it is given; `parse_graph`
-raises only GraphError.
-
-Choices the contract leaves open:
-
-- Unknown keys on nodes and edges (React Flow's ``type``, ``animated``, ``targetHandle``, ``width``...) are
-  ignored and not kept. Missing ``edges`` means no edges; missing or null ``data`` means ``{}``; a null
-  ``position`` means none; a null or empty ``sourceHandle`` means no handle.
-- An edge without an ``id`` gets ``"<source>-><target>"`` or ``"<source>-><target>:<handle>"``.
-- Edge ids are at most 200 characters and handles at most 64, the sizes the database keeps.
-- A node's semantic check (`NodeSpec.check`) runs only once its data passed the JSON Schema, so checks can rely
-  on the schema's guarantees.
-- Above 500 nodes or 2000 edges the document gets a single Issue and nothing else is examined.
-"""
+"""Validating a graph document: every problem, each as an Issue naming the node or edge at fault."""
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
-from enum import Enum
+from collections.abc import Iterable, Mapping, Sequence
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from nodes.jsonkinds import json_kind_phrase
 from nodes.spec import Node, NodeSpec
-
-__all__ = [
-    "ANY_HANDLE",
-    "END_TYPE",
-    "MAX_EDGES",
-    "MAX_NODES",
-    "START_TYPE",
-    "Edge",
-    "Graph",
-    "GraphError",
-    "Issue",
-    "Node",
-    "NodeSpec",
-    "parse_graph",
-    "validate_graph",
-]
-
-START_TYPE = "start"
-END_TYPE = "end"
-MAX_NODES = 500
-MAX_EDGES = 2000
-MAX_EDGE_ID_LENGTH = 200
-MAX_HANDLE_LENGTH = 64
+from workflows.graph.model import (
+    END_TYPE,
+    MAX_EDGE_ID_LENGTH,
+    MAX_EDGES,
+    MAX_HANDLE_LENGTH,
+    MAX_NODES,
+    START_TYPE,
+    Edge,
+    Graph,
+    GraphError,
+    Issue,
+    copy_json,
+)
+from workflows.graph.topology import cycle_through, strongly_connected
 
 _NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_SHOWN = 80
 _MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One validation error. `field` is a dotted path inside the node's `data` when the error is about one."""
-
-    message: str
-    node_id: str | None = None
-    edge_id: str | None = None
-    field: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not None}
-
-
-class GraphError(ValueError):
-    """The document is not a valid graph; `issues` lists every reason."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        # The issues themselves are the args, so the error survives pickling with its issues.
-        super().__init__(list(issues))
-        self.issues: list[Issue] = list(issues)
-
-    def __str__(self) -> str:
-        return "; ".join(issue.message for issue in self.issues)
-
-
-@dataclass(frozen=True)
-class Edge:
-    id: str
-    source: str
-    target: str
-    source_handle: str | None
-
-
-class _AnyHandle(Enum):
-    ANY = "any"
-
-
-ANY_HANDLE = _AnyHandle.ANY
-
-
-class Graph:
-    """A valid graph (build it with `parse_graph`). Treat it and the lists it returns as read-only."""
-
-    def __init__(self, nodes: dict[str, Node], edges: list[Edge], start_id: str) -> None:
-        self.nodes = nodes
-        self.edges = edges
-        self.start_id = start_id
-        self._outgoing: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
-        self._incoming: dict[str, list[Edge]] = {node_id: [] for node_id in nodes}
-        for edge in edges:
-            self._outgoing[edge.source].append(edge)
-            self._incoming[edge.target].append(edge)
-        self._order: list[str] | None = None
-
-    def node(self, node_id: str) -> Node:
-        return self.nodes[node_id]
-
-    def outgoing(self, node_id: str) -> list[Edge]:
-        return self._outgoing[node_id]
-
-    def incoming(self, node_id: str) -> list[Edge]:
-        return self._incoming[node_id]
-
-    def successors(self, node_id: str, handle: str | _AnyHandle | None = ANY_HANDLE) -> list[str]:
-        """Targets of the node's outgoing edges, in document order and without repeats.
-
-        By default every edge counts; pass a handle to follow only edges with that `sourceHandle`
-        (None: only edges without one).
-        """
-        targets = (
-            edge.target for edge in self._outgoing[node_id] if handle is ANY_HANDLE or edge.source_handle == handle
-        )
-        return list(dict.fromkeys(targets))
-
-    def downstream(self, node_id: str) -> set[str]:
-        """The node and every node reachable from it."""
-        seen, stack = {node_id}, [node_id]
-        while stack:
-            for target in self.successors(stack.pop()):
-                if target not in seen:
-                    seen.add(target)
-                    stack.append(target)
-        return seen
-
-    def topological_order(self) -> list[str]:
-        """Every node id, each after all its predecessors; ties go to the earlier node in the document."""
-        if self._order is None:
-            self._order = _topological_order(self.nodes, self._outgoing, self._incoming)
-        return list(self._order)
-
-    def to_document(self) -> dict[str, list[dict[str, object]]]:
-        """The contract's graph object, normalised: only known keys, every edge with its id."""
-        return {
-            "nodes": [_node_document(node) for node in self.nodes.values()],
-            "edges": [_edge_document(edge) for edge in self.edges],
-        }
 
 
 def validate_graph(doc: object, specs: Mapping[str, NodeSpec]) -> list[Issue]:
@@ -292,7 +163,7 @@ class _Validation:
             return {}
         if spec is not None and self._check_schema(label, node_id, spec, data):
             self._run_check(label, node_id, spec, data)
-        return {key: _copy_json(item) for key, item in data.items()}
+        return {key: copy_json(item) for key, item in data.items()}
 
     def _check_schema(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[object, object]) -> bool:
         """Report every schema error in `data`; True when there are none."""
@@ -472,9 +343,9 @@ class _Validation:
     def _check_cycles(self, nodes: dict[str, Node], outgoing: dict[str, list[str]]) -> None:
         """One issue per group of nodes that loop back on each other, naming one cycle through them."""
         order = {node_id: index for index, node_id in enumerate(nodes)}
-        loops = [sorted(group, key=order.__getitem__) for group in _strongly_connected(outgoing) if len(group) > 1]
+        loops = [sorted(group, key=order.__getitem__) for group in strongly_connected(outgoing) if len(group) > 1]
         for group in sorted(loops, key=lambda group: order[group[0]]):
-            cycle = _cycle_through(group[0], set(group), outgoing)
+            cycle = cycle_through(group[0], set(group), outgoing)
             self.add("cycle: " + " -> ".join(_clip(node_id) for node_id in cycle), node_id=group[0])
 
     def _check_dead_ends(self, nodes: dict[str, Node], outgoing: dict[str, list[str]]) -> None:
@@ -503,6 +374,8 @@ class _Validation:
 
 # How many node executions the end-node check may simulate; past it (a graph with very many decisions) the
 # check gives up and accepts the graph rather than take seconds to validate it.
+
+
 _MAX_SIMULATED_STEPS = 20_000
 
 
@@ -563,113 +436,6 @@ def _ends_reached_together(
 def _is_terminal(node: Node, spec: NodeSpec) -> bool:
     # The contract gives `end` no outgoing handles, whatever its spec says.
     return node.type == END_TYPE or not spec.allows_outgoing
-
-
-def _strongly_connected(outgoing: dict[str, list[str]]) -> Iterator[list[str]]:
-    """Tarjan's algorithm, iterative so that a long chain can't hit the recursion limit."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    for root in outgoing:
-        if root in index:
-            continue
-        work = [(root, iter(outgoing[root]))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            for child in children:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(outgoing[child])))
-                    break
-                if child in on_stack:
-                    low[node] = min(low[node], index[child])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    yield _pop_component(node, stack, on_stack)
-
-
-def _pop_component(root: str, stack: list[str], on_stack: set[str]) -> list[str]:
-    component = []
-    while True:
-        member = stack.pop()
-        on_stack.discard(member)
-        component.append(member)
-        if member == root:
-            return component
-
-
-def _cycle_through(start: str, members: set[str], outgoing: dict[str, list[str]]) -> list[str]:
-    """The shortest cycle from `start` back to itself inside `members` (a strongly connected group)."""
-    parent: dict[str, str | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        for child in outgoing[node]:
-            if child == start and node != start:  # a self loop is reported as such, not as this cycle
-                path = [node]
-                while (previous := parent[path[-1]]) is not None:
-                    path.append(previous)
-                return [*reversed(path), start]
-            if child in members and child not in parent:
-                parent[child] = node
-                queue.append(child)
-    return [start, start]  # pragma: no cover - every node of a strongly connected group is on a cycle
-
-
-def _topological_order(
-    nodes: dict[str, Node], outgoing: dict[str, list[Edge]], incoming: dict[str, list[Edge]]
-) -> list[str]:
-    """Kahn's algorithm; a heap of document positions keeps ties in document order."""
-    position = {node_id: index for index, node_id in enumerate(nodes)}
-    ids = list(nodes)
-    waiting = {node_id: len(incoming[node_id]) for node_id in nodes}
-    ready = [position[node_id] for node_id, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        node_id = ids[heapq.heappop(ready)]
-        order.append(node_id)
-        for edge in outgoing[node_id]:
-            waiting[edge.target] -= 1
-            if waiting[edge.target] == 0:
-                heapq.heappush(ready, position[edge.target])
-    if len(order) != len(nodes):
-        raise GraphError([Issue("the graph has a cycle, so it has no topological order")])
-    return order
-
-
-def _node_document(node: Node) -> dict[str, object]:
-    document: dict[str, object] = {"id": node.id, "type": node.type}
-    if node.position is not None:
-        document["position"] = dict(node.position)
-    document["data"] = _copy_json(node.data)
-    return document
-
-
-def _edge_document(edge: Edge) -> dict[str, object]:
-    document: dict[str, object] = {"id": edge.id, "source": edge.source, "target": edge.target}
-    if edge.source_handle is not None:
-        document["sourceHandle"] = edge.source_handle
-    return document
-
-
-def _copy_json(value: object) -> object:
-    """Copy the containers of a JSON-like value, so a Graph never shares them with its caller."""
-    if isinstance(value, Mapping):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_copy_json(item) for item in value]
-    return value
 
 
 def _error_sort_key(error: ValidationError) -> tuple[tuple[int, int, str], ...]:
