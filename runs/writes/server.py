@@ -18,8 +18,8 @@ def server_execute(statements: list[tuple[str, list[Any]]], *, commit: bool = Fa
 
     The lock and the combined write are the same few texts at every node, so psycopg prepares each on a
     connection once it has seen it `prepare_threshold` times (settings.DATABASES): PostgreSQL then no longer
-    parses and plans them at every node, which was a third of its CPU per node. The ORM's queries keep Django's
-    client-side binding. Errors come out as Django's database exceptions, and, when Django records queries
+    parses and plans them at every node (decision record 0004). The ORM's queries keep Django's client-side
+    binding. Errors come out as Django's database exceptions, and, when Django records queries
     (DEBUG, tests), the statements are recorded as the ORM's are."""
     connection.ensure_connection()
     raw = connection.connection
