@@ -80,7 +80,7 @@ def check_statuses(results: dict[str, dict[str, object]], *, details: bool) -> d
     """Each check's "ok" or "failing", with its detail and timing only when `details`."""
     shown: dict[str, dict[str, object]] = {}
     for name, result in results.items():
-        status = {"status": "ok" if result["ok"] else "failing"}
+        status: dict[str, object] = {"status": "ok" if result["ok"] else "failing"}
         shown[name] = {**status, **result} if details else status
     return shown
 

@@ -8,14 +8,19 @@ with a foreign Origin is refused as well.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+
+# An ASGI 3 application, taking scopes as this middleware passes them on (plain dicts).
+ScopeApplication = Callable[[Any, ASGIReceiveCallable, ASGISendCallable], Awaitable[Any]]
 
 
 def allowed_origin_hosts() -> list[str]:
@@ -28,7 +33,8 @@ def allowed_origin_hosts() -> list[str]:
 def token_from_scope(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, key = value.decode("latin1").partition(" ")
+            header: str = value.decode("latin1")
+            scheme, _, key = header.partition(" ")
             if scheme.lower() == "token" and key.strip():
                 return key.strip()
     query = parse_qs(scope.get("query_string", b"").decode("latin1"))
@@ -39,7 +45,8 @@ def token_from_scope(scope: dict[str, Any]) -> str | None:
 def origin_from_scope(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"origin":
-            return value.decode("latin1")
+            origin: str = value.decode("latin1")
+            return origin
     return None
 
 
@@ -57,13 +64,15 @@ def user_for_token(key: str) -> Any:
 class WebSocketAuthMiddleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.session_stack = AuthMiddlewareStack(inner)
+        # The stack is an ASGI 3 application; its stub's return type also admits ASGI 2 ones.
+        self.session_stack = cast(ScopeApplication, AuthMiddlewareStack(inner))
         self.origins = OriginValidator(inner, allowed_origin_hosts())
 
     def origin_ok(self, origin: str | None) -> bool:
         return origin is not None and self.origins.valid_origin(urlparse(origin))
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    # `scope` is an ASGI scope, a dict whose keys depend on the protocol; it is passed on with two keys added.
+    async def __call__(self, scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable) -> Any:
         origin = origin_from_scope(scope)
         key = token_from_scope(scope)
         if key is not None:

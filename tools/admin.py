@@ -61,7 +61,7 @@ class WriteOnlyTextarea(forms.Textarea):
         return ""
 
 
-class ToolAdminForm(forms.ModelForm):
+class ToolAdminForm(forms.ModelForm[Tool]):
     secret_headers = forms.CharField(
         required=False,
         strip=False,
@@ -89,7 +89,8 @@ class ToolAdminForm(forms.ModelForm):
         return parse_secret_headers(text) if text.strip() else None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("clear_secret_headers") and cleaned.get("secret_headers"):
             self.add_error("clear_secret_headers", "Either enter new secret headers or clear them, not both.")
         errors = tool_validate_definition(
@@ -114,7 +115,7 @@ class ToolAdminForm(forms.ModelForm):
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
+class ToolAdmin(admin.ModelAdmin[Tool]):
     form = ToolAdminForm
     list_display = ("name", "owner", "method", "url", "is_active", "has_secret_headers", "updated_at")
     list_filter = ("method", "is_active")
@@ -204,15 +205,15 @@ class ToolAdmin(admin.ModelAdmin):
 
 
 @admin.register(ToolCall)
-class ToolCallAdmin(admin.ModelAdmin):
+class ToolCallAdmin(admin.ModelAdmin[ToolCall]):
     list_display = ("tool_name", "method", "state", "status_code", "duration_ms", "run", "node_id", "created_at")
     list_filter = ("state", "method", "status_code")
     search_fields = ("tool_name", "url", "node_id", "=run__id", "error")
     date_hierarchy = "created_at"
     raw_id_fields = ("tool", "run")
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: ToolCall | None = None) -> bool:
         return False

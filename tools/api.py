@@ -37,7 +37,7 @@ from tools.services import (
 DEFINITION_FIELDS = ("name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active")
 
 
-class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
     secret_headers = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         write_only=True,
@@ -118,14 +118,14 @@ class ToolUpdateResultSerializer(ToolSerializer):
         fields = [*ToolSerializer.Meta.fields, "secret_headers_cleared", "notice"]
 
 
-class ToolInUseSerializer(serializers.Serializer):
+class ToolInUseSerializer(serializers.Serializer[Any]):
     """409 on delete (documentation only)."""
 
     detail = serializers.CharField()
     workflows = serializers.ListField(child=serializers.DictField(), help_text="[{id, name}] of the workflows.")
 
 
-class ToolTestSerializer(StrictFieldsMixin, serializers.Serializer):
+class ToolTestSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     arguments = serializers.JSONField(required=False, default=dict)
 
     def validate_arguments(self, value: Any) -> Any:
@@ -134,7 +134,7 @@ class ToolTestSerializer(StrictFieldsMixin, serializers.Serializer):
         return value
 
 
-class ToolTestResultSerializer(serializers.Serializer):
+class ToolTestResultSerializer(serializers.Serializer[Any]):
     """The outcome of a test call (documentation only)."""
 
     ok = serializers.BooleanField(help_text="True when the tool answered 2xx.")
@@ -156,7 +156,7 @@ class ToolTestResultSerializer(serializers.Serializer):
         }
     ),
 )
-class ToolViewSet(viewsets.ModelViewSet):
+class ToolViewSet(viewsets.ModelViewSet[Tool]):
     serializer_class = ToolSerializer
 
     def get_queryset(self) -> QuerySet[Tool]:

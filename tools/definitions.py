@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from tools import egress
-from tools.models import TOOL_NAME_VALIDATOR, HttpMethod
+from tools.models import TOOL_NAME_RE, TOOL_NAME_VALIDATOR, HttpMethod
 
 LOCATIONS = ("query", "body", "path", "header")
 PATH_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -102,7 +102,7 @@ def tool_validate_definition(
     def add(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
-    if not isinstance(name, str) or not TOOL_NAME_VALIDATOR.regex.fullmatch(name):
+    if not isinstance(name, str) or not TOOL_NAME_RE.fullmatch(name):
         add("name", str(TOOL_NAME_VALIDATOR.message))
     if method not in HttpMethod.values:
         add("method", f"{method!r} is not one of {', '.join(HttpMethod.values)}")
@@ -139,7 +139,7 @@ def _check_parameters(parameters: Any, add: AddProblem) -> dict[str, Any] | None
     if not isinstance(properties, dict):
         return None
     for key, schema in properties.items():
-        if not TOOL_NAME_VALIDATOR.regex.fullmatch(key):
+        if not TOOL_NAME_RE.fullmatch(key):
             add("parameters", f"parameter name {key!r} is not an identifier (letters, digits and _)")
         location = schema.get("x-in") if isinstance(schema, dict) else None
         if location is not None and location not in LOCATIONS:

@@ -101,7 +101,7 @@ class EgressResponse:
 
     @property
     def is_json(self) -> bool:
-        media_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        media_type: str = self.headers.get("content-type", "").split(";")[0].strip().lower()
         return media_type == "application/json" or media_type.endswith("+json")
 
 
@@ -190,16 +190,16 @@ def egress_request(
             raise
         final = _finish(response, started, attempt)
         if response.status_code in RETRY_STATUSES and method in IDEMPOTENT_METHODS and attempt < limits.attempts:
-            delay = _retry_delay(response, limits, attempt)
-            if delay is not None and delay < limits.remaining():
+            wait = _retry_delay(response, limits, attempt)
+            if wait is not None and wait < limits.remaining():
                 logger.info(
                     "egress %s %s answered %s, retrying in %.2fs",
                     method,
                     shown_url(request.url),
                     response.status_code,
-                    delay,
+                    wait,
                 )
-                time.sleep(delay)
+                time.sleep(wait)
                 continue
         return final
 
@@ -346,7 +346,7 @@ def _limits(timeout: float | None, max_response_bytes: int | None) -> _Limits:
 
 
 def _backoff(limits: _Limits, attempt: int) -> float:
-    return limits.backoff * 2 ** (attempt - 1)
+    return limits.backoff * 2.0 ** (attempt - 1)
 
 
 def _retry_delay(answer: _Answer, limits: _Limits, attempt: int) -> float | None:

@@ -158,7 +158,7 @@ def _non_public_reason(address: IPAddress) -> str | None:
         return "a carrier-grade NAT address (100.64.0.0/10)"
     if address.is_reserved:
         return "a reserved address"
-    if address.version == 6 and address.is_site_local:  # type: ignore[union-attr]
+    if address.version == 6 and address.is_site_local:
         return "a site-local address"
     if address.is_private:
         return "a private address"
@@ -180,7 +180,7 @@ def egress_address_allowed(ip: str | IPAddress, host: str = "", allowlist: Itera
         address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
     except ValueError:
         return False, f"{ip!r} is not an IP address"
-    if address.version == 6 and address.scope_id:  # type: ignore[union-attr]
+    if address.version == 6 and address.scope_id:
         address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
     name = host.strip().lower().rstrip(".")
     if name.startswith("[") and name.endswith("]"):

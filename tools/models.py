@@ -6,12 +6,19 @@ Secret headers are stored encrypted (`secret_headers_encrypted`, a MultiFernet t
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+TOOL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 TOOL_NAME_VALIDATOR = RegexValidator(
-    r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+    rf"^{TOOL_NAME_RE.pattern}$",
     "A tool name is an identifier: a letter or _ first, then letters, digits or _, at most 64 characters.",
 )
 
@@ -29,10 +36,10 @@ class HttpMethod(models.TextChoices):
 
 
 class ToolQuerySet(models.QuerySet["Tool"]):
-    def visible_to(self, user: settings.AUTH_USER_MODEL) -> ToolQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> ToolQuerySet:
         if user.is_staff:
             return self
-        return self.filter(owner=user)
+        return self.filter(owner_id=user.pk)  # an anonymous user's pk is None: nothing
 
 
 class Tool(models.Model):

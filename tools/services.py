@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from tools.calling import ToolCallError, tool_call
@@ -76,7 +76,7 @@ class ToolUpdate:
 
 def tool_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     url: str,
     description: str = "",

@@ -31,7 +31,7 @@ class Received:
 @dataclass
 class Reply:
     status: int = 200
-    body: bytes | str | dict | list | None = None
+    body: bytes | str | dict[str, Any] | list[Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
     stream_forever: bool = False  # chunked body that never ends (until the client hangs up)

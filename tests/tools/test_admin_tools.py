@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Reply
 from tools.models import Tool, ToolCall
 from tools.secrets import secrets_decrypt
 from tools.services import tool_create
@@ -117,8 +120,8 @@ def test_a_bad_secret_line_is_not_echoed_back(admin_client, alice) -> None:  # t
 
 
 def test_the_test_call_action_uses_the_schema_examples_and_shows_the_answer(
-    admin_client, alice, make_server, allow_loopback
-) -> None:  # type: ignore[no-untyped-def]
+    admin_client: Client, alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
     server = make_server(lambda request, count: Reply(body={"city": request.path.rsplit("/", 1)[-1], "temp": 21}))
     tool = tool_create(
         owner=alice,

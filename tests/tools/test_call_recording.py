@@ -7,9 +7,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
 
 from flownova.celery import app
@@ -18,13 +21,16 @@ from runs.execution import node_context
 from runs.models import LedgerEntry, NodeRun
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.factories import make_run, make_workflow
-from tests.llm_server import Answer
-from tests.tools.servers import Received, Reply
+from tests.llm_server import Answer, ScriptedLLM
+from tests.tools.servers import LocalServer, Received, Reply
 from tools.calling import tool_call, tool_test_call
 from tools.models import ToolCall, ToolCallState
 from tools.recording import tool_call_start
 from tools.services import tool_create
 from workflows.graph import Node
+
+if TYPE_CHECKING:
+    from tests.conftest import WorkerProcess
 
 TOOL_NODE = get_node_type("tool")
 PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -48,8 +54,8 @@ def tool_graph(data: dict) -> dict:  # type: ignore[type-arg]
 
 @pytest.mark.django_db(transaction=True)
 def test_the_row_exists_before_the_request_and_stays_started_when_no_answer_comes(
-    alice, make_server, allow_loopback
-) -> None:  # type: ignore[no-untyped-def]
+    alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
     seen: list[list[dict]] = []  # type: ignore[type-arg]
 
     def respond(request: Received, count: int) -> Reply:
@@ -181,8 +187,12 @@ def test_a_call_of_a_killed_worker_stays_recorded_as_started(celery_worker, alic
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif("127.0.0.1" not in settings.FLOWNOVA_EGRESS_ALLOWLIST, reason="the worker must reach 127.0.0.1")
 def test_an_agents_calls_are_each_recorded_once_and_completed(
-    celery_worker, alice, llm_server, make_server, allow_loopback
-) -> None:  # type: ignore[no-untyped-def]
+    celery_worker: WorkerProcess,
+    alice: User,
+    llm_server: ScriptedLLM,
+    make_server: Callable[..., LocalServer],
+    allow_loopback: None,
+) -> None:
     server = make_server(lambda request, count: Reply(body={"city": "Oslo", "temp": 21}))
     tool_create(
         owner=alice, name="weather", description="Weather", url=f"{server.url}/w/{{city}}", parameters=PARAMETERS

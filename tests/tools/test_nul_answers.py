@@ -90,7 +90,8 @@ def test_a_tool_node_whose_answer_holds_nul_succeeds_and_is_stored(celery_worker
     assert run.status == "succeeded", run.error
     expected = {"name": "a\ufffdb", "list": ["\ufffd"], "k\ufffd": 1} if kind == "json" else "raw\ufffdnul"
     assert run.output == {"result": expected}
-    assert NodeRun.objects.get(run=run, node_id="call").result["result"] == expected
+    result = NodeRun.objects.get(run=run, node_id="call").result
+    assert result is not None and result["result"] == expected
     entry = LedgerEntry.objects.get(run=run, node_id="call")
     assert entry.status == "succeeded" and entry.tool_calls[0]["note"] == NOTE
     row = ToolCall.objects.get(run=run)

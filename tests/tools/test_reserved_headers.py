@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from nodes import get_node_type
@@ -13,6 +14,7 @@ from nodes.base import NodeError
 from runs.execution import node_context
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
+from tests.tools.servers import LocalServer
 from tools.calling import tool_call
 from tools.definitions import tool_validate_definition
 from tools.models import Tool
@@ -132,8 +134,8 @@ def test_a_non_ascii_header_value_fails_the_call_clearly(trace_tool, server) -> 
 
 @pytest.mark.django_db
 def test_a_stored_definition_with_a_reserved_header_parameter_is_refused_at_call_time(
-    alice, server, allow_loopback
-) -> None:  # type: ignore[no-untyped-def]
+    alice: User, server: LocalServer, allow_loopback: None
+) -> None:
     # Saved before the check existed: written straight to the table.
     tool = Tool.objects.create(owner=alice, name="old", url=f"{server.url}/t", parameters=header_parameter("Host"))
     call = tool_call(tool=tool, arguments={"Host": "internal.example"})

@@ -8,8 +8,9 @@ import logging
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth.models import User
 
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Reply
 from tools.calling import ToolCallError, tool_call, tool_test_call
 from tools.recording import RECORD_KEYS, tool_call_record
 from tools.services import tool_create
@@ -46,8 +47,8 @@ ITEM_PROPERTIES = {
     [("GET", "query"), ("DELETE", "query"), ("POST", "body"), ("PUT", "body"), ("PATCH", "body")],
 )
 def test_arguments_go_to_the_path_and_the_query_or_body_the_method_implies(
-    alice, server, method, default_place
-) -> None:  # type: ignore[no-untyped-def]
+    alice: User, server: LocalServer, method: str, default_place: str
+) -> None:
     tool = make_tool(alice, server, method=method, path="/items/{item_id}", properties=ITEM_PROPERTIES)
     call = tool_call(tool=tool, arguments={"item_id": "a/b c", "limit": 5, "tags": ["x", "y"], "name": "n"})
     assert call["ok"] and call["status_code"] == 200, call["error"]

@@ -7,6 +7,7 @@ not from this process's override_settings, so these tests need 127.0.0.1 allow-l
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -53,8 +54,8 @@ def weather(alice, make_server, allow_loopback):  # type: ignore[no-untyped-def]
     return server
 
 
-def routed_graph(with_error_edge: bool = True) -> dict:  # type: ignore[type-arg]
-    nodes = [
+def routed_graph(with_error_edge: bool = True) -> dict[str, Any]:
+    nodes: list[tuple[str, str, dict[str, Any]]] = [
         ("start", "start", {}),
         ("call", "tool", {"tool": "weather", "arguments": {"city": "{{input.city}}"}, "retries": 0}),
         ("ok", "end", {"output": {"route": "success", "temp": "{{nodes.call.result.temp}}"}}),
@@ -91,6 +92,7 @@ def test_a_tool_node_routes_success_and_error_and_records_each_call(alice, weath
     assert [(c["tool"], c["status_code"], c["arguments"]) for c in entry.tool_calls] == [
         ("weather", 200, {"city": "Oslo"})
     ]
+    assert entry.output is not None
     assert entry.output["result"]["temp"] == 21 and entry.output["status_code"] == 200
 
     assert error_run.status == "succeeded", error_run.error

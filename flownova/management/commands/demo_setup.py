@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
@@ -38,15 +39,14 @@ class Command(BaseCommand):
         self.stdout.write(f"API token for {username}: {token.key}")
         self.stdout.write(f"Example workflows loaded now: {loaded or 'none (already there)'}")
 
-    def demo_user(self, username: str) -> tuple[object, str]:
-        User = get_user_model()
+    def demo_user(self, username: str) -> tuple[User, str]:
         stored = self.stored_credentials()
-        user = User.objects.filter(username=username).first()
+        user = get_user_model().objects.filter(username=username).first()
         if user is not None and stored.get("username") == username and user.check_password(stored.get("password", "")):
             return user, stored["password"]
         password = secrets.token_urlsafe(12)
         if user is None:
-            user = User.objects.create_superuser(username=username, email="", password=password)
+            user = get_user_model().objects.create_superuser(username=username, email="", password=password)
         else:
             # The file was lost or is stale: give the user a new password we can print.
             user.set_password(password)
@@ -58,11 +58,12 @@ class Command(BaseCommand):
 
     def stored_credentials(self) -> dict[str, str]:
         try:
-            return json.loads(CREDENTIALS_FILE.read_text())
+            credentials: dict[str, str] = json.loads(CREDENTIALS_FILE.read_text())
+            return credentials
         except (OSError, ValueError):
             return {}
 
-    def load_examples(self, user: object) -> list[str]:
+    def load_examples(self, user: User) -> list[str]:
         loaded = []
         for path in sorted(EXAMPLES_DIR.glob("*.json")):
             document = json.loads(path.read_text())

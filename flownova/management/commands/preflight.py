@@ -6,6 +6,8 @@ command that starts it, rather than as a traceback from deep inside a migration 
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import redis
 from django.conf import settings
@@ -22,9 +24,9 @@ REDIS_HINT = (
 )
 
 
-def connection_kwargs(database: str) -> dict[str, object]:
+def connection_kwargs(database: str) -> dict[str, Any]:
     db = settings.DATABASES["default"]
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "dbname": database,
         "user": db.get("USER") or None,
         "password": db.get("PASSWORD") or None,
