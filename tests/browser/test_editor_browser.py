@@ -14,6 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from nodes import node_catalogue
 from runs.models import Run
 from runs.services import run_start
 from tests.browser.conftest import SCREENSHOTS
@@ -410,6 +411,13 @@ def test_compare_page_colours_the_nodes_whose_output_changed(page: Page, alice) 
     expect(compare.locator('.react-flow__node[data-id="check"] .fn-node')).to_have_class(re.compile("fn-changed"))
     expect(compare.locator('.react-flow__node[data-id="big"] .fn-node')).to_contain_text("succeeded → not reached")
     expect(compare.locator('.react-flow__node[data-id="small"] .fn-node')).to_contain_text("not reached → succeeded")
+    # Read-only canvases draw from the catalogue too: the type's icon and title, its summary of the configuration,
+    # and no input handle on a type that accepts none.
+    check = compare.locator('.react-flow__node[data-id="check"]')
+    if_else = next(spec for spec in node_catalogue() if spec["type"] == "if_else")
+    expect(check.locator(".fn-node-type")).to_have_text(if_else["icon"] + if_else["title"])
+    expect(check).to_contain_text("{{input.amount}} > 100")
+    expect(compare.locator('.react-flow__node[data-id="start"] .react-flow__handle.target')).to_have_count(0)
     shot(page, "compare")
 
 
