@@ -78,10 +78,10 @@ def data_schema(properties: Mapping[str, Any] | None = None, required: list[str]
     return schema
 
 
-def template_check(*fields: str) -> Callable[[dict], list[tuple[str | None, str]]]:
+def template_check(*fields: str) -> Callable[[dict[str, Any]], list[tuple[str | None, str]]]:
     """A NodeSpec.check that reports malformed templates in the given data fields."""
 
-    def check(data: dict) -> list[tuple[str | None, str]]:
+    def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
         return [(name, message) for name in fields if name in data for message in templating.check_syntax(data[name])]
 
     return check
@@ -146,12 +146,23 @@ class ToolRefused(Exception):
 class Tool(Protocol):
     """What a handler reads of one of the run owner's tools."""
 
-    pk: int
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    timeout_seconds: float | None
-    is_active: bool
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def parameters(self) -> Any: ...  # its arguments' JSON Schema
+
+    @property
+    def timeout_seconds(self) -> float | None: ...
+
+    @property
+    def is_active(self) -> bool: ...
 
 
 class NodeTools(Protocol):
@@ -176,6 +187,22 @@ class NodeTools(Protocol):
         ...
 
 
+class ChatAnswer(Protocol):
+    """One answer of the model (runs/llm.py, ChatResult)."""
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def tool_calls(self) -> list[Any]: ...  # each with `id`, `name` and `arguments` (JSON text)
+
+    @property
+    def usage(self) -> dict[str, Any]: ...
+
+    @property
+    def raw_message(self) -> dict[str, Any]: ...
+
+
 class LLM(Protocol):
     """The LLM client (runs/llm.py in the worker): what the LLM node types call."""
 
@@ -196,7 +223,7 @@ class LLM(Protocol):
         response_format: dict[str, Any] | None = None,
         temperature: float | None = None,
         on_text: Callable[[str], None] | None = None,
-    ) -> Any: ...
+    ) -> ChatAnswer: ...
 
     def supports_schema(self, model: str) -> bool: ...
 

@@ -27,6 +27,7 @@ import operator as op
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from nodes.jsonkinds import json_kind
 from nodes.templating import TemplateError, to_text
@@ -90,7 +91,7 @@ CONDITION_NAMES: dict[str, str] = {
 # ASCII digits only: str.isdigit-style Unicode digits ("٣") are not what a user means by a number here.
 _NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BOOLEAN_WORDS = {"true": True, "false": False}
-_ORDERINGS: dict[str, Callable[[object, object], bool]] = {">": op.gt, "<": op.lt, ">=": op.ge, "<=": op.le}
+_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {">": op.gt, "<": op.lt, ">=": op.ge, "<=": op.le}
 
 
 class ConditionError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -11,16 +12,16 @@ class NodeSpec:
     """What validation needs to know about a node type; node type modules provide one each."""
 
     type: str
-    data_schema: dict
+    data_schema: dict[str, Any]
     handles: frozenset[str] | None = None
     required_handles: bool = False
     allows_outgoing: bool = True
-    check: Callable[[dict], list[tuple[str | None, str]]] | None = None
+    check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None
 
 
 @dataclass(frozen=True)
 class Node:
     id: str
     type: str
-    data: dict
-    position: dict | None
+    data: dict[str, Any]
+    position: dict[str, Any] | None

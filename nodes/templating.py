@@ -331,8 +331,12 @@ def _step(
     """Look `segment` up in `value`; raise a TemplateError saying what is missing."""
     if isinstance(value, Mapping) and segment in value:
         return value[segment]
-    is_list = isinstance(value, (list, tuple))
-    if is_list and segment.isdigit() and len(segment) <= _MAX_INDEX_DIGITS and int(segment) < len(value):
+    if (
+        isinstance(value, (list, tuple))
+        and segment.isdigit()
+        and len(segment) <= _MAX_INDEX_DIGITS
+        and int(segment) < len(value)
+    ):
         return value[int(segment)]
     where = f"template {_braced(path)}: {_owner(segments, position)}"
     if isinstance(value, Mapping):
@@ -343,9 +347,9 @@ def _step(
             keys = "its input is empty" if not value else "its input has: " + keys.removeprefix("keys: ")
         hint = f"; if it is optional, give a default: {_braced(path + ' ?? ' + _HINT_DEFAULT)}"
         raise TemplateError(f'{where} has no key "{_clip(segment)}" ({keys}){hint}', path)
-    if is_list and not segment.isdigit():
+    if isinstance(value, (list, tuple)) and not segment.isdigit():
         raise TemplateError(f'{where} is a list; "{_clip(segment)}" is not an index', path)
-    if is_list:
+    if isinstance(value, (list, tuple)):
         raise TemplateError(f"{where} has {len(value)} items, no index {_clip(segment)}", path)
     raise TemplateError(f'{where} is {json_kind_phrase(value)}, so it has no key "{_clip(segment)}"', path)
 

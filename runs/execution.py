@@ -15,6 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from nodes import get_node_type, node_specs
 from nodes.base import NodeContext, NodeError, NodeResult, ToolRefused, TransientNodeError
+from nodes.base import Tool as NodeTool
 from tools.calling import ToolCallError, tool_call
 from tools.models import Tool
 from tools.recording import tool_call_record, tool_call_start
@@ -37,19 +38,23 @@ class OwnerTools:
     node_id: str
     record_started: Callable[..., int] | None = tool_call_start
 
-    def find(self, names: Iterable[str], *, include_disabled: bool = False) -> dict[str, Tool]:
+    def find(self, names: Iterable[str], *, include_disabled: bool = False) -> dict[str, NodeTool]:
         found = Tool.objects.filter(owner_id=self.owner_id, name__in=list(names))
         if not include_disabled:
             found = found.filter(is_active=True)
         return {tool.name: tool for tool in found}
 
-    def function(self, tool: Tool) -> dict[str, Any]:
+    def function(self, tool: NodeTool) -> dict[str, Any]:
         return {
             "type": "function",
             "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
         }
 
-    def call(self, tool: Tool, arguments: Any, *, call_index: int = 0, timeout: float | None = None) -> dict[str, Any]:
+    def call(
+        self, tool: NodeTool, arguments: Any, *, call_index: int = 0, timeout: float | None = None
+    ) -> dict[str, Any]:
+        if not isinstance(tool, Tool):  # handlers call only what `find` gave them
+            raise TypeError(f"{tool!r} is not a tool that find() returned")
         try:
             return tool_call(
                 tool=tool,

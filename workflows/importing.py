@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from nodes import node_types
 from nodes.base import NodeType
@@ -114,7 +114,7 @@ def import_document(doc: object, *, tool_names: Iterable[str] = ()) -> dict[str,
     return {"name": name, "description": description, "graph": graph}
 
 
-def is_seed_graph(graph: object) -> bool:
+def is_seed_graph(graph: object) -> TypeGuard[Mapping[str, Any]]:
     """Whether `graph` is an original FlowNova export's (see the module docstring)."""
     if not isinstance(graph, Mapping):
         return False

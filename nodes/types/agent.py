@@ -19,6 +19,8 @@ from jsonschema.exceptions import SchemaError
 
 from nodes import register
 from nodes.base import (
+    LLM,
+    ChatAnswer,
     NodeContext,
     NodeError,
     NodeFailure,
@@ -35,7 +37,7 @@ DEFAULT_MAX_TOOL_ROUNDS = 5
 IDENTIFIER = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}
 
 
-def check(data: dict) -> list[tuple[str | None, str]]:
+def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
     problems = template_check("system_prompt", "user_prompt")(data)
     schema = data.get("output_schema")
     if schema is not None:
@@ -68,7 +70,9 @@ def execute(ctx: NodeContext) -> NodeResult:
         answer = conversation.run_tools(
             messages, tools, calls, max_rounds=int(data.get("max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS)), schema=schema
         )
-        fields = {"message": answer} if schema is None else conversation.structured(messages, answer, schema)
+        fields: dict[str, Any] = (
+            {"message": answer} if schema is None else conversation.structured(messages, answer, schema)
+        )
     except NodeFailure as exc:
         exc.tool_calls = [ctx.tools.record(call) for call in calls] + exc.tool_calls  # they happened all the same
         raise
@@ -96,14 +100,14 @@ def public_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 class Conversation:
-    def __init__(self, ctx: NodeContext, llm: Any, model: str, usage: Any, *, temperature: float | None) -> None:
+    def __init__(self, ctx: NodeContext, llm: LLM, model: str, usage: Any, *, temperature: float | None) -> None:
         self.ctx = ctx
         self.llm = llm
         self.model = model
         self.usage = usage
         self.temperature = temperature
 
-    def ask(self, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+    def ask(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatAnswer:
         batcher = self.llm.TokenBatcher(lambda chunk: self.ctx.emit("llm_token", {"text": chunk}))
         result = self.llm.chat(
             model=self.model, messages=messages, temperature=self.temperature, on_text=batcher, **kwargs
@@ -165,7 +169,8 @@ class Conversation:
     def structured(self, messages: list[dict[str, Any]], answer: str, schema: dict[str, Any]) -> dict[str, Any]:
         errors = schema_errors(self.llm, answer, schema)
         if not errors:
-            return self.llm.parse_json_answer(answer)
+            fields: dict[str, Any] = self.llm.parse_json_answer(answer)  # an object: the schema says so
+            return fields
         messages.append({"role": "assistant", "content": answer})
         messages.append(
             {
@@ -179,10 +184,11 @@ class Conversation:
         errors = schema_errors(self.llm, repaired, schema)
         if errors:
             raise NodeError("the model's answer does not match output_schema after one repair: " + "; ".join(errors))
-        return self.llm.parse_json_answer(repaired)
+        repaired_fields: dict[str, Any] = self.llm.parse_json_answer(repaired)
+        return repaired_fields
 
 
-def schema_errors(llm: Any, answer: str, schema: dict[str, Any]) -> list[str]:
+def schema_errors(llm: LLM, answer: str, schema: dict[str, Any]) -> list[str]:
     try:
         value = llm.parse_json_answer(answer)
     except ValueError as exc:

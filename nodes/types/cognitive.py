@@ -15,6 +15,7 @@ from typing import Any
 
 from nodes import node_types, register
 from nodes.base import (
+    LLM,
     ChildRunRequest,
     NodeContext,
     NodeError,
@@ -99,7 +100,7 @@ def child_result(own: dict[str, Any], child_output: dict[str, Any] | None, child
     return {**(child_output or {}), **own, "cognitive": report}
 
 
-def ask(llm: Any, model: str, messages: list[dict[str, Any]], usage: Any) -> str:
+def ask(llm: LLM, model: str, messages: list[dict[str, Any]], usage: Any) -> str:
     result = llm.chat(model=model, messages=messages, response_format={"type": "json_object"})
     usage.add(result.usage)
     return result.content
@@ -146,7 +147,7 @@ class Caps:
 
     def node_problems(self, node: dict[str, Any]) -> list[str]:
         node_id, kind = node.get("id"), node.get("type")
-        data = node.get("data") if isinstance(node.get("data"), dict) else {}
+        data = node["data"] if isinstance(node.get("data"), dict) else {}
         if kind not in self.types:
             return [f'node "{node_id}": type {kind!r} is not allowed here (allowed: {", ".join(self.types)})']
         used = tools_named(kind, data)

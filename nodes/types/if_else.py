@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nodes import register
 from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, field_schema, template_check
 from nodes.conditions import CONDITION_NAMES, OPERATORS, UNARY_OPERATORS, ConditionError, evaluate
@@ -10,7 +12,7 @@ from nodes.spec import NodeSpec
 SCALAR = {"type": ["string", "number", "boolean", "null"]}
 
 
-def check(data: dict) -> list[tuple[str | None, str]]:
+def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
     problems = template_check("left", "right")(data)
     if data.get("operator") not in UNARY_OPERATORS and "right" not in data:
         problems.append(("right", f"operator {data.get('operator')!r} needs a right-hand value"))

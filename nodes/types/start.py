@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -10,7 +12,7 @@ from nodes.base import NodeContext, NodeResult, NodeType, data_schema
 from nodes.spec import NodeSpec
 
 
-def check(data: dict) -> list[tuple[str | None, str]]:
+def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
     schema = data.get("input_schema")
     if schema is None:
         return []
