@@ -20,8 +20,8 @@ The modules, by what a reader looks for:
 The names below are the services' public interface; everything else is internal to the package.
 """
 
+from nodes.base import DEFAULT_RETRIES
 from runs.services.base import (
-    DEFAULT_RETRIES,
     ResumeInputConflict,
     RunError,
     RunFinishedError,

@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 BROKER_ERRORS = (KombuOperationalError, RedisConnectionError, OSError)
 ACTIVE_NODE_STATUSES = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 OPEN_NODE_STATUSES = (NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.WAITING)
-DEFAULT_RETRIES = 2
 # What node_begin changes on a node; saved with the node's final state when it runs inline.
 CLAIM_FIELDS = ["status", "attempts", "started_at", "task_id"]
 # What is read of a node when it is locked to begin, and to record its result: never its result or output.

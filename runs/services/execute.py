@@ -13,7 +13,7 @@ from django.utils import timezone
 from flownova import metrics
 from flownova.logcontext import log_context
 from nodes import get_node_type, limits
-from nodes.base import NodeResult
+from nodes.base import DEFAULT_RETRIES, NodeResult
 from nodes.templating import referenced_paths
 from runs.engine import core
 from runs.events import NodeStarted
@@ -31,7 +31,6 @@ from runs.services.base import (
     BEGIN_FIELDS,
     CLAIM_FIELDS,
     CLAIMED_FIELDS,
-    DEFAULT_RETRIES,
     has_merges,
     run_graph,
 )

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from nodes.base import DEFAULT_RETRIES
 from runs.engine import core
 from runs.events import AttemptLost, NodeCompleted, NodeFailed
 from runs.ledger import ledger_append
@@ -21,7 +22,7 @@ from runs.models import (
     NodeStatus,
 )
 from runs.services.advance import advance, run_fail, settle
-from runs.services.base import CLAIM_FIELDS, DEFAULT_RETRIES, run_graph
+from runs.services.base import CLAIM_FIELDS, run_graph
 from runs.writes import Transition
 
 logger = logging.getLogger(__name__)
