@@ -4,10 +4,14 @@ outlives it when it goes."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+import nodes
+from nodes.base import NodeContext, NodeResult, NodeType, data_schema
+from nodes.spec import NodeSpec
 from tests.engine_helpers import graph_of
 from tests.factories import make_workflow
 from tools.models import Tool, ToolCall
@@ -134,3 +138,23 @@ def test_the_admin_deletes_an_unused_tool(admin_client, weather) -> None:  # typ
     assert response.status_code == 302
     assert not Tool.objects.exists()
     assert any("deleted" in str(m) for m in get_messages(response.wsgi_request))
+
+
+def no_result(ctx: NodeContext) -> NodeResult:
+    return NodeResult()
+
+
+def test_a_node_type_that_declares_a_tool_field_makes_its_workflows_users_of_the_tool(
+    alice: User, weather: Tool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = data_schema({"service": {"type": "string"}})
+    plugin = NodeType(
+        spec=NodeSpec(type="test_names_a_tool", data_schema=schema), execute=no_result, tool_fields={"service": "one"}
+    )
+    monkeypatch.setitem(nodes._REGISTRY, plugin.type, plugin)  # registered for this test only
+    graph = graph_of(
+        [("start", "start", {}), ("call", "test_names_a_tool", {"service": "weather"}), ("end", "end", {})],
+        [("start", "call"), ("call", "end")],
+    )
+    workflow = make_workflow(alice, name="Plug-in", graph=graph)
+    assert tool_workflows_using(tool=weather) == [(workflow.pk, "Plug-in")]
