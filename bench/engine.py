@@ -34,6 +34,7 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
 os.environ.setdefault("FLOWNOVA_SECRET_KEYS", "ZmxvdW5vdmEtYmVuY2gta2V5LW5vdC1hLXNlY3JldCE=")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("FLOWNOVA_RUN_START_RATE", "")  # thousands of runs start as one user
 sys.path.insert(0, str(ROOT))
 
 import django  # noqa: E402

@@ -135,6 +135,7 @@ def service_env(config: Config, root: Path, postgres: Postgres, redis_server: Re
         FLOWNOVA_RETRY_BACKOFF_SECONDS="0.2",
         FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS="2",
         FLOWNOVA_EGRESS_ALLOWLIST="",
+        FLOWNOVA_RUN_START_RATE="",  # the battery starts hundreds of runs as one user
         FLOWNOVA_LOG_FORMAT="plain",
         LOG_LEVEL="INFO",
         PROMETHEUS_MULTIPROC_DIR=str(root / "metrics"),

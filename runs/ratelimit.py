@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from runs.services import RunError
+from runs.errors import RunError
 
 __all__ = ["RunRateLimited", "check_run_start"]
 

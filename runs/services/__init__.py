@@ -21,14 +21,8 @@ The names below are the services' public interface; everything else is internal 
 """
 
 from nodes.base import DEFAULT_RETRIES
-from runs.services.base import (
-    ResumeInputConflict,
-    RunError,
-    RunFinishedError,
-    RunInputError,
-    input_errors,
-    run_graph,
-)
+from runs.errors import ResumeInputConflict, RunError, RunFinishedError, RunInputError
+from runs.services.base import input_errors, run_graph
 from runs.services.execute import NodeClaim, node_begin, node_complete, node_crash, node_event, node_fail
 from runs.services.outcome import LOST_PREFIX, LOST_REDELIVERED, LOST_STALLED, retry_delay
 from runs.services.recovery import node_runs_recover, run_cancel, runs_purge

@@ -31,24 +31,6 @@ CLAIMED_FIELDS = ("id", "run_id", "node_id", "node_type", "status", "input", "at
 BEGIN_FIELDS = (*CLAIMED_FIELDS, "handle", "error", "arrivals", "queued_at", "started_at", "finished_at")
 
 
-class RunError(Exception):
-    """A request about a run that cannot be carried out; the message says why."""
-
-
-class RunInputError(RunError):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-
-
-class ResumeInputConflict(RunInputError):
-    """An input was given for the node a run resumes at, but re-executed nodes feed it (its `input` field)."""
-
-
-class RunFinishedError(RunError):
-    """The run already ended (for cancel: 409)."""
-
-
 # --- the graph a run executes -------------------------------------------------------------------------------
 
 _GRAPHS: OrderedDict[int, Graph] = OrderedDict()

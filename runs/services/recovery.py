@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from runs.errors import RunFinishedError
 from runs.events import RunCancelled
 from runs.models import (
     FINAL_RUN_STATUSES,
@@ -21,7 +22,7 @@ from runs.models import (
     RunStatus,
 )
 from runs.services.advance import close_open_work, run_ended
-from runs.services.base import ACTIVE_NODE_STATUSES, RunFinishedError, run_graph
+from runs.services.base import ACTIVE_NODE_STATUSES, run_graph
 from runs.services.dispatch import enqueue_after_commit
 from runs.services.outcome import LOST_STALLED, attempt_lost
 from runs.writes import run_transition

@@ -13,6 +13,7 @@ from django.utils import timezone
 from flownova import metrics
 from nodes import get_node_type, node_specs
 from runs.engine import core
+from runs.errors import ResumeInputConflict, RunInputError
 from runs.events import NodeReused, NodeSkipped, RunResumed, RunStarted
 from runs.ledger import ledger_append
 from runs.models import (
@@ -21,7 +22,8 @@ from runs.models import (
     NodeStatus,
     Run,
 )
-from runs.services.base import ResumeInputConflict, RunInputError, input_errors, remember_graph, run_input
+from runs.ratelimit import check_run_start
+from runs.services.base import input_errors, remember_graph, run_input
 from runs.services.dispatch import enqueue_after_commit
 from runs.writes import Transition
 from workflows.graph import Graph, GraphError, parse_graph
@@ -43,8 +45,6 @@ def run_start(
     """Start a run of the workflow's current graph with `input` (checked against the start node's schema), or,
     with `snapshot`, of the graph version that run executed (a re-run of the same version). Counts against
     `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts."""
-    from runs.ratelimit import check_run_start  # runs.ratelimit imports RunError from this package
-
     check_run_start(user)
     graph, document = _graph_to_run(workflow, snapshot)
     errors = input_errors(graph, input)
@@ -126,8 +126,6 @@ def run_resume(
     `node_id` on, with `input` for that node if given. `current_version` runs the workflow as it is now (to
     resume from a failed node after fixing it); `reexecute` names earlier nodes to run again instead. Counts
     against `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts."""
-    from runs.ratelimit import check_run_start  # runs.ratelimit imports RunError from this package
-
     check_run_start(user)
     workflow = source.workflow
     if workflow is None or (current_version and workflow.is_deleted):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from nodes import get_node_type, node_specs
 from nodes.base import NodeResult, WaitRequest
 from runs.engine import core
+from runs.errors import RunError
 from runs.events import ChildRunSpawned, ChildRunStarted
 from runs.ledger import ledger_append
 from runs.models import (
@@ -23,7 +24,7 @@ from runs.models import (
     RunStatus,
 )
 from runs.services.advance import advance, settle
-from runs.services.base import CLAIM_FIELDS, RunError, remember_graph
+from runs.services.base import CLAIM_FIELDS, remember_graph
 from runs.services.dispatch import enqueue_after_commit
 from runs.services.outcome import node_failed, node_succeed
 from runs.signals import node_waiting
