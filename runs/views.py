@@ -140,14 +140,6 @@ def _entry_sections(entry: LedgerEntry) -> list[tuple[str, str]]:
     return [(label, pretty_json(value)) for label, value in sections if value is not None]
 
 
-def _designed_graph(node_run: NodeRun | None) -> dict[str, Any] | None:
-    """The workflow a cognitive node designed (contract: output `cognitive.graph`), to draw it."""
-    result = (node_run.result or {}) if node_run else {}
-    design = result.get("cognitive") if isinstance(result, dict) else None
-    graph = design.get("graph") if isinstance(design, dict) else None
-    return graph if isinstance(graph, dict) and isinstance(graph.get("nodes"), list) else None
-
-
 @login_required
 @require_GET
 def run_node_detail(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
@@ -158,6 +150,8 @@ def run_node_detail(request: HttpRequest, pk: int, node_id: str) -> HttpResponse
     if node is None:
         raise Http404(f"run {run.pk} has no node {node_id!r}")
     node_run = NodeRun.objects.filter(run=run, node_id=node_id).first()
+    child_runs = visible_runs(request).filter(parent=run, parent_node_id=node_id).order_by("created_at", "id")
+    latest_child = child_runs.last()
     entries = [
         {"entry": entry, "sections": _entry_sections(entry)}
         for entry in LedgerEntry.objects.filter(run=run, node_id=node_id).order_by("seq")
@@ -168,9 +162,10 @@ def run_node_detail(request: HttpRequest, pk: int, node_id: str) -> HttpResponse
         "node_run": node_run,
         "config_json": pretty_json(node.get("data") or {}),
         "entries": entries,
-        "designed_graph": _designed_graph(node_run),
         "catalogue": node_catalogue(),
-        "child_runs": visible_runs(request).filter(parent=run, parent_node_id=node_id).order_by("created_at", "id"),
+        "child_runs": child_runs,
+        # What a node that starts a run of its own (a cognitive node's design) had that run execute.
+        "designed_graph": latest_child.graph if latest_child else None,
     }
     template = "runs/_node_detail.html" if htmx_partial(request) else "runs/node.html"
     return render(request, template, context)

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.models import LedgerEntry, NodeRun
+from runs.models import LedgerEntry, NodeRun, Run
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
 from tools.models import Tool
@@ -43,6 +43,16 @@ def designed_run(owner):  # type: ignore[no-untyped-def]
         node_type="cognitive",
         status="succeeded",
         result={"cognitive": {"reasoning": "short", "graph": design, "output": {}}},
+    )
+    Run.objects.create(  # the run of the design, as the engine starts it
+        workflow=run.workflow,
+        workflow_name="Planner / plan",
+        workflow_version=run.workflow_version,
+        graph=design,
+        owner=owner,
+        parent=run,
+        parent_node_id="plan",
+        status="succeeded",
     )
     now = timezone.now()
     for seq, status in ((1, "failed"), (2, "succeeded")):
