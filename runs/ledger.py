@@ -12,7 +12,7 @@ from flownova import metrics
 from runs.models import LedgerEntry, NodeRun
 from runs.writes import Transition
 from tools.models import Tool, ToolCall
-from tools.services import FINISH_FIELDS, tool_call_row
+from tools.recording import FINISH_FIELDS, tool_call_row
 
 
 def ledger_append(

@@ -20,17 +20,13 @@ from django.db import IntegrityError, transaction
 
 from tools.definitions import PATH_PARAM_RE, ToolDefinitionError, header_key, tool_validate_definition
 from tools.models import HttpMethod, Tool
-from tools.recording import FINISH_FIELDS, tool_call_row
 from tools.secrets import SecretsError, secrets_decrypt, secrets_encrypt, secrets_header_names, secrets_rotate
 from tools.uses import tool_workflows_using
 
-# FINISH_FIELDS and tool_call_row moved to tools.recording; runs/ledger.py still imports them from here.
 __all__ = [
-    "FINISH_FIELDS",
     "ToolDefinitionError",
     "ToolInUseError",
     "ToolUpdate",
-    "tool_call_row",
     "tool_create",
     "tool_delete",
     "tool_example_arguments",
