@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import pickle
 import time
-from collections.abc import Callable
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +27,7 @@ from workflows.graph import (
 )
 
 
-def if_else_check(data: dict) -> list[tuple[str | None, str]]:
+def if_else_check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
     return [(field, message) for field in ("left", "right") for message in check_syntax(data[field])]
 
 
@@ -72,7 +72,7 @@ SPECS: dict[str, NodeSpec] = {
     ),
 }
 
-CONTRACT_EXAMPLE = {
+CONTRACT_EXAMPLE: dict[str, Any] = {
     "nodes": [
         {"id": "start", "type": "start", "position": {"x": 0, "y": 0}, "data": {}},
         {
@@ -179,8 +179,9 @@ def test_the_graph_does_not_share_data_with_the_document() -> None:
     graph = parse_graph(doc, SPECS)
     doc["nodes"][1]["data"]["operator"] = "<"
     assert graph.node("check").data["operator"] == ">"
-    exported = graph.to_document()
-    exported["nodes"][1]["data"]["operator"] = "!="
+    exported_data = graph.to_document()["nodes"][1]["data"]
+    assert isinstance(exported_data, dict)
+    exported_data["operator"] = "!="
     assert graph.node("check").data["operator"] == ">"
 
 
@@ -416,7 +417,10 @@ def test_node_raises_key_error_for_unknown_ids() -> None:
             id="duplicate edge",
         ),
         pytest.param(
-            {"nodes": [node("start", "start"), node("end", "end")], "edges": [edge("start", "end", handle=["x"])]},
+            {
+                "nodes": [node("start", "start"), node("end", "end")],
+                "edges": [edge("start", "end", sourceHandle=["x"])],
+            },
             'edges[0]: "sourceHandle" must be a string of at most 64 characters',
             None,
             None,
@@ -644,7 +648,7 @@ def test_a_check_without_a_field_names_only_the_node() -> None:
 
 
 def test_a_crashing_check_or_broken_schema_becomes_an_issue() -> None:
-    def explode(data: dict) -> list[tuple[str | None, str]]:
+    def explode(data: dict[str, Any]) -> list[tuple[str | None, str]]:
         raise RuntimeError("bug")
 
     specs = {
@@ -861,7 +865,7 @@ def test_graph_shaped_garbage_is_validated_without_crashing(doc: dict[str, objec
 
 
 @st.composite
-def valid_graphs(draw: Callable) -> dict[str, object]:
+def valid_graphs(draw: st.DrawFn) -> dict[str, Any]:
     """Random valid DAGs: each middle node gets an edge from an earlier node and one to a later node."""
     count = draw(st.integers(min_value=0, max_value=25))
     ids = ["start", *(f"n{index}" for index in range(count)), "end"]
@@ -891,7 +895,7 @@ def assert_consistent(graph: Graph) -> None:
 
 
 @given(valid_graphs())
-def test_valid_graphs_parse_and_round_trip(doc: dict[str, object]) -> None:
+def test_valid_graphs_parse_and_round_trip(doc: dict[str, Any]) -> None:
     assert validate_graph(doc, SPECS) == []
     graph = parse_graph(doc, SPECS)
     assert list(graph.nodes) == [item["id"] for item in doc["nodes"]]
@@ -903,7 +907,7 @@ def test_valid_graphs_parse_and_round_trip(doc: dict[str, object]) -> None:
 
 
 @given(valid_graphs(), st.data())
-def test_adding_a_back_edge_is_always_reported_as_a_cycle(doc: dict[str, object], data: st.DataObject) -> None:
+def test_adding_a_back_edge_is_always_reported_as_a_cycle(doc: dict[str, Any], data: st.DataObject) -> None:
     graph = parse_graph(doc, SPECS)
     order = [node_id for node_id in graph.topological_order() if node_id not in ("start", "end")]
     if len(order) < 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -134,7 +135,7 @@ def test_a_type_that_declares_only_a_spec_and_a_handler_gets_neutral_defaults() 
         ({"order": "first"}, "order must be an integer"),
     ],
 )
-def test_a_type_declaring_something_malformed_is_refused_naming_it(changes: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_a_type_declaring_something_malformed_is_refused_naming_it(changes: dict[str, Any], message: str) -> None:
     spec = NodeSpec(type="odd", data_schema=data_schema({"tools": {"type": "array"}}))
     with pytest.raises(ValueError, match=f"node type 'odd': .*{re.escape(message)}"):
         NodeType(spec=spec, execute=lambda ctx: NodeResult(), **changes)

@@ -40,6 +40,6 @@ def test_there_are_numeric_settings_to_check() -> None:
 
 
 @pytest.mark.parametrize(("node_type", "path", "prop"), CASES, ids=[f"{t}.{p}" for t, p, _ in CASES])
-def test_every_numeric_setting_has_a_lower_and_an_upper_bound(node_type: str, path: str, prop: dict) -> None:  # type: ignore[type-arg]
+def test_every_numeric_setting_has_a_lower_and_an_upper_bound(node_type: str, path: str, prop: dict[str, Any]) -> None:
     assert "minimum" in prop or "exclusiveMinimum" in prop, f"{node_type}.{path} has no lower bound"
     assert "maximum" in prop or "exclusiveMaximum" in prop, f"{node_type}.{path} has no upper bound"

@@ -109,6 +109,7 @@ def test_render_returns_new_containers_and_leaves_its_argument_alone() -> None:
     value = {"a": ["{{input.customer.id}}"], "b": {"c": 1}}
     rendered = render(value, CONTEXT)
     assert value == {"a": ["{{input.customer.id}}"], "b": {"c": 1}}
+    assert isinstance(rendered, dict)
     assert rendered["a"] is not value["a"]
     assert rendered["b"] is not value["b"]
 
@@ -332,7 +333,8 @@ def test_lookups_follow_keys_or_fail_naming_the_path(data: dict[str, object], pa
     else:
         value: object = data
         for segment in path:
-            value = value[int(segment)] if isinstance(value, list) else value[segment]  # type: ignore[index]
+            assert isinstance(value, list | dict)
+            value = value[int(segment)] if isinstance(value, list) else value[segment]
         assert result == value
 
 
@@ -529,7 +531,9 @@ json_documents = st.recursive(
 
 
 @given(json_documents, st.dictionaries(keys, json_values, max_size=4), keys)
-def test_a_default_is_exactly_its_json_value_when_the_key_is_missing(default, data, key) -> None:  # type: ignore[no-untyped-def]
+def test_a_default_is_exactly_its_json_value_when_the_key_is_missing(
+    default: object, data: dict[str, object], key: str
+) -> None:
     data.pop(key, None)
     # The space keeps an object's closing brace apart from the template's "}}".
     template = "{{input." + key + " ?? " + json.dumps(default) + " }}"
