@@ -60,3 +60,30 @@ ensure_bundle() {
 preflight() {
     "$PY" manage.py preflight "$@"
 }
+
+# A PostgreSQL and a Redis of our own (flownova/embedded.py; data in the folder given) for each service that
+# DATABASE_URL / REDIS_URL do not name and that nothing answers on its default address (FLOWNOVA_SERVICES=
+# auto|embedded|external chooses). Their URLs are exported, so every process started from here uses them;
+# they stop when this shell exits. EMBEDDED_SERVICES says whether any was started, EMBEDDED_REDIS_URL which Redis.
+EMBEDDED_SERVICES=""
+EMBEDDED_REDIS_URL=""
+start_services() {
+    local home="$1"
+    shift
+    local urls line
+    urls="$("$PY" -m flownova.embedded start --home "$home" "$@")"
+    [ -n "$urls" ] || return 0
+    EMBEDDED_SERVICES="$home"
+    trap stop_services EXIT
+    while IFS= read -r line; do
+        eval "export $line"
+    done <<<"$urls"
+    if [[ "$urls" == *REDIS_URL=* ]]; then
+        EMBEDDED_REDIS_URL="$REDIS_URL"
+    fi
+}
+
+stop_services() {
+    say "Stopping the private PostgreSQL and Redis (data kept in $EMBEDDED_SERVICES)"
+    "$PY" -m flownova.embedded stop --home "$EMBEDDED_SERVICES" || true
+}

@@ -16,11 +16,13 @@ from psycopg import sql
 
 POSTGRES_HINT = (
     "Start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start` (Debian; or `sudo systemctl start "
-    "postgresql`, or `docker compose up -d postgres`), or point DATABASE_URL at a running server."
+    "postgresql`, or `docker compose up -d postgres`), or point DATABASE_URL at a running server, or unset it "
+    "and run bin/start with FLOWNOVA_SERVICES=auto (or embedded) to get a private one."
 )
 REDIS_HINT = (
     "Start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no` "
-    "(or `docker compose up -d redis`), or point REDIS_URL at a running server."
+    "(or `docker compose up -d redis`), or point REDIS_URL at a running server, or unset it and run bin/start "
+    "with FLOWNOVA_SERVICES=auto (or embedded) to get a private one."
 )
 
 
