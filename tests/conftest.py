@@ -12,17 +12,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import redis
 from celery import Celery
 from django.conf import settings
+from pytest_django import Settings
 
 from tests.llm_server import ScriptedLLM
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from runs.models import Run
+    from workflows.models import Workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".flownova" / "test-logs"
@@ -94,7 +102,9 @@ def start_worker(
     """A worker process, answering a ping through `control` (an app on the worker's broker; by default the
     suite's own) before this returns."""
     if control is None:
-        from flownova.celery import app as control
+        from flownova.celery import app
+
+        control = app
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
@@ -183,8 +193,8 @@ def start_daphne(env: dict[str, str], *, timeout: float = 30.0) -> ServerProcess
 
 
 @pytest.fixture
-def make_user(django_user_model):  # type: ignore[no-untyped-def]
-    def make(username: str, *, staff: bool = False, superuser: bool = False):  # type: ignore[no-untyped-def]
+def make_user(django_user_model: type[User]) -> Callable[..., User]:
+    def make(username: str, *, staff: bool = False, superuser: bool = False) -> User:
         return django_user_model.objects.create_user(
             username=username, password=f"{username}-password", is_staff=staff or superuser, is_superuser=superuser
         )
@@ -193,29 +203,29 @@ def make_user(django_user_model):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def alice(make_user):  # type: ignore[no-untyped-def]
+def alice(make_user: Callable[..., User]) -> User:
     """Owns the workflows and runs in a test."""
     return make_user("alice")
 
 
 @pytest.fixture
-def mallory(make_user):  # type: ignore[no-untyped-def]
+def mallory(make_user: Callable[..., User]) -> User:
     """An authenticated outsider who must be refused everything of alice's."""
     return make_user("mallory")
 
 
 @pytest.fixture
-def superuser(make_user):  # type: ignore[no-untyped-def]
+def superuser(make_user: Callable[..., User]) -> User:
     return make_user("root-admin", superuser=True)
 
 
-def _usage_entry(run, seq: int, day: int, **usage: object) -> None:  # type: ignore[no-untyped-def]
+def _usage_entry(run: Run, seq: int, day: int, **usage: Any) -> None:
     from datetime import UTC, datetime
 
     from runs.models import LedgerEntry
 
     when = datetime(2026, 11, day, 12, tzinfo=UTC)
-    total = usage["prompt_tokens"] + usage["completion_tokens"]  # type: ignore[operator]
+    total = usage["prompt_tokens"] + usage["completion_tokens"]
     LedgerEntry.objects.create(
         run=run,
         seq=seq,
@@ -229,7 +239,7 @@ def _usage_entry(run, seq: int, day: int, **usage: object) -> None:  # type: ign
 
 
 @pytest.fixture
-def usage_ledger(alice, mallory):  # type: ignore[no-untyped-def]
+def usage_ledger(alice: User, mallory: User) -> tuple[Workflow, Workflow]:
     """LLM usage in the ledger: alice's Support (two priced calls) and Triage (a local model), mallory's Hers."""
     from tests.factories import make_run, make_workflow
 
@@ -245,7 +255,7 @@ def usage_ledger(alice, mallory):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def fresh_throttles(settings) -> None:  # type: ignore[no-untyped-def]
+def fresh_throttles(settings: Settings) -> None:
     """Rate-limit counters live in Redis and would carry over between tests (and test runs, whose users get
     the same ids again): give each test its own cache key prefix."""
     settings.CACHES = {

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
+
+from django.contrib.auth.models import User
 
 from runs.models import FINAL_RUN_STATUSES, LedgerEntry, Run
 from runs.services import run_start
 from tests.factories import make_workflow
 
 
-def graph_of(nodes: list[tuple[str, str, dict[str, Any]]], edges: list[tuple[str, ...]]) -> dict[str, Any]:
+def graph_of(nodes: Sequence[tuple[str, str, dict[str, Any]]], edges: Sequence[tuple[str, ...]]) -> dict[str, Any]:
     """nodes: (id, type, data); edges: (source, target[, handle])."""
     return {
         "nodes": [{"id": node_id, "type": kind, "data": data} for node_id, kind, data in nodes],
@@ -21,7 +24,7 @@ def graph_of(nodes: list[tuple[str, str, dict[str, Any]]], edges: list[tuple[str
     }
 
 
-def start(owner, graph: dict[str, Any], run_input: dict[str, Any] | None = None) -> Run:  # type: ignore[no-untyped-def]
+def start(owner: User, graph: dict[str, Any], run_input: dict[str, Any] | None = None) -> Run:
     return run_start(workflow=make_workflow(owner, graph=graph), input=run_input or {}, user=owner)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
+
 from runs.models import Run
 from workflows.models import Workflow
 from workflows.services import workflow_create
@@ -21,7 +23,7 @@ def linear_graph(*middle: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
-def make_workflow(owner, *, name: str = "Example", graph: dict[str, Any] | None = None) -> Workflow:  # type: ignore[no-untyped-def]
+def make_workflow(owner: User, *, name: str = "Example", graph: dict[str, Any] | None = None) -> Workflow:
     return workflow_create(owner=owner, name=name, description="", graph=graph or linear_graph())
 
 

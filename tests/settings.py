@@ -13,10 +13,11 @@ from flownova.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins; tests only
 
-# `collectstatic` has not run for the test suite; WhiteNoise serves from the finders instead.
+# `collectstatic` has not run for the test suite; WhiteNoise serves from the finders instead, and STATIC_ROOT
+# falls back to Django's default (None), so WhiteNoise does not look for the folder collectstatic would fill.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-STATIC_ROOT = None
+del STATIC_ROOT  # noqa: F821 (defined by the star import)
 
 # Node types that only tests need (sleep, flaky, fail), loaded through the same plug-in setting users have.
 FLOWNOVA_NODE_MODULES = ["tests.nodes", "tests.node_types"]
