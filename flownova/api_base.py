@@ -42,7 +42,7 @@ class Pagination(PageNumberPagination):
             return paginator.num_pages
         return _whole_number(self.page_query_param, raw, maximum=None)
 
-    def get_page_size(self, request: Request) -> int:
+    def get_page_size(self, request: Request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size

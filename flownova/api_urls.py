@@ -24,12 +24,8 @@ from flownova.api_base import StrictFieldsMixin, TokenObtainThrottle, error_resp
 from flownova.api_parsers import SafeJSONParser
 from flownova.login_lockout import LoginLockedOut
 from runs.api import RunViewSet, UsageView, WorkflowRunStartView
+from tools.api import ToolViewSet
 from workflows.api import WorkflowViewSet
-
-try:
-    from tools.api import ToolViewSet
-except ImportError:  # the tools API is written separately; the rest of the API works without it
-    ToolViewSet = None
 
 app_name = "api"
 
@@ -88,8 +84,7 @@ router.include_format_suffixes = False
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("runs", RunViewSet, basename="run")
 router.register("approvals", ApprovalViewSet, basename="approval")
-if ToolViewSet is not None:
-    router.register("tools", ToolViewSet, basename="tool")
+router.register("tools", ToolViewSet, basename="tool")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),

@@ -100,7 +100,7 @@ def register_scrape_collector(name: str, collector: Collector) -> None:
 def registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         collected = CollectorRegistry()
-        multiprocess.MultiProcessCollector(collected)
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]  # unannotated upstream
     else:
         from prometheus_client import REGISTRY
 
@@ -140,4 +140,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 def process_exited(pid: int) -> None:
     """Called for a worker pool process that ended, so its live gauges stop counting."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # unannotated upstream

@@ -6,9 +6,16 @@ import json
 from typing import Any
 
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 
-def htmx_partial(request: HttpRequest) -> bool:
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware (settings.MIDDLEWARE) hands it to every view: with `htmx`."""
+
+    htmx: HtmxDetails
+
+
+def htmx_partial(request: HtmxHttpRequest) -> bool:
     """Whether to answer with a fragment (netbox's pattern): an HTMX request that is not a boosted navigation,
     which needs the whole page."""
     return bool(request.htmx) and not request.htmx.boosted

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -147,7 +147,8 @@ def guard_detached_redis_channels() -> bool:
     import redis
     from kombu.transport import redis as kombu_redis
 
-    original = kombu_redis.Channel._connparams
+    # kombu-stubs leave out the private _connparams; it takes `asynchronous` and returns redis' connection kwargs.
+    original: Callable[..., dict[str, Any]] = kombu_redis.Channel._connparams  # type: ignore[attr-defined]
     if getattr(original, "flownova_guard", False):
         return True
 
@@ -158,5 +159,5 @@ def guard_detached_redis_channels() -> bool:
         return original(self, asynchronous=asynchronous)
 
     connparams.flownova_guard = True  # type: ignore[attr-defined]
-    kombu_redis.Channel._connparams = connparams
+    kombu_redis.Channel._connparams = connparams  # type: ignore[attr-defined]
     return True
