@@ -1,8 +1,18 @@
+from __future__ import annotations
+
+from typing import TypedDict
+
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_stubs_ext import WithAnnotations
 
 from workflows.models import Edge, Node, Workflow
+
+
+class _NodeTotal(TypedDict):
+    node_total: int  # WorkflowAdmin.get_queryset's annotation
 
 
 class GraphViewOnlyMixin:
@@ -16,7 +26,7 @@ class GraphViewOnlyMixin:
         return False
 
 
-class NodeInline(GraphViewOnlyMixin, admin.TabularInline):
+class NodeInline(GraphViewOnlyMixin, admin.TabularInline[Node, Workflow]):
     model = Node
     extra = 0
     can_delete = False
@@ -24,7 +34,7 @@ class NodeInline(GraphViewOnlyMixin, admin.TabularInline):
     readonly_fields = fields
 
 
-class EdgeInline(GraphViewOnlyMixin, admin.TabularInline):
+class EdgeInline(GraphViewOnlyMixin, admin.TabularInline[Edge, Workflow]):
     model = Edge
     extra = 0
     can_delete = False
@@ -33,7 +43,7 @@ class EdgeInline(GraphViewOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(admin.ModelAdmin[Workflow]):
     list_display = ("name", "owner", "version", "node_count", "updated_at", "deleted_at")
     list_filter = (("deleted_at", admin.EmptyFieldListFilter), "owner", "updated_at")
     search_fields = ("name", "description", "owner__username")
@@ -49,8 +59,8 @@ class WorkflowAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(node_total=Count("nodes", distinct=True))
 
     @admin.display(description="nodes", ordering="node_total")
-    def node_count(self, obj: Workflow) -> int:
-        return obj.node_total  # type: ignore[attr-defined]
+    def node_count(self, obj: WithAnnotations[Workflow, _NodeTotal]) -> int:
+        return obj.node_total
 
     @admin.action(description="Soft-delete the selected workflows (their runs are kept)")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
@@ -64,7 +74,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         updated = queryset.filter(deleted_at__isnull=False).update(deleted_at=None)
         self.message_user(request, f"{updated} workflow(s) restored.")
 
-    def save_model(self, request: HttpRequest, obj: Workflow, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Workflow, form: forms.ModelForm[Workflow], change: bool) -> None:
         from django.db.models import F
 
         if change:
@@ -74,7 +84,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(GraphViewOnlyMixin, admin.ModelAdmin):
+class NodeAdmin(GraphViewOnlyMixin, admin.ModelAdmin[Node]):
     list_display = ("node_id", "type", "workflow")
     list_filter = ("type",)
     search_fields = ("node_id", "workflow__name")
@@ -83,7 +93,7 @@ class NodeAdmin(GraphViewOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Edge)
-class EdgeAdmin(GraphViewOnlyMixin, admin.ModelAdmin):
+class EdgeAdmin(GraphViewOnlyMixin, admin.ModelAdmin[Edge]):
     list_display = ("edge_id", "workflow", "source", "source_handle", "target")
     list_filter = ("source_handle",)
     search_fields = ("edge_id", "workflow__name", "source__node_id", "target__node_id")

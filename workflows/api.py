@@ -14,10 +14,12 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from flownova.users import signed_in_user
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -108,7 +110,7 @@ class GraphField(serializers.JSONField):
             raise serializers.ValidationError([issue.as_dict() for issue in exc.issues]) from None
 
 
-class WorkflowSummarySerializer(serializers.ModelSerializer):
+class WorkflowSummarySerializer(serializers.ModelSerializer[Workflow]):
     """A workflow in a list: everything but its graph (GET the workflow for that)."""
 
     owner = serializers.CharField(source="owner.username", read_only=True)
@@ -135,12 +137,17 @@ class WorkflowSerializer(StrictFieldsMixin, WorkflowSummarySerializer):
             # "This field is required." and the like become issues too, so `graph` always lists objects.
             if isinstance(exc.detail, dict) and "graph" in exc.detail:
                 exc.detail["graph"] = [
-                    item if isinstance(item, dict) else {"message": f"graph: {item}"} for item in exc.detail["graph"]
+                    item if isinstance(item, dict) else {"message": ErrorDetail(f"graph: {item}", code=_code(item))}
+                    for item in exc.detail["graph"]
                 ]
             raise
 
 
-class WorkflowDocumentSerializer(serializers.Serializer):
+def _code(detail: object) -> str | None:
+    return detail.code if isinstance(detail, ErrorDetail) else None
+
+
+class WorkflowDocumentSerializer(serializers.Serializer[Any]):
     """The contract's workflow document: what export writes and import reads."""
 
     name = serializers.CharField()
@@ -148,7 +155,7 @@ class WorkflowDocumentSerializer(serializers.Serializer):
     graph = GraphField()
 
 
-class WorkflowImportSerializer(serializers.Serializer):
+class WorkflowImportSerializer(serializers.Serializer[Any]):
     """A workflow document: ours (`{name, description, graph}`, as export writes it) or the original FlowNova
     export (nodes with `data.type`, edges with `source_handle`...: see docs/CONTRACT.md, Import formats).
     Other top-level keys are ignored."""
@@ -169,20 +176,20 @@ class WorkflowImportSerializer(serializers.Serializer):
         return dict(workflow.validated_data)
 
 
-class GraphCheckSerializer(StrictFieldsMixin, serializers.Serializer):
+class GraphCheckSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """A graph to check without saving it (the editor checks before it saves)."""
 
     graph = serializers.JSONField(help_text="The contract's graph document: `{nodes, edges}`.")
 
 
-class GraphIssueSerializer(serializers.Serializer):
+class GraphIssueSerializer(serializers.Serializer[Any]):
     message = serializers.CharField()
     node_id = serializers.CharField(required=False)
     edge_id = serializers.CharField(required=False)
     field = serializers.CharField(required=False, help_text="A dotted path inside the node's `data`.")
 
 
-class GraphCheckResultSerializer(serializers.Serializer):
+class GraphCheckResultSerializer(serializers.Serializer[Any]):
     valid = serializers.BooleanField()
     issues = GraphIssueSerializer(many=True, help_text="Every problem, each naming its node or edge; empty if valid.")
 
@@ -195,7 +202,7 @@ class GraphCheckResultSerializer(serializers.Serializer):
     partial_update=extend_schema(responses={200: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
     destroy=extend_schema(description="Soft delete: the workflow disappears, its runs keep their history."),
 )
-class WorkflowViewSet(viewsets.ModelViewSet):
+class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
     serializer_class = WorkflowSerializer
 
     def get_queryset(self) -> QuerySet[Workflow]:
@@ -203,15 +210,17 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             return Workflow.objects.none()
         return Workflow.objects.alive().visible_to(self.request.user).select_related("owner")
 
-    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Workflow]]:
         if self.action == "list":
             return WorkflowSummarySerializer
         return super().get_serializer_class()
 
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        serializer.instance = workflow_create(owner=self.request.user, **serializer.validated_data)
+    def perform_create(self, serializer: serializers.BaseSerializer[Workflow]) -> None:
+        serializer.instance = workflow_create(owner=signed_in_user(self.request), **serializer.validated_data)
 
-    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+    def perform_update(self, serializer: serializers.BaseSerializer[Workflow]) -> None:
+        # An update's serializer holds the workflow get_object found.
+        assert serializer.instance is not None
         serializer.instance = workflow_update(workflow=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: Workflow) -> None:
@@ -253,8 +262,9 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     )
     @action(detail=False, methods=["post"], url_path="import", serializer_class=WorkflowImportSerializer)
     def import_(self, request: Request) -> Response:
-        tool_names = Tool.objects.filter(owner=request.user, is_active=True).values_list("name", flat=True)
+        user = signed_in_user(request)
+        tool_names = Tool.objects.filter(owner=user, is_active=True).values_list("name", flat=True)
         body = WorkflowImportSerializer(data=request.data, context={"tool_names": tool_names})
         body.is_valid(raise_exception=True)
-        workflow = workflow_create(owner=request.user, **body.validated_data)
+        workflow = workflow_create(owner=user, **body.validated_data)
         return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)

@@ -65,7 +65,11 @@ def input_form_class(schema: dict[str, Any]) -> type[forms.Form]:
             if "initial" in options:
                 options["initial"] = json.dumps(options["initial"])
             field: forms.Field = forms.TypedChoiceField(
-                choices=choices, coerce=json.loads, empty_value=_NOTHING_CHOSEN, **options
+                choices=choices,
+                coerce=json.loads,
+                # django-stubs allow only str or None, but Django takes any value for an empty choice.
+                empty_value=_NOTHING_CHOSEN,  # type: ignore[arg-type]
+                **options,
             )
         elif kind == "boolean":
             field = forms.BooleanField(**options)

@@ -6,10 +6,15 @@ writes go through `workflows.services`, which bumps `version` on every save.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 NODE_ID_VALIDATOR = RegexValidator(r"^[A-Za-z0-9_-]{1,64}$", "Node ids are 1-64 characters of A-Z, a-z, 0-9, _ and -.")
 
@@ -18,11 +23,11 @@ class WorkflowQuerySet(models.QuerySet["Workflow"]):
     def alive(self) -> WorkflowQuerySet:
         return self.filter(deleted_at__isnull=True)
 
-    def visible_to(self, user: settings.AUTH_USER_MODEL) -> WorkflowQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> WorkflowQuerySet:
         """What `user` may see: their own workflows, or everything for staff."""
         if user.is_staff:
             return self
-        return self.filter(owner=user)
+        return self.filter(owner_id=user.pk)  # an anonymous user's pk is None: nothing
 
 
 class Workflow(models.Model):

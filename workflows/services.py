@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -53,7 +53,7 @@ def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def workflow_create(*, owner: AbstractBaseUser, name: str, description: str = "", graph: object) -> Workflow:
+def workflow_create(*, owner: User, name: str, description: str = "", graph: object) -> Workflow:
     document = graph_normalize(graph)
     workflow = Workflow.objects.create(owner=owner, name=name, description=description)
     _graph_store(workflow=workflow, graph=document)

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import pretty_json
+from flownova.users import signed_in_user
 from nodes import node_catalogue
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
@@ -86,7 +87,7 @@ def workflow_create_view(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 workflow = workflow_create(
-                    owner=request.user,
+                    owner=signed_in_user(request),
                     name=form.cleaned_data["name"],
                     description=form.cleaned_data["description"],
                     graph=form.cleaned_data["graph"],
@@ -108,7 +109,7 @@ def workflow_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     original = get_object_or_404(visible_workflows(request), pk=pk)
     # The copy belongs to whoever duplicates it (staff copying someone's workflow get their own).
     copy = workflow_create(
-        owner=request.user,
+        owner=signed_in_user(request),
         name=f"{original.name} (copy)"[:200],
         description=original.description,
         graph=original.graph_document(),
@@ -145,12 +146,13 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     elif form.cleaned_data["file"].size > MAX_IMPORT_BYTES:
         errors = [f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB."]
     else:
+        user = signed_in_user(request)
         try:
-            tool_names = Tool.objects.filter(owner=request.user, is_active=True).values_list("name", flat=True)
+            tool_names = Tool.objects.filter(owner=user, is_active=True).values_list("name", flat=True)
             document = import_document(parse_json(form.cleaned_data["file"].read()), tool_names=tool_names)
             if len(document["name"]) > 200:
                 raise DocumentError({"name": ["the name is longer than 200 characters"]})
-            workflow = workflow_create(owner=request.user, **document)
+            workflow = workflow_create(owner=user, **document)
         except JSONInputError as exc:
             syntax = exc.decode_error is not None
             errors = [f"The file is not valid JSON: {exc.message}" if syntax else f"The file can't be imported: {exc}"]
@@ -186,8 +188,9 @@ def workflow_export(request: HttpRequest, pk: int) -> HttpResponse:
 def editor_context(request: HttpRequest, workflow: Workflow | None) -> dict[str, Any]:
     """What the React Flow editor reads from the page: the workflow, the node type catalogue and the tools its
     owner registered. It saves through the REST API (session auth + CSRF), which validates on the server."""
-    owner = workflow.owner if workflow else request.user
+    owner = workflow.owner if workflow else signed_in_user(request)
     tools = list(Tool.objects.filter(owner=owner).order_by("name").values("name", "description"))
+    document: dict[str, object]
     if workflow is None:
         document = {"id": None, "name": "Untitled workflow", "description": "", "version": None, "graph": STARTER_GRAPH}
         api_url = reverse("api:workflow-list")

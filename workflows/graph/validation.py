@@ -6,6 +6,7 @@ import json
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -154,18 +155,23 @@ class _Validation:
         self.add(f'{label}: "type" must be one of: {known}; got {got}', node_id=node_id)
         return None
 
-    def _read_data(self, label: str, node_id: str, raw: Mapping[object, object], spec: NodeSpec | None) -> dict:
+    def _read_data(
+        self, label: str, node_id: str, raw: Mapping[object, object], spec: NodeSpec | None
+    ) -> dict[str, Any]:
         data = raw.get("data")
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
             self.add(f'{label}: "data" must be an object, got {json_kind_phrase(data)}', node_id=node_id)
             return {}
+        if not _has_string_keys(data):  # only a Python caller can pass one: JSON's keys are strings
+            self.add(f'{label}: "data" must be an object whose keys are strings', node_id=node_id)
+            return {}
         if spec is not None and self._check_schema(label, node_id, spec, data):
             self._run_check(label, node_id, spec, data)
         return {key: copy_json(item) for key, item in data.items()}
 
-    def _check_schema(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[object, object]) -> bool:
+    def _check_schema(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[str, object]) -> bool:
         """Report every schema error in `data`; True when there are none."""
         try:
             errors = sorted(self._validator(spec).iter_errors(data), key=_error_sort_key)
@@ -180,7 +186,7 @@ class _Validation:
             self.add(message, node_id=node_id, field=_error_field(error, container))
         return not errors
 
-    def _run_check(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[object, object]) -> None:
+    def _run_check(self, label: str, node_id: str, spec: NodeSpec, data: Mapping[str, object]) -> None:
         if spec.check is None:
             return
         try:
@@ -198,7 +204,7 @@ class _Validation:
             self._validators[id(spec)] = Draft202012Validator(spec.data_schema)
         return self._validators[id(spec)]
 
-    def _read_position(self, label: str, node_id: str, raw: Mapping[object, object]) -> dict | None:
+    def _read_position(self, label: str, node_id: str, raw: Mapping[object, object]) -> dict[str, object] | None:
         position = raw.get("position")
         if position is None:
             return None
@@ -458,6 +464,10 @@ def _dotted(path: Iterable[object]) -> str:
 
 def _one_of(handles: frozenset[str] | None) -> str:
     return f"; use one of: {', '.join(sorted(handles))}" if handles else ""
+
+
+def _has_string_keys(value: Mapping[object, object]) -> TypeGuard[Mapping[str, object]]:
+    return all(isinstance(key, str) for key in value)
 
 
 def _is_number(value: object) -> bool:
