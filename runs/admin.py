@@ -14,7 +14,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class NodeRunInline(ReadOnlyAdminMixin, admin.TabularInline):
+class NodeRunInline(ReadOnlyAdminMixin, admin.TabularInline[NodeRun, Run]):
     model = NodeRun
     extra = 0
     fields = ("node_id", "node_type", "status", "handle", "attempts", "started_at", "finished_at", "error")
@@ -22,7 +22,7 @@ class NodeRunInline(ReadOnlyAdminMixin, admin.TabularInline):
     can_delete = False
 
 
-class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
+class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline[LedgerEntry, Run]):
     model = LedgerEntry
     extra = 0
     fields = ("seq", "node_id", "node_type", "status", "duration_ms", "error")
@@ -32,7 +32,7 @@ class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Run]):
     list_display = ("id", "workflow_name", "workflow_version", "owner", "status", "created_at", "finished_at")
     list_filter = ("status", "created_at")
     search_fields = ("=id", "workflow_name", "owner__username", "error")
@@ -43,7 +43,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NodeRun)
-class NodeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NodeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[NodeRun]):
     list_display = ("run", "node_id", "node_type", "status", "attempts", "started_at", "finished_at")
     list_filter = ("status", "node_type")
     search_fields = ("=run__id", "node_id")
@@ -51,18 +51,18 @@ class NodeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerEntry]):
     list_display = ("run", "seq", "node_id", "node_type", "status", "duration_ms", "reused", "finished_at")
     list_filter = ("status", "node_type", "reused")
     search_fields = ("=run__id", "node_id", "error")
     raw_id_fields = ("run",)
 
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
         return False
 
 
 @admin.register(RunEvent)
-class RunEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RunEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[RunEvent]):
     list_display = ("run", "seq", "type", "node_id", "ts")
     list_filter = ("type",)
     search_fields = ("=run__id", "node_id")

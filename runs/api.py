@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from django.utils.http import urlencode
@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flownova.api_base import StrictFieldsMixin, error_response, query_dict
+from flownova.users import signed_in_user
 from runs.history import run_trace, runs_compare
 from runs.models import LedgerEntry, Run, RunStatus
 from runs.ratelimit import RunRateLimited
@@ -33,6 +34,8 @@ from runs.usage import usage_summary
 from workflows.models import Workflow
 
 __all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "UsageView", "WorkflowRunStartView"]
+
+_Row = TypeVar("_Row")  # what a queryset yields: DRF's filter_queryset keeps it
 
 LEDGER_DEFAULT_LIMIT = 500
 LEDGER_MAX_LIMIT = 1000
@@ -63,7 +66,7 @@ class NullableObjectField(serializers.JSONField):
     pass
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(serializers.ModelSerializer[Run]):
     """A run: the contract's fields, then extras (who started it, which version ran, where it came from)."""
 
     input = JSONObjectField(read_only=True)
@@ -99,7 +102,7 @@ class RunSerializer(serializers.ModelSerializer):
         }
 
 
-class RunStartSerializer(StrictFieldsMixin, serializers.Serializer):
+class RunStartSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """What starts a run: its input."""
 
     input = JSONObjectField(
@@ -109,7 +112,7 @@ class RunStartSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
 
-class RunFilterSerializer(serializers.Serializer):
+class RunFilterSerializer(serializers.Serializer[Any]):
     """The run list's filters (query parameters)."""
 
     workflow = serializers.IntegerField(required=False, min_value=1, help_text="Only runs of this workflow.")
@@ -118,7 +121,7 @@ class RunFilterSerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created before.")
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer):
+class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
     """One node execution (docs/CONTRACT.md, Ledger), then extras: the attempt number, and whether a resumed run
     reused this node's recorded result."""
 
@@ -149,7 +152,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LedgerQuerySerializer(serializers.Serializer):
+class LedgerQuerySerializer(serializers.Serializer[Any]):
     """The ledger's paging parameters."""
 
     after = serializers.IntegerField(
@@ -177,7 +180,7 @@ _RUN_START_RESPONSES = {
 
 
 @extend_schema(tags=["workflows"])
-class WorkflowRunStartView(GenericAPIView):
+class WorkflowRunStartView(GenericAPIView[Workflow]):
     """Starts a run of a workflow you can see (staff: any); another user's workflow, or a deleted one, is a 404."""
 
     serializer_class = RunStartSerializer
@@ -198,7 +201,7 @@ class WorkflowRunStartView(GenericAPIView):
         body.is_valid(raise_exception=True)
         try:
             with run_start_limited():
-                run = run_start(workflow=workflow, input=body.validated_data["input"], user=request.user)
+                run = run_start(workflow=workflow, input=body.validated_data["input"], user=signed_in_user(request))
         except RunInputError as exc:
             raise serializers.ValidationError({"input": exc.errors}) from None
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
@@ -210,11 +213,11 @@ _NOT_YOURS = "Runs of other users are not found (404), unless you are staff."
 VERSION_CHOICES = [("same", "the graph version the run executed"), ("current", "the workflow as it is now")]
 
 
-class RerunSerializer(StrictFieldsMixin, serializers.Serializer):
+class RerunSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     version = serializers.ChoiceField(choices=VERSION_CHOICES, default="same")
 
 
-class ResumeSerializer(StrictFieldsMixin, serializers.Serializer):
+class ResumeSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     node_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", help_text="The node to execute from.")
     version = serializers.ChoiceField(choices=VERSION_CHOICES, default="same")
     input = JSONObjectField(required=False, help_text="The input for `node_id` (default: as recorded).")
@@ -234,7 +237,7 @@ class ResumedSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "reused", "warnings"]
 
 
-class TraceStepSerializer(serializers.Serializer):
+class TraceStepSerializer(serializers.Serializer[Any]):
     seq = serializers.IntegerField()
     node_id = serializers.CharField()
     node_type = serializers.CharField()
@@ -250,7 +253,7 @@ class TraceStepSerializer(serializers.Serializer):
     llm_usage = serializers.JSONField(allow_null=True)
 
 
-class TraceSerializer(serializers.Serializer):
+class TraceSerializer(serializers.Serializer[Any]):
     run = serializers.IntegerField()
     workflow = serializers.IntegerField(allow_null=True)
     workflow_name = serializers.CharField(allow_blank=True)
@@ -262,12 +265,12 @@ class TraceSerializer(serializers.Serializer):
     children = serializers.ListField(child=serializers.IntegerField())
 
 
-class CompareQuerySerializer(serializers.Serializer):
+class CompareQuerySerializer(serializers.Serializer[Any]):
     a = serializers.IntegerField(min_value=1, help_text="The first run.")
     b = serializers.IntegerField(min_value=1, help_text="The second run.")
 
 
-class NodeComparisonSerializer(serializers.Serializer):
+class NodeComparisonSerializer(serializers.Serializer[Any]):
     node_id = serializers.CharField()
     node_type = serializers.CharField()
     status = serializers.ListField(child=serializers.CharField(allow_null=True))
@@ -276,7 +279,7 @@ class NodeComparisonSerializer(serializers.Serializer):
     output_diff = serializers.ListField(child=serializers.JSONField(), help_text="JSON Patch (RFC 6902)")
 
 
-class CompareSerializer(serializers.Serializer):
+class CompareSerializer(serializers.Serializer[Any]):
     runs = serializers.ListField(child=serializers.IntegerField())
     status = serializers.ListField(child=serializers.CharField())
     output_diff = serializers.ListField(child=serializers.JSONField())
@@ -284,7 +287,7 @@ class CompareSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["runs"])
-class RunViewSet(viewsets.ReadOnlyModelViewSet):
+class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
     """Runs you started (staff: every run), newest first."""
 
     serializer_class = RunSerializer
@@ -294,7 +297,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
             return Run.objects.none()
         return Run.objects.visible_to(self.request.user).select_related("owner")
 
-    def filter_queryset(self, queryset: QuerySet[Run]) -> QuerySet[Run]:
+    def filter_queryset(self, queryset: QuerySet[Run, _Row]) -> QuerySet[Run, _Row]:
         if self.action != "list":
             return queryset
         filters = RunFilterSerializer(data=query_dict(self.request))
@@ -350,7 +353,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         try:
-            run_cancel(run=run, user=request.user)
+            run_cancel(run=run, user=signed_in_user(request))
         except RunFinishedError as exc:
             raise Conflict(str(exc)) from None
         return Response(RunSerializer(self.get_queryset().get(pk=run.pk)).data)
@@ -378,7 +381,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             with run_start_limited():
                 new_run = run_start(
-                    workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot
+                    workflow=workflow, input=run.input, user=signed_in_user(request), source_run=run, snapshot=snapshot
                 )
         except RunInputError as exc:
             raise Conflict(
@@ -396,7 +399,9 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                 f"Run {run.pk} is the workflow that node {run.parent_node_id!r} of run {run.parent_id} designed; "
                 f"replay run {run.parent_id} instead (resume it from node {run.parent_node_id!r})."
             )
-        workflow = Workflow.objects.alive().visible_to(self.request.user).filter(pk=run.workflow_id).first()
+        workflow = None
+        if run.workflow_id is not None:  # None: the workflow was deleted for good
+            workflow = Workflow.objects.alive().visible_to(self.request.user).filter(pk=run.workflow_id).first()
         if workflow is None:
             raise Conflict(f"The workflow of run {run.pk} was deleted, so the run can't be repeated.")
         return workflow
@@ -429,7 +434,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                 resumed = run_resume(
                     source=run,
                     node_id=wanted["node_id"],
-                    user=request.user,
+                    user=signed_in_user(request),
                     current_version=wanted["version"] == "current",
                     input=wanted.get("input"),
                     reexecute=frozenset(wanted["reexecute"]),
@@ -467,13 +472,13 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(runs_compare(first, second))
 
 
-class UsageQuerySerializer(serializers.Serializer):
+class UsageQuerySerializer(serializers.Serializer[Any]):
     group_by = serializers.ChoiceField(choices=["workflow", "model", "day"], default="workflow")
     since = serializers.DateField(required=False, help_text="First day (ISO 8601), inclusive.")
     until = serializers.DateField(required=False, help_text="Last day (ISO 8601), inclusive.")
 
 
-class UsageRowSerializer(serializers.Serializer):
+class UsageRowSerializer(serializers.Serializer[Any]):
     workflow_id = serializers.IntegerField(required=False, allow_null=True)
     workflow_name = serializers.CharField(required=False)
     model = serializers.CharField(required=False, allow_null=True)
@@ -486,7 +491,7 @@ class UsageRowSerializer(serializers.Serializer):
     unpriced_entries = serializers.IntegerField(help_text="entries whose model LiteLLM could not price")
 
 
-class UsageSerializer(serializers.Serializer):
+class UsageSerializer(serializers.Serializer[Any]):
     group_by = serializers.CharField()
     results = UsageRowSerializer(many=True)
     total = UsageRowSerializer()

@@ -23,8 +23,9 @@ CLOSE_FORBIDDEN_OR_MISSING = 4404
 REPLAY_BATCH = 500
 
 
-def after_seq(scope: dict[str, Any]) -> int:
-    raw = parse_qs(scope.get("query_string", b"").decode("latin1")).get("after", ["0"])[0]
+def after_seq(query_string: bytes) -> int:
+    """The `?after=` of a connection's query string (0 when missing or not a number)."""
+    raw = parse_qs(query_string.decode("latin1")).get("after", ["0"])[0]
     try:
         return max(0, int(raw))
     except ValueError:
@@ -116,7 +117,7 @@ class RunConsumer(EventStreamConsumer):
     async def replay(self) -> None:
         """The run's stored events after ?after=, then those of its child runs (cognitive nodes' generated
         workflows), each child's in its own order and marked with the parent node."""
-        await self.replay_run(self.run_id, after_seq(self.scope))
+        await self.replay_run(self.run_id, after_seq(self.scope.get("query_string", b"")))
         for child_id, parent_node_id in await child_runs(self.run_id):
             await self.replay_run(child_id, 0, link={"parent_run_id": self.run_id, "parent_node_id": parent_node_id})
 

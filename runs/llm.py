@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,7 +173,7 @@ def chat(
 def _retry_delay(exc: Exception, attempt: int) -> float:
     """Seconds to wait before the next attempt: our backoff, or longer when the provider said how long
     (Retry-After on a 429 or 503; the OpenAI client honoured it, and its retries are off now), capped."""
-    delay = settings.FLOWNOVA_LLM_BACKOFF_SECONDS * 2 ** (attempt - 1)
+    delay = settings.FLOWNOVA_LLM_BACKOFF_SECONDS * 2.0 ** (attempt - 1)
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if headers is not None:
@@ -183,7 +183,7 @@ def _retry_delay(exc: Exception, attempt: int) -> float:
     return min(delay, MAX_RETRY_DELAY_SECONDS)
 
 
-def _retry_after_seconds(headers: Any) -> float | None:
+def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """The wait a response asks for: `retry-after-ms` (OpenAI's), or `Retry-After` in seconds or as a date."""
     try:
         if headers.get("retry-after-ms"):

@@ -8,9 +8,14 @@ events sent to browsers so that a late or reconnecting client first receives wha
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 class RunStatus(models.TextChoices):
@@ -27,10 +32,10 @@ FINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED
 
 
 class RunQuerySet(models.QuerySet["Run"]):
-    def visible_to(self, user: settings.AUTH_USER_MODEL) -> RunQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> RunQuerySet:
         if user.is_staff:
             return self
-        return self.filter(owner=user)
+        return self.filter(owner_id=user.pk)  # an anonymous user's pk is None: nothing
 
 
 class Run(models.Model):
@@ -178,7 +183,7 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.node_id} [{self.status}]"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValueError("Ledger entries are append-only and cannot be changed.")
         super().save(*args, **kwargs)

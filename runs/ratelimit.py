@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 
 from runs.errors import RunError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 __all__ = ["RunRateLimited", "check_run_start"]
 
@@ -39,7 +42,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period[0]]
 
 
-def check_run_start(user: Any) -> None:
+def check_run_start(user: User) -> None:
     """Count a run start by `user`, or raise RunRateLimited if they started too many just now (a refused
     start is not counted). `run_start` and `run_resume` call it before anything else."""
     rate = settings.FLOWNOVA_RUN_START_RATE

@@ -23,7 +23,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from flownova.jsonbody import JSONInputError, parse_json
-from flownova.pages import htmx_partial, pretty_json, too_many_runs
+from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json, too_many_runs
+from flownova.users import signed_in_user
 from nodes import get_node_type, node_catalogue, node_specs
 from runs.history import last_entries, runs_compare
 from runs.models import Run
@@ -108,7 +109,9 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("run_detail", pk=run.pk)
     snapshot = run if version == "same" else None
     try:
-        new_run = run_start(workflow=workflow, input=run.input, user=request.user, source_run=run, snapshot=snapshot)
+        new_run = run_start(
+            workflow=workflow, input=run.input, user=signed_in_user(request), source_run=run, snapshot=snapshot
+        )
     except RunRateLimited as exc:
         messages.error(request, too_many_runs(exc.wait))
         return redirect("run_detail", pk=run.pk)
@@ -224,9 +227,11 @@ class ResumeForm(forms.Form):
 
     def __init__(self, *args: Any, run: Run, choices: list[NodeChoice], workflow: Workflow | None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["node_id"].choices = [(choice.node_id, choice.label) for choice in choices]
+        node_field, version_field = self.fields["node_id"], self.fields["version"]
+        assert isinstance(node_field, forms.ChoiceField) and isinstance(version_field, forms.ChoiceField)  # as declared
+        node_field.choices = [(choice.node_id, choice.label) for choice in choices]
         now = f"v{workflow.version}" if workflow else "deleted"
-        self.fields["version"].choices = [
+        version_field.choices = [
             ("same", f"The version this run executed (v{run.workflow_version})"),
             ("current", f"The workflow as it is now ({now})"),
         ]
@@ -261,7 +266,9 @@ def _selected(data: QueryDict, choices: list[NodeChoice]) -> tuple[str, str]:
     node_id = data.get("node_id", "")
     if node_id not in {choice.node_id for choice in choices}:
         node_id = default_node(choices)
-    version = data.get("version") if data.get("version") in ("same", "current") else "same"
+    version = data.get("version", "same")
+    if version not in ("same", "current"):
+        version = "same"
     return node_id, version
 
 
@@ -291,7 +298,12 @@ def _start_resume(
         )
     try:
         resumed = run_resume(
-            source=run, node_id=node_id, user=request.user, current_version=current, input=edited, reexecute=reexecute
+            source=run,
+            node_id=node_id,
+            user=signed_in_user(request),
+            current_version=current,
+            input=edited,
+            reexecute=reexecute,
         )
     except RunInputError as exc:
         raise ResumeRefused("__all__", str(exc)) from None
@@ -300,7 +312,7 @@ def _start_resume(
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def run_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
+def run_resume_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the form (or, for HTMX, the part that depends on the chosen node); POST: start the new run."""
     run = get_object_or_404(visible_runs(request), pk=pk)
     choices = node_choices(run)

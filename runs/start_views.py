@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import too_many_runs
+from flownova.users import signed_in_user
 from runs.models import Run
 from runs.ratelimit import RunRateLimited
 from runs.services import RunInputError, run_start
@@ -59,7 +60,7 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         status = 400  # unless the run starts
         if not run_errors:
             try:
-                run = run_start(workflow=workflow, input=run_input, user=request.user)
+                run = run_start(workflow=workflow, input=run_input, user=signed_in_user(request))
             except RunRateLimited as exc:
                 run_errors, status = [too_many_runs(exc.wait)], 429
             except RunInputError as exc:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, F, FloatField, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from runs.models import LedgerEntry, Run
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.db.models.expressions import Combinable
 
 GROUPS = ("workflow", "model", "day")
 
@@ -18,7 +22,9 @@ def _number(key: str, field: Any) -> Cast:
     return Cast(KeyTextTransform(key, "llm_usage"), field)
 
 
-def usage_entries(*, user: Any, since: date | None = None, until: date | None = None) -> QuerySet[LedgerEntry]:
+def usage_entries(
+    *, user: User | AnonymousUser, since: date | None = None, until: date | None = None
+) -> QuerySet[LedgerEntry]:
     entries = LedgerEntry.objects.filter(run__in=Run.objects.visible_to(user), llm_usage__isnull=False)
     if since:
         entries = entries.filter(finished_at__date__gte=since)
@@ -27,7 +33,9 @@ def usage_entries(*, user: Any, since: date | None = None, until: date | None = 
     return entries
 
 
-def usage_summary(*, user: Any, group_by: str, since: date | None = None, until: date | None = None) -> dict[str, Any]:
+def usage_summary(
+    *, user: User | AnonymousUser, group_by: str, since: date | None = None, until: date | None = None
+) -> dict[str, Any]:
     """Tokens and cost per workflow, model or day, and the total. A call LiteLLM could not price (any local
     model) has no cost: its ledger entry is counted in `unpriced_entries`, never as a cost of zero."""
     if group_by not in GROUPS:
@@ -41,11 +49,12 @@ def usage_summary(*, user: Any, group_by: str, since: date | None = None, until:
         "cost_usd": Sum(_number("cost_usd", FloatField())),
         "unpriced_entries": Count("pk", filter=Q(llm_usage__cost_usd__isnull=True) | Q(llm_usage__cost_usd=None)),
     }
-    keys = {
+    groupings: dict[str, dict[str, Combinable]] = {
         "workflow": {"workflow_id": F("run__workflow_id"), "workflow_name": F("run__workflow_name")},
         "model": {"model": KeyTextTransform("model", "llm_usage")},
         "day": {"day": TruncDate("finished_at")},
-    }[group_by]
+    }
+    keys = groupings[group_by]
     rows = list(entries.annotate(**keys).values(*keys).annotate(**sums).order_by(*keys))
     total = entries.aggregate(**sums)
     for row in [*rows, total]:

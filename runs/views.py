@@ -9,7 +9,7 @@ never imports approvals. Another user's run is a 404; staff see every run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,7 +20,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
-from flownova.pages import htmx_partial, pretty_json
+from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
+from flownova.users import signed_in_user
 from nodes import node_catalogue
 from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus
 from runs.replay_views import replay_context
@@ -43,7 +44,7 @@ def visible_runs(request: HttpRequest) -> QuerySet[Run]:
     return Run.objects.visible_to(request.user).select_related("owner", "workflow", "parent")
 
 
-def _history(request: HttpRequest, runs: QuerySet[Run], context: dict[str, Any]) -> HttpResponse:
+def _history(request: HtmxHttpRequest, runs: QuerySet[Run], context: dict[str, Any]) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
@@ -57,13 +58,13 @@ def _history(request: HttpRequest, runs: QuerySet[Run], context: dict[str, Any])
 
 @login_required
 @require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: HtmxHttpRequest) -> HttpResponse:
     return _history(request, visible_runs(request), {"workflow": None})
 
 
 @login_required
 @require_GET
-def workflow_runs(request: HttpRequest, pk: int) -> HttpResponse:
+def workflow_runs(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(Workflow.objects.alive().visible_to(request.user), pk=pk)
     # Visible runs of a visible workflow: staff see everyone's runs of it, an owner their own.
     return _history(request, visible_runs(request).filter(workflow=workflow), {"workflow": workflow})
@@ -93,7 +94,7 @@ def run_context(request: HttpRequest, run: Run) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
     context = run_context(request, run)
     part = RUN_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
@@ -108,7 +109,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def ledger_entry(request: HttpRequest, pk: int, seq: int) -> HttpResponse:
+def ledger_entry(request: HtmxHttpRequest, pk: int, seq: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
     entry = get_object_or_404(LedgerEntry.objects.filter(run=run), seq=seq)
     template = "runs/_entry.html" if htmx_partial(request) else "runs/entry.html"
@@ -116,10 +117,18 @@ def ledger_entry(request: HttpRequest, pk: int, seq: int) -> HttpResponse:
     return render(request, template, {"run": run, "entry": entry, "sections": shown})
 
 
-def node_states(run: Run) -> dict[str, dict[str, Any]]:
+class NodeState(TypedDict):
+    status: str
+    handle: str
+    attempts: int
+
+
+def node_states(run: Run) -> dict[str, NodeState]:
     """Each reached node's state, as the run canvas colours it (and the handle it chose, for the path)."""
     rows = NodeRun.objects.filter(run=run).values("node_id", "status", "handle", "attempts")
-    return {row.pop("node_id"): row for row in rows}
+    return {
+        row["node_id"]: {"status": row["status"], "handle": row["handle"], "attempts": row["attempts"]} for row in rows
+    }
 
 
 @login_required
@@ -142,7 +151,7 @@ def _entry_sections(entry: LedgerEntry) -> list[tuple[str, str]]:
 
 @login_required
 @require_GET
-def run_node_detail(request: HttpRequest, pk: int, node_id: str) -> HttpResponse:
+def run_node_detail(request: HtmxHttpRequest, pk: int, node_id: str) -> HttpResponse:
     """One node of a run, as the canvas shows it when clicked: its state, and every ledger entry it has
     (attempts, input, output, tool calls, usage, error); for a cognitive node, the workflow it designed."""
     run = get_object_or_404(visible_runs(request), pk=pk)
@@ -176,7 +185,7 @@ def run_node_detail(request: HttpRequest, pk: int, node_id: str) -> HttpResponse
 def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
     try:
-        run_cancel(run=run, user=request.user)
+        run_cancel(run=run, user=signed_in_user(request))
     except RunFinishedError:
         run.refresh_from_db(fields=["status"])
         messages.warning(request, f"The run had already ended ({run.status}); nothing was cancelled.")

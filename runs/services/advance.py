@@ -223,5 +223,9 @@ def close_open_work(tx: Transition) -> None:
     if children:
         from runs.tasks import cancel_run
 
-        transaction.on_commit(lambda: [send(cancel_run, child) for child in children])
+        def cancel_children() -> None:
+            for child in children:
+                send(cancel_run, child)
+
+        transaction.on_commit(cancel_children)
     report_to_parent(run)

@@ -66,7 +66,9 @@ def send(task: Any, *args: Any) -> None:
         logger.error("could not send %s%s to the broker (%s: %s)", task.name, args, type(exc).__name__, exc)
 
 
-def _limits(timeout: float | None) -> dict[str, float]:
+def _limits(timeout: float | None) -> dict[str, Any]:
+    """Celery's execution options for a node's time limits: seconds, fractions allowed (celery-stubs type them
+    as int, and leave them out of Signature.set, so the options are typed as Celery's own `options` are)."""
     if not timeout:
         return {}
     # The soft limit raises inside the handler (a clean, recorded timeout); the hard one is the backstop.

@@ -82,7 +82,7 @@ def node_failed(
     node_run.error = error
     node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
     node_run.finished_at = None if retry else finished
-    if retry:  # due then: the recovery sweep must not take the wait for a lost message
+    if retry_in is not None:  # due then: the recovery sweep must not take the wait for a lost message
         node_run.queued_at = finished + timedelta(seconds=retry_in)
     ledger_append(
         tx=tx,
@@ -188,4 +188,4 @@ def node_give_up(tx: Transition, node_run: NodeRun, *, error: str, started_at: A
 def retry_delay(attempt: int) -> float:
     """Exponential backoff: base, 2 x base, 4 x base ... capped."""
     base = float(getattr(settings, "FLOWNOVA_RETRY_BACKOFF_SECONDS", 1.0))
-    return min(base * 2 ** (attempt - 1), float(getattr(settings, "FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300.0)))
+    return min(base * 2.0 ** (attempt - 1), float(getattr(settings, "FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS", 300.0)))

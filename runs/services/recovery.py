@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 # --- cancelling ----------------------------------------------------------------------------------------------
 
 
-def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
+def run_cancel(*, run: Run, user: User | None = None) -> Run:
     """Stop a run: every node that has not finished is cancelled. A handler already executing is not
     interrupted, but what it returns is ignored and nothing after it starts."""
     with run_transition(run.pk) as tx:
@@ -44,7 +44,7 @@ def run_cancel(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         locked.finished_at = timezone.now()
         tx.save_run("status", "finished_at")
         close_open_work(tx)
-        tx.emit(RunCancelled(by=getattr(user, "username", None)))
+        tx.emit(RunCancelled(by=user.username if user is not None else None))
         run_ended(locked, RunStatus.CANCELLED)
     return locked
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ def run_start(
     *,
     workflow: Workflow,
     input: Any,
-    user: AbstractBaseUser,
+    user: User,
     source_run: Run | None = None,
     snapshot: Run | None = None,
 ) -> Run:
@@ -83,7 +83,7 @@ def _run_create(
     document: dict[str, Any],
     graph: Graph,
     input: Any,
-    user: AbstractBaseUser,
+    user: User,
     source_run: Run | None,
     version: int,
 ) -> Run:
@@ -116,7 +116,7 @@ def run_resume(
     *,
     source: Run,
     node_id: str,
-    user: AbstractBaseUser,
+    user: User,
     current_version: bool = False,
     input: dict[str, Any] | None = None,
     reexecute: frozenset[str] = frozenset(),
@@ -166,7 +166,9 @@ def run_resume(
         )
         tx = Transition(run)
         tx.emit(RunResumed(workflow_id=workflow.pk, resumed_from=source.pk, resumed_at=node_id))
-        _replay_reused(tx, graph, [recorded[node] for node in reused], resume_at=node_id, resume_input=input)
+        _replay_reused(
+            tx, graph, [recorded[node] for node in reused], source=source, resume_at=node_id, resume_input=input
+        )
         tx.finish()
     return Resumed(run=run, reused=reused, warnings=warnings)
 
@@ -200,7 +202,13 @@ def run_resume_reused(*, source: Run, graph: Graph, node_id: str) -> list[str]:
 
 
 def _replay_reused(
-    tx: Transition, graph: Graph, reused: list[NodeRun], *, resume_at: str, resume_input: dict[str, Any] | None
+    tx: Transition,
+    graph: Graph,
+    reused: list[NodeRun],
+    *,
+    source: Run,
+    resume_at: str,
+    resume_input: dict[str, Any] | None,
 ) -> None:
     """Copy the reused nodes' records into the new run, then let the core resolve their edges exactly as if
     they had just finished, and queue whatever that makes ready (the resume node among them)."""
@@ -241,7 +249,7 @@ def _replay_reused(
         tx.emit(NodeReused(node_id=row.node_id, handle=row.handle or None, result=row.result))
         outputs[row.node_id] = row.output or {}
         if get_node_type(row.node_type).ends_run:
-            run.output = Run.objects.values_list("output", flat=True).get(pk=run.source_run_id)
+            run.output = Run.objects.values_list("output", flat=True).get(pk=source.pk)
             tx.save_run("output")
         step = core.advance(graph, row.node_id, handle=row.handle or None, known_arrivals=known)
         known.update(step.arrivals)

@@ -18,10 +18,13 @@ import logging
 import os
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flownova import reliances
 from runs.events import APPROVAL_EVENTS, APPROVALS_GROUP, CONSUMER_MESSAGE_TYPE, run_group, workflow_group
+
+if TYPE_CHECKING:
+    from channels.layers import BaseChannelLayer
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +70,10 @@ class Publisher:
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
             layer = get_channel_layer()
-            groups = _by_group(batch)
-            try:
-                watched = await reliances.watched_groups(layer, list(groups))
-            except Exception:
-                logger.exception("checking who watches %d groups failed; sending to all", len(groups))
-                watched = list(groups)
-            for group in watched:
-                events = groups[group]
-                try:
-                    await layer.group_send(group, {"type": CONSUMER_MESSAGE_TYPE, "events": events})
-                except Exception:
-                    logger.exception("publishing %d run events to %s failed", len(events), group)
+            if layer is None:
+                logger.error("no channel layer (settings.CHANNEL_LAYERS): %d transitions' events not sent", len(batch))
+            else:
+                await _send(layer, _by_group(batch))
             for _, _, done in batch:
                 if done is not None:
                     done.set_result(None)
@@ -98,14 +93,29 @@ class Publisher:
 
     def _submit(self, messages: list[dict[str, Any]], workflow_id: int | None, done: Future[None] | None) -> None:
         loop = self._ensure_started()
-        item = (messages, workflow_id, done)
-        loop.call_soon_threadsafe(lambda: self._queue.put_nowait(item))  # type: ignore[union-attr]
+        queue = self._queue
+        assert queue is not None  # the loop's thread makes it before _ensure_started returns
+        loop.call_soon_threadsafe(queue.put_nowait, (messages, workflow_id, done))
 
 
 publisher = Publisher()
 
 # Transitions whose events one group_send may carry at most.
 MAX_BATCH = 100
+
+
+async def _send(layer: BaseChannelLayer, groups: dict[str, list[dict[str, Any]]]) -> None:
+    try:
+        watched = await reliances.watched_groups(layer, list(groups))
+    except Exception:
+        logger.exception("checking who watches %d groups failed; sending to all", len(groups))
+        watched = list(groups)
+    for group in watched:
+        events = groups[group]
+        try:
+            await layer.group_send(group, {"type": CONSUMER_MESSAGE_TYPE, "events": events})
+        except Exception:
+            logger.exception("publishing %d run events to %s failed", len(events), group)
 
 
 def _by_group(batch: list[tuple[list[dict[str, Any]], int | None, Any]]) -> dict[str, list[dict[str, Any]]]:

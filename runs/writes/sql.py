@@ -19,10 +19,20 @@ def _quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """`model`'s field `name`, which must be a column of its table (not a reverse relation, not generic)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise ValueError(f"{model.__name__}.{name} is not a column of {model._meta.db_table}")
+    return field
+
+
 # Table and column names come from model metadata, never from input; every value is a query parameter.
 @lru_cache(maxsize=256)
-def _update_template(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
-    columns = tuple(model._meta.get_field(name) for name in dict.fromkeys(fields))  # each column once
+def _update_template(
+    model: type[models.Model], fields: tuple[str, ...]
+) -> tuple[str, tuple[models.Field[Any, Any], ...]]:
+    columns = tuple(_field(model, name) for name in dict.fromkeys(fields))  # each column once
     sets = ", ".join(f"{_quote(field.column)} = %s" for field in columns)
     table, pk = _quote(model._meta.db_table), _quote(model._meta.pk.column)
     return f"UPDATE {table} SET {sets} WHERE {pk} = %s", columns  # noqa: S608
@@ -31,12 +41,12 @@ def _update_template(model: type[models.Model], fields: tuple[str, ...]) -> tupl
 @lru_cache(maxsize=256)
 def _insert_template(
     model: type[models.Model], fields: tuple[str, ...], returning: tuple[str, ...]
-) -> tuple[str, str, tuple[Any, ...]]:
-    columns = tuple(model._meta.get_field(name) for name in fields)
+) -> tuple[str, str, tuple[models.Field[Any, Any], ...]]:
+    columns = tuple(_field(model, name) for name in fields)
     names = ", ".join(_quote(field.column) for field in columns)
     row = f"({', '.join(['%s'] * len(columns))})"
     table = _quote(model._meta.db_table)
-    back = ", ".join(_quote(model._meta.get_field(name).column) for name in returning)
+    back = ", ".join(_quote(_field(model, name).column) for name in returning)
     back = f" RETURNING {back}" if back else ""
     return f"INSERT INTO {table} ({names}) VALUES {{rows}}{back}", row, columns  # noqa: S608
 
@@ -65,9 +75,9 @@ def concrete_fields(model: type[models.Model]) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _loaded(model: type[models.Model], fields: tuple[str, ...]) -> tuple[list[Any], list[str]]:
+def _loaded(model: type[models.Model], fields: tuple[str, ...]) -> tuple[list[models.Field[Any, Any]], list[str]]:
     # In the model's column order, which is the order Model.from_db expects values in.
-    wanted = {model._meta.get_field(name).attname for name in fields}
+    wanted = {_field(model, name).attname for name in fields}
     loaded = [field for field in model._meta.concrete_fields if field.attname in wanted]
     return loaded, [field.attname for field in loaded]
 

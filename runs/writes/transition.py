@@ -244,13 +244,14 @@ def run_transition(
     points settles a run only at its ends, where one more query costs less than this read at every node."""
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        node_run, pending, unfinished = None, None, None
+        locked = None
         if node_run_id is not None:
-            run, node_run, pending, unfinished = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
-        if node_run is None:
-            run = Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id)
-        tx = Transition(run)
-        if node_run is not None:
+            locked = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
+        if locked is None:
+            tx = Transition(Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id))
+        else:
+            run, node_run, pending, unfinished = locked
+            tx = Transition(run)
             tx.node_run, tx.pending_rows, tx.unfinished = node_run, pending, unfinished
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
@@ -260,7 +261,9 @@ def run_transition(
 
 def _lock_with_node(
     run_id: int, node_run_id: int, node_fields: tuple[str, ...], lock_pending: bool
-) -> tuple[Run | None, NodeRun | None, dict[str, NodeRun] | None, dict[str, str] | None]:
+) -> tuple[Run, NodeRun, dict[str, NodeRun] | None, dict[str, str] | None] | None:
+    """The run and its node, locked, with the pending rows and unfinished statuses if `lock_pending`; None when
+    the run has no such node."""
     # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node; pending rows after.
     # Each later statement reads a snapshot taken once the first one holds the run's lock: it sees every change
     # committed by the transitions that held the lock before.
@@ -274,7 +277,7 @@ def _lock_with_node(
         statements.append((unfinished, [run_id]))
     results = server_execute(statements)
     if not results[0]:
-        return None, None, None, None
+        return None
     pending_rows, unfinished_statuses = None, None
     if lock_pending:
         rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in results[1]]
