@@ -9,8 +9,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpcore
 import pytest
+from pytest_django import Settings
 
 from tests.tools.servers import LocalServer, Responder, echo
 from tools.egress_transport import PinnedBackend
@@ -31,21 +34,21 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
 
-    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def getaddrinfo(host: bytes | str | None, *args: Any, **kwargs: Any) -> Any:
         name = host.decode() if isinstance(host, bytes) else str(host)
         if name.lower() not in LOCAL_NAMES and not _loopback(name) and name not in ("", "None"):
             raise AssertionError(f"a test tried to resolve {name!r}: only localhost may be resolved")
         return real_getaddrinfo(host, *args, **kwargs)
 
-    def check(sock: socket.socket, address: object) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):  # type: ignore[index]
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
             raise AssertionError(f"a test tried to connect to {address!r}: only loopback is allowed")
 
-    def connect(self, address):  # type: ignore[no-untyped-def]
+    def connect(self: socket.socket, address: Any) -> None:
         check(self, address)
         return real_connect(self, address)
 
-    def connect_ex(self, address):  # type: ignore[no-untyped-def]
+    def connect_ex(self: socket.socket, address: Any) -> int:
         check(self, address)
         return real_connect_ex(self, address)
 
@@ -55,7 +58,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def egress_settings(settings) -> None:  # type: ignore[no-untyped-def]
+def egress_settings(settings: Settings) -> None:
     """Nothing allow-listed unless a test says so; quick backoff."""
     settings.FLOWNOVA_EGRESS_ALLOWLIST = []
     settings.FLOWNOVA_EGRESS_BACKOFF_SECONDS = 0.01
@@ -63,7 +66,7 @@ def egress_settings(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def allow_loopback(settings) -> None:  # type: ignore[no-untyped-def]
+def allow_loopback(settings: Settings) -> None:
     settings.FLOWNOVA_EGRESS_ALLOWLIST = ["127.0.0.1"]
 
 
@@ -73,7 +76,7 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     seen: list[tuple[str, int]] = []
     real = PinnedBackend._connect
 
-    def record(self, address, port, *args):  # type: ignore[no-untyped-def]
+    def record(self: PinnedBackend, address: str, port: int, *args: Any) -> httpcore.NetworkStream:
         seen.append((address, port))
         return real(self, address, port, *args)
 
@@ -85,7 +88,7 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 def make_server() -> Iterator[Callable[..., LocalServer]]:
     servers: list[LocalServer] = []
 
-    def make(responder: Responder = echo, **kwargs) -> LocalServer:  # type: ignore[no-untyped-def]
+    def make(responder: Responder = echo, **kwargs: Any) -> LocalServer:
         server = LocalServer(responder, **kwargs)
         servers.append(server)
         return server
@@ -96,6 +99,6 @@ def make_server() -> Iterator[Callable[..., LocalServer]]:
 
 
 @pytest.fixture
-def server(make_server) -> LocalServer:  # type: ignore[no-untyped-def]
+def server(make_server: Callable[..., LocalServer]) -> LocalServer:
     """An echo server: answers every request with JSON describing what it received."""
     return make_server()

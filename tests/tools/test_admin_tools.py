@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db
 SECRET = "Bearer sk-live-51HxYzVerySecretValue"
 
 
-def form_data(owner, **changes):  # type: ignore[no-untyped-def]
+def form_data(owner: User, **changes: str) -> dict[str, Any]:
     return {
         "owner": owner.pk,
         "name": "weather",
@@ -40,12 +41,12 @@ def form_data(owner, **changes):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def admin_client(client, superuser):  # type: ignore[no-untyped-def]
+def admin_client(client: Client, superuser: User) -> Client:
     client.force_login(superuser)
     return client
 
 
-def test_adding_a_tool_encrypts_the_secret_headers_given_as_lines(admin_client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_adding_a_tool_encrypts_the_secret_headers_given_as_lines(admin_client: Client, alice: User) -> None:
     data = form_data(alice, secret_headers=f"Authorization: {SECRET}\nX-Api-Key: k-1\n")
     response = admin_client.post(reverse("admin:tools_tool_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
@@ -55,14 +56,14 @@ def test_adding_a_tool_encrypts_the_secret_headers_given_as_lines(admin_client, 
     assert secrets_decrypt(tool.secret_headers_encrypted) == {"Authorization": SECRET, "X-Api-Key": "k-1"}
 
 
-def test_secret_headers_may_be_given_as_json(admin_client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_secret_headers_may_be_given_as_json(admin_client: Client, alice: User) -> None:
     data = form_data(alice, secret_headers=json.dumps({"X-Api-Key": "k-2"}))
     assert admin_client.post(reverse("admin:tools_tool_add"), data).status_code == 302
     assert secrets_decrypt(Tool.objects.get().secret_headers_encrypted) == {"X-Api-Key": "k-2"}
 
 
 @pytest.fixture
-def tool(alice):  # type: ignore[no-untyped-def]
+def tool(alice: User) -> Tool:
     return tool_create(
         owner=alice,
         name="weather",
@@ -73,13 +74,15 @@ def tool(alice):  # type: ignore[no-untyped-def]
     )
 
 
-def test_the_change_page_shows_secret_header_names_never_values(admin_client, tool) -> None:  # type: ignore[no-untyped-def]
+def test_the_change_page_shows_secret_header_names_never_values(admin_client: Client, tool: Tool) -> None:
     page = admin_client.get(reverse("admin:tools_tool_change", args=[tool.pk])).content.decode()
     assert "Current secret headers: Authorization." in page
     assert "sk-live" not in page and tool.secret_headers_encrypted not in page
 
 
-def test_a_blank_secret_field_keeps_the_secrets_and_the_checkbox_clears_them(admin_client, tool, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_blank_secret_field_keeps_the_secrets_and_the_checkbox_clears_them(
+    admin_client: Client, tool: Tool, alice: User
+) -> None:
     url = reverse("admin:tools_tool_change", args=[tool.pk])
     assert admin_client.post(url, form_data(alice, description="Changed")).status_code == 302
     tool.refresh_from_db()
@@ -106,14 +109,16 @@ def test_a_blank_secret_field_keeps_the_secrets_and_the_checkbox_clears_them(adm
         ),
     ],
 )
-def test_invalid_input_is_shown_on_the_form_and_nothing_is_saved(admin_client, alice, changes, message) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_input_is_shown_on_the_form_and_nothing_is_saved(
+    admin_client: Client, alice: User, changes: dict[str, str], message: str
+) -> None:
     response = admin_client.post(reverse("admin:tools_tool_add"), form_data(alice, **changes))
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not Tool.objects.exists()
 
 
-def test_a_bad_secret_line_is_not_echoed_back(admin_client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_secret_line_is_not_echoed_back(admin_client: Client, alice: User) -> None:
     response = admin_client.post(reverse("admin:tools_tool_add"), form_data(alice, secret_headers="hunter2-secret"))
     assert response.status_code == 200
     assert "hunter2-secret" not in response.content.decode()
@@ -143,7 +148,9 @@ def test_the_test_call_action_uses_the_schema_examples_and_shows_the_answer(
     assert call.run_id is None and call.tool == tool and call.status_code == 200
 
 
-def test_the_test_call_action_reports_failures(admin_client, alice, allow_loopback, make_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_test_call_action_reports_failures(
+    admin_client: Client, alice: User, allow_loopback: None, make_server: Callable[..., LocalServer]
+) -> None:
     server = make_server()
     tool = tool_create(
         owner=alice,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Reply
 from tools.models import Tool, ToolCall
 from tools.services import tool_create
 
@@ -18,13 +21,13 @@ SECRET = "Bearer sk-live-51HxYzVerySecretValue"
 
 
 @pytest.fixture
-def api(alice) -> APIClient:  # type: ignore[no-untyped-def]
+def api(alice: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(alice)
     return client
 
 
-def body(**changes):  # type: ignore[no-untyped-def]
+def body(**changes: Any) -> dict[str, Any]:
     return {
         "name": "weather",
         "description": "Current weather by city",
@@ -37,7 +40,7 @@ def body(**changes):  # type: ignore[no-untyped-def]
     }
 
 
-def test_creating_a_tool_stores_its_secrets_encrypted_and_never_returns_them(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_creating_a_tool_stores_its_secrets_encrypted_and_never_returns_them(api: APIClient, alice: User) -> None:
     response = api.post("/api/tools/", body(), format="json")
     assert response.status_code == 201, response.data
     data = response.json()
@@ -52,7 +55,7 @@ def test_creating_a_tool_stores_its_secrets_encrypted_and_never_returns_them(api
     assert stored and SECRET not in stored and "sk-live" not in stored
 
 
-def test_reading_never_shows_secret_values(api) -> None:  # type: ignore[no-untyped-def]
+def test_reading_never_shows_secret_values(api: APIClient) -> None:
     tool_id = api.post("/api/tools/", body(), format="json").json()["id"]
     for url in ("/api/tools/", f"/api/tools/{tool_id}/"):
         response = api.get(url)
@@ -62,7 +65,9 @@ def test_reading_never_shows_secret_values(api) -> None:  # type: ignore[no-unty
     assert listed["count"] == 1 and listed["results"][0]["secret_header_names"] == ["Authorization"]
 
 
-def test_the_owner_comes_from_the_request_and_cannot_be_set_in_the_body(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_the_owner_comes_from_the_request_and_cannot_be_set_in_the_body(
+    api: APIClient, alice: User, mallory: User
+) -> None:
     response = api.post("/api/tools/", body(owner=mallory.pk), format="json")
     assert response.status_code == 400 and response.json()["owner"] == ["Unknown field."]
     assert not Tool.objects.exists()
@@ -72,7 +77,7 @@ def test_the_owner_comes_from_the_request_and_cannot_be_set_in_the_body(api, ali
     assert response.status_code == 400 and "read-only" in response.json()["secret_header_names"][0]
 
 
-def test_other_users_tools_are_invisible(api, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_other_users_tools_are_invisible(api: APIClient, mallory: User) -> None:
     tool_id = api.post("/api/tools/", body(), format="json").json()["id"]
     outsider = APIClient()
     outsider.force_authenticate(mallory)
@@ -82,7 +87,7 @@ def test_other_users_tools_are_invisible(api, mallory) -> None:  # type: ignore[
     assert outsider.post(f"/api/tools/{tool_id}/test/", {}, format="json").status_code == 404
 
 
-def test_staff_see_every_tool(api, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_staff_see_every_tool(api: APIClient, superuser: User) -> None:
     api.post("/api/tools/", body(), format="json")
     staff = APIClient()
     staff.force_authenticate(superuser)
@@ -107,21 +112,21 @@ def test_unauthenticated_requests_are_refused() -> None:
         ({"secret_headers": ["Authorization"]}, "secret_headers"),
     ],
 )
-def test_an_invalid_definition_is_a_400_naming_the_field(api, changes, field) -> None:  # type: ignore[no-untyped-def]
+def test_an_invalid_definition_is_a_400_naming_the_field(api: APIClient, changes: dict[str, Any], field: str) -> None:
     response = api.post("/api/tools/", body(**changes), format="json")
     assert response.status_code == 400
     assert field in response.json(), response.json()
     assert Tool.objects.count() == 0
 
 
-def test_a_duplicate_name_is_a_400(api) -> None:  # type: ignore[no-untyped-def]
+def test_a_duplicate_name_is_a_400(api: APIClient) -> None:
     api.post("/api/tools/", body(), format="json")
     response = api.post("/api/tools/", body(), format="json")
     assert response.status_code == 400
     assert response.json()["name"] == ["you already have a tool named 'weather'"]
 
 
-def test_secrets_are_kept_when_omitted_replaced_when_sent_and_removed_with_an_empty_object(api) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_are_kept_when_omitted_replaced_when_sent_and_removed_with_an_empty_object(api: APIClient) -> None:
     tool_id = api.post("/api/tools/", body(), format="json").json()["id"]
     url = f"/api/tools/{tool_id}/"
     assert api.patch(url, {"description": "new"}, format="json").json()["secret_header_names"] == ["Authorization"]
@@ -133,7 +138,7 @@ def test_secrets_are_kept_when_omitted_replaced_when_sent_and_removed_with_an_em
     assert not Tool.objects.get(pk=tool_id).secret_headers_encrypted
 
 
-def test_a_patch_is_validated_against_the_whole_definition(api) -> None:  # type: ignore[no-untyped-def]
+def test_a_patch_is_validated_against_the_whole_definition(api: APIClient) -> None:
     tool_id = api.post("/api/tools/", body(), format="json").json()["id"]
     # Dropping the parameter the URL uses would leave {city} undeclared.
     response = api.patch(f"/api/tools/{tool_id}/", {"parameters": {"type": "object"}}, format="json")
@@ -141,7 +146,7 @@ def test_a_patch_is_validated_against_the_whole_definition(api) -> None:  # type
     assert "{city} is not a parameter" in json.dumps(response.json())
 
 
-def test_delete(api) -> None:  # type: ignore[no-untyped-def]
+def test_delete(api: APIClient) -> None:
     tool_id = api.post("/api/tools/", body(), format="json").json()["id"]
     assert api.delete(f"/api/tools/{tool_id}/").status_code == 204
     assert not Tool.objects.exists()
@@ -151,7 +156,7 @@ def test_delete(api) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def echo_tool(alice, server, allow_loopback):  # type: ignore[no-untyped-def]
+def echo_tool(alice: User, server: LocalServer, allow_loopback: None) -> Tool:
     return tool_create(
         owner=alice,
         name="echo",
@@ -161,7 +166,9 @@ def echo_tool(alice, server, allow_loopback):  # type: ignore[no-untyped-def]
     )
 
 
-def test_the_test_action_calls_the_tool_and_records_the_call(api, echo_tool, server) -> None:  # type: ignore[no-untyped-def]
+def test_the_test_action_calls_the_tool_and_records_the_call(
+    api: APIClient, echo_tool: Tool, server: LocalServer
+) -> None:
     response = api.post(f"/api/tools/{echo_tool.pk}/test/", {"arguments": {"city": "Oslo"}}, format="json")
     assert response.status_code == 200
     data = response.json()
@@ -173,7 +180,9 @@ def test_the_test_action_calls_the_tool_and_records_the_call(api, echo_tool, ser
     assert call.run_id is None and call.status_code == 200 and "sk-live" not in call.response
 
 
-def test_the_test_action_refuses_bad_arguments_without_calling(api, echo_tool, server) -> None:  # type: ignore[no-untyped-def]
+def test_the_test_action_refuses_bad_arguments_without_calling(
+    api: APIClient, echo_tool: Tool, server: LocalServer
+) -> None:
     response = api.post(f"/api/tools/{echo_tool.pk}/test/", {"arguments": {"city": 5}}, format="json")
     assert response.status_code == 400
     assert response.json()["arguments"] == ["city: 5 is not of type 'string'"]
@@ -182,14 +191,18 @@ def test_the_test_action_refuses_bad_arguments_without_calling(api, echo_tool, s
     assert response.status_code == 400 and response.json()["arguments"] == ["must be a JSON object"]
 
 
-def test_the_test_action_reports_a_failing_tool_as_an_outcome(api, alice, make_server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_the_test_action_reports_a_failing_tool_as_an_outcome(
+    api: APIClient, alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
     down = make_server(lambda request, count: Reply(404, body="nope"))
     tool = tool_create(owner=alice, name="down", url=f"{down.url}/x")
     data = api.post(f"/api/tools/{tool.pk}/test/", {}, format="json").json()
     assert (data["ok"], data["status_code"], data["error"]) == (False, 404, "tool 'down': HTTP 404 Not Found")
 
 
-def test_a_disabled_tool_cannot_be_test_called(api, alice, server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_a_disabled_tool_cannot_be_test_called(
+    api: APIClient, alice: User, server: LocalServer, allow_loopback: None
+) -> None:
     tool = tool_create(owner=alice, name="off", url=f"{server.url}/x", is_active=False)
     response = api.post(f"/api/tools/{tool.pk}/test/", {}, format="json")
     assert response.status_code == 400 and "tool 'off' is disabled" in response.json()["detail"]

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.conf import settings
@@ -37,7 +37,7 @@ PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "req
 ROW_FIELDS = ("state", "run_id", "node_id", "tool_name", "method", "url", "arguments", "status_code", "finished_at")
 
 
-def rows_seen_from_another_connection() -> list[dict]:  # type: ignore[type-arg]
+def rows_seen_from_another_connection() -> list[dict[str, Any]]:
     """The ToolCall rows as another connection sees them (committed ones only). Called in the server's thread."""
     try:
         return list(ToolCall.objects.order_by("pk").values(*ROW_FIELDS))
@@ -45,7 +45,7 @@ def rows_seen_from_another_connection() -> list[dict]:  # type: ignore[type-arg]
         connection.close()
 
 
-def tool_graph(data: dict) -> dict:  # type: ignore[type-arg]
+def tool_graph(data: dict[str, Any]) -> dict[str, Any]:
     return graph_of(
         [("start", "start", {}), ("call", "tool", data), ("ok", "end", {}), ("failed", "end", {})],
         [("start", "call"), ("call", "ok", "success"), ("call", "failed", "error")],
@@ -56,7 +56,7 @@ def tool_graph(data: dict) -> dict:  # type: ignore[type-arg]
 def test_the_row_exists_before_the_request_and_stays_started_when_no_answer_comes(
     alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
 ) -> None:
-    seen: list[list[dict]] = []  # type: ignore[type-arg]
+    seen: list[list[dict[str, Any]]] = []
 
     def respond(request: Received, count: int) -> Reply:
         seen.append(rows_seen_from_another_connection())
@@ -93,7 +93,9 @@ def test_the_row_exists_before_the_request_and_stays_started_when_no_answer_come
 
 
 @pytest.mark.django_db
-def test_a_call_that_is_never_sent_is_not_recorded_as_started(alice, server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_that_is_never_sent_is_not_recorded_as_started(
+    alice: User, server: LocalServer, allow_loopback: None
+) -> None:
     tool = tool_create(owner=alice, name="weather", url=f"{server.url}/w/{{city}}", parameters=PARAMETERS)
     call = tool_call(tool=tool, arguments={"city": 5}, record=tool_call_start)
     assert "invalid arguments" in call["error"] and call["call_id"] is None
@@ -101,10 +103,10 @@ def test_a_call_that_is_never_sent_is_not_recorded_as_started(alice, server, all
 
 
 @pytest.mark.django_db
-def test_a_call_that_cannot_be_recorded_is_not_sent(alice, server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_that_cannot_be_recorded_is_not_sent(alice: User, server: LocalServer, allow_loopback: None) -> None:
     from django.db import OperationalError
 
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(**kwargs: Any) -> int:
         raise OperationalError("the database went away")
 
     tool = tool_create(owner=alice, name="weather", url=f"{server.url}/w/{{city}}", parameters=PARAMETERS)
@@ -114,8 +116,10 @@ def test_a_call_that_cannot_be_recorded_is_not_sent(alice, server, allow_loopbac
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_test_call_is_recorded_before_and_completed_after(alice, make_server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
-    seen: list[list[dict]] = []  # type: ignore[type-arg]
+def test_a_test_call_is_recorded_before_and_completed_after(
+    alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
+    seen: list[list[dict[str, Any]]] = []
 
     def respond(request: Received, count: int) -> Reply:
         seen.append(rows_seen_from_another_connection())
@@ -132,7 +136,7 @@ def test_a_test_call_is_recorded_before_and_completed_after(alice, make_server, 
 # --- on the real stack ------------------------------------------------------------------------------------------
 
 
-def pool_pid(worker, run_id: int, node_run_id: int, timeout: float = 10) -> int:  # type: ignore[no-untyped-def]
+def pool_pid(worker: WorkerProcess, run_id: int, node_run_id: int, timeout: float = 10) -> int:
     """The pid of the worker's pool process executing the node."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -147,7 +151,9 @@ def pool_pid(worker, run_id: int, node_run_id: int, timeout: float = 10) -> int:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif("127.0.0.1" not in settings.FLOWNOVA_EGRESS_ALLOWLIST, reason="the worker must reach 127.0.0.1")
-def test_a_call_of_a_killed_worker_stays_recorded_as_started(celery_worker, alice, make_server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_of_a_killed_worker_stays_recorded_as_started(
+    celery_worker: WorkerProcess, alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
     arrived, release = threading.Event(), threading.Event()
 
     def respond(request: Received, count: int) -> Reply:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from tools.definitions import ToolDefinitionError, tool_validate_definition
 from tools.services import tool_create, tool_update
@@ -77,7 +78,7 @@ def test_a_valid_definition_has_no_errors() -> None:
         ({"timeout_seconds": 601}, "timeout_seconds", "at most 600"),
     ],
 )
-def test_each_problem_is_named_on_its_field(changes, field, message) -> None:  # type: ignore[no-untyped-def]
+def test_each_problem_is_named_on_its_field(changes: dict[str, Any], field: str, message: str) -> None:
     errors = errors_for(**changes)
     assert field in errors, errors
     assert any(message in text for text in errors[field]), errors[field]
@@ -94,7 +95,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 @pytest.mark.django_db
-def test_a_name_is_unique_per_owner(alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_a_name_is_unique_per_owner(alice: User, mallory: User) -> None:
     tool_create(owner=alice, name="weather", url="https://api.example.test/w")
     with pytest.raises(ToolDefinitionError, match="you already have a tool named 'weather'"):
         tool_create(owner=alice, name="weather", url="https://api.example.test/w2")
@@ -102,7 +103,7 @@ def test_a_name_is_unique_per_owner(alice, mallory) -> None:  # type: ignore[no-
 
 
 @pytest.mark.django_db
-def test_an_invalid_update_saves_nothing(alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_invalid_update_saves_nothing(alice: User) -> None:
     tool = tool_create(owner=alice, name="weather", url="https://api.example.test/w")
     with pytest.raises(ToolDefinitionError) as caught:
         tool_update(tool=tool, fields={"url": "ftp://x/"})

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from pytest_django import Settings
 
-from tests.tools.servers import LocalServer, Reply, echo, make_certificates
+from tests.tools.servers import LocalServer, Received, Reply, Responder, echo, make_certificates
 from tools.egress import EgressError, egress_idempotency_key, egress_request
 
 pytestmark = pytest.mark.usefixtures("allow_loopback")
 
 
-def fails_then_answers(times: int, status: int = 503, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    def respond(request, count):  # type: ignore[no-untyped-def]
+def fails_then_answers(times: int, status: int = 503, headers: dict[str, str] | None = None) -> Responder:
+    def respond(request: Received, count: int) -> Reply:
         if count <= times:
             return Reply(status, body="busy", headers=headers or {})
         return Reply(200, body={"attempt": count})
@@ -22,7 +25,9 @@ def fails_then_answers(times: int, status: int = 503, headers: dict[str, str] | 
 
 
 @pytest.mark.parametrize("status", [503, 502, 504, 429])
-def test_an_idempotent_request_is_retried_on_transient_statuses_until_it_succeeds(make_server, status) -> None:  # type: ignore[no-untyped-def]
+def test_an_idempotent_request_is_retried_on_transient_statuses_until_it_succeeds(
+    make_server: Callable[..., LocalServer], status: int
+) -> None:
     server = make_server(fails_then_answers(2, status))
     response = egress_request(method="GET", url=f"{server.url}/flaky")
     assert response.status_code == 200
@@ -30,7 +35,9 @@ def test_an_idempotent_request_is_retried_on_transient_statuses_until_it_succeed
     assert len(server.received) == 3
 
 
-def test_retries_stop_after_the_configured_number_and_the_last_answer_is_returned(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_retries_stop_after_the_configured_number_and_the_last_answer_is_returned(
+    make_server: Callable[..., LocalServer], settings: Settings
+) -> None:
     settings.FLOWNOVA_EGRESS_RETRIES = 1
     server = make_server(fails_then_answers(5))
     response = egress_request(method="PUT", url=f"{server.url}/flaky")
@@ -38,14 +45,16 @@ def test_retries_stop_after_the_configured_number_and_the_last_answer_is_returne
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
-def test_a_non_idempotent_request_is_not_repeated_after_it_was_sent(make_server, method) -> None:  # type: ignore[no-untyped-def]
+def test_a_non_idempotent_request_is_not_repeated_after_it_was_sent(
+    make_server: Callable[..., LocalServer], method: str
+) -> None:
     server = make_server(fails_then_answers(2))
     response = egress_request(method=method, url=f"{server.url}/once", json_body={"a": 1})
     assert response.status_code == 503
     assert len(server.received) == 1
 
 
-def test_retry_after_is_honoured(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_is_honoured(make_server: Callable[..., LocalServer], settings: Settings) -> None:
     server = make_server(fails_then_answers(1, 429, {"Retry-After": "1"}))
     started = time.monotonic()
     response = egress_request(method="GET", url=f"{server.url}/limited")
@@ -53,7 +62,9 @@ def test_retry_after_is_honoured(make_server, settings) -> None:  # type: ignore
     assert time.monotonic() - started >= 0.9
 
 
-def test_a_retry_after_longer_than_the_bound_returns_the_answer_without_waiting(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_retry_after_longer_than_the_bound_returns_the_answer_without_waiting(
+    make_server: Callable[..., LocalServer],
+) -> None:
     server = make_server(fails_then_answers(1, 429, {"Retry-After": "3600"}))
     started = time.monotonic()
     response = egress_request(method="GET", url=f"{server.url}/limited")
@@ -61,7 +72,9 @@ def test_a_retry_after_longer_than_the_bound_returns_the_answer_without_waiting(
     assert time.monotonic() - started < 1
 
 
-def test_a_connection_that_cannot_be_made_is_retried_for_any_method_then_reported(connects) -> None:  # type: ignore[no-untyped-def]
+def test_a_connection_that_cannot_be_made_is_retried_for_any_method_then_reported(
+    connects: list[tuple[str, int]],
+) -> None:
     closed = LocalServer()
     port = closed.port
     closed.close()
@@ -71,7 +84,7 @@ def test_a_connection_that_cannot_be_made_is_retried_for_any_method_then_reporte
     assert len(connects) == 3  # nothing was sent, so even a POST is tried again
 
 
-def test_a_slow_answer_times_out(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_answer_times_out(make_server: Callable[..., LocalServer], settings: Settings) -> None:
     settings.FLOWNOVA_EGRESS_RETRIES = 0
     server = make_server(lambda request, count: Reply(body="late", delay=1.0))
     started = time.monotonic()
@@ -81,13 +94,13 @@ def test_a_slow_answer_times_out(make_server, settings) -> None:  # type: ignore
     assert time.monotonic() - started < 0.9
 
 
-def test_a_timeout_is_retried_for_get(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_timeout_is_retried_for_get(make_server: Callable[..., LocalServer]) -> None:
     server = make_server(lambda request, count: Reply(body="ok", delay=0.4 if count == 1 else 0))
     response = egress_request(method="GET", url=f"{server.url}/slow-once", timeout=0.15)
     assert (response.status_code, response.attempts) == (200, 2)
 
 
-def test_the_whole_call_is_bounded(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_whole_call_is_bounded(make_server: Callable[..., LocalServer], settings: Settings) -> None:
     settings.FLOWNOVA_EGRESS_TOTAL_TIMEOUT = 0.3
     server = make_server(lambda request, count: Reply(stream_forever=True))
     started = time.monotonic()
@@ -97,7 +110,9 @@ def test_the_whole_call_is_bounded(make_server, settings) -> None:  # type: igno
     assert time.monotonic() - started < 2
 
 
-def test_a_declared_oversized_answer_is_refused_without_reading_it(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_declared_oversized_answer_is_refused_without_reading_it(
+    make_server: Callable[..., LocalServer], settings: Settings
+) -> None:
     settings.FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = 1000
     server = make_server(lambda request, count: Reply(body="x" * 5000))
     with pytest.raises(EgressError, match="5000 bytes, over the 1000 byte limit") as caught:
@@ -106,7 +121,7 @@ def test_a_declared_oversized_answer_is_refused_without_reading_it(make_server, 
     assert len(server.received) == 1  # not retried
 
 
-def test_an_endless_answer_is_cut_off_at_the_cap(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_endless_answer_is_cut_off_at_the_cap(make_server: Callable[..., LocalServer], settings: Settings) -> None:
     settings.FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = 50_000
     server = make_server(lambda request, count: Reply(stream_forever=True))
     started = time.monotonic()
@@ -116,7 +131,7 @@ def test_an_endless_answer_is_cut_off_at_the_cap(make_server, settings) -> None:
     assert server.hung_up.wait(5)  # we hung up on it
 
 
-def test_an_answer_at_the_cap_is_read_whole(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_at_the_cap_is_read_whole(make_server: Callable[..., LocalServer], settings: Settings) -> None:
     settings.FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES = 1000
     server = make_server(lambda request, count: Reply(body="y" * 1000))
     assert egress_request(method="GET", url=f"{server.url}/exact").content == b"y" * 1000
@@ -125,8 +140,8 @@ def test_an_answer_at_the_cap_is_read_whole(make_server, settings) -> None:  # t
 # --- redirects -------------------------------------------------------------------------------------------------
 
 
-def redirect_to(location: str, status: int = 302):  # type: ignore[no-untyped-def]
-    def respond(request, count):  # type: ignore[no-untyped-def]
+def redirect_to(location: str, status: int = 302) -> Responder:
+    def respond(request: Received, count: int) -> Reply:
         if request.path == "/start":
             return Reply(status, headers={"Location": location})
         return echo(request, count)
@@ -134,7 +149,7 @@ def redirect_to(location: str, status: int = 302):  # type: ignore[no-untyped-de
     return respond
 
 
-def test_a_redirect_is_followed_and_recorded(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_redirect_is_followed_and_recorded(make_server: Callable[..., LocalServer]) -> None:
     server = make_server(redirect_to("/final?x=1"))
     response = egress_request(method="GET", url=f"{server.url}/start", params=[("q", "a")])
     assert response.status_code == 200
@@ -146,7 +161,9 @@ def test_a_redirect_is_followed_and_recorded(make_server) -> None:  # type: igno
     ("status", "method", "body_kept"),
     [(303, "GET", False), (302, "GET", False), (307, "POST", True), (308, "POST", True)],
 )
-def test_redirects_of_a_post_keep_or_drop_the_body_as_browsers_do(make_server, status, method, body_kept) -> None:  # type: ignore[no-untyped-def]
+def test_redirects_of_a_post_keep_or_drop_the_body_as_browsers_do(
+    make_server: Callable[..., LocalServer], status: int, method: str, body_kept: bool
+) -> None:
     server = make_server(redirect_to("/final", status))
     egress_request(method="POST", url=f"{server.url}/start", json_body={"a": 1})
     final = server.received[1]
@@ -154,7 +171,7 @@ def test_redirects_of_a_post_keep_or_drop_the_body_as_browsers_do(make_server, s
     assert (final.json() == {"a": 1}) is body_kept
 
 
-def test_credentials_are_dropped_when_a_redirect_leaves_the_origin(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_are_dropped_when_a_redirect_leaves_the_origin(make_server: Callable[..., LocalServer]) -> None:
     other = make_server()
     server = make_server(redirect_to(f"{other.url}/elsewhere"))
     headers = {"Authorization": "Bearer t0ken", "X-Api-Key": "k3y", "X-Plain": "p"}
@@ -165,7 +182,7 @@ def test_credentials_are_dropped_when_a_redirect_leaves_the_origin(make_server) 
     assert arrived["x-plain"] == "p"
 
 
-def test_credentials_stay_on_a_redirect_within_the_origin(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_stay_on_a_redirect_within_the_origin(make_server: Callable[..., LocalServer]) -> None:
     server = make_server(redirect_to("/final"))
     egress_request(
         method="GET", url=f"{server.url}/start", headers={"X-Api-Key": "k3y"}, sensitive_headers=["X-Api-Key"]
@@ -173,7 +190,7 @@ def test_credentials_stay_on_a_redirect_within_the_origin(make_server) -> None: 
     assert server.received[1].headers["x-api-key"] == "k3y"
 
 
-def test_redirects_are_bounded(make_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_redirects_are_bounded(make_server: Callable[..., LocalServer], settings: Settings) -> None:
     settings.FLOWNOVA_EGRESS_MAX_REDIRECTS = 3
     server = make_server(lambda request, count: Reply(302, headers={"Location": f"/hop{count}"}))
     with pytest.raises(EgressError, match=r"too many redirects .* \(more than 3\)") as caught:
@@ -199,7 +216,7 @@ def test_the_idempotency_key_is_stable_per_run_node_and_call() -> None:
 @pytest.mark.parametrize(
     ("method", "sent"), [("POST", True), ("PATCH", True), ("GET", False), ("PUT", False), ("DELETE", False)]
 )
-def test_the_idempotency_key_goes_with_non_idempotent_methods(server, method, sent) -> None:  # type: ignore[no-untyped-def]
+def test_the_idempotency_key_goes_with_non_idempotent_methods(server: LocalServer, method: str, sent: bool) -> None:
     egress_request(method=method, url=f"{server.url}/k", idempotency_key="abc-123")
     assert (server.received[0].headers.get("idempotency-key") == "abc-123") is sent
 
@@ -208,15 +225,16 @@ def test_the_idempotency_key_goes_with_non_idempotent_methods(server, method, se
 
 
 @pytest.fixture
-def tls_server(make_server, tmp_path, settings):  # type: ignore[no-untyped-def]
+def tls_server(
+    make_server: Callable[..., LocalServer], tmp_path: Path, settings: Settings
+) -> tuple[LocalServer, list[str | None]]:
+    """A TLS server for tls.test, and the names clients asked it for (SNI)."""
     ca_path, context = make_certificates(tmp_path, hostname="tls.test")
     settings.FLOWNOVA_EGRESS_CA_BUNDLE = str(ca_path)
     settings.FLOWNOVA_EGRESS_ALLOWLIST = ["tls.test", "wrong.test"]
     names: list[str | None] = []
     context.sni_callback = lambda sock, name, ctx: names.append(name)
-    server = make_server(tls=context)
-    server.sni = names
-    return server
+    return make_server(tls=context), names
 
 
 def loopback_resolver(host: str, port: int) -> list[str]:
@@ -224,22 +242,30 @@ def loopback_resolver(host: str, port: int) -> list[str]:
     return ["127.0.0.1"]
 
 
-def test_https_connects_to_the_pinned_address_with_the_host_name_for_sni_and_verification(tls_server) -> None:  # type: ignore[no-untyped-def]
-    response = egress_request(method="GET", url=f"https://tls.test:{tls_server.port}/s", resolver=loopback_resolver)
+def test_https_connects_to_the_pinned_address_with_the_host_name_for_sni_and_verification(
+    tls_server: tuple[LocalServer, list[str | None]],
+) -> None:
+    server, names = tls_server
+    response = egress_request(method="GET", url=f"https://tls.test:{server.port}/s", resolver=loopback_resolver)
     assert response.status_code == 200
-    assert tls_server.sni == ["tls.test"]
-    assert tls_server.received[0].headers["host"] == f"tls.test:{tls_server.port}"
+    assert names == ["tls.test"]
+    assert server.received[0].headers["host"] == f"tls.test:{server.port}"
 
 
-def test_a_certificate_for_another_name_is_refused_and_not_retried(tls_server, connects) -> None:  # type: ignore[no-untyped-def]
+def test_a_certificate_for_another_name_is_refused_and_not_retried(
+    tls_server: tuple[LocalServer, list[str | None]], connects: list[tuple[str, int]]
+) -> None:
+    server, _ = tls_server
     with pytest.raises(EgressError, match="TLS certificate check failed") as caught:
-        egress_request(method="GET", url=f"https://wrong.test:{tls_server.port}/s", resolver=loopback_resolver)
+        egress_request(method="GET", url=f"https://wrong.test:{server.port}/s", resolver=loopback_resolver)
     assert caught.value.kind == "tls" and not caught.value.transient
     assert len(connects) == 1
-    assert tls_server.received == []
+    assert server.received == []
 
 
-def test_a_post_that_reached_the_server_is_not_repeated_when_its_redirect_cannot_connect(make_server, connects) -> None:  # type: ignore[no-untyped-def]
+def test_a_post_that_reached_the_server_is_not_repeated_when_its_redirect_cannot_connect(
+    make_server: Callable[..., LocalServer], connects: list[tuple[str, int]]
+) -> None:
     closed = LocalServer()
     port = closed.port
     closed.close()

@@ -4,12 +4,15 @@ against live servers on loopback (the only addresses a test ever connects to).""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from pytest_django import Settings
 
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Reply
 from tools.egress import EgressRefused, egress_address_allowed, egress_check_url, egress_request
+from tools.egress_guard import Resolver
 from tools.egress_transport import PinnedBackend
 
 REFUSED = [
@@ -95,7 +98,9 @@ def test_the_decision_admits_public_addresses(address: str) -> None:
         ("fd00:ec2::254", "", ["fd00::/8"], False),
     ],
 )
-def test_the_allow_list_admits_chosen_hosts_addresses_and_networks(address, host, allowlist, expected) -> None:  # type: ignore[no-untyped-def]
+def test_the_allow_list_admits_chosen_hosts_addresses_and_networks(
+    address: str, host: str, allowlist: list[str], expected: bool
+) -> None:
     allowed, reason = egress_address_allowed(address, host, allowlist)
     assert allowed is expected, reason
     if expected:
@@ -121,7 +126,7 @@ def test_a_malformed_address_is_refused() -> None:
 # --- the URL check, with resolvers that never touch the network ----------------------------------------------
 
 
-def fake_resolver(table: dict[str, list[str]], calls: list[str] | None = None):  # type: ignore[no-untyped-def]
+def fake_resolver(table: dict[str, list[str]], calls: list[str] | None = None) -> Resolver:
     def resolve(host: str, port: int) -> list[str]:
         if calls is not None:
             calls.append(host)
@@ -142,7 +147,9 @@ def fake_resolver(table: dict[str, list[str]], calls: list[str] | None = None): 
         (["93.184.216.34", "10.0.0.7"], "10.0.0.7 is a private address"),  # one bad answer is enough
     ],
 )
-def test_a_name_resolving_to_a_private_address_is_refused(addresses, message, connects) -> None:  # type: ignore[no-untyped-def]
+def test_a_name_resolving_to_a_private_address_is_refused(
+    addresses: list[str], message: str, connects: list[tuple[str, int]]
+) -> None:
     with pytest.raises(EgressRefused, match=re.escape(message)):
         egress_request(method="GET", url="http://intranet.test/x", resolver=fake_resolver({"intranet.test": addresses}))
     assert connects == []
@@ -168,7 +175,7 @@ def test_the_check_resolves_once_and_keeps_the_addresses_it_checked() -> None:
         "dict://x",
     ],
 )
-def test_only_http_and_https_are_allowed(url: str, connects) -> None:  # type: ignore[no-untyped-def]
+def test_only_http_and_https_are_allowed(url: str, connects: list[tuple[str, int]]) -> None:
     with pytest.raises(EgressRefused, match="only http and https"):
         egress_request(method="GET", url=url)
     assert connects == []
@@ -181,27 +188,35 @@ def test_only_http_and_https_are_allowed(url: str, connects) -> None:  # type: i
     "host",
     ["127.0.0.1", "localhost", "LocalHost", "[::1]", "0.0.0.0", "2130706433", "0x7f.1", "127.1", "[::ffff:127.0.0.1]"],
 )
-def test_loopback_in_every_spelling_is_refused_before_any_connection(host, server, connects) -> None:  # type: ignore[no-untyped-def]
+def test_loopback_in_every_spelling_is_refused_before_any_connection(
+    host: str, server: LocalServer, connects: list[tuple[str, int]]
+) -> None:
     with pytest.raises(EgressRefused, match="refused"):
         egress_request(method="GET", url=f"http://{host}:{server.port}/secret")
     assert connects == []
     assert server.received == []
 
 
-def test_an_allow_listed_loopback_server_is_reached(server, allow_loopback, connects) -> None:  # type: ignore[no-untyped-def]
+def test_an_allow_listed_loopback_server_is_reached(
+    server: LocalServer, allow_loopback: None, connects: list[tuple[str, int]]
+) -> None:
     response = egress_request(method="GET", url=f"{server.url}/hello")
     assert response.status_code == 200
     assert [r.path for r in server.received] == ["/hello"]
     assert connects == [("127.0.0.1", server.port)]
 
 
-def test_allow_listing_127_0_0_1_does_not_admit_127_0_0_2(server, allow_loopback, connects) -> None:  # type: ignore[no-untyped-def]
+def test_allow_listing_127_0_0_1_does_not_admit_127_0_0_2(
+    server: LocalServer, allow_loopback: None, connects: list[tuple[str, int]]
+) -> None:
     with pytest.raises(EgressRefused, match=re.escape("127.0.0.2 is a loopback address")):
         egress_request(method="GET", url=f"http://127.0.0.2:{server.port}/")
     assert connects == []
 
 
-def test_a_redirect_to_a_refused_address_is_refused(make_server, allow_loopback, connects) -> None:  # type: ignore[no-untyped-def]
+def test_a_redirect_to_a_refused_address_is_refused(
+    make_server: Callable[..., LocalServer], allow_loopback: None, connects: list[tuple[str, int]]
+) -> None:
     redirecting = make_server(lambda request, count: Reply(302, headers={"Location": "http://127.0.0.2:9/x"}))
     with pytest.raises(EgressRefused, match=re.escape("127.0.0.2 is a loopback address")):
         egress_request(method="GET", url=f"{redirecting.url}/start")
@@ -212,7 +227,9 @@ def test_a_redirect_to_a_refused_address_is_refused(make_server, allow_loopback,
     "location",
     ["file:///etc/passwd", "gopher://127.0.0.1:70/_x", "http://169.254.169.254/latest/meta-data/", "http://[::1]/"],
 )
-def test_every_redirect_hop_is_checked(make_server, allow_loopback, connects, location) -> None:  # type: ignore[no-untyped-def]
+def test_every_redirect_hop_is_checked(
+    make_server: Callable[..., LocalServer], allow_loopback: None, connects: list[tuple[str, int]], location: str
+) -> None:
     redirecting = make_server(lambda request, count: Reply(307, headers={"Location": location}))
     with pytest.raises(EgressRefused):
         egress_request(method="GET", url=f"{redirecting.url}/start")
@@ -220,7 +237,9 @@ def test_every_redirect_hop_is_checked(make_server, allow_loopback, connects, lo
     assert connects == [("127.0.0.1", redirecting.port)]
 
 
-def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(server, settings, connects) -> None:  # type: ignore[no-untyped-def]
+def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(
+    server: LocalServer, settings: Settings, connects: list[tuple[str, int]]
+) -> None:
     # A resolver that would answer differently the second time (DNS rebinding): it is asked once.
     answers = iter([["127.0.0.1"], ["10.0.0.1"]])
     calls: list[str] = []

@@ -4,13 +4,16 @@ their place, and the call record says so."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from runs.models import LedgerEntry, NodeRun, RunEvent
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Received, Reply
 from tools.calling import tool_call, tool_test_call
 from tools.models import ToolCall
 from tools.services import tool_create
@@ -26,12 +29,12 @@ ANSWERS = {
 }
 
 
-def respond(request, count) -> Reply:  # type: ignore[no-untyped-def]
+def respond(request: Received, count: int) -> Reply:
     return ANSWERS[request.path.rsplit("/", 1)[-1]]
 
 
 @pytest.fixture
-def answers(alice, make_server, allow_loopback):  # type: ignore[no-untyped-def]
+def answers(alice: User, make_server: Callable[..., LocalServer], allow_loopback: None) -> LocalServer:
     server = make_server(respond)
     tool_create(
         owner=alice,
@@ -43,7 +46,7 @@ def answers(alice, make_server, allow_loopback):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.django_db
-def test_nul_characters_in_a_json_answer_are_replaced_and_noted(alice, answers) -> None:  # type: ignore[no-untyped-def]
+def test_nul_characters_in_a_json_answer_are_replaced_and_noted(alice: User, answers: LocalServer) -> None:
     call = tool_call(tool=alice.tools.get(), arguments={"kind": "json"})
     assert call["ok"], call["error"]
     assert call["result"] == {"name": "a\ufffdb", "list": ["\ufffd"], "k\ufffd": 1}
@@ -51,19 +54,19 @@ def test_nul_characters_in_a_json_answer_are_replaced_and_noted(alice, answers) 
 
 
 @pytest.mark.django_db
-def test_a_raw_nul_byte_in_a_text_answer_is_replaced_and_noted(alice, answers) -> None:  # type: ignore[no-untyped-def]
+def test_a_raw_nul_byte_in_a_text_answer_is_replaced_and_noted(alice: User, answers: LocalServer) -> None:
     call = tool_call(tool=alice.tools.get(), arguments={"kind": "text"})
     assert call["result"] == "raw\ufffdnul" and call["response"] == "raw\ufffdnul" and call["note"] == NOTE
 
 
 @pytest.mark.django_db
-def test_an_unpaired_surrogate_is_replaced_and_noted(alice, answers) -> None:  # type: ignore[no-untyped-def]
+def test_an_unpaired_surrogate_is_replaced_and_noted(alice: User, answers: LocalServer) -> None:
     call = tool_call(tool=alice.tools.get(), arguments={"kind": "surrogate"})
     assert call["result"] == {"name": "x\ufffdy"} and "surrogate" in call["note"]
 
 
 @pytest.mark.django_db
-def test_a_test_call_of_such_an_answer_is_recorded(alice, answers) -> None:  # type: ignore[no-untyped-def]
+def test_a_test_call_of_such_an_answer_is_recorded(alice: User, answers: LocalServer) -> None:
     tool_test_call(tool=alice.tools.get(), arguments={"kind": "text"})
     row = ToolCall.objects.get()
     assert row.response == "raw\ufffdnul" and row.note == NOTE
@@ -76,7 +79,9 @@ def test_a_test_call_of_such_an_answer_is_recorded(alice, answers) -> None:  # t
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif("127.0.0.1" not in settings.FLOWNOVA_EGRESS_ALLOWLIST, reason="the worker must reach 127.0.0.1")
 @pytest.mark.parametrize("kind", ["json", "text"])
-def test_a_tool_node_whose_answer_holds_nul_succeeds_and_is_stored(celery_worker, alice, answers, kind) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_node_whose_answer_holds_nul_succeeds_and_is_stored(
+    celery_worker: WorkerProcess, alice: User, answers: LocalServer, kind: str
+) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),

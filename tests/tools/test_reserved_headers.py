@@ -55,7 +55,7 @@ def definition() -> dict[str, Any]:
         "X_HTTP_Method_Override",
     ],
 )
-def test_a_header_parameter_with_a_reserved_name_is_refused_naming_it(name) -> None:  # type: ignore[no-untyped-def]
+def test_a_header_parameter_with_a_reserved_name_is_refused_naming_it(name: str) -> None:
     errors = tool_validate_definition(**{**definition(), "parameters": header_parameter(name)})
     assert any(f"parameter {name!r}" in message and "reserved" in message for message in errors["parameters"]), errors
 
@@ -72,7 +72,7 @@ def test_ordinary_header_parameters_are_accepted() -> None:
     "name", ["Host", "Content-Length", "Transfer-Encoding", "Connection", "Content_Length", "Proxy-Connection", "TE"]
 )
 @pytest.mark.parametrize("field", ["headers", "secret_headers"])
-def test_plain_and_secret_headers_may_not_set_what_the_http_client_owns(field, name) -> None:  # type: ignore[no-untyped-def]
+def test_plain_and_secret_headers_may_not_set_what_the_http_client_owns(field: str, name: str) -> None:
     errors = tool_validate_definition(**{**definition(), field: {name: "x"}})
     assert any(name in message for message in errors.get(field, [])), errors
 
@@ -83,14 +83,14 @@ def test_plain_headers_may_carry_credentials_the_owner_chose() -> None:
 
 
 @pytest.mark.parametrize("value", ["a\x01b", "caf\u00e9\x7f", "tab\tis fine\x00"])
-def test_header_values_with_control_characters_are_refused_at_save(value) -> None:  # type: ignore[no-untyped-def]
+def test_header_values_with_control_characters_are_refused_at_save(value: str) -> None:
     errors = tool_validate_definition(**{**definition(), "headers": {"X-Trace": value}})
     assert any("X-Trace" in message for message in errors["headers"]), errors
 
 
 @pytest.mark.django_db
 @pytest.mark.urls("tests.tools.urls")
-def test_the_api_answers_400_naming_the_reserved_parameter(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_answers_400_naming_the_reserved_parameter(alice: User) -> None:
     client = APIClient()
     client.force_authenticate(alice)
     body = {"name": "t", "url": "https://api.example.test/", "parameters": header_parameter("Authorization")}
@@ -104,13 +104,15 @@ def test_the_api_answers_400_naming_the_reserved_parameter(alice) -> None:  # ty
 
 
 @pytest.fixture
-def trace_tool(alice, server, allow_loopback) -> Tool:  # type: ignore[no-untyped-def]
+def trace_tool(alice: User, server: LocalServer, allow_loopback: None) -> Tool:
     return tool_create(owner=alice, name="trace", url=f"{server.url}/t", parameters=header_parameter("trace"))
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "nul\x00", "bell\x07", "esc\x1b[0m", "del\x7f"])
-def test_an_argument_header_value_with_a_control_character_is_not_sent(trace_tool, server, value) -> None:  # type: ignore[no-untyped-def]
+def test_an_argument_header_value_with_a_control_character_is_not_sent(
+    trace_tool: Tool, server: LocalServer, value: str
+) -> None:
     call = tool_call(tool=trace_tool, arguments={"trace": value})
     assert not call["ok"] and not call["transient"]
     assert "'trace'" in call["error"] and "control character" in call["error"]
@@ -118,14 +120,14 @@ def test_an_argument_header_value_with_a_control_character_is_not_sent(trace_too
 
 
 @pytest.mark.django_db
-def test_a_tab_and_visible_characters_are_sent(trace_tool, server) -> None:  # type: ignore[no-untyped-def]
+def test_a_tab_and_visible_characters_are_sent(trace_tool: Tool, server: LocalServer) -> None:
     call = tool_call(tool=trace_tool, arguments={"trace": "a\tb c"})
     assert call["ok"], call["error"]
     assert server.received[0].headers["trace"] == "a\tb c"
 
 
 @pytest.mark.django_db
-def test_a_non_ascii_header_value_fails_the_call_clearly(trace_tool, server) -> None:  # type: ignore[no-untyped-def]
+def test_a_non_ascii_header_value_fails_the_call_clearly(trace_tool: Tool, server: LocalServer) -> None:
     call = tool_call(tool=trace_tool, arguments={"trace": "Zürich"})
     assert not call["ok"] and not call["transient"]
     assert "'trace'" in call["error"] and "ASCII" in call["error"]
@@ -144,7 +146,9 @@ def test_a_stored_definition_with_a_reserved_header_parameter_is_refused_at_call
 
 
 @pytest.mark.django_db
-def test_an_argument_header_never_doubles_a_secret_header(alice, server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_an_argument_header_never_doubles_a_secret_header(
+    alice: User, server: LocalServer, allow_loopback: None
+) -> None:
     tool = tool_create(
         owner=alice,
         name="keyed",
@@ -159,7 +163,7 @@ def test_an_argument_header_never_doubles_a_secret_header(alice, server, allow_l
 
 
 @pytest.mark.django_db
-def test_a_tool_node_fails_for_good_naming_the_header(alice, trace_tool, server) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_node_fails_for_good_naming_the_header(alice: User, trace_tool: Tool, server: LocalServer) -> None:
     data = {"tool": "trace", "arguments": {"trace": "{{input.trace}}"}, "retries": 3}
     graph = graph_of(
         [("start", "start", {}), ("call", "tool", data), ("ok", "end", {})],

@@ -4,13 +4,16 @@ removes them (unless the same change enters secrets again), through the service,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Reply
 from tools.calling import tool_call
 from tools.models import Tool
 from tools.secrets import secrets_decrypt
@@ -24,7 +27,7 @@ PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "req
 
 
 @pytest.fixture
-def tool(alice) -> Tool:  # type: ignore[no-untyped-def]
+def tool(alice: User) -> Tool:
     return tool_create(owner=alice, name="weather", url=URL, parameters=PARAMETERS, secret_headers={"X-Key": SECRET})
 
 
@@ -46,7 +49,7 @@ def stored_secrets(tool: Tool) -> dict[str, str]:
         ("https://api.example.test/x", "https://api.example.test.evil.test/x", False),
     ],
 )
-def test_origins_are_compared_normalized_with_default_ports(a, b, same) -> None:  # type: ignore[no-untyped-def]
+def test_origins_are_compared_normalized_with_default_ports(a: str, b: str, same: bool) -> None:
     assert (tool_origin(a) == tool_origin(b)) is same
 
 
@@ -58,7 +61,7 @@ def test_origins_are_compared_normalized_with_default_ports(a, b, same) -> None:
         "https://api.example.test:8443/weather/{city}",
     ],
 )
-def test_moving_a_tool_to_another_origin_removes_its_secret_headers(tool, url) -> None:  # type: ignore[no-untyped-def]
+def test_moving_a_tool_to_another_origin_removes_its_secret_headers(tool: Tool, url: str) -> None:
     updated = tool_update(tool=tool, fields={"url": url})
     assert updated.secret_headers_cleared
     assert "removed" in updated.notice and "secret headers" in updated.notice
@@ -66,26 +69,28 @@ def test_moving_a_tool_to_another_origin_removes_its_secret_headers(tool, url) -
     assert Tool.objects.get(pk=tool.pk).url == url
 
 
-def test_a_change_within_the_origin_keeps_the_secret_headers(tool) -> None:  # type: ignore[no-untyped-def]
+def test_a_change_within_the_origin_keeps_the_secret_headers(tool: Tool) -> None:
     updated = tool_update(tool=tool, fields={"url": "https://API.example.test:443/v2/weather/{city}"})
     assert not updated.secret_headers_cleared and updated.notice == ""
     assert stored_secrets(tool) == {"X-Key": SECRET}
 
 
-def test_secrets_entered_with_the_new_url_are_kept(tool) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_entered_with_the_new_url_are_kept(tool: Tool) -> None:
     updated = tool_update(tool=tool, fields={"url": "https://new.example.test/w/{city}"}, secret_headers={"X-Key": "n"})
     assert not updated.secret_headers_cleared
     assert stored_secrets(tool) == {"X-Key": "n"}
 
 
-def test_the_stored_url_is_what_counts_even_when_the_instance_was_changed_before(tool) -> None:  # type: ignore[no-untyped-def]
+def test_the_stored_url_is_what_counts_even_when_the_instance_was_changed_before(tool: Tool) -> None:
     # The admin's form writes the new values on the instance before the service sees it.
     tool.url = "https://evil.example.test/weather/{city}"
     updated = tool_update(tool=tool, fields={"url": tool.url})
     assert updated.secret_headers_cleared and stored_secrets(tool) == {}
 
 
-def test_a_moved_tool_sends_no_secret_to_the_new_host(alice, make_server, allow_loopback) -> None:  # type: ignore[no-untyped-def]
+def test_a_moved_tool_sends_no_secret_to_the_new_host(
+    alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
     first, second = make_server(), make_server(lambda request, count: Reply(body={"seen": request.headers}))
     tool = tool_create(owner=alice, name="echo", url=f"{first.url}/a", secret_headers={"X-Key": SECRET})
     tool_update(tool=tool, fields={"url": f"{second.url}/a"})  # another port: another origin
@@ -98,14 +103,14 @@ def test_a_moved_tool_sends_no_secret_to_the_new_host(alice, make_server, allow_
 
 
 @pytest.fixture
-def api(alice) -> APIClient:  # type: ignore[no-untyped-def]
+def api(alice: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(alice)
     return client
 
 
 @pytest.mark.urls("tests.tools.urls")
-def test_the_api_says_when_a_new_origin_removed_the_secret_headers(api, tool) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_says_when_a_new_origin_removed_the_secret_headers(api: APIClient, tool: Tool) -> None:
     response = api.patch(f"/api/tools/{tool.pk}/", {"url": "https://evil.example.test/w/{city}"}, format="json")
     assert response.status_code == 200, response.json()
     data = response.json()
@@ -118,7 +123,7 @@ def test_the_api_says_when_a_new_origin_removed_the_secret_headers(api, tool) ->
 
 
 @pytest.mark.urls("tests.tools.urls")
-def test_the_api_keeps_secrets_sent_with_the_new_url(api, tool) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_keeps_secrets_sent_with_the_new_url(api: APIClient, tool: Tool) -> None:
     body = {"url": "https://new.example.test/w/{city}", "secret_headers": {"X-Key": "fresh"}}
     data = api.patch(f"/api/tools/{tool.pk}/", body, format="json").json()
     assert data["secret_headers_cleared"] is False and data["secret_header_names"] == ["X-Key"]
@@ -127,7 +132,9 @@ def test_the_api_keeps_secrets_sent_with_the_new_url(api, tool) -> None:  # type
 # --- the admin ----------------------------------------------------------------------------------------------------
 
 
-def test_the_admin_says_when_a_new_origin_removed_the_secret_headers(client, superuser, tool, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_says_when_a_new_origin_removed_the_secret_headers(
+    client: Client, superuser: User, tool: Tool, alice: User
+) -> None:
     client.force_login(superuser)
     data = {
         "owner": alice.pk,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection
+from pytest_django import Settings
 
 from tools.models import Tool
 from tools.secrets import SecretsError, secrets_decrypt, secrets_encrypt, secrets_rotate
@@ -17,19 +19,19 @@ KEY_B = Fernet.generate_key().decode()
 SECRET = "Bearer sk-live-51HxYzVerySecretValue"
 
 
-def test_headers_round_trip_and_the_token_does_not_show_them(settings) -> None:  # type: ignore[no-untyped-def]
+def test_headers_round_trip_and_the_token_does_not_show_them(settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A]
     token = secrets_encrypt({"Authorization": SECRET})
     assert SECRET not in token and "Authorization" not in token
     assert secrets_decrypt(token) == {"Authorization": SECRET}
 
 
-def test_no_headers_is_an_empty_token(settings) -> None:  # type: ignore[no-untyped-def]
+def test_no_headers_is_an_empty_token(settings: Settings) -> None:
     assert secrets_encrypt({}) == ""
     assert secrets_decrypt("") == {}
 
 
-def test_rotation_moves_secrets_to_the_newest_key(settings) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_moves_secrets_to_the_newest_key(settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A]
     token = secrets_encrypt({"X-Api-Key": "k-123"})
     settings.FLOWNOVA_SECRET_KEYS = [KEY_B, KEY_A]
@@ -42,7 +44,7 @@ def test_rotation_moves_secrets_to_the_newest_key(settings) -> None:  # type: ig
         secrets_decrypt(rotated)
 
 
-def test_an_unreadable_token_names_the_tool_and_never_the_secret(settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreadable_token_names_the_tool_and_never_the_secret(settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A]
     token = secrets_encrypt({"Authorization": SECRET})
     settings.FLOWNOVA_SECRET_KEYS = [KEY_B]
@@ -51,7 +53,7 @@ def test_an_unreadable_token_names_the_tool_and_never_the_secret(settings) -> No
     assert SECRET not in str(caught.value) and KEY_A not in str(caught.value)
 
 
-def test_without_keys_a_dev_key_is_derived_from_secret_key(settings) -> None:  # type: ignore[no-untyped-def]
+def test_without_keys_a_dev_key_is_derived_from_secret_key(settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = []
     token = secrets_encrypt({"X-Api-Key": "dev"})
     assert secrets_decrypt(token) == {"X-Api-Key": "dev"}
@@ -60,7 +62,7 @@ def test_without_keys_a_dev_key_is_derived_from_secret_key(settings) -> None:  #
         secrets_decrypt(token)
 
 
-def test_a_malformed_key_is_named_by_position_not_shown(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_key_is_named_by_position_not_shown(settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A, "not-a-fernet-key-but-secret"]
     with pytest.raises(ImproperlyConfigured, match="key number 2 is not a Fernet key") as caught:
         secrets_encrypt({"a": "b"})
@@ -77,7 +79,7 @@ def raw_column(tool: Tool) -> str:
 
 
 @pytest.mark.django_db
-def test_secrets_are_encrypted_in_the_database(alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_are_encrypted_in_the_database(alice: User, settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A]
     tool = tool_create(
         owner=alice, name="billing", url="https://api.example.test/x", secret_headers={"Authorization": SECRET}
@@ -88,7 +90,7 @@ def test_secrets_are_encrypted_in_the_database(alice, settings) -> None:  # type
 
 
 @pytest.mark.django_db
-def test_the_rotate_command_re_encrypts_every_tool_with_the_newest_key(alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_rotate_command_re_encrypts_every_tool_with_the_newest_key(alice: User, settings: Settings) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A]
     with_secrets = [
         tool_create(owner=alice, name=f"t{i}", url="https://api.example.test/x", secret_headers={"X-Key": f"v{i}"})
@@ -104,7 +106,9 @@ def test_the_rotate_command_re_encrypts_every_tool_with_the_newest_key(alice, se
 
 
 @pytest.mark.django_db
-def test_the_rotate_command_names_a_tool_no_key_opens_and_fails(alice, settings, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_rotate_command_names_a_tool_no_key_opens_and_fails(
+    alice: User, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings.FLOWNOVA_SECRET_KEYS = [KEY_A]
     lost = tool_create(owner=alice, name="lost", url="https://api.example.test/x", secret_headers={"X-Key": "gone"})
     fine = tool_create(owner=alice, name="fine", url="https://api.example.test/x", secret_headers={"X-Key": "ok"})

@@ -3,9 +3,12 @@ outlives it when it goes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -25,25 +28,27 @@ AGENT = {"user_prompt": "hi", "tools": ["lookup", "weather"]}
 COGNITIVE = {"goal": "plan", "tools": ["weather"]}
 
 
-def tool_node_graph(name: str = "weather") -> dict:  # type: ignore[type-arg]
+def tool_node_graph(name: str = "weather") -> dict[str, Any]:
     return graph_of(
         [("start", "start", {}), ("call", "tool", {"tool": name}), ("end", "end", {})],
         [("start", "call"), ("call", "end", "success")],
     )
 
 
-def agent_graph(data: dict) -> dict:  # type: ignore[type-arg]
+def agent_graph(data: dict[str, Any]) -> dict[str, Any]:
     return graph_of(
         [("start", "start", {}), ("think", "agent", data), ("end", "end", {})], [("start", "think"), ("think", "end")]
     )
 
 
 @pytest.fixture
-def weather(alice) -> Tool:  # type: ignore[no-untyped-def]
+def weather(alice: User) -> Tool:
     return tool_create(owner=alice, name="weather", url="https://api.example.test/w")
 
 
-def test_the_workflows_using_a_tool_are_found_through_tool_nodes_and_agent_tools(alice, mallory, weather) -> None:  # type: ignore[no-untyped-def]
+def test_the_workflows_using_a_tool_are_found_through_tool_nodes_and_agent_tools(
+    alice: User, mallory: User, weather: Tool
+) -> None:
     by_node = make_workflow(alice, name="By node", graph=tool_node_graph())
     by_agent = make_workflow(alice, name="By agent", graph=agent_graph(AGENT))
     make_workflow(alice, name="Other tool", graph=tool_node_graph("lookup"))
@@ -54,7 +59,7 @@ def test_the_workflows_using_a_tool_are_found_through_tool_nodes_and_agent_tools
     assert tool_workflows_using(tool=weather) == [(by_node.pk, "By node"), (by_agent.pk, "By agent")]
 
 
-def test_deleting_a_tool_in_use_is_refused_naming_the_workflows(alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_tool_in_use_is_refused_naming_the_workflows(alice: User, weather: Tool) -> None:
     workflow = make_workflow(alice, name="Forecast", graph=tool_node_graph())
     with pytest.raises(ToolInUseError) as caught:
         tool_delete(tool=weather)
@@ -63,7 +68,7 @@ def test_deleting_a_tool_in_use_is_refused_naming_the_workflows(alice, weather) 
     assert Tool.objects.filter(pk=weather.pk).exists()
 
 
-def test_a_tool_nobody_uses_is_deleted_and_its_calls_stay_readable(alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_nobody_uses_is_deleted_and_its_calls_stay_readable(alice: User, weather: Tool) -> None:
     ToolCall.objects.create(tool=weather, tool_name="weather", method="GET", url="https://api.example.test/w")
     tool_delete(tool=weather)
     assert not Tool.objects.exists()
@@ -75,14 +80,14 @@ def test_a_tool_nobody_uses_is_deleted_and_its_calls_stay_readable(alice, weathe
 
 
 @pytest.fixture
-def api(alice) -> APIClient:  # type: ignore[no-untyped-def]
+def api(alice: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(alice)
     return client
 
 
 @pytest.mark.urls("tests.tools.urls")
-def test_the_api_answers_409_naming_the_workflows(api, alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_answers_409_naming_the_workflows(api: APIClient, alice: User, weather: Tool) -> None:
     workflow = make_workflow(alice, name="Forecast", graph=agent_graph(AGENT))
     response = api.delete(f"/api/tools/{weather.pk}/")
     assert response.status_code == 409
@@ -96,7 +101,7 @@ def test_the_api_answers_409_naming_the_workflows(api, alice, weather) -> None: 
 
 
 @pytest.mark.urls("tests.tools.urls")
-def test_a_cognitive_node_allowed_the_tool_counts_as_a_use(api, alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_a_cognitive_node_allowed_the_tool_counts_as_a_use(api: APIClient, alice: User, weather: Tool) -> None:
     workflow = make_workflow(alice, name="Planner", graph=agent_graph({"user_prompt": "x"}))
     workflow.nodes.filter(node_id="think").update(type="cognitive", data=COGNITIVE)
     response = api.delete(f"/api/tools/{weather.pk}/")
@@ -107,12 +112,12 @@ def test_a_cognitive_node_allowed_the_tool_counts_as_a_use(api, alice, weather) 
 
 
 @pytest.fixture
-def admin_client(client, superuser):  # type: ignore[no-untyped-def]
+def admin_client(client: Client, superuser: User) -> Client:
     client.force_login(superuser)
     return client
 
 
-def test_the_admin_refuses_to_delete_a_tool_in_use(admin_client, alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_refuses_to_delete_a_tool_in_use(admin_client: Client, alice: User, weather: Tool) -> None:
     make_workflow(alice, name="Forecast", graph=tool_node_graph())
     url = reverse("admin:tools_tool_delete", args=[weather.pk])
     page = admin_client.get(url).content.decode()
@@ -122,7 +127,7 @@ def test_the_admin_refuses_to_delete_a_tool_in_use(admin_client, alice, weather)
     assert "Forecast" in response.content.decode()
 
 
-def test_the_admin_bulk_delete_refuses_tools_in_use(admin_client, alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_bulk_delete_refuses_tools_in_use(admin_client: Client, alice: User, weather: Tool) -> None:
     make_workflow(alice, name="Forecast", graph=tool_node_graph())
     unused = tool_create(owner=alice, name="unused", url="https://api.example.test/u")
     changelist = reverse("admin:tools_tool_changelist")
@@ -133,7 +138,7 @@ def test_the_admin_bulk_delete_refuses_tools_in_use(admin_client, alice, weather
     assert "Forecast" in response.content.decode()
 
 
-def test_the_admin_deletes_an_unused_tool(admin_client, weather) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_deletes_an_unused_tool(admin_client: Client, weather: Tool) -> None:
     response = admin_client.post(reverse("admin:tools_tool_delete", args=[weather.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not Tool.objects.exists()

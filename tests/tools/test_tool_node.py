@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from django.contrib.auth.models import User
+from pytest_django import Settings
 
 from nodes import get_node_type, node_specs
 from nodes.base import NodeContext, NodeError, TransientNodeError
 from runs.execution import node_context
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Received, Reply
 from tools.recording import RECORD_KEYS
 from tools.services import tool_create
 from workflows.graph import Node, validate_graph
@@ -19,12 +24,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_loopback")]
 TOOL = get_node_type("tool")
 
 
-def tool_graph(data: dict, handles: tuple[str, ...] = ("success", "error")) -> dict:  # type: ignore[type-arg]
+def tool_graph(data: dict[str, Any], handles: tuple[str, ...] = ("success", "error")) -> dict[str, Any]:
     nodes = [("start", "start", {}), ("call", "tool", data)] + [(h, "end", {}) for h in handles]
     return graph_of(nodes, [("start", "call")] + [("call", h, h) for h in handles])
 
 
-def messages(graph: dict) -> list[str]:  # type: ignore[type-arg]
+def messages(graph: dict[str, Any]) -> list[str]:
     return [issue.message for issue in validate_graph(graph, node_specs())]
 
 
@@ -48,7 +53,7 @@ def test_a_valid_tool_node_passes_validation() -> None:
         ({"tool": "weather", "arguments": {"city": "{{ }}"}}, "template"),
     ],
 )
-def test_bad_data_is_refused_naming_the_node(data, expected) -> None:  # type: ignore[no-untyped-def]
+def test_bad_data_is_refused_naming_the_node(data: dict[str, Any], expected: str) -> None:
     found = messages(tool_graph(data))
     assert any(expected in message for message in found), found
 
@@ -67,8 +72,15 @@ def test_edges_need_a_success_or_error_handle() -> None:
 
 
 @pytest.fixture
-def make_context(alice):  # type: ignore[no-untyped-def]
-    def make(data: dict, *, handles=("success", "error"), run_input=None, attempt=1, owner=None) -> NodeContext:  # type: ignore[no-untyped-def,type-arg]
+def make_context(alice: User) -> Callable[..., NodeContext]:
+    def make(
+        data: dict[str, Any],
+        *,
+        handles: tuple[str, ...] = ("success", "error"),
+        run_input: dict[str, Any] | None = None,
+        attempt: int = 1,
+        owner: User | None = None,
+    ) -> NodeContext:
         graph = tool_graph(data, handles)
         run = make_run(make_workflow(alice, graph=graph))
         return node_context(
@@ -84,8 +96,8 @@ def make_context(alice):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def weather(alice, make_server):  # type: ignore[no-untyped-def]
-    def respond(request, count):  # type: ignore[no-untyped-def]
+def weather(alice: User, make_server: Callable[..., LocalServer]) -> LocalServer:
+    def respond(request: Received, count: int) -> Reply:
         city = request.path.rsplit("/", 1)[-1]
         if city == "Atlantis":
             return Reply(404, body={"detail": "unknown city"})
@@ -104,9 +116,11 @@ def weather(alice, make_server):  # type: ignore[no-untyped-def]
     return server
 
 
-def test_success_renders_the_arguments_and_routes_success(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_success_renders_the_arguments_and_routes_success(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     ctx = make_context({"tool": "weather", "arguments": {"city": "{{input.city}}"}}, run_input={"city": "Oslo"})
-    emitted: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    emitted: list[tuple[str, dict[str, Any]]] = []
     ctx.emit = lambda kind, data: emitted.append((kind, data))
     result = TOOL.execute(ctx)
     assert result.handle == "success"
@@ -126,7 +140,9 @@ def test_success_renders_the_arguments_and_routes_success(make_context, weather)
     assert "key-9f8e7d6c5b4a" not in str(emitted)
 
 
-def test_an_http_error_routes_error_when_the_node_has_an_error_edge(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_an_http_error_routes_error_when_the_node_has_an_error_edge(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}))
     assert result.handle == "error"
     assert result.fields == {
@@ -137,13 +153,17 @@ def test_an_http_error_routes_error_when_the_node_has_an_error_edge(make_context
     assert result.tool_calls[0]["error"] == "tool 'weather': HTTP 404 Not Found"
 
 
-def test_without_an_error_edge_an_http_error_fails_the_node(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_without_an_error_edge_an_http_error_fails_the_node(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     ctx = make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}, handles=("success",))
     with pytest.raises(NodeError, match="HTTP 404"):
         TOOL.execute(ctx)
 
 
-def test_invalid_arguments_route_error_without_a_request(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_arguments_route_error_without_a_request(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": 5}}))
     assert result.handle == "error"
     assert result.fields["error"] == "invalid arguments for tool 'weather': city: 5 is not of type 'string'"
@@ -151,14 +171,18 @@ def test_invalid_arguments_route_error_without_a_request(make_context, weather) 
     assert weather.received == []
 
 
-def test_a_refused_address_routes_error(make_context, weather, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_address_routes_error(
+    make_context: Callable[..., NodeContext], weather: LocalServer, settings: Settings
+) -> None:
     settings.FLOWNOVA_EGRESS_ALLOWLIST = []
     result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}))
     assert result.handle == "error" and "loopback" in result.fields["error"]
     assert weather.received == []
 
 
-def test_a_transient_failure_is_retried_by_the_engine_while_attempts_remain(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_failure_is_retried_by_the_engine_while_attempts_remain(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     data = {"tool": "weather", "arguments": {"city": "Busy"}, "retries": 1}
     with pytest.raises(TransientNodeError, match="HTTP 503"):
         TOOL.execute(make_context(data, attempt=1))
@@ -166,30 +190,38 @@ def test_a_transient_failure_is_retried_by_the_engine_while_attempts_remain(make
     assert result.handle == "error" and result.fields["status_code"] == 503
 
 
-def test_a_transient_failure_without_an_error_edge_stays_transient(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_failure_without_an_error_edge_stays_transient(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     data = {"tool": "weather", "arguments": {"city": "Busy"}, "retries": 0}
     with pytest.raises(TransientNodeError):
         TOOL.execute(make_context(data, handles=("success",)))
 
 
-def test_an_unknown_tool_fails_the_node_naming_it_even_with_an_error_edge(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_tool_fails_the_node_naming_it_even_with_an_error_edge(
+    make_context: Callable[..., NodeContext], weather: LocalServer
+) -> None:
     with pytest.raises(NodeError, match="no tool named 'nope' is registered"):
         TOOL.execute(make_context({"tool": "nope", "arguments": {}}))
 
 
-def test_another_users_tool_is_not_found(make_context, weather, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_another_users_tool_is_not_found(
+    make_context: Callable[..., NodeContext], weather: LocalServer, mallory: User
+) -> None:
     with pytest.raises(NodeError, match="no tool named 'weather'"):
         TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}, owner=mallory))
     assert weather.received == []
 
 
-def test_a_disabled_tool_fails_the_node(make_context, weather, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_disabled_tool_fails_the_node(
+    make_context: Callable[..., NodeContext], weather: LocalServer, alice: User
+) -> None:
     alice.tools.update(is_active=False)
     with pytest.raises(NodeError, match="tool 'weather' is disabled"):
         TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}))
 
 
-def test_a_missing_template_path_fails_the_node(make_context, weather) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_template_path_fails_the_node(make_context: Callable[..., NodeContext], weather: LocalServer) -> None:
     with pytest.raises(NodeError, match=r"input\.city"):
         TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "{{input.city}}"}}))
     assert weather.received == []

@@ -7,14 +7,17 @@ not from this process's override_settings, so these tests need 127.0.0.1 allow-l
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 
-from runs.models import LedgerEntry, RunEvent
+from runs.models import LedgerEntry, Run, RunEvent
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
-from tests.tools.servers import Reply
+from tests.tools.servers import LocalServer, Received, Reply
 from tools.models import ToolCall
 from tools.services import tool_create
 
@@ -31,13 +34,13 @@ API_KEY = "key-9f8e7d6c5b4a-worker"
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
 @pytest.fixture
-def weather(alice, make_server, allow_loopback):  # type: ignore[no-untyped-def]
-    def respond(request, count):  # type: ignore[no-untyped-def]
+def weather(alice: User, make_server: Callable[..., LocalServer], allow_loopback: None) -> LocalServer:
+    def respond(request: Received, count: int) -> Reply:
         city = request.path.rsplit("/", 1)[-1]
         if city == "Atlantis":
             return Reply(404, body={"detail": "unknown city", "key_seen": request.headers.get("x-api-key")})
@@ -67,7 +70,7 @@ def routed_graph(with_error_edge: bool = True) -> dict[str, Any]:
     return graph_of(nodes, edges)
 
 
-def everything_recorded(run) -> str:  # type: ignore[no-untyped-def]
+def everything_recorded(run: Run) -> str:
     rows = [
         list(LedgerEntry.objects.filter(run=run).values()),
         list(RunEvent.objects.filter(run=run).values()),
@@ -77,7 +80,7 @@ def everything_recorded(run) -> str:  # type: ignore[no-untyped-def]
     return json.dumps(rows, default=str)
 
 
-def test_a_tool_node_routes_success_and_error_and_records_each_call(alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_node_routes_success_and_error_and_records_each_call(alice: User, weather: LocalServer) -> None:
     ok_run = start(alice, routed_graph(), {"city": "Oslo"})
     error_run = start(alice, routed_graph(), {"city": "Atlantis"})
     ok_run, error_run = wait_for(ok_run), wait_for(error_run)
@@ -110,7 +113,7 @@ def test_a_tool_node_routes_success_and_error_and_records_each_call(alice, weath
         assert API_KEY not in recorded and "[redacted]" in recorded
 
 
-def test_without_an_error_edge_a_failed_call_fails_the_run_naming_the_node(alice, weather) -> None:  # type: ignore[no-untyped-def]
+def test_without_an_error_edge_a_failed_call_fails_the_run_naming_the_node(alice: User, weather: LocalServer) -> None:
     run = wait_for(start(alice, routed_graph(with_error_edge=False), {"city": "Atlantis"}))
     assert run.status == "failed"
     assert run.error == "node \"call\" (tool) failed: tool 'weather': HTTP 404 Not Found"
