@@ -1,14 +1,16 @@
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from approvals.models import ApprovalRequest, ApprovalStatus
 from approvals.services import ApprovalAlreadyDecided, ApprovalError, approval_decide
+from flownova.users import signed_in_user
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(admin.ModelAdmin[ApprovalRequest]):
     list_display = ("id", "run", "node_id", "message", "status", "decision", "decided_by", "deadline", "created_at")
     list_filter = ("status", "decision", "decided_by_timeout", "created_at")
     search_fields = ("=run__id", "node_id", "message", "comment", "decided_by__username")
@@ -57,14 +59,15 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 "requests": pending.select_related("run"),
                 "skipped": queryset.count() - pending.count(),
                 "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
             }
             return TemplateResponse(request, "admin/approvals/approvalrequest/decide.html", context)
         comment = request.POST.get("comment", "")
+        user = signed_in_user(request)
         done, refused = 0, []
         for approval in pending:
             try:
-                approval_decide(approval_id=approval.pk, user=request.user, decision=decision, comment=comment)
+                approval_decide(approval_id=approval.pk, user=user, decision=decision, comment=comment)
                 done += 1
             except ApprovalAlreadyDecided:
                 refused.append(f"{approval.pk} (decided meanwhile)")

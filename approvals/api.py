@@ -9,7 +9,7 @@ decide). A request nobody lets the user see is a 404.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -29,14 +29,17 @@ from approvals.services import (
     approval_decide,
 )
 from flownova.api_base import StrictFieldsMixin, error_response, query_dict
+from flownova.users import signed_in_user
 from runs.api import Conflict, JSONObjectField, NullableObjectField
 from runs.services import RunError
 
 __all__ = ["ApprovalSerializer", "ApprovalViewSet", "approvals_visible_to"]
 
+_Row = TypeVar("_Row")  # what a queryset yields: DRF's filter_queryset keeps it
+
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}})
-class AssigneesField(serializers.Field):
+class AssigneesField(serializers.Field[ApprovalRequest, object, list[str], ApprovalRequest]):
     """Usernames, then group names: the names the node's `assignees` config gave."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -47,12 +50,11 @@ class AssigneesField(serializers.Field):
         return users + sorted(group.name for group in approval.assignee_groups.all())
 
 
-class ApprovalSerializer(serializers.ModelSerializer):
+class ApprovalSerializer(serializers.ModelSerializer[ApprovalRequest]):
     """An approval request: the contract's fields, then extras (what to show, the decision, may I decide)."""
 
     assignees = AssigneesField(help_text="Usernames and group names; empty means the workflow's owner.")
     workflow = serializers.IntegerField(source="run.workflow_id", read_only=True, allow_null=True)
-    data = serializers.JSONField(read_only=True, help_text="What the approver needs to see.")
     decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
     decision = serializers.ChoiceField(choices=Decision.choices, allow_blank=True, read_only=True)
     editable_fields = serializers.ListField(
@@ -87,6 +89,9 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "can_decide",
         ]
         read_only_fields = fields
+        # Not declared on the class, where it would read as Serializer.data to a type checker (DRF's metaclass
+        # takes declared fields off the class); the model's JSONField gives the same field.
+        extra_kwargs = {"data": {"help_text": "What the approver needs to see."}}
 
     def get_can_decide(self, approval: ApprovalRequest) -> bool:
         request = self.context.get("request")
@@ -95,14 +100,14 @@ class ApprovalSerializer(serializers.ModelSerializer):
         return approval_can_decide(approval=approval, user=request.user)
 
 
-class ApprovalFilterSerializer(serializers.Serializer):
+class ApprovalFilterSerializer(serializers.Serializer[Any]):
     """The approval list's filters (query parameters)."""
 
     status = serializers.ChoiceField(choices=ApprovalStatus.choices, required=False)
     run = serializers.IntegerField(required=False, min_value=1, help_text="Only the requests of this run.")
 
 
-class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):
+class DecisionSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """A decision on an approval request; when approving, `edits` may change the request's editable fields."""
 
     decision = serializers.ChoiceField(choices=Decision.choices)
@@ -113,7 +118,7 @@ class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 @extend_schema(tags=["approvals"])
-class ApprovalViewSet(viewsets.ReadOnlyModelViewSet):
+class ApprovalViewSet(viewsets.ReadOnlyModelViewSet[ApprovalRequest]):
     """Approval requests you may see, newest first."""
 
     serializer_class = ApprovalSerializer
@@ -122,12 +127,12 @@ class ApprovalViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
             return ApprovalRequest.objects.none()
         return (
-            approvals_visible_to(self.request.user)
+            approvals_visible_to(signed_in_user(self.request))
             .select_related("run", "run__workflow", "decided_by")
             .prefetch_related("assignee_users", "assignee_groups")
         )
 
-    def filter_queryset(self, queryset: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
+    def filter_queryset(self, queryset: QuerySet[ApprovalRequest, _Row]) -> QuerySet[ApprovalRequest, _Row]:
         if self.action != "list":
             return queryset
         filters = ApprovalFilterSerializer(data=query_dict(self.request))
@@ -158,7 +163,7 @@ class ApprovalViewSet(viewsets.ReadOnlyModelViewSet):
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            approval_decide(approval_id=approval.pk, user=request.user, **body.validated_data)
+            approval_decide(approval_id=approval.pk, user=signed_in_user(request), **body.validated_data)
         except ApprovalForbidden as exc:
             raise PermissionDenied(str(exc)) from None
         except ApprovalAlreadyDecided as exc:

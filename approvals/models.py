@@ -56,6 +56,11 @@ class ApprovalRequest(models.Model):
     edits = models.JSONField(null=True, blank=True, help_text="The approver's changes to the data, as a diff.")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Not stored: what a page works out for its viewer before drawing the request (approvals.views and the run
+    # page's panel set them on the instances they show; templates/approvals/_item.html reads them).
+    can_decide: bool
+    data_json: str
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [

@@ -7,7 +7,7 @@ assigned to one of their groups, and, for a request with no assignee at all, tho
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from approvals.models import ApprovalRequest, ApprovalStatus
@@ -18,7 +18,7 @@ _AssignedUser = ApprovalRequest.assignee_users.through
 _AssignedGroup = ApprovalRequest.assignee_groups.through
 
 
-def approvals_visible_to(user: AbstractBaseUser) -> QuerySet[ApprovalRequest]:
+def approvals_visible_to(user: User) -> QuerySet[ApprovalRequest]:
     """The approval requests `user` may see (see the module docstring)."""
     requests = ApprovalRequest.objects.all()
     if user.is_staff:
@@ -33,7 +33,7 @@ def approvals_visible_to(user: AbstractBaseUser) -> QuerySet[ApprovalRequest]:
     )
 
 
-def approvals_recently_decided(user: AbstractBaseUser, *, limit: int = 10) -> QuerySet[ApprovalRequest]:
+def approvals_recently_decided(user: User, *, limit: int = 10) -> QuerySet[ApprovalRequest]:
     """The last `limit` decisions `user` may see, newest first: by a person or by a deadline (approved,
     rejected, expired); requests closed because their run ended are not decisions."""
     decided = [ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED]

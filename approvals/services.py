@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -90,10 +90,10 @@ def approvals_close(*, tx: Transition, **_: Any) -> None:
     ApprovalRequest.objects.filter(run=tx.run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
 
 
-def approval_can_decide(*, approval: ApprovalRequest, user: AbstractBaseUser) -> bool:
+def approval_can_decide(*, approval: ApprovalRequest, user: User | AnonymousUser) -> bool:
     """Staff, a named assignee, a member of an assigned group, or (with no assignee at all) the workflow's owner.
-    The run's own starter deciding their own request needs `allow_self_approval`."""
-    if not user.is_authenticated or not user.is_active:
+    The run's own starter deciding their own request needs `allow_self_approval`; an anonymous user, nobody."""
+    if not isinstance(user, User) or not user.is_active:
         return False
     if user.is_staff:
         return True
@@ -111,7 +111,7 @@ def approval_can_decide(*, approval: ApprovalRequest, user: AbstractBaseUser) ->
 def approval_decide(
     *,
     approval_id: int,
-    user: AbstractBaseUser,
+    user: User,
     decision: str,
     comment: str = "",
     edits: dict[str, Any] | None = None,
@@ -148,7 +148,7 @@ def _decide(
     *,
     decision: str,
     comment: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
     edits: dict[str, Any],
     by_timeout: bool = False,
 ) -> ApprovalRequest:
@@ -227,8 +227,9 @@ def approvals_expire_overdue(*, limit: int = 500) -> int:
     overdue = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, deadline__lt=timezone.now())
     applied = 0
     for approval in overdue.select_related("run").order_by("deadline")[:limit]:
+        assert approval.deadline is not None  # the query asks for one in the past
         try:
-            if _expire(approval):
+            if _expire(approval, approval.deadline):
                 applied += 1
         except (OperationalError, InterfaceError):
             raise  # the database is unreachable: nothing else would succeed; the next scan tries again
@@ -250,7 +251,7 @@ def approval_expire(*, approval_id: int) -> bool:
         else:  # the periodic scan sends it when the deadline comes near
             ApprovalRequest.objects.filter(pk=approval.pk).update(deadline_timer_sent=False)
         return False
-    return _expire(approval)
+    return _expire(approval, approval.deadline)
 
 
 def approval_deadline_schedule(*, approval: ApprovalRequest) -> None:
@@ -273,9 +274,8 @@ def approvals_deadlines_schedule(*, limit: int = 500) -> int:
             status=ApprovalStatus.PENDING, deadline__gte=now, deadline__lte=now + _horizon(), deadline_timer_sent=False
         )
         # skip_locked: a request being decided right now needs no timer, and two scans never send one twice.
-        timers = list(
-            near.select_for_update(skip_locked=True).order_by("deadline").values_list("pk", "deadline")[:limit]
-        )
+        rows = near.select_for_update(skip_locked=True).order_by("deadline").values_list("pk", "deadline")[:limit]
+        timers = [(pk, deadline) for pk, deadline in rows if deadline is not None]  # every row: the query says so
         ApprovalRequest.objects.filter(pk__in=[pk for pk, _ in timers]).update(deadline_timer_sent=True)
     return len(timers) if _send_timers(timers) else 0
 
@@ -300,29 +300,29 @@ def _send_timers(timers: list[tuple[int, datetime]]) -> bool:
     return True
 
 
-def _expire(approval: ApprovalRequest) -> bool:
+def _expire(approval: ApprovalRequest, deadline: datetime) -> bool:
     """Apply the timeout action; False when someone (a person, or the other of timer and scan) decided first."""
     action = approval.timeout_action or TimeoutAction.REJECT
     try:
         if action == TimeoutAction.FAIL:
-            _expire_failing(approval)
+            _expire_failing(approval, deadline)
         else:
             decision = Decision.APPROVED if action == TimeoutAction.APPROVE else Decision.REJECTED
-            comment = f"no decision before the deadline ({approval.deadline.isoformat()}): {action} by timeout"
+            comment = f"no decision before the deadline ({deadline.isoformat()}): {action} by timeout"
             _decide(approval, decision=decision, comment=comment, user=None, edits={}, by_timeout=True)
     except ApprovalAlreadyDecided:
         return False
     return True
 
 
-def _expire_failing(approval: ApprovalRequest) -> None:
+def _expire_failing(approval: ApprovalRequest, deadline: datetime) -> None:
     with _decision_transition(approval) as tx:
         now = timezone.now()
         won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
             status=ApprovalStatus.EXPIRED,
             decided_at=now,
             decided_by_timeout=True,
-            comment=f"no decision before the deadline ({approval.deadline.isoformat()}): the run fails",
+            comment=f"no decision before the deadline ({deadline.isoformat()}): the run fails",
         )
         if not won:
             raise ApprovalAlreadyDecided(f"approval {approval.pk} was decided")

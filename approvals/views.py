@@ -37,7 +37,8 @@ from approvals.services import (
 )
 from approvals.templatetags.approval_panel import PANEL_TEMPLATE, run_approvals_context
 from flownova.jsonbody import JSONInputError, parse_json
-from flownova.pages import htmx_partial, pretty_json
+from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
+from flownova.users import signed_in_user
 from runs.models import Run
 from runs.services import RunError
 
@@ -53,7 +54,7 @@ INBOX_PARTS = {
 
 
 def pending_for(request: HttpRequest) -> QuerySet[ApprovalRequest]:
-    return approvals_visible_to(request.user).filter(status=ApprovalStatus.PENDING)
+    return approvals_visible_to(signed_in_user(request)).filter(status=ApprovalStatus.PENDING)
 
 
 def inbox_context(
@@ -84,13 +85,13 @@ def inbox_context(
         "notice": notice,
         "edit_error": edit_error,
         # Lazy: only the parts that show it run the query.
-        "recent": approvals_recently_decided(request.user, limit=RECENT_DECISIONS),
+        "recent": approvals_recently_decided(signed_in_user(request), limit=RECENT_DECISIONS),
     }
 
 
 @login_required
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: HtmxHttpRequest) -> HttpResponse:
     part = INBOX_PARTS.get(request.htmx.target or "") if htmx_partial(request) else None
     if part == "approvals/_count.html":
         # The badge on every page: one COUNT, not the whole list.
@@ -116,10 +117,10 @@ class EditInputError(ValueError):
 def read_edits(request: HttpRequest) -> dict[str, Any]:
     """The posted `edit__<field>` values, each parsed as JSON. Which fields may change is the service's call."""
     edits: dict[str, Any] = {}
-    for key, raw in request.POST.items():
+    for key in request.POST:
         if not key.startswith(EDIT_PREFIX):
             continue
-        name = key.removeprefix(EDIT_PREFIX)
+        name, raw = key.removeprefix(EDIT_PREFIX), request.POST.get(key, "")
         if not raw.strip():
             raise EditInputError(name, f'Edit of "{name}": give a JSON value (null for none).')
         try:
@@ -149,7 +150,11 @@ def _decide(request: HttpRequest, approval: ApprovalRequest) -> Outcome:
             return Outcome(400, {"level": "error", "text": str(exc)}, error)
     try:
         approval_decide(
-            approval_id=approval.pk, user=request.user, decision=decision, comment=comment, edits=edits or None
+            approval_id=approval.pk,
+            user=signed_in_user(request),
+            decision=decision,
+            comment=comment,
+            edits=edits or None,
         )
     except ApprovalForbidden:
         return Outcome(403, {"level": "error", "text": "You may see this request but you may not decide it."})
@@ -173,11 +178,11 @@ def approval_edited(approval: ApprovalRequest) -> bool:
 
 @login_required
 @require_POST
-def decide(request: HttpRequest, pk: int) -> HttpResponse:
+def decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Decide from the inbox or from a run page. HTMX requests get back the part they came from (the inbox
     list, or the run's approvals) with the outcome in it; plain form posts are redirected with a message, or
     shown the refusal with its status."""
-    approval = get_object_or_404(approvals_visible_to(request.user).select_related("run"), pk=pk)
+    approval = get_object_or_404(approvals_visible_to(signed_in_user(request)).select_related("run"), pk=pk)
     outcome = _decide(request, approval)
     status, notice = outcome.status, outcome.notice
     if htmx_partial(request):

@@ -17,6 +17,8 @@ from approvals.models import ApprovalRequest, ApprovalStatus
 from approvals.selectors import approvals_visible_to
 from approvals.services import approval_can_decide
 from flownova.pages import pretty_json
+from flownova.users import signed_in_user
+from runs.models import Run
 
 register = template.Library()
 
@@ -25,7 +27,7 @@ PANEL_TEMPLATE = "approvals/_run_panel.html"
 
 def run_approvals_context(
     request: HttpRequest,
-    run: Any,
+    run: Run,
     *,
     notice: dict[str, str] | None = None,
     edit_error: dict[str, Any] | None = None,
@@ -33,7 +35,7 @@ def run_approvals_context(
     """What the panel shows of `run` to `request.user`; `notice` and `edit_error` are the outcome of a decision
     just made from the panel."""
     approvals = list(
-        approvals_visible_to(request.user)
+        approvals_visible_to(signed_in_user(request))
         .filter(run=run)
         .select_related("run", "run__workflow", "decided_by")
         .prefetch_related("assignee_users", "assignee_groups")
@@ -62,7 +64,7 @@ def run_approvals_context(
 
 
 @register.inclusion_tag(PANEL_TEMPLATE, takes_context=True)
-def run_approvals(context: template.Context, run: Any) -> dict[str, Any]:
+def run_approvals(context: template.Context, run: Run) -> dict[str, Any]:
     """`{% run_approvals run %}`: the panel, for the user of the page's request."""
     return run_approvals_context(
         context["request"], run, notice=context.get("notice"), edit_error=context.get("edit_error")
