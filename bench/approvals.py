@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bench import engine
@@ -36,7 +37,7 @@ from runs.services import run_start  # noqa: E402
 from workflows.services import workflow_create  # noqa: E402
 
 
-def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -89,7 +90,7 @@ def main() -> None:
             what="every run to finish",
         )
         ends = dict(LedgerEntry.objects.filter(run_id__in=run_ids, node_id="end").values_list("run_id", "started_at"))
-        latencies = [(ends[run_id] - decided_at[run_id]).total_seconds() * 1000 for run_id in run_ids]
+        latencies = [engine.ms_between(decided_at[run_id], ends[run_id]) for run_id in run_ids]
     finally:
         worker.terminate()
         worker.wait(30)

@@ -22,7 +22,9 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "flownova_bench"
@@ -55,8 +57,11 @@ from runs.models import FINAL_RUN_STATUSES, LedgerEntry, Run  # noqa: E402
 from runs.services import run_start  # noqa: E402
 from workflows.services import workflow_create  # noqa: E402
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def chain_graph(length: int) -> dict:  # type: ignore[type-arg]
+
+def chain_graph(length: int) -> dict[str, Any]:
     """start -> (length - 2) pass-through nodes -> end: `length` node executions in all."""
     ids = ["start", *[f"n{i}" for i in range(length - 2)], "end"]
     nodes = [{"id": node_id, "type": "fork", "data": {}} for node_id in ids]
@@ -65,7 +70,7 @@ def chain_graph(length: int) -> dict:  # type: ignore[type-arg]
     return {"nodes": nodes, "edges": edges}
 
 
-def fork_graph(width: int) -> dict:  # type: ignore[type-arg]
+def fork_graph(width: int) -> dict[str, Any]:
     branches = [f"b{i}" for i in range(width)]
     nodes = [{"id": "start", "type": "start", "data": {}}, {"id": "fork", "type": "fork", "data": {}}]
     nodes += [{"id": b, "type": "fork", "data": {}} for b in branches]
@@ -147,7 +152,7 @@ def wait_runs(run_ids: list[int], timeout: float = 600) -> None:
         raise SystemExit(f"benchmark runs failed: {list(failed.values_list('pk', 'error'))}")
 
 
-def engine_throughput(user, chains: int, length: int) -> float:  # type: ignore[no-untyped-def]
+def engine_throughput(user: User, chains: int, length: int) -> float:
     workflow = workflow_create(owner=user, name=f"chain-{length}", graph=chain_graph(length))
     started = time.monotonic()
     runs = [run_start(workflow=workflow, input={"i": i}, user=user).pk for i in range(chains)]
@@ -170,12 +175,12 @@ def baseline_throughput(chains: int, length: int) -> float:
     raise SystemExit("the baseline did not finish in time")
 
 
-def overhead_ms(user, length: int) -> list[float]:  # type: ignore[no-untyped-def]
+def overhead_ms(user: User, length: int) -> list[float]:
     workflow = workflow_create(owner=user, name="overhead", graph=chain_graph(length))
     run = run_start(workflow=workflow, input={}, user=user)
     wait_runs([run.pk])
     entries = list(LedgerEntry.objects.filter(run=run).order_by("seq").values_list("started_at", "finished_at"))
-    return [(entries[i + 1][0] - entries[i][1]).total_seconds() * 1000 for i in range(len(entries) - 1)]
+    return [ms_between(entries[i][1], entries[i + 1][0]) for i in range(len(entries) - 1)]
 
 
 def baseline_gaps_ms(length: int) -> list[float]:
@@ -193,18 +198,16 @@ def baseline_gaps_ms(length: int) -> list[float]:
     raise SystemExit("the baseline chain did not finish in time")
 
 
-def fork_to_join_ms(user, width: int) -> float:  # type: ignore[no-untyped-def]
+def fork_to_join_ms(user: User, width: int) -> float:
     workflow = workflow_create(owner=user, name=f"fork-{width}", graph=fork_graph(width))
     run = run_start(workflow=workflow, input={}, user=user)
     wait_runs([run.pk])
     fork = LedgerEntry.objects.get(run=run, node_id="fork")
     join = LedgerEntry.objects.get(run=run, node_id="join")
-    return (join.started_at - fork.finished_at).total_seconds() * 1000
+    return ms_between(fork.finished_at, join.started_at)
 
 
-def resume_ms(user, samples: int) -> list[float]:  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def resume_ms(user: User, samples: int) -> list[float]:
     workflow = workflow_create(owner=user, name="approval", graph=APPROVAL_GRAPH)
     latencies = []
     for _ in range(samples):
@@ -215,8 +218,15 @@ def resume_ms(user, samples: int) -> list[float]:  # type: ignore[no-untyped-def
         approval_decide(approval_id=ApprovalRequest.objects.get(run=run).pk, user=user, decision="approved")
         wait_runs([run.pk])
         end = LedgerEntry.objects.get(run=run, node_id="end")
-        latencies.append((end.started_at - decided_at).total_seconds() * 1000)
+        latencies.append(ms_between(decided_at, end.started_at))
     return latencies
+
+
+def ms_between(earlier: datetime | None, later: datetime | None) -> float:
+    """Milliseconds from one recorded time to another; a finished run's ledger entries have both."""
+    if earlier is None or later is None:
+        raise SystemExit("a ledger entry of a finished run has no start or finish time")
+    return (later - earlier).total_seconds() * 1000
 
 
 def pct(values: list[float], q: float) -> float:
