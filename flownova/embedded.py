@@ -148,7 +148,10 @@ def postgres_owner() -> dict[str, Any]:
             return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     print(f"Running as root: creating the system user {FALLBACK_PG_USER} to run PostgreSQL as", file=sys.stderr)
     command = ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin"]
-    done = subprocess.run([*command, FALLBACK_PG_USER], capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run([*command, FALLBACK_PG_USER], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise ServiceError(f"could not create the system user {FALLBACK_PG_USER}: {exc}") from exc
     if done.returncode:
         raise ServiceError(f"could not create the system user {FALLBACK_PG_USER}: {done.stderr.strip()}")
     entry = pwd.getpwnam(FALLBACK_PG_USER)

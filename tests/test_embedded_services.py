@@ -4,6 +4,8 @@ workflow run), with the data kept across a stop and a start."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -16,6 +18,7 @@ import psycopg
 import pytest
 from celery import Celery
 
+from flownova import embedded
 from flownova.embedded import DEFAULT_POSTGRES, DEFAULT_REDIS, Plan, ServiceError, Services, answers, decide
 from tests.conftest import ROOT, service_env, start_worker, stop_process
 
@@ -74,6 +77,19 @@ def test_answers_tells_a_listening_port_from_a_closed_one() -> None:
         port = listener.getsockname()[1]
         assert answers("127.0.0.1", port)
     assert not answers("127.0.0.1", port)
+
+
+def test_as_root_without_a_user_to_run_postgres_as_the_error_names_the_user_it_could_not_create(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_such_user(name: str) -> None:
+        raise KeyError(name)
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pwd, "getpwnam", no_such_user)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no useradd to run
+    with pytest.raises(ServiceError, match="could not create the system user flownova-postgres"):
+        embedded.postgres_owner()
 
 
 @pytest.fixture
