@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import ServerProcess, service_env, start_daphne, stop_process
@@ -22,7 +23,7 @@ def server() -> Iterator[ServerProcess]:
     stop_process(process.process)
 
 
-def test_the_api_over_daphne(server, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_over_daphne(server: ServerProcess, alice: User) -> None:
     auth = {"Authorization": f"Token {Token.objects.create(user=alice).key}"}
     url = f"{server.base_url}/api/workflows/"
     assert httpx.get(url, headers=auth).json()["count"] == 0

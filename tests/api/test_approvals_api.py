@@ -3,9 +3,13 @@ resumes a run, is in test_run_life_api.py on the real worker)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from approvals.models import ApprovalRequest
 from runs.models import NodeRun
@@ -18,7 +22,7 @@ pytestmark = pytest.mark.django_db
 CONTRACT_FIELDS = {"id", "run", "node_id", "message", "status", "assignees", "created_at"}
 
 
-def request_for(owner, **fields):  # type: ignore[no-untyped-def]
+def request_for(owner: User, **fields: Any) -> ApprovalRequest:
     run = make_run(make_workflow(owner, graph=approval_graph()), status="waiting")
     users = fields.pop("users", [])
     groups = fields.pop("groups", [])
@@ -29,13 +33,15 @@ def request_for(owner, **fields):  # type: ignore[no-untyped-def]
     return approval
 
 
-def ids(client, query: str = "") -> list[int]:  # type: ignore[no-untyped-def]
+def ids(client: APIClient, query: str = "") -> list[int]:
     response = client.get(f"/api/approvals/{query}")
     assert response.status_code == 200, response.json()
     return [item["id"] for item in response.json()["results"]]
 
 
-def test_the_owner_sees_an_unassigned_request_with_the_contract_fields(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_owner_sees_an_unassigned_request_with_the_contract_fields(
+    api: Callable[..., APIClient], alice: User
+) -> None:
     approval = request_for(alice)
     body = api(alice).get("/api/approvals/?status=pending").json()
     assert body["count"] == 1
@@ -46,7 +52,9 @@ def test_the_owner_sees_an_unassigned_request_with_the_contract_fields(api, alic
     assert item["can_decide"] is True
 
 
-def test_assignees_see_their_requests_and_nobody_else_does(api, make_user, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_assignees_see_their_requests_and_nobody_else_does(
+    api: Callable[..., APIClient], make_user: Callable[..., User], alice: User, mallory: User
+) -> None:
     bob, carol = make_user("bob"), make_user("carol")
     reviewers = Group.objects.create(name="reviewers")
     carol.groups.add(reviewers)
@@ -63,12 +71,12 @@ def test_assignees_see_their_requests_and_nobody_else_does(api, make_user, alice
     assert api(carol).get(f"/api/approvals/{for_reviewers.pk}/").json()["assignees"] == ["reviewers"]
 
 
-def test_staff_see_every_request(api, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_staff_see_every_request(api: Callable[..., APIClient], alice: User, superuser: User) -> None:
     approvals = [request_for(alice), request_for(alice, users=[alice])]
     assert sorted(ids(api(superuser))) == sorted(a.pk for a in approvals)
 
 
-def test_the_list_filters_by_status(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_list_filters_by_status(api: Callable[..., APIClient], alice: User) -> None:
     pending = request_for(alice)
     decided = request_for(alice, status="approved", decision="approved", decided_at=timezone.now(), decided_by=alice)
     client = api(alice)
@@ -77,7 +85,7 @@ def test_the_list_filters_by_status(api, alice) -> None:  # type: ignore[no-unty
     assert client.get("/api/approvals/?status=maybe").status_code == 400
 
 
-def test_an_outsider_gets_404_and_decides_nothing(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_an_outsider_gets_404_and_decides_nothing(api: Callable[..., APIClient], alice: User, mallory: User) -> None:
     approval = request_for(alice)
     client = api(mallory)
     assert client.get(f"/api/approvals/{approval.pk}/").status_code == 404
@@ -87,7 +95,7 @@ def test_an_outsider_gets_404_and_decides_nothing(api, alice, mallory) -> None: 
     assert approval.status == "pending" and approval.decided_by is None
 
 
-def test_one_who_sees_but_may_not_decide_gets_403(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_one_who_sees_but_may_not_decide_gets_403(api: Callable[..., APIClient], alice: User) -> None:
     approval = request_for(alice, allow_self_approval=False)  # alice started the run: not hers to approve
     client = api(alice)
     assert client.get(f"/api/approvals/{approval.pk}/").json()["can_decide"] is False
@@ -98,7 +106,7 @@ def test_one_who_sees_but_may_not_decide_gets_403(api, alice) -> None:  # type: 
     assert approval.status == "pending"
 
 
-def test_deciding_a_decided_request_is_409(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_deciding_a_decided_request_is_409(api: Callable[..., APIClient], alice: User) -> None:
     approval = request_for(alice, status="rejected", decision="rejected", decided_at=timezone.now(), decided_by=alice)
     response = api(alice).post(
         f"/api/approvals/{approval.pk}/decide/", {"decision": "approved", "comment": "too late"}, format="json"
@@ -118,7 +126,9 @@ def test_deciding_a_decided_request_is_409(api, alice) -> None:  # type: ignore[
         ({"decision": "approved", "decided_by": "mallory"}, "decided_by"),
     ],
 )
-def test_a_bad_decision_body_is_400_naming_the_field(api, alice, body, field) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_decision_body_is_400_naming_the_field(
+    api: Callable[..., APIClient], alice: User, body: dict[str, Any], field: str
+) -> None:
     approval = request_for(alice)
     response = api(alice).post(f"/api/approvals/{approval.pk}/decide/", body, format="json")
     assert response.status_code == 400
@@ -127,7 +137,7 @@ def test_a_bad_decision_body_is_400_naming_the_field(api, alice, body, field) ->
     assert approval.status == "pending"
 
 
-def test_an_approver_may_edit_the_editable_fields_and_nothing_else(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_approver_may_edit_the_editable_fields_and_nothing_else(api: Callable[..., APIClient], alice: User) -> None:
     approval = request_for(alice, editable_fields=["amount"])
     NodeRun.objects.filter(run=approval.run, node_id="ask").update(input={"amount": 500, "customer": "c1"})
     client = api(alice)
@@ -150,7 +160,9 @@ def test_an_approver_may_edit_the_editable_fields_and_nothing_else(api, alice) -
 
 
 @pytest.mark.parametrize("seconds", [1e12, 366 * 24 * 3600 + 1, 0, -60])
-def test_a_deadline_out_of_range_is_refused_at_save_naming_the_field(api, alice, seconds) -> None:  # type: ignore[no-untyped-def]
+def test_a_deadline_out_of_range_is_refused_at_save_naming_the_field(
+    api: Callable[..., APIClient], alice: User, seconds: float
+) -> None:
     client = api(alice)
     graph = approval_graph(deadline_seconds=seconds, timeout_action="reject")
     saved = client.post("/api/workflows/", {"name": "Late", "graph": graph}, format="json")
@@ -163,7 +175,7 @@ def test_a_deadline_out_of_range_is_refused_at_save_naming_the_field(api, alice,
     assert not Workflow.objects.exists()
 
 
-def test_a_deadline_of_366_days_is_accepted(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_deadline_of_366_days_is_accepted(api: Callable[..., APIClient], alice: User) -> None:
     graph = approval_graph(deadline_seconds=366 * 24 * 3600, timeout_action="approve")
     response = api(alice).post("/api/workflows/", {"name": "Patient", "graph": graph}, format="json")
     assert response.status_code == 201, response.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -32,7 +33,7 @@ EVERY_ENDPOINT = [
 ]
 
 
-def test_a_token_is_issued_for_good_credentials_and_authenticates(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_is_issued_for_good_credentials_and_authenticates(alice: User) -> None:
     client = APIClient()
     response = client.post("/api/auth/token/", {"username": "alice", "password": "alice-password"}, format="json")
     assert response.status_code == 200
@@ -52,7 +53,7 @@ def test_a_token_is_issued_for_good_credentials_and_authenticates(alice) -> None
         ({"password": "x"}, "username"),
     ],
 )
-def test_bad_credentials_get_400_with_a_clear_message(alice, body, field) -> None:  # type: ignore[no-untyped-def]
+def test_bad_credentials_get_400_with_a_clear_message(alice: User, body: dict[str, str], field: str) -> None:
     response = APIClient().post("/api/auth/token/", body, format="json")
     assert response.status_code == 400
     data = response.json()
@@ -64,14 +65,14 @@ def test_bad_credentials_get_400_with_a_clear_message(alice, body, field) -> Non
     assert not Token.objects.exists()
 
 
-def test_the_token_endpoint_ignores_a_stale_token_header(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_endpoint_ignores_a_stale_token_header(alice: User) -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
     response = client.post("/api/auth/token/", {"username": "alice", "password": "alice-password"}, format="json")
     assert response.status_code == 200
 
 
-def test_inactive_users_get_no_token(alice) -> None:  # type: ignore[no-untyped-def]
+def test_inactive_users_get_no_token(alice: User) -> None:
     alice.is_active = False
     alice.save()
     response = APIClient().post("/api/auth/token/", {"username": "alice", "password": "alice-password"}, format="json")
@@ -79,7 +80,7 @@ def test_inactive_users_get_no_token(alice) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize(("method", "path"), EVERY_ENDPOINT)
-def test_every_endpoint_answers_401_without_credentials(method, path) -> None:  # type: ignore[no-untyped-def]
+def test_every_endpoint_answers_401_without_credentials(method: str, path: str) -> None:
     response = getattr(APIClient(), method)(path, {}, format="json")
     if path == "/api/tools/" and response.status_code == 404:
         pytest.skip("the tools API is not there yet")
@@ -89,7 +90,7 @@ def test_every_endpoint_answers_401_without_credentials(method, path) -> None:  
 
 
 @pytest.mark.parametrize("key", ["0123456789abcdef", "a\x00b", "x" * 41, "ké"])
-def test_a_wrong_token_is_401_naming_the_problem(key) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_token_is_401_naming_the_problem(key: str) -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = client.get("/api/workflows/")
@@ -97,7 +98,7 @@ def test_a_wrong_token_is_401_naming_the_problem(key) -> None:  # type: ignore[n
     assert response.json()["detail"].startswith("Invalid token")
 
 
-def test_a_session_works_and_its_writes_need_the_csrf_token(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_works_and_its_writes_need_the_csrf_token(alice: User) -> None:
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(alice)
     assert client.get("/api/workflows/").status_code == 200
@@ -111,7 +112,7 @@ def test_a_session_works_and_its_writes_need_the_csrf_token(alice) -> None:  # t
     assert answered.status_code == 400  # past authentication and CSRF: the empty graph is what is wrong
 
 
-def test_token_requests_are_rate_limited_per_address(alice) -> None:  # type: ignore[no-untyped-def]
+def test_token_requests_are_rate_limited_per_address(alice: User) -> None:
     client = APIClient()
     with override_settings(FLOWNOVA_AUTH_TOKEN_RATE="3/min"):
         codes = [
@@ -125,7 +126,7 @@ def test_token_requests_are_rate_limited_per_address(alice) -> None:  # type: ig
     assert "throttled" in response.json()["detail"]
 
 
-def test_the_browsable_api_renders_for_a_logged_in_user(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_browsable_api_renders_for_a_logged_in_user(alice: User) -> None:
     client = APIClient()
     client.force_login(alice)
     response = client.get("/api/workflows/", HTTP_ACCEPT="text/html")

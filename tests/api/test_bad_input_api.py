@@ -5,38 +5,50 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import override_settings
+from rest_framework.test import APIClient
 
 from flownova.api_parsers import BodyTooLarge, SafeJSONParser
 from runs.models import Run
 from tests.factories import make_workflow
 from workflows.models import Workflow
 
+if TYPE_CHECKING:
+    from rest_framework.response import _MonkeyPatchedResponse
+
 pytestmark = pytest.mark.django_db
 
 
+Stored = tuple[Workflow, dict[str, object]]  # a workflow and its document as first saved
+
+
 @pytest.fixture
-def stored(alice):  # type: ignore[no-untyped-def]
+def stored(alice: User) -> Stored:
     """A workflow whose document must survive every bad request below."""
     workflow = make_workflow(alice, name="Keep me")
     return workflow, workflow.document()
 
 
-def assert_unchanged(stored) -> None:  # type: ignore[no-untyped-def]
+def assert_unchanged(stored: Stored) -> None:
     workflow, document = stored
     workflow.refresh_from_db()
     assert workflow.document() == document and workflow.version == 1
     assert Workflow.objects.count() == 1 and not Run.objects.exists()
 
 
-def send(client, method: str, path: str, raw: bytes | str, content_type: str = "application/json"):  # type: ignore[no-untyped-def]
+def send(
+    client: APIClient, method: str, path: str, raw: bytes | str, content_type: str = "application/json"
+) -> _MonkeyPatchedResponse:
     return getattr(client, method)(path, raw, content_type=content_type)
 
 
-def targets(workflow) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def targets(workflow: Workflow) -> list[tuple[str, str]]:
     return [
         ("post", "/api/workflows/"),
         ("patch", f"/api/workflows/{workflow.pk}/"),
@@ -56,7 +68,9 @@ def targets(workflow) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
         (b'{"name": "\xff"}', "The body is not valid UTF-8: invalid start byte at byte 10."),
     ],
 )
-def test_malformed_json_is_400_naming_the_parse_error(api, alice, stored, raw, message) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_json_is_400_naming_the_parse_error(
+    api: Callable[..., APIClient], alice: User, stored: Stored, raw: str | bytes, message: str
+) -> None:
     client = api(alice)
     for method, path in targets(stored[0]):
         response = send(client, method, path, raw)
@@ -77,7 +91,9 @@ def test_malformed_json_is_400_naming_the_parse_error(api, alice, stored, raw, m
         ({"input": {"list": ["ok", "bad\u0000"]}}, "input.list[1]"),
     ],
 )
-def test_nul_characters_are_400_naming_the_field(api, alice, stored, body, field) -> None:  # type: ignore[no-untyped-def]
+def test_nul_characters_are_400_naming_the_field(
+    api: Callable[..., APIClient], alice: User, stored: Stored, body: dict[str, Any], field: str
+) -> None:
     client = api(alice)
     for method, path in targets(stored[0]):
         response = send(client, method, path, json.dumps(body))
@@ -89,7 +105,9 @@ def test_nul_characters_are_400_naming_the_field(api, alice, stored, body, field
     assert_unchanged(stored)
 
 
-def test_unpaired_surrogates_and_infinite_numbers_are_400_naming_the_field(api, alice, stored) -> None:  # type: ignore[no-untyped-def]
+def test_unpaired_surrogates_and_infinite_numbers_are_400_naming_the_field(
+    api: Callable[..., APIClient], alice: User, stored: Stored
+) -> None:
     client = api(alice)
     workflow = stored[0]
     response = send(client, "post", f"/api/workflows/{workflow.pk}/runs/", '{"input": {"text": "\\ud800"}}')
@@ -101,10 +119,12 @@ def test_unpaired_surrogates_and_infinite_numbers_are_400_naming_the_field(api, 
     assert_unchanged(stored)
 
 
-def test_deep_nesting_is_400_and_deeper_than_the_parser_can_go_too(api, alice, stored) -> None:  # type: ignore[no-untyped-def]
+def test_deep_nesting_is_400_and_deeper_than_the_parser_can_go_too(
+    api: Callable[..., APIClient], alice: User, stored: Stored
+) -> None:
     client = api(alice)
     path = f"/api/workflows/{stored[0].pk}/runs/"
-    fine = {"input": {}}
+    fine: dict[str, Any] = {"input": {}}
     inner = fine["input"]
     for _ in range(60):
         inner["a"] = {}
@@ -122,7 +142,7 @@ def test_deep_nesting_is_400_and_deeper_than_the_parser_can_go_too(api, alice, s
     assert send(client, "post", path, json.dumps(fine)).status_code == 201  # 62 levels are fine
 
 
-def test_a_body_over_the_limit_is_413(api, alice, stored) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_over_the_limit_is_413(api: Callable[..., APIClient], alice: User, stored: Stored) -> None:
     client = api(alice)
     with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000):
         body = json.dumps({"name": "big", "description": "x" * 2000, "graph": {"nodes": []}})
@@ -143,7 +163,7 @@ def test_the_parser_stops_reading_at_the_limit_without_a_content_length() -> Non
         assert SafeJSONParser().parse(io.BytesIO(b'{"a": 1}'), "application/json", {"request": request}) == {"a": 1}
 
 
-def test_a_body_that_is_not_json_is_415(api, alice, stored) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_that_is_not_json_is_415(api: Callable[..., APIClient], alice: User, stored: Stored) -> None:
     client = api(alice)
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
         response = send(client, "post", "/api/workflows/", "name=x", content_type)
@@ -162,7 +182,9 @@ def test_a_body_that_is_not_json_is_415(api, alice, stored) -> None:  # type: ig
         ({"name": {"first": "x"}, "graph": {"nodes": []}}, "name"),
     ],
 )
-def test_wrong_types_are_400(api, alice, stored, body, field) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_types_are_400(
+    api: Callable[..., APIClient], alice: User, stored: Stored, body: object, field: str
+) -> None:
     response = send(api(alice), "post", "/api/workflows/", json.dumps(body))
     assert response.status_code == 400
     assert field in response.json()
@@ -170,7 +192,7 @@ def test_wrong_types_are_400(api, alice, stored, body, field) -> None:  # type: 
     assert_unchanged(stored)
 
 
-def test_unknown_paths_and_methods_answer_json(api, alice, stored) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_paths_and_methods_answer_json(api: Callable[..., APIClient], alice: User, stored: Stored) -> None:
     client = api(alice)
     missing = client.get("/api/flows/")
     assert missing.status_code == 404 and missing.json()["detail"].startswith("Not found")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
 
 from tests.api.conftest import approval_graph
 from tests.api.seed_sample import CONVERTED_GRAPH, SEED_EXPORT
@@ -14,14 +17,14 @@ from workflows.models import Workflow
 pytestmark = pytest.mark.django_db
 
 
-def test_export_is_the_contract_document(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_export_is_the_contract_document(api: Callable[..., APIClient], alice: User) -> None:
     workflow = make_workflow(alice, name="Ship", graph=approval_graph())
     response = api(alice).get(f"/api/workflows/{workflow.pk}/export/")
     assert response.status_code == 200
     assert response.json() == {"name": "Ship", "description": "", "graph": workflow.graph_document()}
 
 
-def test_importing_an_export_gives_an_equal_document(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_importing_an_export_gives_an_equal_document(api: Callable[..., APIClient], alice: User) -> None:
     client = api(alice)
     graph = approval_graph()
     graph["nodes"][0]["position"] = {"x": 10, "y": 20.5}
@@ -34,7 +37,7 @@ def test_importing_an_export_gives_an_equal_document(api, alice) -> None:  # typ
     assert client.get(f"/api/workflows/{copy_id}/export/").json() == exported
 
 
-def test_import_normalises_a_hand_written_document_once(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_import_normalises_a_hand_written_document_once(api: Callable[..., APIClient], alice: User) -> None:
     client = api(alice)
     document = {
         "name": "Hand made",
@@ -60,7 +63,7 @@ def test_import_normalises_a_hand_written_document_once(api, alice) -> None:  # 
     assert client.get(f"/api/workflows/{second['id']}/export/").json() == exported
 
 
-def test_the_seed_format_is_imported_as_our_graph(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_seed_format_is_imported_as_our_graph(api: Callable[..., APIClient], alice: User) -> None:
     client = api(alice)
     response = client.post("/api/workflows/import/", copy.deepcopy(SEED_EXPORT), format="json")
     assert response.status_code == 201, response.json()
@@ -73,7 +76,9 @@ def test_the_seed_format_is_imported_as_our_graph(api, alice) -> None:  # type: 
     )
 
 
-def test_a_seed_document_with_an_unknown_condition_is_refused_naming_the_node(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_seed_document_with_an_unknown_condition_is_refused_naming_the_node(
+    api: Callable[..., APIClient], alice: User
+) -> None:
     document = copy.deepcopy(SEED_EXPORT)
     document["nodes"][1]["data"]["config"]["condition"] = "roughly"
     response = api(alice).post("/api/workflows/import/", document, format="json")
@@ -84,7 +89,7 @@ def test_a_seed_document_with_an_unknown_condition_is_refused_naming_the_node(ap
     assert not Workflow.objects.exists()
 
 
-def test_an_imported_graph_is_validated_like_any_other(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_imported_graph_is_validated_like_any_other(api: Callable[..., APIClient], alice: User) -> None:
     document = copy.deepcopy(SEED_EXPORT)
     document["edges"] = document["edges"][:3]  # the approval's branches are gone
     response = api(alice).post("/api/workflows/import/", document, format="json")
@@ -103,14 +108,18 @@ def test_an_imported_graph_is_validated_like_any_other(api, alice) -> None:  # t
         ({"name": "no graph"}, "graph"),
     ],
 )
-def test_a_bad_document_is_400_naming_the_key(api, alice, document, field) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_document_is_400_naming_the_key(
+    api: Callable[..., APIClient], alice: User, document: object, field: str
+) -> None:
     response = api(alice).post("/api/workflows/import/", document, format="json")
     assert response.status_code == 400
     assert field in response.json() and response.json()["detail"]
     assert not Workflow.objects.exists()
 
 
-def test_export_of_another_users_workflow_is_404_and_import_makes_it_yours(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_export_of_another_users_workflow_is_404_and_import_makes_it_yours(
+    api: Callable[..., APIClient], alice: User, mallory: User
+) -> None:
     workflow = make_workflow(alice)
     assert api(mallory).get(f"/api/workflows/{workflow.pk}/export/").status_code == 404
     response = api(mallory).post("/api/workflows/import/", {**workflow.document(), "owner": "alice"}, format="json")

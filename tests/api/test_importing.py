@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.api.seed_sample import CONVERTED_GRAPH, SEED_EXPORT
 from workflows.graph import GraphError, validate_graph
 from workflows.importing import CONDITION_NAMES, DocumentError, convert_seed_graph, import_document, is_seed_graph
 
-OURS = {
+OURS: dict[str, Any] = {
     "name": "Support router",
     "description": "optional",
     "graph": {
@@ -172,7 +173,7 @@ def test_an_edge_with_source_handle_alone_marks_the_seed_format() -> None:
         ),
     ],
 )
-def test_a_document_that_is_not_one_is_refused_naming_the_key(doc: object, errors: dict) -> None:  # type: ignore[type-arg]
+def test_a_document_that_is_not_one_is_refused_naming_the_key(doc: object, errors: dict[str, Any]) -> None:
     with pytest.raises(DocumentError) as caught:
         import_document(doc)
     assert caught.value.errors == errors
@@ -189,11 +190,11 @@ def test_malformed_seed_parts_are_left_for_the_graph_validator_to_name() -> None
 # --- original FlowNova export fields that change behaviour: converted, or refused naming node and field ---
 
 
-def seed_node(node_id: str, seed_type: str, **config: object) -> dict:  # type: ignore[type-arg]
+def seed_node(node_id: str, seed_type: str, **config: object) -> dict[str, Any]:
     return {"id": node_id, "type": "custom", "data": {"type": seed_type, "config": config}}
 
 
-def seed_graph(*middle: dict, edges: list[tuple[str, ...]] | None = None) -> dict:  # type: ignore[type-arg]
+def seed_graph(*middle: dict[str, Any], edges: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
     """start -> each node of `middle` in turn -> end, unless `edges` says otherwise (source, target[, handle])."""
     ids = ["start", *(node["id"] for node in middle), "end"]
     pairs = edges if edges is not None else list(itertools.pairwise(ids))
@@ -206,15 +207,15 @@ def seed_graph(*middle: dict, edges: list[tuple[str, ...]] | None = None) -> dic
     }
 
 
-def converted_data(graph: dict, node_id: str, **options: object) -> dict:  # type: ignore[type-arg]
-    converted = convert_seed_graph(graph, **options)  # type: ignore[arg-type]
+def converted_data(graph: dict[str, Any], node_id: str, **options: Any) -> dict[str, Any]:
+    converted = convert_seed_graph(graph, **options)
     assert validate_graph(converted, node_specs()) == []
     return next(node["data"] for node in converted["nodes"] if node["id"] == node_id)
 
 
-def refusal(graph: dict, **options: object) -> tuple[str | None, str | None, str]:  # type: ignore[type-arg]
+def refusal(graph: dict[str, Any], **options: Any) -> tuple[str | None, str | None, str]:
     with pytest.raises(GraphError) as caught:
-        convert_seed_graph(graph, **options)  # type: ignore[arg-type]
+        convert_seed_graph(graph, **options)
     (issue,) = caught.value.issues
     return issue.node_id, issue.field, issue.message
 
@@ -227,7 +228,7 @@ def refusal(graph: dict, **options: object) -> tuple[str | None, str | None, str
         ("cognitive", {"instruction": "Plan it."}),
     ],
 )
-def test_llm_model_becomes_the_nodes_model(seed_type: str, config: dict) -> None:  # type: ignore[type-arg]
+def test_llm_model_becomes_the_nodes_model(seed_type: str, config: dict[str, Any]) -> None:
     graph = seed_graph(seed_node("llm", seed_type, llm_model="gpt-4o-mini", **config))
     if seed_type == "guardrail":  # its two routes
         graph = seed_graph(
@@ -256,7 +257,7 @@ def test_an_empty_llm_model_sets_nothing() -> None:
         ),
     ],
 )
-def test_an_llm_model_that_cannot_be_kept_is_refused(node: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_an_llm_model_that_cannot_be_kept_is_refused(node: dict[str, Any], message: str) -> None:
     graph = seed_graph(node, edges=[("start", "x"), ("x", "end", "true"), ("x", "end", "false")])
     node_id, field, text = refusal(graph)
     assert (node_id, field) == ("x", "llm_model")
@@ -277,7 +278,7 @@ SENTIMENT = {"type": "object", "properties": {"sentiment": {"type": "string"}}, 
     ],
     ids=["on-with-schema", "schema-as-json-text", "schema-only", "switch-is-the-schema", "agrees-with-ours"],
 )
-def test_structured_output_becomes_output_schema(config: dict) -> None:  # type: ignore[type-arg]
+def test_structured_output_becomes_output_schema(config: dict[str, Any]) -> None:
     data = converted_data(seed_graph(seed_node("a", "agent", user_prompt="Rate it", **config)), "a")
     assert data["output_schema"] == SENTIMENT
     assert "structured_output" not in data and "structured_output_schema" not in data
@@ -326,7 +327,7 @@ def test_structured_output_switched_off_leaves_a_text_answer() -> None:
         ),
     ],
 )
-def test_a_structured_output_that_cannot_be_kept_is_refused(node: dict, field: str, message: str) -> None:  # type: ignore[type-arg]
+def test_a_structured_output_that_cannot_be_kept_is_refused(node: dict[str, Any], field: str, message: str) -> None:
     node_id, issue_field, text = refusal(seed_graph(node))
     assert (node_id, issue_field) == ("a", field)
     assert text.startswith(f'node "a": {field}: ') and message in text
@@ -346,7 +347,9 @@ TOOLS = {"order_lookup", "refund_issue"}
     ],
     ids=["our-name", "entry-with-a-name", "ids-named-by-the-document", "tool_ids", "both-fields"],
 )
-def test_seed_tool_ids_become_the_users_tool_names(config: dict, document_tools: object, expected: object) -> None:  # type: ignore[type-arg]
+def test_seed_tool_ids_become_the_users_tool_names(
+    config: dict[str, Any], document_tools: object, expected: object
+) -> None:
     graph = seed_graph(seed_node("a", "agent", user_prompt="Help", **config))
     data = converted_data(graph, "a", tool_names=TOOLS, seed_tools=document_tools)
     assert data["tools"] == (expected or ["order_lookup", "refund_issue"])
@@ -385,7 +388,9 @@ def test_a_tool_nodes_seed_id_becomes_the_tool_name() -> None:
         (seed_node("a", "cognitive", instruction="x", tools=[{"id": "t_3"}]), "tools", '"t_3" is not the id or name'),
     ],
 )
-def test_a_tool_id_that_names_none_of_the_users_tools_is_refused(node: dict, field: str, message: str) -> None:  # type: ignore[type-arg]
+def test_a_tool_id_that_names_none_of_the_users_tools_is_refused(
+    node: dict[str, Any], field: str, message: str
+) -> None:
     graph = seed_graph(node)
     node_id, issue_field, text = refusal(graph, tool_names=TOOLS, seed_tools=[{"id": "t_1", "name": "shipping_quote"}])
     assert (node_id, issue_field) == ("a", field)

@@ -6,15 +6,17 @@ import time
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from tests.api.conftest import approval_graph
+from tests.conftest import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
@@ -38,7 +40,7 @@ def logged_in(username: str) -> APIClient:
     return client
 
 
-def test_create_start_wait_approve_and_read_the_ledger(alice) -> None:  # type: ignore[no-untyped-def]
+def test_create_start_wait_approve_and_read_the_ledger(alice: User) -> None:
     client = logged_in("alice")
     created = client.post("/api/workflows/", {"name": "Ship", "graph": approval_graph()}, format="json")
     assert created.status_code == 201
@@ -77,7 +79,7 @@ def test_create_start_wait_approve_and_read_the_ledger(alice) -> None:  # type: 
     assert client.post(f"/api/runs/{run_id}/cancel/").status_code == 409
 
 
-def test_cancelling_a_waiting_run_closes_its_approval(alice) -> None:  # type: ignore[no-untyped-def]
+def test_cancelling_a_waiting_run_closes_its_approval(alice: User) -> None:
     client = logged_in("alice")
     workflow_id = client.post("/api/workflows/", {"name": "Ship", "graph": approval_graph()}, format="json").json()[
         "id"

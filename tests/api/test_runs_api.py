@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import override_settings
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from runs.models import LedgerEntry, Run
 from tests.factories import linear_graph, make_run, make_workflow
@@ -16,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 RUN_FIELDS = {"id", "workflow", "status", "input", "output", "error", "created_at", "started_at", "finished_at"}
 
-SCHEMA_GRAPH = {
+SCHEMA_GRAPH: dict[str, Any] = {
     "nodes": [
         {
             "id": "start",
@@ -35,7 +39,7 @@ SCHEMA_GRAPH = {
 }
 
 
-def test_starting_a_run_answers_201_with_the_run(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_starting_a_run_answers_201_with_the_run(api: Callable[..., APIClient], alice: User) -> None:
     workflow = make_workflow(alice, graph=SCHEMA_GRAPH)
     response = api(alice).post(f"/api/workflows/{workflow.pk}/runs/", {"input": {"order": 7}}, format="json")
     assert response.status_code == 201
@@ -46,7 +50,7 @@ def test_starting_a_run_answers_201_with_the_run(api, alice) -> None:  # type: i
     assert run.owner == alice and body["owner"] == "alice" and body["source_run"] is None
 
 
-def test_input_is_optional_and_defaults_to_an_empty_object(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_input_is_optional_and_defaults_to_an_empty_object(api: Callable[..., APIClient], alice: User) -> None:
     workflow = make_workflow(alice)
     response = api(alice).post(f"/api/workflows/{workflow.pk}/runs/", {}, format="json")
     assert response.status_code == 201 and response.json()["input"] == {}
@@ -64,7 +68,9 @@ def test_input_is_optional_and_defaults_to_an_empty_object(api, alice) -> None: 
         ({"input": {"order": 1}, "priority": "high"}, {"priority": ["Unknown field."]}),
     ],
 )
-def test_bad_input_is_400_listing_every_error_and_starts_nothing(api, alice, body, errors) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_400_listing_every_error_and_starts_nothing(
+    api: Callable[..., APIClient], alice: User, body: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
     workflow = make_workflow(alice, graph=SCHEMA_GRAPH)
     response = api(alice).post(f"/api/workflows/{workflow.pk}/runs/", body, format="json")
     assert response.status_code == 400
@@ -75,7 +81,7 @@ def test_bad_input_is_400_listing_every_error_and_starts_nothing(api, alice, bod
     assert not Run.objects.exists()
 
 
-def test_the_detail_has_the_contract_fields(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_detail_has_the_contract_fields(api: Callable[..., APIClient], alice: User) -> None:
     workflow = make_workflow(alice)
     now = timezone.now()
     run = make_run(workflow, status="succeeded", input={"a": 1}, output={"a": 1}, started_at=now, finished_at=now)
@@ -93,7 +99,7 @@ def test_the_detail_has_the_contract_fields(api, alice) -> None:  # type: ignore
     }
 
 
-def test_the_list_filters_by_workflow_status_and_date(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_list_filters_by_workflow_status_and_date(api: Callable[..., APIClient], alice: User) -> None:
     first, second = make_workflow(alice, name="one"), make_workflow(alice, name="two")
     old = make_run(first, status="failed")
     Run.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
@@ -120,13 +126,13 @@ def test_the_list_filters_by_workflow_status_and_date(api, alice) -> None:  # ty
     ("query", "field"),
     [("?status=done", "status"), ("?workflow=abc", "workflow"), ("?created_after=yesterday", "created_after")],
 )
-def test_a_bad_filter_is_400_naming_it(api, alice, query, field) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_filter_is_400_naming_it(api: Callable[..., APIClient], alice: User, query: str, field: str) -> None:
     response = api(alice).get(f"/api/runs/{query}")
     assert response.status_code == 400
     assert field in response.json() and response.json()["detail"].startswith(f"Invalid input: {field}: ")
 
 
-def test_the_ledger_is_a_list_by_seq_paged_with_after_and_limit(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_ledger_is_a_list_by_seq_paged_with_after_and_limit(api: Callable[..., APIClient], alice: User) -> None:
     run = make_run(make_workflow(alice))
     for seq in (2, 1, 3):
         LedgerEntry.objects.create(run=run, seq=seq, node_id=f"n{seq}", node_type="fork", status="succeeded")
@@ -157,7 +163,7 @@ def test_the_ledger_is_a_list_by_seq_paged_with_after_and_limit(api, alice) -> N
     assert client.get(f"/api/runs/{run.pk}/ledger/?limit=0").status_code == 400
 
 
-def test_cancel_answers_200_then_409_once_the_run_ended(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_answers_200_then_409_once_the_run_ended(api: Callable[..., APIClient], alice: User) -> None:
     run = make_run(make_workflow(alice))
     client = api(alice)
     response = client.post(f"/api/runs/{run.pk}/cancel/")
@@ -168,7 +174,7 @@ def test_cancel_answers_200_then_409_once_the_run_ended(api, alice) -> None:  # 
     assert again.json()["detail"] == f"run {run.pk} already ended (cancelled)"
 
 
-def test_rerun_starts_a_new_run_with_the_same_input(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_starts_a_new_run_with_the_same_input(api: Callable[..., APIClient], alice: User) -> None:
     workflow = make_workflow(alice, graph=SCHEMA_GRAPH)
     run = make_run(workflow, status="failed", input={"order": 3})
     response = api(alice).post(f"/api/runs/{run.pk}/rerun/")
@@ -178,7 +184,9 @@ def test_rerun_starts_a_new_run_with_the_same_input(api, alice) -> None:  # type
     assert body["input"] == {"order": 3} and body["workflow"] == workflow.pk and body["status"] == "queued"
 
 
-def test_rerun_is_409_when_the_workflow_is_gone_or_the_input_no_longer_fits(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_is_409_when_the_workflow_is_gone_or_the_input_no_longer_fits(
+    api: Callable[..., APIClient], alice: User
+) -> None:
     workflow = make_workflow(alice, graph=SCHEMA_GRAPH)
     run = make_run(workflow, status="failed", input={"order": 3})
     client = api(alice)
@@ -201,7 +209,7 @@ def test_rerun_is_409_when_the_workflow_is_gone_or_the_input_no_longer_fits(api,
     assert Run.objects.count() == 2  # the source and the same-version re-run
 
 
-def test_an_outsider_gets_404_for_alices_runs(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_an_outsider_gets_404_for_alices_runs(api: Callable[..., APIClient], alice: User, mallory: User) -> None:
     run = make_run(make_workflow(alice))
     client = api(mallory)
     assert client.get("/api/runs/").json()["count"] == 0
@@ -212,14 +220,16 @@ def test_an_outsider_gets_404_for_alices_runs(api, alice, mallory) -> None:  # t
     assert run.status == "queued" and Run.objects.count() == 1
 
 
-def test_staff_see_every_run(api, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_staff_see_every_run(api: Callable[..., APIClient], alice: User, superuser: User) -> None:
     run = make_run(make_workflow(alice))
     client = api(superuser)
     assert [item["id"] for item in client.get("/api/runs/").json()["results"]] == [run.pk]
     assert client.get(f"/api/runs/{run.pk}/ledger/").status_code == 200
 
 
-def test_run_starts_are_rate_limited_per_user_with_retry_after(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_run_starts_are_rate_limited_per_user_with_retry_after(
+    api: Callable[..., APIClient], alice: User, mallory: User
+) -> None:
     mine, theirs = make_workflow(alice, graph=linear_graph()), make_workflow(mallory)
     client = api(alice)
     with override_settings(FLOWNOVA_RUN_START_RATE="2/min"):
@@ -230,6 +240,8 @@ def test_run_starts_are_rate_limited_per_user_with_retry_after(api, alice, mallo
         assert 0 < int(refused["Retry-After"]) <= 60
         assert refused.json()["detail"].startswith("Request was throttled.")
         # A re-run is a run start too; another user has their own allowance.
-        assert client.post(f"/api/runs/{Run.objects.first().pk}/rerun/").status_code == 429
+        started = Run.objects.first()
+        assert started is not None
+        assert client.post(f"/api/runs/{started.pk}/rerun/").status_code == 429
         assert api(mallory).post(f"/api/workflows/{theirs.pk}/runs/", {}, format="json").status_code == 201
     assert Run.objects.filter(owner=alice).count() == 2

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from runs.models import Run
 from tests.api.seed_sample import SEED_EXPORT
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import wait_for
-from tests.llm_server import Answer
+from tests.llm_server import Answer, ScriptedLLM
 from tools.models import Tool
 from workflows.models import Workflow
 
@@ -26,11 +32,11 @@ VERDICT = {"type": "object", "properties": {"decision": {"enum": ["review", "pay
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
-def register_tool(owner, name: str) -> Tool:  # type: ignore[no-untyped-def]
+def register_tool(owner: User, name: str) -> Tool:
     return Tool.objects.create(
         owner=owner,
         name=name,
@@ -40,10 +46,10 @@ def register_tool(owner, name: str) -> Tool:  # type: ignore[no-untyped-def]
     )
 
 
-def triage_export(model: str) -> dict:  # type: ignore[type-arg]
+def triage_export(model: str) -> dict[str, Any]:
     """An original FlowNova export whose agent uses every field that format names differently from ours."""
 
-    def node(node_id: str, seed_type: str, **config: object) -> dict:  # type: ignore[type-arg]
+    def node(node_id: str, seed_type: str, **config: object) -> dict[str, Any]:
         return {"id": node_id, "type": "custom", "data": {"type": seed_type, "label": node_id, "config": config}}
 
     return {
@@ -74,7 +80,9 @@ def triage_export(model: str) -> dict:  # type: ignore[type-arg]
     }
 
 
-def test_a_seed_agent_imports_with_its_model_schema_tools_and_fields_and_runs(api, alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_seed_agent_imports_with_its_model_schema_tools_and_fields_and_runs(
+    api: Callable[..., APIClient], alice: User, llm_server: ScriptedLLM
+) -> None:
     register_tool(alice, "order_lookup")
     model = llm_server.model(Answer(content='{"decision": "review"}'))
     client = api(alice)
@@ -99,7 +107,9 @@ def test_a_seed_agent_imports_with_its_model_schema_tools_and_fields_and_runs(ap
     assert [tool["function"]["name"] for tool in request["tools"]] == ["order_lookup"]
 
 
-def test_a_seed_tool_id_that_names_none_of_the_importers_tools_is_refused(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_a_seed_tool_id_that_names_none_of_the_importers_tools_is_refused(
+    api: Callable[..., APIClient], alice: User, mallory: User
+) -> None:
     register_tool(mallory, "order_lookup")  # somebody else's tool of that name does not count
     response = api(alice).post("/api/workflows/import/", triage_export("openai/any"), format="json")
     assert response.status_code == 400
@@ -112,7 +122,7 @@ def test_a_seed_tool_id_that_names_none_of_the_importers_tools_is_refused(api, a
     assert not Workflow.objects.exists()
 
 
-def test_the_import_page_resolves_seed_tools_the_same_way(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_import_page_resolves_seed_tools_the_same_way(client: Client, alice: User) -> None:
     client.force_login(alice)
     upload = json.dumps(triage_export("openai/any")).encode()
     refused = client.post(reverse("workflow_import"), {"file": SimpleUploadedFile("seed.json", upload)})
@@ -122,10 +132,11 @@ def test_the_import_page_resolves_seed_tools_the_same_way(client, alice) -> None
     imported = client.post(reverse("workflow_import"), {"file": SimpleUploadedFile("seed.json", upload)})
     assert imported.status_code == 302
     graph = Workflow.objects.get(name="Refund triage").graph_document()
-    assert next(node for node in graph["nodes"] if node["id"] == "triage")["data"]["tools"] == ["order_lookup"]
+    data = next(node["data"] for node in graph["nodes"] if node["id"] == "triage")
+    assert isinstance(data, dict) and data["tools"] == ["order_lookup"]
 
 
-def test_the_whole_seed_sample_imports_and_runs_both_ways(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_whole_seed_sample_imports_and_runs_both_ways(api: Callable[..., APIClient], alice: User) -> None:
     client = api(alice)
     response = client.post("/api/workflows/import/", copy.deepcopy(SEED_EXPORT), format="json")
     assert response.status_code == 201, response.json()

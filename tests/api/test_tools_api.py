@@ -3,7 +3,12 @@ outsider's 404s, staff, and secrets never echoed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
 
 pytest.importorskip("tools.api")
 
@@ -14,7 +19,7 @@ pytestmark = pytest.mark.django_db
 SECRET = "Bearer sk-test-not-to-be-echoed"
 
 
-def tool_body(**changes):  # type: ignore[no-untyped-def]
+def tool_body(**changes: Any) -> dict[str, Any]:
     return {
         "name": "weather",
         "description": "Current weather by city",
@@ -26,7 +31,7 @@ def tool_body(**changes):  # type: ignore[no-untyped-def]
     }
 
 
-def test_the_owner_creates_reads_updates_and_deletes_a_tool(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_owner_creates_reads_updates_and_deletes_a_tool(api: Callable[..., APIClient], alice: User) -> None:
     client = api(alice)
     created = client.post("/api/tools/", tool_body(), format="json")
     assert created.status_code == 201, created.json()
@@ -39,7 +44,9 @@ def test_the_owner_creates_reads_updates_and_deletes_a_tool(api, alice) -> None:
     assert not Tool.objects.exists()
 
 
-def test_an_outsider_gets_404_for_alices_tool_and_staff_see_it(api, alice, mallory, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_an_outsider_gets_404_for_alices_tool_and_staff_see_it(
+    api: Callable[..., APIClient], alice: User, mallory: User, superuser: User
+) -> None:
     tool_id = api(alice).post("/api/tools/", tool_body(), format="json").json()["id"]
     client = api(mallory)
     assert client.get("/api/tools/").json()["count"] == 0

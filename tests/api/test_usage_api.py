@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
+
+from workflows.models import Workflow
+
+if TYPE_CHECKING:
+    from rest_framework.response import _MonkeyPatchedResponse
 
 pytestmark = pytest.mark.django_db
 
 
-def get(user, **params: str):  # type: ignore[no-untyped-def]
+def get(user: User, **params: str) -> _MonkeyPatchedResponse:
     client = APIClient()
     client.force_authenticate(user)
     return client.get("/api/usage/", params)
 
 
-def test_usage_per_workflow_sums_the_ledger(alice, usage_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_usage_per_workflow_sums_the_ledger(alice: User, usage_ledger: tuple[Workflow, Workflow]) -> None:
     body = get(alice).json()
     rows = {row["workflow_name"]: row for row in body["results"]}
     assert rows["Support"]["prompt_tokens"] == 150 and rows["Support"]["completion_tokens"] == 30
@@ -24,7 +32,7 @@ def test_usage_per_workflow_sums_the_ledger(alice, usage_ledger) -> None:  # typ
     assert body["total"]["total_tokens"] == 215 and body["total"]["calls"] == 3
 
 
-def test_usage_per_model_and_per_day(alice, usage_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_usage_per_model_and_per_day(alice: User, usage_ledger: tuple[Workflow, Workflow]) -> None:
     models = {row["model"]: row["total_tokens"] for row in get(alice, group_by="model").json()["results"]}
     assert models == {"openai/gpt-4o-mini": 180, "openai/local-llama": 35}
     days = {row["day"]: row["calls"] for row in get(alice, group_by="day").json()["results"]}
@@ -33,7 +41,7 @@ def test_usage_per_model_and_per_day(alice, usage_ledger) -> None:  # type: igno
     assert [row["day"] for row in since["results"]] == ["2026-11-21"]
 
 
-def test_usage_is_scoped_and_validated(alice, mallory, usage_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_usage_is_scoped_and_validated(alice: User, mallory: User, usage_ledger: tuple[Workflow, Workflow]) -> None:
     hers = get(mallory).json()
     assert [row["workflow_name"] for row in hers["results"]] == ["Hers"]
     bad = get(alice, group_by="tool")

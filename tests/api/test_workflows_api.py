@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
 
 from tests.api.conftest import approval_graph
 from tests.factories import linear_graph, make_workflow
@@ -11,7 +16,9 @@ from workflows.models import Workflow
 pytestmark = pytest.mark.django_db
 
 
-def test_the_owner_creates_reads_lists_updates_and_deletes_a_workflow(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_owner_creates_reads_lists_updates_and_deletes_a_workflow(
+    api: Callable[..., APIClient], alice: User
+) -> None:
     client = api(alice)
     created = client.post(
         "/api/workflows/", {"name": "Ship", "description": "orders", "graph": approval_graph()}, format="json"
@@ -46,19 +53,22 @@ def test_the_owner_creates_reads_lists_updates_and_deletes_a_workflow(api, alice
     assert workflow.is_deleted  # soft: its runs keep their history
 
 
-def test_an_outsider_gets_404_for_everything_of_alices(api, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_an_outsider_gets_404_for_everything_of_alices(
+    api: Callable[..., APIClient], alice: User, mallory: User
+) -> None:
     workflow = make_workflow(alice, graph=approval_graph())
     client = api(mallory)
     base = f"/api/workflows/{workflow.pk}/"
     assert client.get("/api/workflows/").json()["count"] == 0
-    for method, path, body in [
+    requests: list[tuple[str, str, dict[str, Any] | None]] = [
         ("get", base, None),
         ("put", base, {"name": "mine now", "graph": linear_graph()}),
         ("patch", base, {"name": "mine now"}),
         ("delete", base, None),
         ("post", f"{base}runs/", {"input": {}}),
         ("get", f"{base}export/", None),
-    ]:
+    ]
+    for method, path, body in requests:
         response = getattr(client, method)(path, body, format="json")
         assert response.status_code == 404, (method, path)
         assert response.json() == {"detail": "No Workflow matches the given query."}
@@ -67,7 +77,7 @@ def test_an_outsider_gets_404_for_everything_of_alices(api, alice, mallory) -> N
     assert not workflow.runs.exists()
 
 
-def test_staff_see_and_edit_every_workflow(api, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_staff_see_and_edit_every_workflow(api: Callable[..., APIClient], alice: User, superuser: User) -> None:
     workflow = make_workflow(alice)
     client = api(superuser)
     assert [item["owner"] for item in client.get("/api/workflows/").json()["results"]] == ["alice"]
@@ -75,7 +85,9 @@ def test_staff_see_and_edit_every_workflow(api, alice, superuser) -> None:  # ty
     assert response.status_code == 200 and response.json()["owner"] == "alice"
 
 
-def test_an_invalid_graph_is_refused_listing_every_issue_by_node_and_edge(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_invalid_graph_is_refused_listing_every_issue_by_node_and_edge(
+    api: Callable[..., APIClient], alice: User
+) -> None:
     graph = {
         "nodes": [
             {"id": "start", "type": "start", "data": {}},
@@ -100,7 +112,7 @@ def test_an_invalid_graph_is_refused_listing_every_issue_by_node_and_edge(api, a
     assert not Workflow.objects.exists()
 
 
-def test_an_invalid_update_changes_nothing(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_invalid_update_changes_nothing(api: Callable[..., APIClient], alice: User) -> None:
     workflow = make_workflow(alice, graph=approval_graph())
     before = workflow.document()
     response = api(alice).put(
@@ -125,7 +137,9 @@ def test_an_invalid_update_changes_nothing(api, alice) -> None:  # type: ignore[
         ({"description": 5}, None),  # numbers are fine as text, as DRF does
     ],
 )
-def test_wrong_types_are_400_naming_the_field(api, alice, body, problem) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_types_are_400_naming_the_field(
+    api: Callable[..., APIClient], alice: User, body: dict[str, Any], problem: dict[str, Any] | None
+) -> None:
     workflow = make_workflow(alice)
     response = api(alice).patch(f"/api/workflows/{workflow.pk}/", body, format="json")
     if problem is None:
@@ -151,7 +165,9 @@ def test_wrong_types_are_400_naming_the_field(api, alice, body, problem) -> None
         ({"colour": "red"}, "Unknown field."),
     ],
 )
-def test_read_only_and_unknown_fields_are_refused_by_name(api, alice, mallory, extra, message) -> None:  # type: ignore[no-untyped-def]
+def test_read_only_and_unknown_fields_are_refused_by_name(
+    api: Callable[..., APIClient], alice: User, mallory: User, extra: dict[str, Any], message: str
+) -> None:
     workflow = make_workflow(alice)
     client = api(alice)
     field = next(iter(extra))
@@ -167,7 +183,7 @@ def test_read_only_and_unknown_fields_are_refused_by_name(api, alice, mallory, e
     assert Workflow.objects.count() == 1
 
 
-def test_lists_are_paginated(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_lists_are_paginated(api: Callable[..., APIClient], alice: User) -> None:
     for index in range(3):
         make_workflow(alice, name=f"w{index}")
     client = api(alice)
