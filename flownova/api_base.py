@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse
@@ -73,14 +73,21 @@ def query_dict(request: Request) -> dict[str, str]:
     return request.query_params.dict()
 
 
-class StrictFieldsMixin:
+# To a type checker, the serializer the mixin is put before in a class's bases; at run time, a plain mixin.
+if TYPE_CHECKING:
+    _Serializer = serializers.Serializer[Any]
+else:
+    _Serializer = object
+
+
+class StrictFieldsMixin(_Serializer):
     """Refuse a body that sets read-only fields (`owner`, `status`, `version`...) or fields the serializer
     doesn't know, naming each one: a silently ignored typo or privilege grab is worse than a 400."""
 
     def to_internal_value(self, data: Any) -> Any:
         unexpected = self.unexpected_fields(data)
         try:
-            value = super().to_internal_value(data)  # type: ignore[misc]
+            value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
             if unexpected and isinstance(exc.detail, dict):
                 raise serializers.ValidationError({**exc.detail, **unexpected}) from None
@@ -92,7 +99,7 @@ class StrictFieldsMixin:
     def unexpected_fields(self, data: Any) -> dict[str, list[str]]:
         if not isinstance(data, Mapping):
             return {}
-        fields = self.fields  # type: ignore[attr-defined]
+        fields = self.fields
         errors = {}
         for name in data:
             if name not in fields:

@@ -32,7 +32,7 @@ class ContextFilter(logging.Filter):
         for field in FIELDS:
             if not hasattr(record, field):
                 setattr(record, field, context.get(field))
-        if record.task_id is None:  # type: ignore[attr-defined]
+        if getattr(record, "task_id", None) is None:
             record.task_id = _celery_task_id()
         return True
 

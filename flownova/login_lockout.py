@@ -32,6 +32,7 @@ def client_address(request: HttpRequest) -> str | None:
     proxies the one the nearest proxy saw in X-Forwarded-For. The same rule as the API's per-address
     throttles (DRF's get_ident), so one client is one address everywhere. A header value that is not an IP
     address (sent by the client itself, past a misconfigured proxy) falls back to the connection's."""
+    # DRF's stubs want its Request; get_ident reads only META, which Django's request (and axes' DRF one) has.
     ident = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
     for candidate in (ident, request.META.get("REMOTE_ADDR")):
         try:

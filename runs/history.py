@@ -36,7 +36,7 @@ def runs_compare(first: Run, second: Run) -> dict[str, Any]:
         nodes.append(
             {
                 "node_id": node_id,
-                "node_type": (left or right).node_type,  # type: ignore[union-attr]
+                "node_type": (left or b[node_id]).node_type,  # a node of `order` is in a or in b
                 "status": [left.status if left else None, right.status if right else None],
                 "reused": [bool(left and left.reused), bool(right and right.reused)],
                 "changed": left is None or right is None or bool(patch.patch),

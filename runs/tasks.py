@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from celery import shared_task
 from celery.exceptions import Retry
@@ -27,12 +27,17 @@ from runs import services
 from runs.execution import run_handler
 from runs.writes import publisher
 
+if TYPE_CHECKING:
+    from celery import Task
+
+    NodeTask: TypeAlias = Task[[int, int], None]  # execute_node, bound: (run_id, node_run_id)
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 @shared_task(bind=True, name="runs.execute_node")
-def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
+def execute_node(self: NodeTask, run_id: int, node_run_id: int) -> None:
     with log_context(run_id=run_id):
         _execute_node(self, run_id, node_run_id)
 
@@ -42,7 +47,7 @@ def execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[n
 RETRIED = (OperationalError, InterfaceError)
 
 
-def _execute_node(self, run_id: int, node_run_id: int) -> None:  # type: ignore[no-untyped-def]
+def _execute_node(self: NodeTask, run_id: int, node_run_id: int) -> None:
     try:
         claim = services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id=self.request.id or "")
     except RETRIED as exc:
@@ -98,7 +103,7 @@ def _crashed(run_id: int, node_run_id: int, exc: Exception, *, attempt: int | No
     )
 
 
-def _run_claimed(self, claim: services.NodeClaim) -> None:  # type: ignore[no-untyped-def]
+def _run_claimed(self: NodeTask, claim: services.NodeClaim) -> None:
     outcome = run_handler(
         claim,
         time_limit=self.request.timelimit[1] if self.request.timelimit else None,

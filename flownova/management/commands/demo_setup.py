@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -27,7 +27,7 @@ CREDENTIALS_FILE = Path(settings.BASE_DIR) / ".flownova" / "demo-credentials.jso
 class Command(BaseCommand):
     help = "Create the demo user and load the example workflows."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="demo")
 
     @transaction.atomic

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flownova.celery import app as celery_app
 from runs.models import FINAL_RUN_STATUSES, Run, RunEvent, RunStatus
@@ -31,7 +31,7 @@ POLL_SECONDS = 0.05
 class Command(BaseCommand):
     help = "Run a workflow file with an input and print the run's events as they happen."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="A workflow document (contract JSON: name, description, graph).")
         parser.add_argument("--input", default="{}", help="The run input as JSON (default {}).")
         parser.add_argument("--user", default="demo", help="Who owns the workflow and the run (default demo).")
