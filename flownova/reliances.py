@@ -149,7 +149,7 @@ def guard_detached_redis_channels() -> bool:
 
     # kombu-stubs leave out the private _connparams; it takes `asynchronous` and returns redis' connection kwargs.
     original: Callable[..., dict[str, Any]] = kombu_redis.Channel._connparams  # type: ignore[attr-defined]
-    if getattr(original, "flownova_guard", False):
+    if original in _CONNPARAMS_GUARDS:
         return True
 
     @functools.wraps(original)
@@ -158,6 +158,9 @@ def guard_detached_redis_channels() -> bool:
             raise redis.ConnectionError("the broker connection of this channel was closed")
         return original(self, asynchronous=asynchronous)
 
-    connparams.flownova_guard = True  # type: ignore[attr-defined]
+    _CONNPARAMS_GUARDS.add(connparams)
     kombu_redis.Channel._connparams = connparams  # type: ignore[attr-defined]
     return True
+
+
+_CONNPARAMS_GUARDS: set[Callable[..., dict[str, Any]]] = set()  # guard_detached_redis_channels' wrappers
