@@ -4,27 +4,34 @@ cookies. Personas: alice owns the runs, bob is an assignee, mallory is an outsid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
 from flownova.asgi import application
 from runs.events import ApprovalNeeded
-from runs.models import LedgerEntry
+from runs.models import LedgerEntry, Run
 from runs.writes import run_transition
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 from tests.factories import make_run, make_workflow
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 ORIGIN = "http://localhost"
 
 
@@ -36,14 +43,14 @@ def ask(**data: object) -> dict[str, Any]:
     )
 
 
-def waiting(owner, graph: dict[str, Any], run_input: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+def waiting(owner: User, graph: dict[str, Any], run_input: dict[str, Any] | None = None) -> tuple[Run, ApprovalRequest]:
     run = wait_for(start(owner, graph, run_input or {"amount": 120}), "waiting")
     return run, ApprovalRequest.objects.get(run=run)
 
 
 @pytest.mark.worker
-def test_inbox_decide_resumes_the_run_and_a_second_click_is_already_decided(  # type: ignore[no-untyped-def]
-    client, alice, mallory, make_user, celery_worker
+def test_inbox_decide_resumes_the_run_and_a_second_click_is_already_decided(
+    client: Client, alice: User, mallory: User, make_user: Callable[..., User], celery_worker: WorkerProcess
 ) -> None:
     bob = make_user("bob")
     run, approval = waiting(alice, ask())
@@ -90,7 +97,9 @@ def test_inbox_decide_resumes_the_run_and_a_second_click_is_already_decided(  # 
 
 
 @pytest.mark.worker
-def test_decide_from_the_run_page_and_refusals_are_messages(client, alice, make_user, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_decide_from_the_run_page_and_refusals_are_messages(
+    client: Client, alice: User, make_user: Callable[..., User], celery_worker: WorkerProcess
+) -> None:
     make_user("bob")
     run, approval = waiting(alice, ask())
     client.force_login(alice)
@@ -132,8 +141,8 @@ def test_decide_from_the_run_page_and_refusals_are_messages(client, alice, make_
 
 
 @pytest.mark.worker
-def test_edit_on_approve_from_the_inbox_bad_input_names_the_field_and_changes_nothing(  # type: ignore[no-untyped-def]
-    client, alice, celery_worker
+def test_edit_on_approve_from_the_inbox_bad_input_names_the_field_and_changes_nothing(
+    client: Client, alice: User, celery_worker: WorkerProcess
 ) -> None:
     run, approval = waiting(alice, ask(editable_fields=["amount"]), {"amount": 120, "customer": "Ann"})
     _, plain = waiting(alice, ask())
@@ -147,7 +156,7 @@ def test_edit_on_approve_from_the_inbox_bad_input_names_the_field_and_changes_no
 
     url = reverse("approval_decide", args=[approval.pk])
 
-    def post(**data: str):  # type: ignore[no-untyped-def]
+    def post(**data: str) -> _MonkeyPatchedWSGIResponse:
         return client.post(url, {"decision": "approved", **data}, HTTP_HX_TARGET="approvals-list", **HTMX)
 
     bad = post(edit__amount="ninety")
@@ -181,16 +190,18 @@ def test_edit_on_approve_from_the_inbox_bad_input_names_the_field_and_changes_no
     assert "edited <code>amount</code>: <code>120</code> → <code>90</code>" in fragment
     run = wait_for(run)
     change = {"by": "alice", "changes": {"amount": {"from": 120, "to": 90}}}
-    assert run.status == "succeeded" and run.output["amount"] == 90 and run.output["customer"] == "Ann"
+    assert run.status == "succeeded" and run.output is not None
+    assert run.output["amount"] == 90 and run.output["customer"] == "Ann"
     entry = LedgerEntry.objects.get(run=run, node_id="ask", status="succeeded")
+    assert entry.output is not None
     assert entry.output["approval"]["edits"] == change and entry.output["approval"]["comment"] == "capped"
     approval.refresh_from_db()
     assert approval.edits == change
 
 
 @pytest.mark.worker
-def test_edit_on_approve_from_the_run_page_and_a_rejection_ignores_the_edit_fields(  # type: ignore[no-untyped-def]
-    client, alice, celery_worker
+def test_edit_on_approve_from_the_run_page_and_a_rejection_ignores_the_edit_fields(
+    client: Client, alice: User, celery_worker: WorkerProcess
 ) -> None:
     graph = ask(editable_fields=["amount", "customer"], show={"amount": "{{input.amount}}"})
     run, approval = waiting(alice, graph, {"amount": 120, "customer": "Ann"})
@@ -222,7 +233,7 @@ def test_edit_on_approve_from_the_run_page_and_a_rejection_ignores_the_edit_fiel
     assert good.status_code == 200 and "Approved with your edits: the run resumes." in good.content.decode()
     run = wait_for(run)
     # Only what really changed is kept in the diff.
-    assert run.output["customer"] == "Bob"
+    assert run.output is not None and run.output["customer"] == "Bob"
     assert run.output["approval"]["edits"] == {"by": "alice", "changes": {"customer": {"from": "Ann", "to": "Bob"}}}
     assert "edited <code>customer</code>: <code>&quot;Ann&quot;</code> → <code>&quot;Bob&quot;</code>" in (
         client.get(run_url).content.decode()
@@ -237,7 +248,8 @@ def test_edit_on_approve_from_the_run_page_and_a_rejection_ignores_the_edit_fiel
         **HTMX,
     )
     assert rejected.status_code == 200 and "Rejected: the run resumes." in rejected.content.decode()
-    assert wait_for(other_run).output["approval"]["decision"] == "rejected"
+    other_output = wait_for(other_run).output
+    assert other_output is not None and other_output["approval"]["decision"] == "rejected"
     other.refresh_from_db()
     assert other.edits is None
 
@@ -245,7 +257,7 @@ def test_edit_on_approve_from_the_run_page_and_a_rejection_ignores_the_edit_fiel
 # --- the pending list, a page at a time, and the recent decisions -------------------------------------------
 
 
-def test_the_inbox_shows_pending_requests_25_a_page(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_the_inbox_shows_pending_requests_25_a_page(client: Client, alice: User, mallory: User) -> None:
     workflow = make_workflow(alice)
     requests = [
         ApprovalRequest.objects.create(run=make_run(workflow, status="waiting"), node_id="ask", message=f"req {i}")
@@ -280,8 +292,8 @@ def test_the_inbox_shows_pending_requests_25_a_page(client, alice, mallory) -> N
     assert ">30</span>" in count
 
 
-def test_recently_decided_lists_the_last_decisions_the_user_may_see(  # type: ignore[no-untyped-def]
-    client, alice, mallory, make_user
+def test_recently_decided_lists_the_last_decisions_the_user_may_see(
+    client: Client, alice: User, mallory: User, make_user: Callable[..., User]
 ) -> None:
     bob = make_user("bob")
     workflow = make_workflow(alice, name="Refunds")
@@ -327,6 +339,7 @@ def test_recently_decided_lists_the_last_decisions_the_user_may_see(  # type: ig
     row = html.split(f'<tr id="decided-{by_bob.pk}">')[1].split("</tr>")[0]
     assert 'class="badge status-approved"' in row and "<td>bob</td>" in row and "fine by me" in row
     assert f'<a href="{reverse("run_detail", args=[by_bob.run_id])}">Run #{by_bob.run_id}</a>' in row
+    assert by_bob.decided_at is not None
     assert f'datetime="{by_bob.decided_at.isoformat()}"' in row.replace("+00:00", "+00:00")
     row = html.split(f'<tr id="decided-{by_deadline.pk}">')[1].split("</tr>")[0]
     assert "status-rejected" in row and "<td>the deadline</td>" in row
@@ -351,7 +364,7 @@ def connect(*, cookie: str | None = None, origin: str | None = ORIGIN) -> Websoc
     return WebsocketCommunicator(application, "/ws/approvals/", headers=headers)
 
 
-def pending_request(owner):  # type: ignore[no-untyped-def]
+def pending_request(owner: User) -> ApprovalRequest:
     run = make_run(make_workflow(owner), status="waiting")
     return ApprovalRequest.objects.create(run=run, node_id="ask", message=f"for {owner.username}")
 
@@ -369,7 +382,9 @@ def announce(approval: ApprovalRequest) -> None:
         )
 
 
-def test_approvals_stream_sends_a_user_only_the_requests_they_may_see(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_approvals_stream_sends_a_user_only_the_requests_they_may_see(
+    client: Client, alice: User, mallory: User
+) -> None:
     client.force_login(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     theirs, mine = pending_request(mallory), pending_request(alice)
@@ -389,7 +404,7 @@ def test_approvals_stream_sends_a_user_only_the_requests_they_may_see(client, al
     assert [(m["type"], m["data"]["approval_id"]) for m in received] == [("approval_needed", mine.pk)]
 
 
-def test_approvals_stream_refuses_anonymous_and_foreign_origins(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_approvals_stream_refuses_anonymous_and_foreign_origins(client: Client, alice: User) -> None:
     client.force_login(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
 

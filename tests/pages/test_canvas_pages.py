@@ -5,8 +5,11 @@ in a real browser in tests/browser/test_editor_browser.py."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,12 +18,15 @@ from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
 from tools.models import Tool
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
+
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
-def script_json(response, element_id: str):  # type: ignore[no-untyped-def]
+def script_json(response: _MonkeyPatchedWSGIResponse, element_id: str) -> Any:
     """The value of a `json_script` element on the page."""
     html = response.content.decode()
     opening = f'<script id="{element_id}" type="application/json">'
@@ -28,7 +34,7 @@ def script_json(response, element_id: str):  # type: ignore[no-untyped-def]
     return json.loads(html[start : html.index("</script>", start)])
 
 
-def designed_run(owner):  # type: ignore[no-untyped-def]
+def designed_run(owner: User) -> Run:
     """A finished run whose cognitive node designed a small workflow."""
     graph = graph_of(
         [("start", "start", {}), ("plan", "cognitive", {"instruction": "plan it"}), ("end", "end", {})],
@@ -73,7 +79,9 @@ def designed_run(owner):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_editor_for_a_new_workflow_embeds_the_starter_graph_catalogue_and_tools(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_editor_for_a_new_workflow_embeds_the_starter_graph_catalogue_and_tools(
+    client: Client, alice: User, mallory: User
+) -> None:
     Tool.objects.create(owner=alice, name="lookup", description="Find it", url="http://127.0.0.1:9/")
     Tool.objects.create(owner=mallory, name="secret_tool", description="not alice's", url="http://127.0.0.1:9/")
     client.force_login(alice)
@@ -107,7 +115,7 @@ def test_editor_for_a_new_workflow_embeds_the_starter_graph_catalogue_and_tools(
     assert 'src="/static/dist/editor.js"' in page.content.decode()
 
 
-def test_editor_of_a_workflow_is_scoped_to_its_owner(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_editor_of_a_workflow_is_scoped_to_its_owner(client: Client, alice: User, mallory: User) -> None:
     workflow = make_workflow(alice, name="Mine")
     client.force_login(mallory)
     assert client.get(reverse("workflow_edit", args=[workflow.pk])).status_code == 404
@@ -120,12 +128,12 @@ def test_editor_of_a_workflow_is_scoped_to_its_owner(client, alice, mallory) -> 
     assert f'data-api-url="/api/workflows/{workflow.pk}/"' in page.content.decode()
 
 
-def test_anonymous_is_sent_to_login_from_the_editor(client) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_is_sent_to_login_from_the_editor(client: Client) -> None:
     response = client.get(reverse("workflow_new"))
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_graph_check_reports_every_issue_without_saving(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_graph_check_reports_every_issue_without_saving(client: Client, alice: User) -> None:
     url = reverse("api:workflow-validate-graph")
     bad = graph_of([("start", "start", {}), ("check", "if_else", {"left": "1"})], [("start", "check")])
     assert client.post(url, {"graph": bad}, content_type="application/json").status_code == 401
@@ -145,7 +153,7 @@ def test_graph_check_reports_every_issue_without_saving(client, alice) -> None: 
     assert wrong.status_code == 400 and "name" in json.dumps(wrong.json())
 
 
-def test_run_page_embeds_the_snapshot_and_states_for_the_canvas(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_run_page_embeds_the_snapshot_and_states_for_the_canvas(client: Client, alice: User) -> None:
     run = designed_run(alice)
     client.force_login(alice)
     page = client.get(reverse("run_detail", args=[run.pk]))
@@ -157,7 +165,7 @@ def test_run_page_embeds_the_snapshot_and_states_for_the_canvas(client, alice) -
     assert states == {"run_id": run.pk, "status": "succeeded", "nodes": canvas["nodes"]}
 
 
-def test_node_details_show_every_attempt_and_the_designed_graph(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_node_details_show_every_attempt_and_the_designed_graph(client: Client, alice: User) -> None:
     run = designed_run(alice)
     client.force_login(alice)
     part = client.get(reverse("run_node_detail", args=[run.pk, "plan"]), **HTMX)
@@ -176,7 +184,7 @@ def test_node_details_show_every_attempt_and_the_designed_graph(client, alice) -
     assert client.get(reverse("run_node_detail", args=[run.pk, "nope"])).status_code == 404
 
 
-def test_outsider_gets_404_from_states_and_node_details(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_outsider_gets_404_from_states_and_node_details(client: Client, alice: User, mallory: User) -> None:
     run = designed_run(alice)
     client.force_login(mallory)
     assert client.get(reverse("run_states", args=[run.pk])).status_code == 404

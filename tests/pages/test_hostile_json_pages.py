@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -149,7 +150,7 @@ PAGES = {
 
 
 @pytest.fixture
-def targets(alice) -> None:  # type: ignore[no-untyped-def]
+def targets(alice: User) -> None:
     """What the pages act on, as rows (no worker needed): a workflow to run, a run waiting for alice's approval
     of an editable amount, and a finished run to resume."""
     make_workflow(alice, name="Target")
@@ -168,8 +169,8 @@ def targets(alice) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("case_name", list(CASES))
 @pytest.mark.parametrize("page_name", list(PAGES))
-def test_hostile_json_is_400_naming_the_problem_and_changes_nothing(  # type: ignore[no-untyped-def]
-    client, alice, targets, page_name: str, case_name: str
+def test_hostile_json_is_400_naming_the_problem_and_changes_nothing(
+    client: Client, alice: User, targets: None, page_name: str, case_name: str
 ) -> None:
     page, case = PAGES[page_name], CASES[case_name]
     client.force_login(alice)
@@ -186,7 +187,7 @@ def test_hostile_json_is_400_naming_the_problem_and_changes_nothing(  # type: ig
     assert stored_state() == before
 
 
-def test_the_same_reader_serves_the_api(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_reader_serves_the_api(alice: User) -> None:
     """The API names the same problems: it reads bodies with the same function."""
     client = APIClient()
     client.force_authenticate(alice)
@@ -203,7 +204,7 @@ def test_the_same_reader_serves_the_api(alice) -> None:  # type: ignore[no-untyp
     assert not Run.objects.exists()
 
 
-def test_json_the_pages_accept_still_works(client, alice, targets) -> None:  # type: ignore[no-untyped-def]
+def test_json_the_pages_accept_still_works(client: Client, alice: User, targets: None) -> None:
     """Big but finite numbers, long integers within the limit, an emoji (a surrogate pair) and 56 levels."""
     client.force_login(alice)
     value = json.dumps(
@@ -212,7 +213,8 @@ def test_json_the_pages_accept_still_works(client, alice, targets) -> None:  # t
     created = post_create(client, alice, value)
     assert created.status_code == 302, (created.context["form"].errors, created.context["issues"])
     workflow = Workflow.objects.get(name="Hostile")
-    assert workflow.graph_document()["nodes"][1]["data"]["output"]["v"]["s"] == "smile \U0001f600"
+    data = workflow.graph_document()["nodes"][1]["data"]
+    assert isinstance(data, dict) and data["output"]["v"]["s"] == "smile \U0001f600"
     started = post_run_form(client, alice, value)
     assert started.status_code == 302
     assert Run.objects.get(pk=int(started.url.rstrip("/").rsplit("/", 1)[1])).input["v"]["i"] == int("9" * 4300)

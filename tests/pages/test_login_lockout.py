@@ -5,6 +5,7 @@ when to try again, until the cool-off has passed. Personas: alice and bob are us
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,9 @@ import httpx
 import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import User
 from django.test import Client, override_settings
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from tests.conftest import service_env, start_daphne, stop_process
@@ -37,13 +40,13 @@ def guess(client: Client, page: str, username: str, times: int) -> list[int]:
 
 
 @pytest.fixture
-def staff(make_user):  # type: ignore[no-untyped-def]
+def staff(make_user: Callable[..., User]) -> User:
     """Staff, so that the right password logs in on both pages."""
     return make_user("root-admin", staff=True)
 
 
 @pytest.mark.parametrize("page", LOGIN_PAGES)
-def test_the_right_password_is_refused_after_too_many_wrong_ones(client, staff, page) -> None:  # type: ignore[no-untyped-def]
+def test_the_right_password_is_refused_after_too_many_wrong_ones(client: Client, staff: User, page: str) -> None:
     # Wrong passwords get the form again (200) until the last allowed one locks the account out.
     assert guess(client, page, "root-admin", LIMIT) == [200] * (LIMIT - 1) + [429]
 
@@ -58,13 +61,13 @@ def test_the_right_password_is_refused_after_too_many_wrong_ones(client, staff, 
     assert log_in(client, other, "root-admin").status_code == 429 and not logged_in(client)
 
 
-def test_fewer_failures_than_the_limit_lock_nothing(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_fewer_failures_than_the_limit_lock_nothing(client: Client, alice: User) -> None:
     assert guess(client, "/login/", "alice", LIMIT - 1) == [200] * (LIMIT - 1)
     assert log_in(client, "/login/", "alice").status_code == 302 and logged_in(client)
 
 
-def test_a_locked_address_is_refused_for_every_account_and_a_locked_account_from_every_address(  # type: ignore[no-untyped-def]
-    client, alice, make_user
+def test_a_locked_address_is_refused_for_every_account_and_a_locked_account_from_every_address(
+    client: Client, alice: User, make_user: Callable[..., User]
 ) -> None:
     make_user("bob")
     guess(client, "/login/", "alice", LIMIT)
@@ -77,7 +80,9 @@ def test_a_locked_address_is_refused_for_every_account_and_a_locked_account_from
     assert log_in(elsewhere, "/login/", "bob").status_code == 302 and logged_in(elsewhere)
 
 
-def test_guesses_spread_over_accounts_lock_the_address(client, alice, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_guesses_spread_over_accounts_lock_the_address(
+    client: Client, alice: User, make_user: Callable[..., User]
+) -> None:
     for name in ("bob", "carol", "dave", "erin"):
         make_user(name)
         assert guess(client, "/login/", name, 1) == [200]
@@ -86,7 +91,7 @@ def test_guesses_spread_over_accounts_lock_the_address(client, alice, make_user)
     assert log_in(Client(REMOTE_ADDR=OTHER_ADDRESS), "/login/", "alice").status_code == 302
 
 
-def test_the_api_token_endpoint_shares_the_lockout(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_token_endpoint_shares_the_lockout(alice: User) -> None:
     api = APIClient()
     body = {"username": "alice", "password": "guess"}
     codes = [api.post("/api/auth/token/", body, format="json").status_code for _ in range(LIMIT)]
@@ -99,7 +104,7 @@ def test_the_api_token_endpoint_shares_the_lockout(alice) -> None:  # type: igno
 
 
 @override_settings(AXES_COOLOFF_TIME=timedelta(seconds=2))
-def test_logging_in_works_again_after_the_cool_off(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_logging_in_works_again_after_the_cool_off(client: Client, alice: User) -> None:
     guess(client, "/login/", "alice", LIMIT)
     refused = log_in(client, "/login/", "alice")
     assert refused.status_code == 429 and "Try again in <strong>2 seconds</strong>" in refused.content.decode()
@@ -116,8 +121,8 @@ def test_logging_in_works_again_after_the_cool_off(client, alice) -> None:  # ty
         ("not-an-address", 1, "127.0.0.1"),
     ],
 )
-def test_the_address_comes_from_x_forwarded_for_only_behind_configured_proxies(  # type: ignore[no-untyped-def]
-    client, alice, settings, forwarded, proxies, counted_as
+def test_the_address_comes_from_x_forwarded_for_only_behind_configured_proxies(
+    client: Client, alice: User, settings: Settings, forwarded: str, proxies: int, counted_as: str
 ) -> None:
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": proxies}  # FLOWNOVA_NUM_PROXIES
     client.post("/login/", {"username": "alice", "password": "guess"}, HTTP_X_FORWARDED_FOR=forwarded)
@@ -125,7 +130,7 @@ def test_the_address_comes_from_x_forwarded_for_only_behind_configured_proxies( 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_lockout_page_over_daphne(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_lockout_page_over_daphne(alice: User) -> None:
     """Served by daphne as in production: axes' middleware runs on its async path there."""
     server = start_daphne(service_env())
     try:

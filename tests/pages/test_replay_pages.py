@@ -4,11 +4,13 @@ two runs, and the run page's replay part. Runs that must execute use the real wo
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -16,12 +18,16 @@ from rest_framework.test import APIClient
 from runs.models import LedgerEntry, NodeRun, Run
 from runs.replay_views import replay_context
 from runs.services import run_start
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.factories import make_run, make_workflow
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 from workflows.services import workflow_soft_delete, workflow_update
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
-IF_ELSE = [
+HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
+IF_ELSE: list[tuple[str, str, dict[str, Any]]] = [
     ("start", "start", {}),
     ("check", "if_else", {"left": "{{input.n}}", "operator": ">", "right": "10"}),
     ("big", "end", {"output": {"size": "big"}}),
@@ -59,7 +65,7 @@ def record(run: Run, rows: list[tuple[str, str, str, dict[str, Any] | None]]) ->
     return run
 
 
-def tool_run(owner) -> Run:  # type: ignore[no-untyped-def]
+def tool_run(owner: User) -> Run:
     run = make_run(make_workflow(owner, name="Refunds", graph=TOOL_GRAPH), input={"id": 7}, status="failed")
     return record(
         run,
@@ -75,10 +81,11 @@ def reused(run: Run) -> list[tuple[str, bool]]:
     return list(LedgerEntry.objects.filter(run=run).order_by("seq").values_list("node_id", "reused"))
 
 
-def new_run_from(response) -> Run:  # type: ignore[no-untyped-def]
+def new_run_from(response: _MonkeyPatchedWSGIResponse) -> Run:
     assert response.status_code == 302, response.content.decode()[:2000]
-    run = Run.objects.get(pk=int(response.url.rstrip("/").rsplit("/", 1)[1]))
-    assert response.url == reverse("run_detail", args=[run.pk])
+    location = response["Location"]
+    run = Run.objects.get(pk=int(location.rstrip("/").rsplit("/", 1)[1]))
+    assert location == reverse("run_detail", args=[run.pk])
     return run
 
 
@@ -87,7 +94,9 @@ def new_run_from(response) -> Run:  # type: ignore[no-untyped-def]
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_run_again_redirects_to_a_new_run_of_the_same_or_the_current_version(client, alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_run_again_redirects_to_a_new_run_of_the_same_or_the_current_version(
+    client: Client, alice: User, celery_worker: WorkerProcess
+) -> None:
     first = graph_of([("start", "start", {}), ("end", "end", {"output": {"v": 1}})], [("start", "end")])
     source = wait_for(start(alice, first, {"k": "x"}))
     client.force_login(alice)
@@ -97,6 +106,7 @@ def test_run_again_redirects_to_a_new_run_of_the_same_or_the_current_version(cli
     assert same.status == "succeeded" and same.output == {"v": 1}
     assert same.source_run_id == source.pk and same.input == {"k": "x"}
 
+    assert source.workflow is not None
     workflow_update(
         workflow=source.workflow,
         graph=graph_of([("start", "start", {}), ("end", "end", {"output": {"v": 2}})], [("start", "end")]),
@@ -108,11 +118,13 @@ def test_run_again_redirects_to_a_new_run_of_the_same_or_the_current_version(cli
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_resume_from_the_failed_node_after_fixing_the_workflow(client, alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_resume_from_the_failed_node_after_fixing_the_workflow(
+    client: Client, alice: User, celery_worker: WorkerProcess
+) -> None:
     broken = [*IF_ELSE]
     broken[1] = ("check", "if_else", {"left": "{{input.amount_typo}}", "operator": ">", "right": "10"})
     source = wait_for(start(alice, graph_of(broken, IF_ELSE_EDGES), {"n": 50}))
-    assert source.status == "failed"
+    assert source.status == "failed" and source.workflow is not None
     workflow_update(workflow=source.workflow, graph=graph_of(IF_ELSE, IF_ELSE_EDGES))
     client.force_login(alice)
     url = reverse("run_resume", args=[source.pk])
@@ -131,12 +143,14 @@ def test_resume_from_the_failed_node_after_fixing_the_workflow(client, alice, ce
     assert run.status == "succeeded", run.error
     assert run.output == {"size": "big"} and run.workflow_version == 2 and run.source_run_id == source.pk
     assert reused(run) == [("start", True), ("check", False), ("big", False)]
-    assert "resumes run" in client.get(response.url).content.decode()
+    assert "resumes run" in client.get(response["Location"]).content.decode()
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_resume_with_edited_input_takes_the_other_branch(client, alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_resume_with_edited_input_takes_the_other_branch(
+    client: Client, alice: User, celery_worker: WorkerProcess
+) -> None:
     source = wait_for(start(alice, graph_of(IF_ELSE, IF_ELSE_EDGES), {"n": 1}))
     assert source.output == {"size": "small"}
     client.force_login(alice)
@@ -149,7 +163,9 @@ def test_resume_with_edited_input_takes_the_other_branch(client, alice, celery_w
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_compare_shows_the_changed_nodes_and_their_diff(client, alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_compare_shows_the_changed_nodes_and_their_diff(
+    client: Client, alice: User, celery_worker: WorkerProcess
+) -> None:
     workflow = make_workflow(alice, graph=graph_of(IF_ELSE, IF_ELSE_EDGES))
     first = wait_for(run_start(workflow=workflow, input={"n": 5}, user=alice))
     second = wait_for(run_start(workflow=workflow, input={"n": 50}, user=alice))
@@ -177,12 +193,12 @@ def test_compare_shows_the_changed_nodes_and_their_diff(client, alice, celery_wo
 # --- rows only -----------------------------------------------------------------------------------------------
 
 
-def render_replay(request, run: Run) -> str:  # type: ignore[no-untyped-def]
+def render_replay(request: HttpRequest, run: Run) -> str:
     return render_to_string("runs/_replay.html", {"run": run, **replay_context(request, run)}, request=request)
 
 
 @pytest.mark.django_db
-def test_the_side_effect_warning_lists_the_tool_node_before_the_chosen_node(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_side_effect_warning_lists_the_tool_node_before_the_chosen_node(client: Client, alice: User) -> None:
     run = tool_run(alice)
     client.force_login(alice)
     url = reverse("run_resume", args=[run.pk])
@@ -205,7 +221,7 @@ def test_the_side_effect_warning_lists_the_tool_node_before_the_chosen_node(clie
 
 
 @pytest.mark.django_db
-def test_bad_requests_are_400_next_to_the_form_and_start_nothing(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_are_400_next_to_the_form_and_start_nothing(client: Client, alice: User) -> None:
     run = tool_run(alice)
     client.force_login(alice)
     url = reverse("run_resume", args=[run.pk])
@@ -233,6 +249,7 @@ def test_bad_requests_are_400_next_to_the_form_and_start_nothing(client, alice) 
     assert feeding.status_code == 400 and "re-executing call" in feeding.content.decode()
     assert 'name="side_effect_call" value="reexecute" checked' in feeding.content.decode()  # the choice is kept
 
+    assert run.workflow is not None
     workflow_update(
         workflow=run.workflow, graph=graph_of([("start", "start", {}), ("end", "end", {})], [("start", "end")])
     )
@@ -246,12 +263,13 @@ def test_bad_requests_are_400_next_to_the_form_and_start_nothing(client, alice) 
 
 
 @pytest.mark.django_db
-def test_run_again_when_the_workflow_is_deleted_or_the_version_is_unknown(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_run_again_when_the_workflow_is_deleted_or_the_version_is_unknown(client: Client, alice: User) -> None:
     run = tool_run(alice)
     client.force_login(alice)
     before = Run.objects.count()
     assert client.post(reverse("run_rerun", args=[run.pk]), {"version": "v9"}).status_code == 400
     assert client.get(reverse("run_rerun", args=[run.pk])).status_code == 405
+    assert run.workflow is not None
     workflow_soft_delete(workflow=run.workflow)
     response = client.post(reverse("run_rerun", args=[run.pk]), {"version": "same"}, follow=True)
     assert "was deleted, so the run can&#x27;t be run again" in response.content.decode()
@@ -259,7 +277,7 @@ def test_run_again_when_the_workflow_is_deleted_or_the_version_is_unknown(client
 
 
 @pytest.mark.django_db
-def test_the_replay_part_offers_the_current_version_only_when_it_differs(rf: RequestFactory, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_replay_part_offers_the_current_version_only_when_it_differs(rf: RequestFactory, alice: User) -> None:
     run = tool_run(alice)
     request = rf.get("/")
     request.user = alice
@@ -268,6 +286,7 @@ def test_the_replay_part_offers_the_current_version_only_when_it_differs(rf: Req
     assert 'value="current"' not in part and "csrfmiddlewaretoken" in part
     assert "Compare with" not in part  # no other run of the workflow yet
 
+    assert run.workflow is not None
     workflow_update(workflow=run.workflow, graph=TOOL_GRAPH)
     other = make_run(run.workflow, status="succeeded")
     run.refresh_from_db()
@@ -282,14 +301,14 @@ def test_the_replay_part_offers_the_current_version_only_when_it_differs(rf: Req
 
 
 @pytest.mark.django_db
-def test_compare_needs_two_run_numbers(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_compare_needs_two_run_numbers(client: Client, alice: User) -> None:
     client.force_login(alice)
     response = client.get(reverse("run_compare"), {"a": "1", "b": "x"})
     assert response.status_code == 400 and "must be run numbers" in response.content.decode()
 
 
 @pytest.mark.django_db
-def test_mallory_gets_404_on_alices_replay_pages(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_mallory_gets_404_on_alices_replay_pages(client: Client, alice: User, mallory: User) -> None:
     run = tool_run(alice)
     hers = make_run(make_workflow(mallory), status="succeeded")
     before = Run.objects.count()
@@ -305,7 +324,7 @@ def test_mallory_gets_404_on_alices_replay_pages(client, alice, mallory) -> None
 
 
 @pytest.mark.django_db
-def test_posts_need_the_csrf_token(alice) -> None:  # type: ignore[no-untyped-def]
+def test_posts_need_the_csrf_token(alice: User) -> None:
     from django.test import Client
 
     run = tool_run(alice)
@@ -315,11 +334,12 @@ def test_posts_need_the_csrf_token(alice) -> None:  # type: ignore[no-untyped-de
     assert client.post(reverse("run_resume", args=[run.pk]), {"node_id": "check"}).status_code == 403
 
 
-def test_a_child_run_is_replayed_through_its_parent(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_child_run_is_replayed_through_its_parent(client: Client, alice: User) -> None:
     """A cognitive node's generated workflow has no version of its own: the pages and the API say to replay
     the parent run, and start nothing."""
-    parent = make_run(make_workflow(alice, name="Thinker"), status="succeeded")
-    child = make_run(parent.workflow, status="succeeded", parent=parent, parent_node_id="think")
+    thinker = make_workflow(alice, name="Thinker")
+    parent = make_run(thinker, status="succeeded")
+    child = make_run(thinker, status="succeeded", parent=parent, parent_node_id="think")
     client.force_login(alice)
     page = client.get(reverse("run_detail", args=[child.pk])).content.decode()
     assert "Run again" not in page and "Resume from a node" not in page

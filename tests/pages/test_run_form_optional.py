@@ -3,17 +3,28 @@ and what is filled in keeps the schema's type."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 
 from runs.models import Run
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import wait_for
 from tests.factories import make_workflow
+from workflows.models import Workflow
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 pytestmark = pytest.mark.django_db
 
 
-def form_graph(properties: dict, output: dict | None = None, required: list[str] | None = None) -> dict:  # type: ignore[type-arg]
+def form_graph(
+    properties: dict[str, Any], output: dict[str, Any] | None = None, required: list[str] | None = None
+) -> dict[str, Any]:
     schema = {"type": "object", "properties": properties, "required": required or []}
     return {
         "nodes": [
@@ -24,14 +35,16 @@ def form_graph(properties: dict, output: dict | None = None, required: list[str]
     }
 
 
-def post_fields(client, workflow, **fields: str):  # type: ignore[no-untyped-def]
+def post_fields(client: Client, workflow: Workflow, **fields: str) -> _MonkeyPatchedWSGIResponse:
     data = {"input_mode": "fields", **{f"input__{name}": value for name, value in fields.items()}}
     return client.post(reverse("workflow_detail", args=[workflow.pk]), data)
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_blank_optional_field_is_left_out_and_a_template_default_stands_in(client, alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_blank_optional_field_is_left_out_and_a_template_default_stands_in(
+    client: Client, alice: User, celery_worker: WorkerProcess
+) -> None:
     properties = {"order": {"type": "integer"}, "customer": {"type": "string"}, "note": {"type": "string"}}
     output = {
         "greeting": 'Hello {{input.customer ?? "guest"}}, order {{input.order}}',
@@ -47,7 +60,7 @@ def test_a_blank_optional_field_is_left_out_and_a_template_default_stands_in(cli
     assert run.output == {"greeting": "Hello guest, order 7", "note": None}
 
 
-def test_an_enum_value_that_looks_blank_is_kept_when_chosen(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_enum_value_that_looks_blank_is_kept_when_chosen(client: Client, alice: User) -> None:
     properties = {"tier": {"type": "string", "enum": ["", "gold"]}, "vip": {"type": "boolean", "enum": [True, False]}}
     workflow = make_workflow(alice, graph=form_graph(properties))
     client.force_login(alice)
@@ -61,7 +74,7 @@ def test_an_enum_value_that_looks_blank_is_kept_when_chosen(client, alice) -> No
     assert Run.objects.get().input == {}
 
 
-def test_a_nullable_simple_type_gets_a_field_and_a_blank_one_is_left_out(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_nullable_simple_type_gets_a_field_and_a_blank_one_is_left_out(client: Client, alice: User) -> None:
     properties = {"nickname": {"type": ["string", "null"]}, "age": {"type": ["null", "integer"]}}
     workflow = make_workflow(alice, graph=form_graph(properties))
     client.force_login(alice)
@@ -73,7 +86,7 @@ def test_a_nullable_simple_type_gets_a_field_and_a_blank_one_is_left_out(client,
 
 
 @pytest.mark.parametrize("kind", [["string", "integer"], ["string", "number", "null"], ["object", "null"], "array"])
-def test_a_type_a_field_cannot_stand_for_falls_back_to_json(client, alice, kind: object) -> None:  # type: ignore[no-untyped-def]
+def test_a_type_a_field_cannot_stand_for_falls_back_to_json(client: Client, alice: User, kind: object) -> None:
     workflow = make_workflow(alice, graph=form_graph({"a": {"type": kind}}))
     client.force_login(alice)
     page = client.get(reverse("workflow_detail", args=[workflow.pk]))
@@ -81,7 +94,7 @@ def test_a_type_a_field_cannot_stand_for_falls_back_to_json(client, alice, kind:
     assert 'id="run-form-fields"' not in page.content.decode()
 
 
-def test_a_whole_number_in_a_number_field_stays_a_whole_number(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_whole_number_in_a_number_field_stays_a_whole_number(client: Client, alice: User) -> None:
     workflow = make_workflow(alice, graph=form_graph({"amount": {"type": "number"}, "rate": {"type": "number"}}))
     client.force_login(alice)
     assert post_fields(client, workflow, amount="12", rate="2.5").status_code == 302

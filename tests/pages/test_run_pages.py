@@ -3,7 +3,11 @@ ledger entry details, cancel, child runs. Runs are built as rows here; a real ru
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -12,10 +16,10 @@ from tests.factories import make_run, make_workflow
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
-def run_with_history(owner, **fields):  # type: ignore[no-untyped-def]
+def run_with_history(owner: User, **fields: Any) -> Run:
     run = make_run(make_workflow(owner, name="Refunds"), input={"amount": 120}, **fields)
     NodeRun.objects.create(run=run, node_id="start", node_type="start", status="succeeded")
     NodeRun.objects.create(run=run, node_id="ask", node_type="agent", status="running")
@@ -47,7 +51,7 @@ def run_with_history(owner, **fields):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_run_page_shows_status_io_nodes_ledger_and_connects_live(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_run_page_shows_status_io_nodes_ledger_and_connects_live(client: Client, alice: User) -> None:
     run = run_with_history(alice, status="running")
     client.force_login(alice)
     response = client.get(reverse("run_detail", args=[run.pk]))
@@ -61,7 +65,7 @@ def test_run_page_shows_status_io_nodes_ledger_and_connects_live(client, alice) 
     assert reverse("run_cancel", args=[run.pk]) in page  # active: cancel is offered
 
 
-def test_run_page_parts_are_served_alone_to_htmx(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_run_page_parts_are_served_alone_to_htmx(client: Client, alice: User) -> None:
     run = run_with_history(alice, status="running")
     client.force_login(alice)
     url = reverse("run_detail", args=[run.pk])
@@ -71,7 +75,7 @@ def test_run_page_parts_are_served_alone_to_htmx(client, alice) -> None:  # type
         assert "<html" not in fragment and "site-header" not in fragment
 
 
-def test_ledger_entry_details(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_entry_details(client: Client, alice: User) -> None:
     run = run_with_history(alice)
     client.force_login(alice)
     url = reverse("ledger_entry", args=[run.pk, 2])
@@ -90,7 +94,7 @@ def test_ledger_entry_details(client, alice) -> None:  # type: ignore[no-untyped
     assert client.get(reverse("ledger_entry", args=[run.pk, 99])).status_code == 404
 
 
-def test_outsider_gets_404_and_staff_see_the_run(client, alice, mallory, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_outsider_gets_404_and_staff_see_the_run(client: Client, alice: User, mallory: User, superuser: User) -> None:
     run = run_with_history(alice, status="running")
     client.force_login(mallory)
     assert client.get(reverse("run_detail", args=[run.pk])).status_code == 404
@@ -105,7 +109,7 @@ def test_outsider_gets_404_and_staff_see_the_run(client, alice, mallory, superus
     assert run.pk in [r.pk for r in client.get(reverse("run_list")).context["runs"]]
 
 
-def test_cancel_then_cancel_again_says_it_had_ended(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_then_cancel_again_says_it_had_ended(client: Client, alice: User) -> None:
     run = make_run(make_workflow(alice), status="running")
     client.force_login(alice)
     response = client.post(reverse("run_cancel", args=[run.pk]), follow=True)
@@ -116,7 +120,7 @@ def test_cancel_then_cancel_again_says_it_had_ended(client, alice) -> None:  # t
     assert "already ended (cancelled)" in again.content.decode()
 
 
-def test_history_filters_by_status_and_htmx_gets_only_the_table(client, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_history_filters_by_status_and_htmx_gets_only_the_table(client: Client, alice: User, mallory: User) -> None:
     workflow = make_workflow(alice)
     failed, succeeded = make_run(workflow, status="failed"), make_run(workflow, status="succeeded")
     other = make_run(make_workflow(alice, name="Other"), status="failed")
@@ -135,7 +139,7 @@ def test_history_filters_by_status_and_htmx_gets_only_the_table(client, alice, m
     assert client.get(reverse("run_list"), {"status": "bogus"}).context["status"] == ""
 
 
-def test_child_runs_are_linked_both_ways(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_child_runs_are_linked_both_ways(client: Client, alice: User) -> None:
     parent = make_run(make_workflow(alice), status="waiting")
     child = Run.objects.create(
         workflow=None, workflow_name="generated", graph=parent.graph, owner=alice, parent=parent, parent_node_id="think"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_usage_page_sums_the_ledger(client, alice, usage_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_the_usage_page_sums_the_ledger(client: Client, alice: User, usage_ledger: tuple[Workflow, Workflow]) -> None:
     client.force_login(alice)
     page = client.get("/usage/")
     assert page.status_code == 200
@@ -19,6 +23,6 @@ def test_the_usage_page_sums_the_ledger(client, alice, usage_ledger) -> None:  #
     assert "openai/local-llama" in by_model and "Total" in by_model
 
 
-def test_the_usage_page_needs_a_login(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_usage_page_needs_a_login(client: Client) -> None:
     response = client.get("/usage/")
     assert response.status_code == 302 and "/login/" in response["Location"]
