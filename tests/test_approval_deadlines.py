@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
@@ -15,7 +17,8 @@ from approvals.services import approval_decide, approval_expire, approvals_expir
 from approvals.tasks import expire_overdue
 from nodes.base import NodeContext, NodeError
 from nodes.types.user_approval import MAX_DEADLINE_SECONDS, execute
-from runs.models import NodeRun, RunEvent
+from runs.models import NodeRun, Run, RunEvent
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 from tests.factories import make_run, make_workflow
 from workflows.graph import Node
@@ -23,7 +26,7 @@ from workflows.graph import Node
 ON_TIME = 4.0  # seconds from the deadline's start to its action; the scan alone took up to 30
 
 
-def ask(**data: object) -> dict:  # type: ignore[type-arg]
+def ask(**data: object) -> dict[str, Any]:
     node = {"message": "Refund {{input.amount}}?", **data}
     return graph_of(
         [("start", "start", {}), ("ask", "user_approval", node), ("yes", "end", {}), ("no", "end", {})],
@@ -31,7 +34,7 @@ def ask(**data: object) -> dict:  # type: ignore[type-arg]
     )
 
 
-def waiting(owner, graph: dict):  # type: ignore[no-untyped-def,type-arg]
+def waiting(owner: User, graph: dict[str, Any]) -> tuple[Run, ApprovalRequest]:
     run = wait_for(start(owner, graph, {"amount": 120}), "waiting")
     return run, ApprovalRequest.objects.get(run=run)
 
@@ -50,18 +53,20 @@ def decided(approval: ApprovalRequest, timeout: float = 10.0) -> ApprovalRequest
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("action", "status", "route"), [("approve", "succeeded", "yes"), ("fail", "failed", None)])
-def test_a_two_second_deadline_is_applied_on_time_by_the_worker(  # type: ignore[no-untyped-def]
-    alice, celery_worker, action, status, route
+def test_a_two_second_deadline_is_applied_on_time_by_the_worker(
+    alice: User, celery_worker: WorkerProcess, action: str, status: str, route: str | None
 ) -> None:
     run, approval = waiting(alice, ask(deadline_seconds=2, timeout_action=action))
     approval = decided(approval)
     assert approval.decided_by_timeout and approval.decided_by is None
+    assert approval.deadline is not None and approval.decided_at is not None
     assert approval.deadline <= approval.decided_at
     assert (approval.decided_at - approval.created_at).total_seconds() < ON_TIME
     run = wait_for(run)
     assert run.status == status
     if route:
-        assert ledger(run)[-1] == (route, "succeeded") and run.output["approval"]["decided_by_timeout"] is True
+        assert ledger(run)[-1] == (route, "succeeded")
+        assert run.output is not None and run.output["approval"]["decided_by_timeout"] is True
     else:
         assert approval.status == "expired" and "nobody decided the approval before its deadline" in run.error
     assert RunEvent.objects.filter(run=run, type="approval_decided").count() == 1
@@ -70,7 +75,7 @@ def test_a_two_second_deadline_is_applied_on_time_by_the_worker(  # type: ignore
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_the_deadline_task_after_a_decision_changes_nothing(alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_the_deadline_task_after_a_decision_changes_nothing(alice: User, celery_worker: WorkerProcess) -> None:
     run, approval = waiting(alice, ask(deadline_seconds=1, timeout_action="reject"))
     approval_decide(approval_id=approval.pk, user=alice, decision="approved", comment="in time")
     assert wait_for(run).status == "succeeded"
@@ -83,10 +88,13 @@ def test_the_deadline_task_after_a_decision_changes_nothing(alice, celery_worker
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_far_deadline_gets_its_task_from_the_scan_when_it_comes_near(alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_far_deadline_gets_its_task_from_the_scan_when_it_comes_near(
+    alice: User, celery_worker: WorkerProcess
+) -> None:
     run, approval = waiting(alice, ask(deadline_seconds=MAX_DEADLINE_SECONDS, timeout_action="approve"))
     approval.refresh_from_db()
     assert not approval.deadline_timer_sent  # a year ahead: no task held that long by the broker
+    assert approval.deadline is not None
     assert timedelta(days=365) < approval.deadline - approval.created_at <= timedelta(days=366)
     expire_overdue()  # the periodic scan: not near yet, nothing to do
     approval.refresh_from_db()
@@ -102,7 +110,7 @@ def test_a_far_deadline_gets_its_task_from_the_scan_when_it_comes_near(alice, ce
 
 
 @pytest.mark.django_db
-def test_one_request_that_cannot_be_expired_does_not_hold_back_the_others(alice) -> None:  # type: ignore[no-untyped-def]
+def test_one_request_that_cannot_be_expired_does_not_hold_back_the_others(alice: User) -> None:
     past = timezone.now() - timedelta(minutes=1)
     broken, fine = (make_run(make_workflow(alice, graph=ask()), status="waiting") for _ in range(2))
     # The first one's node is no longer waiting (the engine cannot resume it); it comes first, by deadline.

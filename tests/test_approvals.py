@@ -5,16 +5,17 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -30,20 +31,20 @@ from approvals.services import (
     approval_decide,
     approvals_expire_overdue,
 )
-from runs.models import LedgerEntry, NodeRun, RunEvent
+from runs.models import LedgerEntry, NodeRun, Run, RunEvent
 from runs.services import node_runs_recover
-from tests.conftest import free_port, service_env, start_daphne, stop_process
+from tests.conftest import WorkerProcess, free_port, service_env, start_daphne, stop_process
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
-def ask(**data: object) -> dict:  # type: ignore[type-arg]
+def ask(**data: object) -> dict[str, Any]:
     node = {"message": "Refund {{input.amount}}?", **data}
     return graph_of(
         [("start", "start", {}), ("ask", "user_approval", node), ("yes", "end", {}), ("no", "end", {})],
@@ -51,12 +52,12 @@ def ask(**data: object) -> dict:  # type: ignore[type-arg]
     )
 
 
-def waiting(owner, graph: dict, run_input: dict | None = None):  # type: ignore[no-untyped-def,type-arg]
+def waiting(owner: User, graph: dict[str, Any], run_input: dict[str, Any] | None = None) -> tuple[Run, ApprovalRequest]:
     run = wait_for(start(owner, graph, run_input or {"amount": 120}), "waiting")
     return run, ApprovalRequest.objects.get(run=run)
 
 
-def test_who_may_decide(alice, mallory, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_who_may_decide(alice: User, mallory: User, make_user: Callable[..., User]) -> None:
     bob, carol, staff = make_user("bob"), make_user("carol"), make_user("sam", staff=True)
     reviewers = Group.objects.create(name="reviewers")
     carol.groups.add(reviewers)
@@ -76,7 +77,7 @@ def test_who_may_decide(alice, mallory, make_user) -> None:  # type: ignore[no-u
     assert assigned.status == "pending"  # the refusal changed nothing
 
 
-def test_two_decisions_at_the_same_instant_one_wins_one_conflicts_one_resume_50_times(alice) -> None:  # type: ignore[no-untyped-def]
+def test_two_decisions_at_the_same_instant_one_wins_one_conflicts_one_resume_50_times(alice: User) -> None:
     from runs.services import run_start
     from tests.factories import make_workflow
 
@@ -95,7 +96,7 @@ def test_two_decisions_at_the_same_instant_one_wins_one_conflicts_one_resume_50_
         assert RunEvent.objects.filter(run=run, type="approval_decided").count() == 1
 
 
-def race(approval: ApprovalRequest, user) -> list[str]:  # type: ignore[no-untyped-def]
+def race(approval: ApprovalRequest, user: User) -> list[str]:
     """Two decisions released at the same instant from two threads (two database connections)."""
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -125,7 +126,9 @@ def overdue(approval: ApprovalRequest) -> None:
 
 
 @pytest.mark.parametrize(("action", "route"), [("approve", "yes"), ("reject", "no")])
-def test_a_deadline_applies_its_timeout_action_once_and_says_nobody_decided(alice, action, route) -> None:  # type: ignore[no-untyped-def]
+def test_a_deadline_applies_its_timeout_action_once_and_says_nobody_decided(
+    alice: User, action: str, route: str
+) -> None:
     run, approval = waiting(alice, ask(deadline_seconds=3600, timeout_action=action))
     assert approvals_expire_overdue() == 0  # not overdue yet
     overdue(approval)
@@ -135,12 +138,13 @@ def test_a_deadline_applies_its_timeout_action_once_and_says_nobody_decided(alic
     assert run.status == "succeeded" and ledger(run)[-1][0] == route
     approval.refresh_from_db()
     assert approval.decided_by_timeout and approval.decided_by is None
+    assert run.output is not None
     assert run.output["approval"]["decided_by"] is None and run.output["approval"]["decided_by_timeout"] is True
     with pytest.raises(ApprovalAlreadyDecided):
         approval_decide(approval_id=approval.pk, user=alice, decision="approved")
 
 
-def test_a_deadline_with_the_fail_action_fails_the_run(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_deadline_with_the_fail_action_fails_the_run(alice: User) -> None:
     run, approval = waiting(alice, ask(deadline_seconds=3600, timeout_action="fail"))
     overdue(approval)
     assert approvals_expire_overdue() == 1
@@ -151,7 +155,7 @@ def test_a_deadline_with_the_fail_action_fails_the_run(alice) -> None:  # type: 
     assert approval.status == "expired" and approval.decided_by_timeout
 
 
-def test_an_approver_edits_allowed_fields_and_the_diff_is_in_the_ledger(alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_approver_edits_allowed_fields_and_the_diff_is_in_the_ledger(alice: User) -> None:
     run, approval = waiting(alice, ask(editable_fields=["amount"]), {"amount": 120, "customer": "Ann"})
     with pytest.raises(ApprovalError, match="these fields may not be edited: customer"):
         approval_decide(approval_id=approval.pk, user=alice, decision="approved", edits={"customer": "Bob"})
@@ -159,16 +163,16 @@ def test_an_approver_edits_allowed_fields_and_the_diff_is_in_the_ledger(alice) -
         approval_decide(approval_id=approval.pk, user=alice, decision="rejected", edits={"amount": 1})
     approval_decide(approval_id=approval.pk, user=alice, decision="approved", edits={"amount": 90})
     run = wait_for(run)
-    assert run.output["amount"] == 90 and run.output["customer"] == "Ann"
+    assert run.output is not None and run.output["amount"] == 90 and run.output["customer"] == "Ann"
     change = {"by": "alice", "changes": {"amount": {"from": 120, "to": 90}}}
     assert run.output["approval"]["edits"] == change
     entry = LedgerEntry.objects.get(run=run, node_id="ask", status="succeeded")
-    assert entry.output["amount"] == 90 and entry.output["approval"]["edits"] == change
+    assert entry.output is not None and entry.output["amount"] == 90 and entry.output["approval"]["edits"] == change
     approval.refresh_from_db()
     assert approval.edits == change
 
 
-def test_two_parallel_approvals_are_decided_in_either_order_then_the_join_runs(alice) -> None:  # type: ignore[no-untyped-def]
+def test_two_parallel_approvals_are_decided_in_either_order_then_the_join_runs(alice: User) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
@@ -192,7 +196,11 @@ def test_two_parallel_approvals_are_decided_in_either_order_then_the_join_runs(a
     )
     for order in (("legal", "finance"), ("finance", "legal")):
         run = wait_for(start(alice, graph), "waiting")
-        wait_until(lambda run=run: ApprovalRequest.objects.filter(run=run).count() == 2)
+
+        def both_asked(run: Run = run) -> bool:
+            return ApprovalRequest.objects.filter(run=run).count() == 2
+
+        wait_until(both_asked)
         first, second = (ApprovalRequest.objects.get(run=run, node_id=node) for node in order)
         approval_decide(approval_id=first.pk, user=alice, decision="approved")
         run = wait_for(run, "waiting")
@@ -201,17 +209,17 @@ def test_two_parallel_approvals_are_decided_in_either_order_then_the_join_runs(a
         run = wait_for(run)
         assert run.status == "succeeded"
         join = LedgerEntry.objects.get(run=run, node_id="join")
-        assert sorted(join.output["branches"]) == ["finance", "legal"]
+        assert join.output is not None and sorted(join.output["branches"]) == ["finance", "legal"]
 
 
-def wait_until(condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition never became true"
         time.sleep(0.02)
 
 
-def test_staff_decide_from_the_admin_with_a_comment(client, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_staff_decide_from_the_admin_with_a_comment(client: Client, alice: User, superuser: User) -> None:
     run, approval = waiting(alice, ask())
     client.force_login(superuser)
     url = reverse("admin:approvals_approvalrequest_changelist")
@@ -252,8 +260,8 @@ def _answers(client: redis.Redis) -> bool:
         return False
 
 
-def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_resumes_the_runs(  # type: ignore[no-untyped-def]
-    alice, tmp_path
+def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_resumes_the_runs(
+    alice: User, tmp_path: Path
 ) -> None:
     """The web process loses its Redis (broker and channel layer) before the decisions: each is committed and
     answered as a success from the API, the inbox and the run page; its next node stays queued until the

@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 
 from flownova.celery import app, ping
+from tests.conftest import WorkerProcess
 
 
 def test_celery_defaults_are_production_safe() -> None:
@@ -23,7 +24,7 @@ def test_celery_defaults_are_production_safe() -> None:
 
 
 @pytest.mark.worker
-def test_task_runs_on_the_real_worker(celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_task_runs_on_the_real_worker(celery_worker: WorkerProcess) -> None:
     result = ping.delay("hello")
     answer = result.get(timeout=20)
     assert answer["payload"] == "hello"
@@ -33,6 +34,6 @@ def test_task_runs_on_the_real_worker(celery_worker) -> None:  # type: ignore[no
 
 
 @pytest.mark.worker
-def test_worker_answers_control_ping(celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_worker_answers_control_ping(celery_worker: WorkerProcess) -> None:
     replies = app.control.ping(destination=[celery_worker.hostname], timeout=2)
     assert replies == [{celery_worker.hostname: {"ok": "pong"}}]

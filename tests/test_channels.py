@@ -10,10 +10,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from flownova.asgi import application
 from runs.events import Event, NodeCompleted, NodeStarted, RunStarted, RunSucceeded
+from runs.models import Run
 from runs.writes import run_transition
 from tests.factories import make_run, make_workflow
 
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_group_message_round_trips_through_the_redis_layer() -> None:
     layer = get_channel_layer()
-    assert type(layer).__name__ == "RedisChannelLayer"
+    assert layer is not None and type(layer).__name__ == "RedisChannelLayer"
 
     async def round_trip() -> dict[str, Any]:
         channel = await layer.new_channel()
@@ -35,7 +38,9 @@ def test_group_message_round_trips_through_the_redis_layer() -> None:
     assert async_to_sync(round_trip)() == {"type": "hello", "text": "über"}
 
 
-def connect(path: str, *, token: str | None = None, origin: str | None = None, cookie: str | None = None):  # type: ignore[no-untyped-def]
+def connect(
+    path: str, *, token: str | None = None, origin: str | None = None, cookie: str | None = None
+) -> WebsocketCommunicator:
     headers = []
     if token:
         headers.append((b"authorization", f"Token {token}".encode()))
@@ -57,12 +62,12 @@ SAMPLE_EVENTS: dict[str, Callable[[str], Event]] = {
 }
 
 
-def emit(run, type: str, node_id: str = "") -> None:  # type: ignore[no-untyped-def]
+def emit(run: Run, type: str, node_id: str = "") -> None:
     with run_transition(run.pk) as tx:
         tx.emit(SAMPLE_EVENTS[type](node_id))
 
 
-def test_owner_receives_live_events_in_order(alice) -> None:  # type: ignore[no-untyped-def]
+def test_owner_receives_live_events_in_order(alice: User) -> None:
     run = make_run(make_workflow(alice))
     token = Token.objects.create(user=alice).key
 
@@ -87,7 +92,7 @@ def test_owner_receives_live_events_in_order(alice) -> None:  # type: ignore[no-
     assert set(received[0]) == {"type", "run_id", "seq", "ts", "node_id", "data"}
 
 
-def test_late_client_first_receives_what_it_missed_then_live_events(alice) -> None:  # type: ignore[no-untyped-def]
+def test_late_client_first_receives_what_it_missed_then_live_events(alice: User) -> None:
     run = make_run(make_workflow(alice))
     token = Token.objects.create(user=alice).key
     for node in ("a", "b", "c"):
@@ -111,7 +116,7 @@ def test_late_client_first_receives_what_it_missed_then_live_events(alice) -> No
     assert async_to_sync(scenario)(f"/ws/runs/{run.pk}/?after=2", False) == [3, 4]
 
 
-def test_token_in_query_string_authenticates(alice) -> None:  # type: ignore[no-untyped-def]
+def test_token_in_query_string_authenticates(alice: User) -> None:
     run = make_run(make_workflow(alice))
     token = Token.objects.create(user=alice).key
 
@@ -125,7 +130,7 @@ def test_token_in_query_string_authenticates(alice) -> None:  # type: ignore[no-
 
 
 @pytest.mark.parametrize("stream", ["run", "workflow"])
-def test_outsider_and_anonymous_are_refused(alice, mallory, stream) -> None:  # type: ignore[no-untyped-def]
+def test_outsider_and_anonymous_are_refused(alice: User, mallory: User, stream: str) -> None:
     workflow = make_workflow(alice)
     run = make_run(workflow)
     path = f"/ws/runs/{run.pk}/" if stream == "run" else f"/ws/workflows/{workflow.pk}/"
@@ -142,7 +147,7 @@ def test_outsider_and_anonymous_are_refused(alice, mallory, stream) -> None:  # 
     assert async_to_sync(attempt)(origin="http://localhost")[0] is False  # no session: anonymous
 
 
-def test_session_cookie_needs_an_origin_of_ours(alice, client) -> None:  # type: ignore[no-untyped-def]
+def test_session_cookie_needs_an_origin_of_ours(alice: User, client: Client) -> None:
     workflow = make_workflow(alice)
     client.force_login(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
@@ -159,7 +164,7 @@ def test_session_cookie_needs_an_origin_of_ours(alice, client) -> None:  # type:
     assert async_to_sync(attempt)(None) is False
 
 
-def test_workflow_stream_forwards_events_of_each_run(alice) -> None:  # type: ignore[no-untyped-def]
+def test_workflow_stream_forwards_events_of_each_run(alice: User) -> None:
     workflow = make_workflow(alice)
     first, second = make_run(workflow), make_run(workflow)
     token = Token.objects.create(user=alice).key
@@ -178,7 +183,7 @@ def test_workflow_stream_forwards_events_of_each_run(alice) -> None:  # type: ig
     assert async_to_sync(scenario)() == [(first.pk, "run_started"), (second.pk, "run_started")]
 
 
-def test_event_of_a_rolled_back_transaction_is_neither_stored_nor_sent(alice) -> None:  # type: ignore[no-untyped-def]
+def test_event_of_a_rolled_back_transaction_is_neither_stored_nor_sent(alice: User) -> None:
     run = make_run(make_workflow(alice))
     token = Token.objects.create(user=alice).key
 

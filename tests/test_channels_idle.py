@@ -12,14 +12,15 @@ import aiohttp
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from channels_redis.core import RedisChannelLayer
+from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
+from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from runs.models import RunEvent
 from runs.writes import publisher
-from tests.conftest import ServerProcess, service_env, start_daphne, stop_process
+from tests.conftest import ServerProcess, WorkerProcess, service_env, start_daphne, stop_process
 from tests.engine_helpers import graph_of, start, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,7 +58,9 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dic
 
 
 @pytest.mark.worker
-def test_an_idle_run_socket_stays_open_and_receives_the_decision_and_the_end(celery_worker, server, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_idle_run_socket_stays_open_and_receives_the_decision_and_the_end(
+    celery_worker: WorkerProcess, server: ServerProcess, alice: User
+) -> None:
     run = wait_for(start(alice, ASK), "waiting")
     approval = ApprovalRequest.objects.get(run=run)
     stored = RunEvent.objects.filter(run=run).count()
@@ -86,7 +89,7 @@ def test_an_idle_run_socket_stays_open_and_receives_the_decision_and_the_end(cel
                     f"(close code {ws.close_code}, {message.data!r})"
                 )
             await asyncio.get_running_loop().run_in_executor(None, decide)
-            live = []
+            live: list[str] = []
             while not live or live[-1] != "run_succeeded":
                 live.append((await next_event(ws, timeout=10))["type"])
             return live

@@ -6,14 +6,17 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from approvals.models import ApprovalRequest
 from approvals.services import ApprovalAlreadyDecided, approval_decide
 from runs.models import LedgerEntry, NodeRun, RunEvent
 from runs.services import RunFinishedError, RunInputError, run_cancel
 from runs.tasks import execute_node
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, ledger, start, wait_for
 from tests.factories import make_workflow
 from workflows.services import workflow_update
@@ -22,23 +25,24 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
-def chain(*middle: tuple[str, str, dict]) -> dict:  # type: ignore[type-arg]
-    nodes = [("start", "start", {}), *middle, ("end", "end", {})]
+def chain(*middle: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+    nodes: list[tuple[str, str, dict[str, Any]]] = [("start", "start", {}), *middle, ("end", "end", {})]
     return graph_of(nodes, [(nodes[i][0], nodes[i + 1][0]) for i in range(len(nodes) - 1)])
 
 
-def test_a_chain_runs_every_node_once_and_records_the_ledger_in_order(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_chain_runs_every_node_once_and_records_the_ledger_in_order(alice: User) -> None:
     run = wait_for(start(alice, chain(("a", "fork", {}), ("b", "fork", {})), {"x": 1}))
     assert run.status == "succeeded", run.error
     assert run.output == {"x": 1}
     assert ledger(run) == [("start", "succeeded"), ("a", "succeeded"), ("b", "succeeded"), ("end", "succeeded")]
     entry = LedgerEntry.objects.get(run=run, node_id="a")
     assert entry.input == {"x": 1} and entry.output == {"x": 1}
-    assert entry.duration_ms is not None and entry.started_at <= entry.finished_at
+    assert entry.duration_ms is not None and entry.started_at is not None and entry.finished_at is not None
+    assert entry.started_at <= entry.finished_at
     events = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", "type", "node_id"))
     assert [seq for seq, _, _ in events] == list(range(1, len(events) + 1))
     assert events[0][1] == "run_started" and events[-1][1] == "run_succeeded"
@@ -66,7 +70,7 @@ OPERATOR_CASES = [
 
 
 @pytest.mark.parametrize(("operator", "left", "right", "taken"), OPERATOR_CASES)
-def test_if_else_routes_on_every_operator(alice, operator, left, right, taken) -> None:  # type: ignore[no-untyped-def]
+def test_if_else_routes_on_every_operator(alice: User, operator: str, left: object, right: object, taken: str) -> None:
     data = {"left": "{{input.left}}", "operator": operator}
     if right is not None:
         data["right"] = "{{input.right}}"
@@ -84,7 +88,11 @@ def test_if_else_routes_on_every_operator(alice, operator, left, right, taken) -
     assert run.output == {"route": "yes" if taken == "true" else "no"}
     check = NodeRun.objects.get(run=run, node_id="check")
     assert check.handle == taken
-    assert check.result["condition"] is (taken == "true") and check.result["operator"] == operator
+    assert (
+        check.result is not None
+        and check.result["condition"] is (taken == "true")
+        and check.result["operator"] == operator
+    )
     skipped = "no" if taken == "true" else "yes"
     assert NodeRun.objects.get(run=run, node_id=skipped).status == "skipped"
     assert not LedgerEntry.objects.filter(run=run, node_id=skipped).exists()
@@ -113,7 +121,7 @@ FORK_JOIN = graph_of(
 )
 
 
-def test_join_fires_exactly_once_when_branches_finish_together_50_times(alice) -> None:  # type: ignore[no-untyped-def]
+def test_join_fires_exactly_once_when_branches_finish_together_50_times(alice: User) -> None:
     workflow = make_workflow(alice, graph=FORK_JOIN)
     from runs.services import run_start
 
@@ -126,11 +134,11 @@ def test_join_fires_exactly_once_when_branches_finish_together_50_times(alice) -
         assert entries.count(("end", "succeeded")) == 1, entries
         assert len(entries) == 7
         join = LedgerEntry.objects.get(run=run, node_id="join")
-        assert sorted(join.output["branches"]) == ["a", "b", "c"]
+        assert join.output is not None and sorted(join.output["branches"]) == ["a", "b", "c"]
         assert RunEvent.objects.filter(run=run, type="run_succeeded").count() == 1
 
 
-def approval_graph() -> dict:  # type: ignore[type-arg]
+def approval_graph() -> dict[str, Any]:
     return graph_of(
         [
             ("start", "start", {}),
@@ -154,7 +162,7 @@ def approval_graph() -> dict:  # type: ignore[type-arg]
     )
 
 
-def test_a_branch_waits_for_approval_while_the_other_finishes_then_the_run_resumes_once(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_branch_waits_for_approval_while_the_other_finishes_then_the_run_resumes_once(alice: User) -> None:
     run = wait_for(start(alice, approval_graph(), {"order": 42}), "waiting")
     assert NodeRun.objects.get(run=run, node_id="other").status == "succeeded"
     assert NodeRun.objects.get(run=run, node_id="join").status == "pending"
@@ -166,6 +174,7 @@ def test_a_branch_waits_for_approval_while_the_other_finishes_then_the_run_resum
     run = wait_for(run)
     assert run.status == "succeeded", run.error
     join = LedgerEntry.objects.get(run=run, node_id="join")
+    assert join.input is not None
     assert join.input["approval"]["decision"] == "approved" and join.input["approval"]["decided_by"] == "alice"
     assert ledger(run).count(("end", "succeeded")) == 1
     assert ("ask", "waiting") in ledger(run) and ("ask", "succeeded") in ledger(run)
@@ -173,7 +182,7 @@ def test_a_branch_waits_for_approval_while_the_other_finishes_then_the_run_resum
         approval_decide(approval_id=request.pk, user=alice, decision="rejected")
 
 
-def test_rejection_routes_on_the_rejected_handle_and_a_later_approval_waits_for_its_own_decision(alice) -> None:  # type: ignore[no-untyped-def]
+def test_rejection_routes_on_the_rejected_handle_and_a_later_approval_waits_for_its_own_decision(alice: User) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
@@ -201,11 +210,12 @@ def test_rejection_routes_on_the_rejected_handle_and_a_later_approval_waits_for_
     assert second.status == "pending" and "approval" not in second.data
     approval_decide(approval_id=second.pk, user=alice, decision="approved")
     run = wait_for(run)
-    assert run.status == "succeeded" and run.output["approval"]["decision"] == "approved"
+    assert run.status == "succeeded" and run.output is not None
+    assert run.output["approval"]["decision"] == "approved"
     assert NodeRun.objects.get(run=run, node_id="stop").status == "skipped"
 
 
-def test_a_failing_node_fails_the_run_with_a_message_naming_it(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_node_fails_the_run_with_a_message_naming_it(alice: User) -> None:
     run = wait_for(start(alice, chain(("boom", "test_fail", {"message": "no stock"}), ("after", "fork", {}))))
     assert run.status == "failed"
     assert run.error == 'node "boom" (test_fail) failed: no stock'
@@ -214,14 +224,14 @@ def test_a_failing_node_fails_the_run_with_a_message_naming_it(alice) -> None:  
     assert RunEvent.objects.filter(run=run, type="run_failed").count() == 1
 
 
-def test_a_handler_bug_fails_the_node_with_its_traceback(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_handler_bug_fails_the_node_with_its_traceback(alice: User) -> None:
     run = wait_for(start(alice, chain(("divide", "test_crash", {"divisor": 0}))))
     assert run.status == "failed" and "ZeroDivisionError" in run.error
     entry = LedgerEntry.objects.get(run=run, node_id="divide")
     assert "Traceback" in entry.traceback and "ZeroDivisionError" in entry.traceback
 
 
-def test_a_missing_template_path_fails_the_node_naming_the_path(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_template_path_fails_the_node_naming_the_path(alice: User) -> None:
     graph = chain(("check", "if_else", {"left": "{{input.customer.tier}}", "operator": "==", "right": "gold"}))
     graph["edges"][1]["sourceHandle"] = "true"
     graph["nodes"].append({"id": "other", "type": "end", "data": {}})
@@ -231,7 +241,7 @@ def test_a_missing_template_path_fails_the_node_naming_the_path(alice) -> None: 
     assert 'node "check"' in run.error and "input.customer.tier" in run.error
 
 
-def test_a_transient_failure_is_retried_then_succeeds(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_transient_failure_is_retried_then_succeeds(alice: User) -> None:
     run = wait_for(start(alice, chain(("flaky", "test_flaky", {"fail_times": 2, "retries": 3}))))
     assert run.status == "succeeded", run.error
     assert ledger(run) == [
@@ -241,23 +251,25 @@ def test_a_transient_failure_is_retried_then_succeeds(alice) -> None:  # type: i
         ("flaky", "succeeded"),
         ("end", "succeeded"),
     ]
-    assert run.output["flaky_attempts"] == 3
+    assert run.output is not None and run.output["flaky_attempts"] == 3
     assert list(LedgerEntry.objects.filter(run=run, node_id="flaky").values_list("attempt", flat=True)) == [1, 2, 3]
 
 
-def test_retries_run_out_and_the_node_fails(alice) -> None:  # type: ignore[no-untyped-def]
+def test_retries_run_out_and_the_node_fails(alice: User) -> None:
     run = wait_for(start(alice, chain(("flaky", "test_flaky", {"fail_times": 5, "retries": 1}))))
     assert run.status == "failed" and "flaky failure on attempt 2" in run.error
     assert ledger(run)[1:] == [("flaky", "retrying"), ("flaky", "failed")]
 
 
-def test_a_node_over_its_timeout_fails_with_a_clear_message(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_over_its_timeout_fails_with_a_clear_message(alice: User) -> None:
     run = wait_for(start(alice, chain(("slow", "test_sleep", {"seconds": 5, "timeout_seconds": 0.5, "retries": 0}))))
     assert run.status == "failed"
     assert run.error == 'node "slow" (test_sleep) failed: timed out after 0.5 s'
 
 
-def test_sigkill_of_the_worker_process_mid_node_reruns_the_node_and_its_successor_once(alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_of_the_worker_process_mid_node_reruns_the_node_and_its_successor_once(
+    alice: User, tmp_path: Path
+) -> None:
     marker = tmp_path / "marker"
     run = start(alice, chain(("slow", "test_sleep", {"seconds": 1.5, "marker": str(marker)}), ("after", "fork", {})))
     pid = wait_for_marker(marker)
@@ -267,7 +279,7 @@ def test_sigkill_of_the_worker_process_mid_node_reruns_the_node_and_its_successo
     attempts = [line.split() for line in marker.read_text().splitlines()]
     assert [attempt for _, attempt in attempts] == ["1", "2"]
     assert int(attempts[1][0]) != pid
-    assert run.output["slow_attempt"] == 2
+    assert run.output is not None and run.output["slow_attempt"] == 2
     assert ledger(run) == [
         ("start", "succeeded"),
         ("slow", "retrying"),  # the lost attempt, recorded when its message came back
@@ -286,7 +298,7 @@ def wait_for_marker(marker: Path, lines: int = 1, timeout: float = 20) -> int:
     raise AssertionError("the node never started")
 
 
-def test_cancel_ends_the_executing_node_and_stops_new_nodes_from_starting(alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_ends_the_executing_node_and_stops_new_nodes_from_starting(alice: User, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     run = start(alice, chain(("slow", "test_sleep", {"seconds": 1, "marker": str(marker)}), ("after", "fork", {})))
     wait_for_marker(marker)
@@ -302,7 +314,7 @@ def test_cancel_ends_the_executing_node_and_stops_new_nodes_from_starting(alice,
     assert RunEvent.objects.filter(run=run, type="run_cancelled").count() == 1
 
 
-def test_a_run_executes_the_snapshot_it_started_with(alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_executes_the_snapshot_it_started_with(alice: User, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     workflow = make_workflow(alice, graph=chain(("slow", "test_sleep", {"seconds": 0.5, "marker": str(marker)})))
     from runs.services import run_start
@@ -315,7 +327,7 @@ def test_a_run_executes_the_snapshot_it_started_with(alice, tmp_path) -> None:  
     assert [node for node, _ in ledger(run)] == ["start", "slow", "end"]
 
 
-def test_a_duplicated_task_for_a_finished_node_changes_nothing(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_duplicated_task_for_a_finished_node_changes_nothing(alice: User) -> None:
     run = wait_for(start(alice, chain(("a", "fork", {}))))
     before = ledger(run)
     node_run = NodeRun.objects.get(run=run, node_id="a")
@@ -327,7 +339,7 @@ def test_a_duplicated_task_for_a_finished_node_changes_nothing(alice) -> None:  
     assert (node_run.status, node_run.attempts) == ("succeeded", 1)
 
 
-def test_invalid_input_is_refused_before_anything_is_stored(alice) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_input_is_refused_before_anything_is_stored(alice: User) -> None:
     graph = chain()
     graph["nodes"][0]["data"] = {
         "input_schema": {"type": "object", "required": ["ticket"], "properties": {"ticket": {"type": "object"}}}
@@ -342,7 +354,7 @@ def test_invalid_input_is_refused_before_anything_is_stored(alice) -> None:  # t
     assert not Run.objects.exists()
 
 
-def test_a_lost_message_is_dispatched_again_by_the_recovery_sweep(alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_message_is_dispatched_again_by_the_recovery_sweep(alice: User, monkeypatch: pytest.MonkeyPatch) -> None:
     from runs import services
     from runs.services import dispatch
 
@@ -360,7 +372,7 @@ def test_a_lost_message_is_dispatched_again_by_the_recovery_sweep(alice, monkeyp
     assert [node for node, _ in ledger(run)] == ["start", "a", "end"]
 
 
-def test_a_node_left_running_by_a_dead_worker_is_run_again_once(alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_left_running_by_a_dead_worker_is_run_again_once(alice: User, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -392,7 +404,7 @@ def test_a_node_left_running_by_a_dead_worker_is_run_again_once(alice, monkeypat
     assert ledger(run) == recorded
 
 
-def test_a_late_websocket_client_receives_every_event_of_a_real_run_in_order(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_websocket_client_receives_every_event_of_a_real_run_in_order(alice: User) -> None:
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
     from rest_framework.authtoken.models import Token

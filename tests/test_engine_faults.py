@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from runs.models import LedgerEntry, NodeRun, Run
 from runs.services import RunInputError, node_runs_recover, run_cancel, run_resume
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.test_engine import chain, wait_for_marker
 
@@ -18,7 +22,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
@@ -30,7 +34,9 @@ def entries(run: Run, node_id: str) -> list[tuple[str, int, str]]:
 # --- attempts that end without a result ----------------------------------------------------------------------
 
 
-def test_a_node_that_kills_its_worker_every_time_fails_after_its_attempts_are_used_up(alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_that_kills_its_worker_every_time_fails_after_its_attempts_are_used_up(
+    alice: User, tmp_path: Path
+) -> None:
     marker = tmp_path / "marker"
     run = start(alice, chain(("poison", "test_suicide", {"marker": str(marker), "retries": 1})))
     run = wait_for(run, timeout=90)
@@ -45,7 +51,7 @@ def test_a_node_that_kills_its_worker_every_time_fails_after_its_attempts_are_us
     assert (node.status, node.attempts) == ("failed", 2)
 
 
-def test_a_node_running_past_its_limit_on_its_last_attempt_is_failed_by_the_sweep_not_sent_again(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_running_past_its_limit_on_its_last_attempt_is_failed_by_the_sweep_not_sent_again(alice: User) -> None:
     run = start(alice, chain(("slow", "test_sleep", {"seconds": 30, "retries": 0, "timeout_seconds": 1})))
     node = wait_for_node(run, "slow", "running")
     # The hard limit killed it (or its worker died) long ago and nothing came back.
@@ -58,7 +64,7 @@ def test_a_node_running_past_its_limit_on_its_last_attempt_is_failed_by_the_swee
     assert [status for status, _, _ in entries(run, "slow")] == ["failed"]
 
 
-def test_a_lost_attempt_with_attempts_left_is_recorded_and_the_node_runs_again(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_attempt_with_attempts_left_is_recorded_and_the_node_runs_again(alice: User) -> None:
     run = start(alice, chain(("slow", "test_sleep", {"seconds": 30, "retries": 1, "timeout_seconds": 1})))
     node = wait_for_node(run, "slow", "running")
     NodeRun.objects.filter(pk=node.pk).update(started_at=timezone.now() - timedelta(seconds=600))
@@ -69,7 +75,7 @@ def test_a_lost_attempt_with_attempts_left_is_recorded_and_the_node_runs_again(a
     run_cancel(run=run)
 
 
-def test_a_lost_attempt_takes_the_nodes_error_edge_when_it_has_one(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_attempt_takes_the_nodes_error_edge_when_it_has_one(alice: User) -> None:
     from tests.tools.servers import LocalServer, Reply
     from tools.services import tool_create
 
@@ -90,7 +96,7 @@ def test_a_lost_attempt_takes_the_nodes_error_edge_when_it_has_one(alice) -> Non
     assert node_runs_recover(queued_for=600, running_for=60) == 0
     run = wait_for(run, timeout=10)
     assert run.status == "succeeded"
-    assert "given up after 1 attempt(s), 1 of them lost" in run.output["why"]
+    assert run.output is not None and "given up after 1 attempt(s), 1 of them lost" in run.output["why"]
     server.close()
 
 
@@ -108,7 +114,7 @@ def wait_for_node(run: Run, node_id: str, status: str, timeout: float = 20) -> N
 
 
 @pytest.mark.parametrize("node_type", ["test_unstorable", "test_unstorable_instant"])
-def test_a_result_the_database_cannot_store_fails_the_node_once_instead_of_looping(alice, node_type) -> None:  # type: ignore[no-untyped-def]
+def test_a_result_the_database_cannot_store_fails_the_node_once_instead_of_looping(alice: User, node_type: str) -> None:
     run = wait_for(start(alice, chain(("bad", node_type, {}))), timeout=20)
     assert run.status == "failed"
     assert 'node "bad" (' in run.error and "could not be executed: TypeError" in run.error
@@ -120,7 +126,7 @@ def test_a_result_the_database_cannot_store_fails_the_node_once_instead_of_loopi
 # --- cancel ends every node ---------------------------------------------------------------------------------
 
 
-def test_cancel_ends_a_node_that_is_still_executing_and_ignores_what_it_returns(alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_ends_a_node_that_is_still_executing_and_ignores_what_it_returns(alice: User, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     run = start(alice, chain(("slow", "test_sleep", {"seconds": 1, "marker": str(marker)}), ("after", "fork", {})))
     wait_for_marker(marker)
@@ -136,7 +142,7 @@ def test_cancel_ends_a_node_that_is_still_executing_and_ignores_what_it_returns(
     assert not NodeRun.objects.filter(run=run, node_id="after").exists()
 
 
-def test_the_sweep_cancels_nodes_left_active_in_a_run_that_ended(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweep_cancels_nodes_left_active_in_a_run_that_ended(alice: User) -> None:
     run = wait_for(start(alice, chain(("a", "fork", {}))))
     # As a node of a run that ended while its message was in flight could be left (before cancel closed them).
     NodeRun.objects.filter(run=run, node_id="a").update(
@@ -149,7 +155,7 @@ def test_the_sweep_cancels_nodes_left_active_in_a_run_that_ended(alice) -> None:
 # --- sizes and values ---------------------------------------------------------------------------------------
 
 
-def test_a_template_that_amplifies_its_input_fails_the_node_naming_the_cap(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_template_that_amplifies_its_input_fails_the_node_naming_the_cap(alice: User) -> None:
     graph = chain()
     graph["nodes"][-1]["data"] = {"output": {f"copy{i}": "{{input.text}}" for i in range(200)}}
     run = wait_for(start(alice, graph, {"text": "x" * 52_000}))
@@ -158,23 +164,23 @@ def test_a_template_that_amplifies_its_input_fails_the_node_naming_the_cap(alice
     assert run.output is None
 
 
-def test_a_node_output_over_the_cap_fails_the_node_naming_the_cap(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_output_over_the_cap_fails_the_node_naming_the_cap(alice: User) -> None:
     run = wait_for(start(alice, chain(("big", "test_bytes", {"bytes": 9 * 1024 * 1024, "retries": 0}))))
     assert run.status == "failed"
     assert 'the output of node "big" is 9.0 MiB' in run.error and "(FLOWNOVA_MAX_NODE_OUTPUT_BYTES)" in run.error
     assert [status for status, _, _ in entries(run, "big")] == ["failed"]
 
 
-def test_a_nul_character_in_a_result_is_stored_as_a_replacement_character(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_nul_character_in_a_result_is_stored_as_a_replacement_character(alice: User) -> None:
     run = wait_for(start(alice, chain(("nul", "test_bytes", {"bytes": 2, "text": "a", "with_nul": True}))))
     assert run.status == "succeeded", run.error
-    assert run.output["blob"] == "a\ufffda\ufffd"
+    assert run.output is not None and run.output["blob"] == "a\ufffda\ufffd"
 
 
 # --- resume ---------------------------------------------------------------------------------------------------
 
 
-def test_resuming_at_a_node_the_recorded_path_skipped_is_refused_with_the_reason(alice, client) -> None:  # type: ignore[no-untyped-def]
+def test_resuming_at_a_node_the_recorded_path_skipped_is_refused_with_the_reason(alice: User, client: Client) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),

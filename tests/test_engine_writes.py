@@ -12,12 +12,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from runs import services
 from runs.events import APPROVALS_GROUP, RunWaiting, run_group, workflow_group
-from runs.models import LedgerEntry, NodeRun, RunEvent
+from runs.models import LedgerEntry, NodeRun, Run, RunEvent
 from runs.services import dispatch
 from runs.services.advance import node_runs_save
 from runs.writes import publisher, run_transition
@@ -49,12 +50,14 @@ def run_all(jobs: list[tuple[int, int]], limit: int | None = None) -> list[int]:
 
 def chain(length: int) -> dict[str, Any]:
     ids = ["start", *[f"n{i}" for i in range(length)], "end"]
-    nodes = [(node_id, "fork", {}) for node_id in ids]
+    nodes: list[tuple[str, str, dict[str, Any]]] = [(node_id, "fork", {}) for node_id in ids]
     nodes[0], nodes[-1] = ("start", "start", {}), ("end", "end", {})
     return graph_of(nodes, [(ids[i], ids[i + 1]) for i in range(len(ids) - 1)])
 
 
-def test_a_chain_node_costs_four_statements_begin_lock_write_commit(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_a_chain_node_costs_four_statements_begin_lock_write_commit(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     run = start(alice, chain(5), {"x": 1})
     counts = run_all(dispatched)
     run.refresh_from_db()
@@ -65,9 +68,15 @@ def test_a_chain_node_costs_four_statements_begin_lock_write_commit(alice, dispa
     assert seqs == list(range(1, len(seqs) + 1))
 
 
-def test_a_fork_creates_its_branches_in_one_statement_each_with_its_own_id(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_a_fork_creates_its_branches_in_one_statement_each_with_its_own_id(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     branches = [f"b{i}" for i in range(30)]
-    nodes = [("start", "start", {}), ("fork", "fork", {}), *[(b, "fork", {}) for b in branches]]
+    nodes: list[tuple[str, str, dict[str, Any]]] = [
+        ("start", "start", {}),
+        ("fork", "fork", {}),
+        *[(b, "fork", {}) for b in branches],
+    ]
     nodes += [("join", "join", {}), ("end", "end", {})]
     edges = [("start", "fork"), *[("fork", b) for b in branches], *[(b, "join") for b in branches], ("join", "end")]
     run = start(alice, graph_of(nodes, edges))
@@ -81,7 +90,7 @@ def test_a_fork_creates_its_branches_in_one_statement_each_with_its_own_id(alice
     assert LedgerEntry.objects.filter(run=run, node_id="join").count() == 1
 
 
-def test_reads_within_a_transition_see_its_deferred_writes(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_reads_within_a_transition_see_its_deferred_writes(alice: User, dispatched: list[tuple[int, int]]) -> None:
     run = start(alice, chain(1))
     with run_transition(run.pk) as tx:
         row = NodeRun.objects.get(run=run, node_id="start")
@@ -92,7 +101,9 @@ def test_reads_within_a_transition_see_its_deferred_writes(alice, dispatched) ->
         assert NodeRun.objects.filter(run=run, node_id="n0").exists()
 
 
-def test_a_transition_that_fails_leaves_none_of_its_deferred_writes(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_a_transition_that_fails_leaves_none_of_its_deferred_writes(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     run = start(alice, chain(1))
     with pytest.raises(RuntimeError), run_transition(run.pk) as tx:
         node_runs_save(tx, [NodeRun(run=run, node_id="n0", node_type="fork", status="queued")])
@@ -101,8 +112,8 @@ def test_a_transition_that_fails_leaves_none_of_its_deferred_writes(alice, dispa
 
 
 def test_a_combined_write_that_fails_raises_django_s_error_and_rolls_back_with_the_connection_still_usable(
-    alice, dispatched
-) -> None:  # type: ignore[no-untyped-def]
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     # The engine's statements bypass Django's cursor (they are bound on the server and pipelined with COMMIT);
     # their errors must still be Django's, so that tasks retry on OperationalError and callers catch IntegrityError.
     run = start(alice, chain(1))
@@ -133,7 +144,9 @@ def test_events_queued_together_go_to_each_group_once_in_order() -> None:
     }
 
 
-def test_a_transition_commits_with_its_last_write_only_when_it_owns_the_transaction(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_a_transition_commits_with_its_last_write_only_when_it_owns_the_transaction(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     run = start(alice, chain(1))
     events = RunEvent.objects.filter(run=run).count()
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -147,11 +160,17 @@ def test_a_transition_commits_with_its_last_write_only_when_it_owns_the_transact
     assert RunEvent.objects.filter(run=run).count() == events + 1
 
 
-def test_a_branch_arriving_at_a_join_and_the_end_of_a_run_cost_what_a_chain_node_costs(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_a_branch_arriving_at_a_join_and_the_end_of_a_run_cost_what_a_chain_node_costs(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     # Whether the run goes on, waits or is done is decided from the node statuses read with the lock, so a
     # branch arrival, which queues behind every other arrival at the same join, pays no extra round trip.
     branches = [f"b{i}" for i in range(5)]
-    nodes = [("start", "start", {}), ("fork", "fork", {}), *[(b, "fork", {}) for b in branches]]
+    nodes: list[tuple[str, str, dict[str, Any]]] = [
+        ("start", "start", {}),
+        ("fork", "fork", {}),
+        *[(b, "fork", {}) for b in branches],
+    ]
     nodes += [("join", "join", {}), ("end", "end", {})]
     edges = [("start", "fork"), *[("fork", b) for b in branches], *[(b, "join") for b in branches], ("join", "end")]
     run = start(alice, graph_of(nodes, edges))
@@ -164,8 +183,14 @@ def test_a_branch_arriving_at_a_join_and_the_end_of_a_run_cost_what_a_chain_node
     assert RunEvent.objects.filter(run=run, type="run_succeeded").count() == 1
 
 
-def test_a_run_settled_from_the_statuses_read_with_the_lock_still_waits_for_a_person(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
-    nodes = [("start", "start", {}), ("fork", "fork", {}), ("ask", "user_approval", {"message": "ok?"})]
+def test_a_run_settled_from_the_statuses_read_with_the_lock_still_waits_for_a_person(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
+    nodes: list[tuple[str, str, dict[str, Any]]] = [
+        ("start", "start", {}),
+        ("fork", "fork", {}),
+        ("ask", "user_approval", {"message": "ok?"}),
+    ]
     nodes += [("quick", "fork", {}), ("join", "join", {}), ("end", "end", {})]
     edges = [("start", "fork"), ("fork", "ask"), ("fork", "quick"), ("ask", "join", "approved"), ("quick", "join")]
     run = start(alice, graph_of(nodes, [*edges, ("join", "end")]))
@@ -176,7 +201,7 @@ def test_a_run_settled_from_the_statuses_read_with_the_lock_still_waits_for_a_pe
     assert RunEvent.objects.filter(run=run, type="run_waiting").count() == 1
 
 
-def chain_with_prepared_statements(user, jobs: list[tuple[int, int]]):  # type: ignore[no-untyped-def]
+def chain_with_prepared_statements(user: User, jobs: list[tuple[int, int]]) -> Run:
     """A run of a chain far enough along that this connection has prepared its lock and write statements."""
     threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
     if threshold is None:
@@ -196,8 +221,8 @@ def prepared_statements() -> dict[str, int]:
 
 
 def test_a_chain_node_s_lock_and_write_are_prepared_on_the_server_and_parsed_once_per_process(
-    alice, dispatched
-) -> None:  # type: ignore[no-untyped-def]
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     # PostgreSQL parsing and planning the same two statements at every node was a third of its CPU per node;
     # psycopg splitting the write around its placeholders again at every node (it caches only queries of up to
     # a number of parameters that runs.models raises) was a sixth of the engine's.
@@ -218,8 +243,8 @@ def test_a_chain_node_s_lock_and_write_are_prepared_on_the_server_and_parsed_onc
 
 
 def test_a_migration_under_a_prepared_statement_fails_the_transition_retryably_and_a_new_connection_prepares_anew(
-    alice, dispatched
-) -> None:  # type: ignore[no-untyped-def]
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     import psycopg
     from django.db import OperationalError, close_old_connections
 
@@ -245,9 +270,12 @@ def test_a_migration_under_a_prepared_statement_fails_the_transition_retryably_a
     assert list(LedgerEntry.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, 15))
 
 
-def test_events_are_sent_only_to_the_groups_someone_watches(alice, dispatched, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_events_are_sent_only_to_the_groups_someone_watches(
+    alice: User, dispatched: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # group_send costs Redis round trips even for an empty group; a run nobody watches is the common case.
     layer = get_channel_layer()
+    assert layer is not None
     sent: list[str] = []
     group_send = layer.group_send
 
@@ -269,12 +297,15 @@ def test_events_are_sent_only_to_the_groups_someone_watches(alice, dispatched, m
     channel = async_to_sync(watch)()
     run_all(dispatched)
     publisher.flush()
+    assert run.workflow_id is not None
     assert set(sent) == {run_group(run.pk)} and workflow_group(run.workflow_id) not in sent
     message = async_to_sync(layer.receive)(channel)
     assert message["events"][0]["run_id"] == run.pk and message["events"][0]["type"] == "node_started"
 
 
-def test_an_orm_write_to_an_engine_table_inside_a_transition_is_refused(alice, dispatched) -> None:  # type: ignore[no-untyped-def]
+def test_an_orm_write_to_an_engine_table_inside_a_transition_is_refused(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
     from runs.writes import TransitionWriteError
 
     run = start(alice, chain(1))

@@ -5,30 +5,34 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from runs.models import LedgerEntry, NodeRun, RunEvent
-from tests.conftest import ROOT, service_env
+from tests.conftest import ROOT, WorkerProcess, service_env
 from tests.engine_helpers import graph_of, start, wait_for
-from tests.llm_server import Answer
+from tests.llm_server import Answer, ScriptedLLM
+from tests.tools.servers import LocalServer, Received, Reply
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
-def agent_flow(**data: object) -> dict:  # type: ignore[type-arg]
+def agent_flow(**data: object) -> dict[str, Any]:
     return graph_of(
         [("start", "start", {}), ("agent", "agent", data), ("end", "end", {})],
         [("start", "agent"), ("agent", "end")],
     )
 
 
-def guard_flow(**data: object) -> dict:  # type: ignore[type-arg]
+def guard_flow(**data: object) -> dict[str, Any]:
     return graph_of(
         [
             ("start", "start", {}),
@@ -40,7 +44,9 @@ def guard_flow(**data: object) -> dict:  # type: ignore[type-arg]
     )
 
 
-def test_agent_answers_with_templated_prompts_streams_tokens_and_records_usage(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_agent_answers_with_templated_prompts_streams_tokens_and_records_usage(
+    alice: User, llm_server: ScriptedLLM
+) -> None:
     model = llm_server.model(
         Answer(content="Hello Ann, your order 42 ships today.", prompt_tokens=20, completion_tokens=9)
     )
@@ -49,6 +55,7 @@ def test_agent_answers_with_templated_prompts_streams_tokens_and_records_usage(a
     )
     run = wait_for(start(alice, flow, {"shop": "Acme", "order": 42}))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["message"] == "Hello Ann, your order 42 ships today."
     assert run.output["tool_calls"] == []
     request = llm_server.requests(model)[0]
@@ -81,7 +88,7 @@ SCHEMA = {
 }
 
 
-def test_structured_output_is_validated_and_merged(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_structured_output_is_validated_and_merged(alice: User, llm_server: ScriptedLLM) -> None:
     model = llm_server.model(Answer(content='```json\n{"sentiment": "positive", "score": 0.9}\n```'))
     run = wait_for(
         start(
@@ -89,25 +96,28 @@ def test_structured_output_is_validated_and_merged(alice, llm_server) -> None:  
         )
     )
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["sentiment"] == "positive" and run.output["score"] == 0.9
     assert "message" not in run.output
     assert llm_server.requests(model)[0]["response_format"] == {"type": "json_object"}
 
 
-def test_structured_output_gets_one_repair_round(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_structured_output_gets_one_repair_round(alice: User, llm_server: ScriptedLLM) -> None:
     model = llm_server.model(
         Answer(content='{"sentiment": "meh"}'), Answer(content='{"sentiment": "negative", "score": 0.1}')
     )
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Rate it", output_schema=SCHEMA)))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["sentiment"] == "negative"
     repair = llm_server.requests(model)[1]["messages"][-1]["content"]
     assert "does not match the required JSON Schema" in repair
     assert "'meh' is not one of ['positive', 'negative']" in repair and "'score' is a required property" in repair
-    assert LedgerEntry.objects.get(run=run, node_id="agent").llm_usage["calls"] == 2
+    usage = LedgerEntry.objects.get(run=run, node_id="agent").llm_usage
+    assert usage is not None and usage["calls"] == 2
 
 
-def test_structured_output_fails_clearly_after_the_repair_round(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_structured_output_fails_clearly_after_the_repair_round(alice: User, llm_server: ScriptedLLM) -> None:
     model = llm_server.model(Answer(content="not json at all"), Answer(content='{"sentiment": "positive"}'))
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Rate it", output_schema=SCHEMA)))
     assert run.status == "failed"
@@ -117,15 +127,16 @@ def test_structured_output_fails_clearly_after_the_repair_round(alice, llm_serve
     )
 
 
-def test_transient_provider_errors_are_retried(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_transient_provider_errors_are_retried(alice: User, llm_server: ScriptedLLM) -> None:
     model = llm_server.model(Answer(status=503), Answer(status=429), Answer(content="third time lucky"))
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi")))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["message"] == "third time lucky"
     assert len(llm_server.requests(model)) == 3
 
 
-def test_a_provider_that_keeps_failing_fails_the_node_with_the_reason(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_provider_that_keeps_failing_fails_the_node_with_the_reason(alice: User, llm_server: ScriptedLLM) -> None:
     # More failures scripted than the worker's FLOWNOVA_LLM_RETRIES=2 may use: any retry layer under ours would
     # take them and show up in the count.
     model = llm_server.model(*[Answer(status=500) for _ in range(9)])
@@ -135,7 +146,7 @@ def test_a_provider_that_keeps_failing_fails_the_node_with_the_reason(alice, llm
     assert len(llm_server.requests(model)) == 3
 
 
-def test_no_provider_configured_fails_at_once_saying_what_to_set(alice) -> None:  # type: ignore[no-untyped-def]
+def test_no_provider_configured_fails_at_once_saying_what_to_set(alice: User) -> None:
     run = wait_for(start(alice, agent_flow(model="anthropic/claude-3-5-haiku-20241022", user_prompt="Hi")))
     assert run.status == "failed"
     assert "no LLM provider is configured" in run.error and "ANTHROPIC_API_KEY" in run.error
@@ -145,10 +156,13 @@ def test_no_provider_configured_fails_at_once_saying_what_to_set(alice) -> None:
     ("verdict", "route"),
     [({"result": "pass", "reason": "polite"}, "pass"), ({"result": "fail", "reason": "contains an insult"}, "fail")],
 )
-def test_guardrails_route_on_the_verdict(alice, llm_server, verdict, route) -> None:  # type: ignore[no-untyped-def]
+def test_guardrails_route_on_the_verdict(
+    alice: User, llm_server: ScriptedLLM, verdict: dict[str, str], route: str
+) -> None:
     model = llm_server.model(Answer(content=json.dumps(verdict)))
     run = wait_for(start(alice, guard_flow(model=model, policy="No insults."), {"text": "Thanks!"}))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["route"] == route
     guard = NodeRun.objects.get(run=run, node_id="guard")
     assert guard.result == {"guardrail_result": route, "guardrail_reason": verdict["reason"]}
@@ -165,10 +179,11 @@ def test_guardrails_route_on_the_verdict(alice, llm_server, verdict, route) -> N
         [Answer(status=500), Answer(status=500), Answer(status=500)],  # the provider is down
     ],
 )
-def test_guardrails_fail_closed(alice, llm_server, answers) -> None:  # type: ignore[no-untyped-def]
+def test_guardrails_fail_closed(alice: User, llm_server: ScriptedLLM, answers: list[Answer]) -> None:
     model = llm_server.model(*answers)
     run = wait_for(start(alice, guard_flow(model=model, policy="No insults.", subject="{{input.text}}"), {"text": "x"}))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["route"] == "fail"
     assert "failing closed" in run.output["why"]
 
@@ -182,7 +197,7 @@ def test_the_web_process_never_imports_litellm() -> None:
     assert result.returncode == 0, result.stderr.decode()
 
 
-def design(graph: dict, reasoning: str = "route by amount") -> Answer:  # type: ignore[type-arg]
+def design(graph: dict[str, Any], reasoning: str = "route by amount") -> Answer:
     return Answer(content=json.dumps({"reasoning": reasoning, "graph": graph}))
 
 
@@ -197,7 +212,7 @@ GOOD_DESIGN = graph_of(
 )
 
 
-def cognitive_flow(model: str, **data: object) -> dict:  # type: ignore[type-arg]
+def cognitive_flow(model: str, **data: object) -> dict[str, Any]:
     node = {"model": model, "instruction": "Classify the order {{input.order_id}} by amount.", **data}
     return graph_of(
         [("start", "start", {}), ("think", "cognitive", node), ("end", "end", {})],
@@ -205,12 +220,13 @@ def cognitive_flow(model: str, **data: object) -> dict:  # type: ignore[type-arg
     )
 
 
-def test_cognitive_node_runs_its_generated_workflow_as_a_child_run(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_cognitive_node_runs_its_generated_workflow_as_a_child_run(alice: User, llm_server: ScriptedLLM) -> None:
     from runs.models import Run
 
     model = llm_server.model(design(GOOD_DESIGN))
     run = wait_for(start(alice, cognitive_flow(model), {"order_id": 7, "amount": 250}))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     child = Run.objects.get(parent=run)
     assert child.status == "succeeded" and child.parent_node_id == "think" and child.owner == alice
     assert [e.node_id for e in LedgerEntry.objects.filter(run=child).order_by("seq")] == ["start", "big", "large"]
@@ -229,7 +245,7 @@ def test_cognitive_node_runs_its_generated_workflow_as_a_child_run(alice, llm_se
     assert "Classify the order 7 by amount." in user_message and '"amount": 250' in user_message
 
 
-def test_cognitive_node_repairs_a_design_once(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_cognitive_node_repairs_a_design_once(alice: User, llm_server: ScriptedLLM) -> None:
     cyclic = graph_of(
         [("start", "start", {}), ("a", "fork", {}), ("b", "fork", {}), ("end", "end", {})],
         [("start", "a"), ("a", "b"), ("b", "a"), ("b", "end")],
@@ -237,12 +253,13 @@ def test_cognitive_node_repairs_a_design_once(alice, llm_server) -> None:  # typ
     model = llm_server.model(design(cyclic), design(GOOD_DESIGN))
     run = wait_for(start(alice, cognitive_flow(model), {"order_id": 1, "amount": 5}))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["size"] == "small"
     repair = llm_server.requests(model)[1]["messages"][-1]["content"]
     assert "cycle" in repair
 
 
-def wide_design(count: int) -> dict:  # type: ignore[type-arg]
+def wide_design(count: int) -> dict[str, Any]:
     ids = ["start", *[f"n{i}" for i in range(count - 2)], "end"]
     kinds = ["start", *["fork"] * (count - 2), "end"]
     return graph_of(list(zip(ids, kinds, [{}] * count, strict=True)), [(ids[i], ids[i + 1]) for i in range(count - 1)])
@@ -288,7 +305,9 @@ def wide_design(count: int) -> dict:  # type: ignore[type-arg]
     ],
     ids=["cycle", "25-nodes", "forbidden-tool", "nested-cognitive", "approval"],
 )
-def test_cognitive_node_refuses_a_design_it_may_not_run(alice, llm_server, bad, problem) -> None:  # type: ignore[no-untyped-def]
+def test_cognitive_node_refuses_a_design_it_may_not_run(
+    alice: User, llm_server: ScriptedLLM, bad: dict[str, Any], problem: str
+) -> None:
     from runs.models import Run
 
     model = llm_server.model(design(bad), design(bad))
@@ -299,7 +318,9 @@ def test_cognitive_node_refuses_a_design_it_may_not_run(alice, llm_server, bad, 
     assert not Run.objects.filter(parent=run).exists()
 
 
-def test_a_failing_generated_workflow_fails_the_cognitive_node_with_its_error(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_generated_workflow_fails_the_cognitive_node_with_its_error(
+    alice: User, llm_server: ScriptedLLM
+) -> None:
     broken = graph_of(
         [
             ("start", "start", {}),
@@ -317,12 +338,11 @@ def test_a_failing_generated_workflow_fails_the_cognitive_node_with_its_error(al
 
 
 @pytest.fixture
-def inventory(alice):  # type: ignore[no-untyped-def]
+def inventory(alice: User) -> Iterator[LocalServer]:
     """A real HTTP tool on loopback: stock levels by product, and a price list."""
-    from tests.tools.servers import LocalServer, Reply
     from tools.services import tool_create
 
-    def respond(request, count):  # type: ignore[no-untyped-def]
+    def respond(request: Received, count: int) -> Reply:
         if "/stock/" in request.path:
             product = request.path.rsplit("/", 1)[-1]
             return Reply(body={"product": product, "stock": {"apple": 3, "pear": 0}.get(product, 0)})
@@ -347,7 +367,9 @@ def inventory(alice):  # type: ignore[no-untyped-def]
     server.close()
 
 
-def test_agent_calls_tools_over_two_rounds_and_records_every_call(alice, llm_server, inventory) -> None:  # type: ignore[no-untyped-def]
+def test_agent_calls_tools_over_two_rounds_and_records_every_call(
+    alice: User, llm_server: ScriptedLLM, inventory: LocalServer
+) -> None:
     model = llm_server.model(
         # Round 1: two tools at once; the second call breaks the schema and must not reach the server.
         Answer(tool_calls=[("stock", {"product": "apple"}), ("stock", {"sku": 7})]),
@@ -358,6 +380,7 @@ def test_agent_calls_tools_over_two_rounds_and_records_every_call(alice, llm_ser
     flow = agent_flow(model=model, user_prompt="What can I buy?", tools=["stock", "prices"])
     run = wait_for(start(alice, flow))
     assert run.status == "succeeded", run.error
+    assert run.output is not None
     assert run.output["message"] == "Apples: 3 in stock at 1.5; pears are sold out."
     calls = run.output["tool_calls"]
     assert [(c["tool"], c["arguments"]) for c in calls] == [
@@ -384,13 +407,13 @@ def test_agent_calls_tools_over_two_rounds_and_records_every_call(alice, llm_ser
     assert RunEvent.objects.filter(run=run, type="tool_call", node_id="agent").count() == 4
 
 
-def test_agent_with_an_unknown_tool_fails_naming_it(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_agent_with_an_unknown_tool_fails_naming_it(alice: User, llm_server: ScriptedLLM) -> None:
     model = llm_server.model(Answer(content="unused"))
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi", tools=["teleport"])))
     assert run.status == "failed" and "unknown tool(s) teleport" in run.error
 
 
-def test_streamed_tokens_reach_a_websocket_client(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_streamed_tokens_reach_a_websocket_client(alice: User, llm_server: ScriptedLLM) -> None:
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
     from rest_framework.authtoken.models import Token
@@ -402,10 +425,10 @@ def test_streamed_tokens_reach_a_websocket_client(alice, llm_server) -> None:  #
     token = Token.objects.create(user=alice).key
     run = start(alice, agent_flow(model=model, user_prompt="Talk"))
 
-    async def listen() -> list[dict]:  # type: ignore[type-arg]
+    async def listen() -> list[dict[str, Any]]:
         communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?token={token}")
         assert (await communicator.connect())[0]
-        messages = []
+        messages: list[dict[str, Any]] = []
         while not messages or messages[-1]["type"] not in ("run_succeeded", "run_failed"):
             messages.append(await communicator.receive_json_from(timeout=20))
         await communicator.disconnect()
@@ -419,7 +442,9 @@ def test_streamed_tokens_reach_a_websocket_client(alice, llm_server) -> None:  #
     assert {m["node_id"] for m in tokens} == {"agent"}
 
 
-def test_the_parent_run_stream_carries_its_child_runs_events_linked_to_the_node(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_parent_run_stream_carries_its_child_runs_events_linked_to_the_node(
+    alice: User, llm_server: ScriptedLLM
+) -> None:
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
     from rest_framework.authtoken.models import Token
@@ -432,10 +457,10 @@ def test_the_parent_run_stream_carries_its_child_runs_events_linked_to_the_node(
     child = Run.objects.get(parent=run)
     token = Token.objects.create(user=alice).key
 
-    async def read_all() -> list[dict]:  # type: ignore[type-arg]
+    async def read_all() -> list[dict[str, Any]]:
         communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?token={token}")
         assert (await communicator.connect())[0]
-        received = []
+        received: list[dict[str, Any]] = []
         while not await communicator.receive_nothing(timeout=0.3):
             received.append(await communicator.receive_json_from())
         await communicator.disconnect()
@@ -450,10 +475,10 @@ def test_the_parent_run_stream_carries_its_child_runs_events_linked_to_the_node(
     assert ("node_completed", "big") in {(m["type"], m["node_id"]) for m in children}
 
 
-def test_the_cost_of_a_model_litellm_knows_is_recorded(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_cost_of_a_model_litellm_knows_is_recorded(alice: User, llm_server: ScriptedLLM) -> None:
     model = llm_server.named("openai/gpt-4o-mini", Answer(content="priced", prompt_tokens=1000, completion_tokens=500))
     run = wait_for(start(alice, agent_flow(model=model, user_prompt="Hi")))
     assert run.status == "succeeded", run.error
     usage = LedgerEntry.objects.get(run=run, node_id="agent").llm_usage
-    assert usage["prompt_tokens"] == 1000 and usage["completion_tokens"] == 500
+    assert usage is not None and usage["prompt_tokens"] == 1000 and usage["completion_tokens"] == 500
     assert isinstance(usage["cost_usd"], float) and 0 < usage["cost_usd"] < 0.01

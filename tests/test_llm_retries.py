@@ -10,14 +10,20 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
+from pytest_django import Settings
 
 from tests.llm_server import Answer, ScriptedLLM
 
+if TYPE_CHECKING:
+    from runs.llm import ChatResult
+
 
 @pytest.fixture
-def llm(llm_server: ScriptedLLM, monkeypatch: pytest.MonkeyPatch, settings):  # type: ignore[no-untyped-def]
+def llm(llm_server: ScriptedLLM, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> ModuleType:
     from runs import llm  # imports LiteLLM: only the tests that call it pay for that
 
     monkeypatch.setenv("OPENAI_API_BASE", llm_server.base_url)
@@ -26,7 +32,7 @@ def llm(llm_server: ScriptedLLM, monkeypatch: pytest.MonkeyPatch, settings):  # 
     return llm
 
 
-def ask(llm, model: str, *, stream: bool):  # type: ignore[no-untyped-def]
+def ask(llm: ModuleType, model: str, *, stream: bool) -> ChatResult:
     on_text = (lambda text: None) if stream else None
     return llm.chat(model=model, messages=[{"role": "user", "content": "Hi"}], on_text=on_text)
 
@@ -34,7 +40,9 @@ def ask(llm, model: str, *, stream: bool):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
 @pytest.mark.parametrize("status", [500, 429])
 @pytest.mark.parametrize("retries", [0, 2])
-def test_a_failing_provider_gets_one_request_per_attempt(llm, llm_server, settings, retries, status, stream) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_provider_gets_one_request_per_attempt(
+    llm: ModuleType, llm_server: ScriptedLLM, settings: Settings, retries: int, status: int, stream: bool
+) -> None:
     settings.FLOWNOVA_LLM_RETRIES = retries
     # More failures scripted than any layer could use, so every request the client sends is answered and counted.
     model = llm_server.model(*[Answer(status=status) for _ in range(12)])
@@ -45,7 +53,9 @@ def test_a_failing_provider_gets_one_request_per_attempt(llm, llm_server, settin
 
 
 @pytest.mark.parametrize("status", [500, 429])
-def test_a_provider_that_recovers_is_asked_once_more_per_failure(llm, llm_server, settings, status) -> None:  # type: ignore[no-untyped-def]
+def test_a_provider_that_recovers_is_asked_once_more_per_failure(
+    llm: ModuleType, llm_server: ScriptedLLM, settings: Settings, status: int
+) -> None:
     settings.FLOWNOVA_LLM_RETRIES = 2
     model = llm_server.model(Answer(status=status), Answer(content="second time lucky"))
     assert ask(llm, model, stream=True).content == "second time lucky"
@@ -87,7 +97,9 @@ class Throttling:
     [({"retry-after-ms": "400"}, 0.4), ({"Retry-After": "1"}, 1.0), ({"Retry-After": "soon"}, 0.0)],
     ids=["retry-after-ms", "retry-after-seconds", "unreadable"],
 )
-def test_the_wait_a_provider_asks_for_is_honoured(llm, settings, monkeypatch, headers, wait) -> None:  # type: ignore[no-untyped-def]
+def test_the_wait_a_provider_asks_for_is_honoured(
+    llm: ModuleType, settings: Settings, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], wait: float
+) -> None:
     # The OpenAI client used to honour Retry-After in the layer now turned off; ours does it instead.
     provider = Throttling(headers)
     monkeypatch.setenv("OPENAI_API_BASE", provider.base_url)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def worker_records(worker) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+def worker_records(worker: WorkerProcess) -> list[dict[str, Any]]:
     records = []
     for line in worker.log().splitlines():
         if line.startswith("{"):
@@ -23,7 +26,7 @@ def worker_records(worker) -> list[dict]:  # type: ignore[no-untyped-def,type-ar
     return records
 
 
-def test_logs_of_a_run_carry_its_run_node_and_task_ids(alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_logs_of_a_run_carry_its_run_node_and_task_ids(alice: User, celery_worker: WorkerProcess) -> None:
     graph = graph_of(
         [("start", "start", {}), ("boom", "test_fail", {"message": "no stock left"}), ("end", "end", {})],
         [("start", "boom"), ("boom", "end")],

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from django.test import override_settings
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 
 
-def samples(client, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]
+def samples(client: Client, **headers: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = client.get("/metrics", **headers)
     assert response.status_code == 200, response.content
     return {
@@ -20,7 +24,7 @@ def samples(client, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ..
 
 
 @pytest.mark.django_db
-def test_metrics_need_a_token_or_a_staff_login(client, alice, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_need_a_token_or_a_staff_login(client: Client, alice: User, superuser: User) -> None:
     assert client.get("/metrics").status_code == 401
     with override_settings(FLOWNOVA_METRICS_TOKEN="s3cret-token"):
         assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
@@ -33,7 +37,9 @@ def test_metrics_need_a_token_or_a_staff_login(client, alice, superuser) -> None
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_metrics_change_as_a_real_run_executes_on_the_worker(client, alice, superuser, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_change_as_a_real_run_executes_on_the_worker(
+    client: Client, alice: User, superuser: User, celery_worker: WorkerProcess
+) -> None:
     client.force_login(superuser)
     graph = graph_of(
         [
@@ -63,7 +69,9 @@ def test_metrics_change_as_a_real_run_executes_on_the_worker(client, alice, supe
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_pending_approvals_are_a_gauge(client, alice, superuser, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_pending_approvals_are_a_gauge(
+    client: Client, alice: User, superuser: User, celery_worker: WorkerProcess
+) -> None:
     client.force_login(superuser)
     graph = graph_of(
         [("start", "start", {}), ("ask", "user_approval", {}), ("a", "end", {}), ("b", "end", {})],

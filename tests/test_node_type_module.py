@@ -8,13 +8,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from nodes import get_node_type, node_catalogue, node_specs
 from runs.models import LedgerEntry, Run
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, wait_for
 from workflows.graph import validate_graph
 
@@ -37,14 +40,14 @@ CATALOGUE_KEYS = {
 }
 
 
-def counting_graph(text: str = "{{input.body}}") -> dict:  # type: ignore[type-arg]
+def counting_graph(text: str = "{{input.body}}") -> dict[str, Any]:
     return graph_of(
         [("start", "start", {}), ("count", "word_count", {"text": text}), ("end", "end", {})],
         [("start", "count"), ("count", "end")],
     )
 
 
-def api(user) -> APIClient:  # type: ignore[no-untyped-def]
+def api(user: User) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -82,7 +85,7 @@ def test_a_workflow_using_it_validates_and_its_form_hints_do_not_change_validati
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_it_saves_through_the_api_and_runs_on_the_worker(alice, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_it_saves_through_the_api_and_runs_on_the_worker(alice: User, celery_worker: WorkerProcess) -> None:
     client = api(alice)
     saved = client.post("/api/workflows/", {"name": "Count", "graph": counting_graph()}, format="json")
     assert saved.status_code == 201, saved.json()

@@ -11,13 +11,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from celery import Celery, current_app
+from django.contrib.auth.models import User
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu import exceptions as kombu_errors
 from kombu.common import ignore_errors
+from kombu.transport.redis import Channel as RedisChannel
 
 from flownova.celery import app as flownova_app
 from runs.models import NodeRun
@@ -75,7 +78,7 @@ def test_the_worker_retries_the_broker_forever() -> None:
     assert conf.broker_transport_options["socket_timeout"] > 1  # longer than the worker's blocking BRPOP
 
 
-def test_closing_a_task_channel_left_open_by_a_failed_collect_does_not_crash(private_redis) -> None:  # type: ignore[no-untyped-def]
+def test_closing_a_task_channel_left_open_by_a_failed_collect_does_not_crash(private_redis: PrivateRedis) -> None:
     """What the worker's consumer does when it loses Redis, step by step (Consumer.on_connection_error_after_
     connected: collect the connection, then close it), with the state it is in under load: a task in hand
     (unacknowledged), a BRPOP waiting for the next one, and the remote-control channel's broadcast queue.
@@ -85,6 +88,7 @@ def test_closing_a_task_channel_left_open_by_a_failed_collect_does_not_crash(pri
     tasks = Queue("outage-tasks", Exchange("outage-tasks"), "outage-tasks")
     in_hand: list[object] = []
     channel = connection.default_channel
+    assert isinstance(channel, RedisChannel)
     Consumer(channel, [tasks], callbacks=[lambda body, message: in_hand.append(message)], accept=["json"]).consume()
     control = connection.channel()
     broadcast = Queue("outage.pidbox", Exchange("outage.pidbox", type="fanout"), auto_delete=True)
@@ -98,8 +102,9 @@ def test_closing_a_task_channel_left_open_by_a_failed_collect_does_not_crash(pri
             connection.drain_events(timeout=0.2)
         except TimeoutError:
             pass
-    channel._brpop_start()  # the next BRPOP, as the worker's event loop issues while it can take more work
-    assert channel.qos._delivered and channel._in_poll
+    internals: Any = channel  # the transport's poll state, which kombu's type stubs leave out
+    internals._brpop_start()  # the next BRPOP, as the worker's event loop issues while it can take more work
+    assert channel.qos._delivered and internals._in_poll
 
     private_redis.stop()
     try:
@@ -126,7 +131,9 @@ def run_workflow(env: dict[str, str], document: Path, user: str) -> subprocess.P
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_worker_survives_a_redis_restart_with_tasks_in_hand(private_redis, alice, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_worker_survives_a_redis_restart_with_tasks_in_hand(
+    private_redis: PrivateRedis, alice: User, tmp_path: Path
+) -> None:
     env = service_env(FLOWNOVA_TEST_REDIS_URL=private_redis.url)
     # Not the current app: shared tasks (the engine's) would then be sent to this private broker by every later
     # test of the session.
@@ -166,7 +173,7 @@ def test_the_worker_survives_a_redis_restart_with_tasks_in_hand(private_redis, a
         assert "Unrecoverable error" not in worker.log()
     finally:
         if busy is not None:
-            stop_process(busy)  # type: ignore[arg-type]
+            stop_process(busy)
         stop_process(worker.process)
         control.close()
     assert current_app.main == flownova_app.main

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from runs.models import LedgerEntry, Run
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, ledger, start, wait_for
-from tests.llm_server import Answer
+from tests.llm_server import Answer, ScriptedLLM
 from workflows.models import Workflow
 from workflows.services import workflow_update
 
@@ -15,11 +17,11 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
-def api(user) -> APIClient:  # type: ignore[no-untyped-def]
+def api(user: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
@@ -29,7 +31,9 @@ def reused(run: Run) -> list[tuple[str, bool]]:
     return list(LedgerEntry.objects.filter(run=run).order_by("seq").values_list("node_id", "reused"))
 
 
-def test_resume_from_the_middle_reuses_earlier_agents_without_calling_the_model(alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_resume_from_the_middle_reuses_earlier_agents_without_calling_the_model(
+    alice: User, llm_server: ScriptedLLM
+) -> None:
     research = llm_server.model(Answer(content="facts"))
     write = llm_server.model(Answer(content="draft one"), Answer(content="draft two"))
     graph = graph_of(
@@ -58,7 +62,7 @@ def test_resume_from_the_middle_reuses_earlier_agents_without_calling_the_model(
     assert reused(run) == [("start", True), ("research", True), ("write", False), ("end", False)]
 
 
-def test_resume_from_a_failed_node_after_fixing_the_workflow(alice) -> None:  # type: ignore[no-untyped-def]
+def test_resume_from_a_failed_node_after_fixing_the_workflow(alice: User) -> None:
     broken = graph_of(
         [
             ("start", "start", {}),
@@ -71,6 +75,7 @@ def test_resume_from_a_failed_node_after_fixing_the_workflow(alice) -> None:  # 
     )
     source = wait_for(start(alice, broken, {"amount": 50}))
     assert source.status == "failed" and "input.amount_typo" in source.error
+    assert source.workflow is not None
     fixed = graph_of(
         [
             ("start", "start", {}),
@@ -93,7 +98,7 @@ def test_resume_from_a_failed_node_after_fixing_the_workflow(alice) -> None:  # 
     assert response.json()["warnings"] == []  # nothing reused acts on the world
 
 
-def test_resume_with_edited_input_and_bad_requests(alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_resume_with_edited_input_and_bad_requests(alice: User, mallory: User) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
@@ -123,9 +128,10 @@ def test_resume_with_edited_input_and_bad_requests(alice, mallory) -> None:  # t
     assert Run.objects.filter(source_run=source).count() == 1
 
 
-def test_rerun_of_the_same_version_or_the_current_one(alice) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_of_the_same_version_or_the_current_one(alice: User) -> None:
     first = graph_of([("start", "start", {}), ("end", "end", {"output": {"v": 1}})], [("start", "end")])
     source = wait_for(start(alice, first))
+    assert source.workflow is not None
     workflow_update(
         workflow=source.workflow,
         graph=graph_of([("start", "start", {}), ("end", "end", {"output": {"v": 2}})], [("start", "end")]),
@@ -136,7 +142,7 @@ def test_rerun_of_the_same_version_or_the_current_one(alice) -> None:  # type: i
     assert wait_for(Run.objects.get(pk=current["id"])).output == {"v": 2}
 
 
-def test_compare_two_runs_node_by_node(alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_compare_two_runs_node_by_node(alice: User, mallory: User) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
@@ -159,7 +165,7 @@ def test_compare_two_runs_node_by_node(alice, mallory) -> None:  # type: ignore[
     assert api(mallory).get("/api/runs/compare/", {"a": first.pk, "b": second.pk}).status_code == 404
 
 
-def test_the_ledger_alone_rebuilds_a_run_after_its_workflow_is_deleted(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_ledger_alone_rebuilds_a_run_after_its_workflow_is_deleted(alice: User) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
@@ -170,6 +176,7 @@ def test_the_ledger_alone_rebuilds_a_run_after_its_workflow_is_deleted(alice) ->
         [("start", "check"), ("check", "yes", "true"), ("check", "no", "false")],
     )
     run = wait_for(start(alice, graph, {"n": 3}))
+    assert run.workflow_id is not None
     Workflow.objects.filter(pk=run.workflow_id).delete()  # gone for good, not just soft-deleted
     trace = api(alice).get(f"/api/runs/{run.pk}/trace/").json()
     assert trace["workflow"] is None and trace["workflow_name"] == "Example"

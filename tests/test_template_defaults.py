@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.contrib.auth.models import User
 
 from nodes import node_specs
 from runs.models import LedgerEntry
+from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 from workflows.graph import validate_graph
 
@@ -15,11 +19,11 @@ SCHEMA = {"type": "object", "properties": {"order": {"type": "integer"}, "custom
 
 
 @pytest.fixture(autouse=True)
-def worker(celery_worker):  # type: ignore[no-untyped-def]
+def worker(celery_worker: WorkerProcess) -> WorkerProcess:
     return celery_worker
 
 
-def greeting_flow(greeting: str) -> dict:  # type: ignore[type-arg]
+def greeting_flow(greeting: str) -> dict[str, Any]:
     # The if/else adds its own fields to what the end node gets, as any earlier node does.
     return graph_of(
         [
@@ -31,7 +35,7 @@ def greeting_flow(greeting: str) -> dict:  # type: ignore[type-arg]
     )
 
 
-def test_an_optional_field_left_out_takes_the_default(alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_optional_field_left_out_takes_the_default(alice: User) -> None:
     flow = greeting_flow('Hello {{input.customer ?? "guest"}}, order {{input.order ?? 0}}')
     assert wait_for(start(alice, flow, {"order": 12})).output == {"greeting": "Hello guest, order 12"}
     assert wait_for(start(alice, flow, {"order": 3, "customer": "Ann"})).output == {"greeting": "Hello Ann, order 3"}
@@ -39,7 +43,7 @@ def test_an_optional_field_left_out_takes_the_default(alice) -> None:  # type: i
     assert whole.status == "succeeded" and whole.output == {"greeting": None}
 
 
-def test_a_missing_field_without_a_default_names_the_node_whose_input_it_looked_in(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_field_without_a_default_names_the_node_whose_input_it_looked_in(alice: User) -> None:
     run = wait_for(start(alice, greeting_flow("Hello {{input.customer}}"), {"order": 12}))
     assert run.status == "failed"
     message = (
