@@ -3,8 +3,12 @@ object's page load, with the list columns, filters and search in use."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest
@@ -16,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def one_of_each(alice):  # type: ignore[no-untyped-def]
+def one_of_each(alice: User) -> dict[str, Any]:
     workflow = make_workflow(alice)
     run = make_run(workflow)
     tool = Tool.objects.create(owner=alice, name="weather", description="Weather by city", url="https://example.test/w")
@@ -41,7 +45,7 @@ def one_of_each(alice):  # type: ignore[no-untyped-def]
 
 def registered_models() -> list[str]:
     return sorted(
-        model._meta.model_name
+        str(model._meta.model_name)
         for model in admin.site._registry
         if model._meta.app_label in {"workflows", "runs", "tools", "approvals"}
     )
@@ -54,7 +58,7 @@ def test_every_domain_model_is_registered() -> None:
 
 
 @pytest.mark.parametrize("model_name", registered_models())
-def test_admin_pages_load(client, superuser, one_of_each, model_name) -> None:  # type: ignore[no-untyped-def]
+def test_admin_pages_load(client: Client, superuser: User, one_of_each: dict[str, Any], model_name: str) -> None:
     obj = one_of_each[model_name]
     app_label = obj._meta.app_label
     client.force_login(superuser)
@@ -74,7 +78,9 @@ def test_admin_pages_load(client, superuser, one_of_each, model_name) -> None:  
     assert add.status_code == expected
 
 
-def test_ledger_cannot_be_added_changed_or_deleted_in_the_admin(client, superuser, one_of_each) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_cannot_be_added_changed_or_deleted_in_the_admin(
+    client: Client, superuser: User, one_of_each: dict[str, Any]
+) -> None:
     entry = one_of_each["ledgerentry"]
     client.force_login(superuser)
     assert client.get(reverse("admin:runs_ledgerentry_add")).status_code == 403
@@ -85,14 +91,14 @@ def test_ledger_cannot_be_added_changed_or_deleted_in_the_admin(client, superuse
     assert entry.status == "succeeded"
 
 
-def test_outsider_without_staff_flag_is_sent_to_login(client, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_outsider_without_staff_flag_is_sent_to_login(client: Client, mallory: User) -> None:
     client.force_login(mallory)
     response = client.get(reverse("admin:workflows_workflow_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
 
 
-def test_editing_a_workflow_in_the_admin_bumps_its_version(client, superuser, alice) -> None:  # type: ignore[no-untyped-def]
+def test_editing_a_workflow_in_the_admin_bumps_its_version(client: Client, superuser: User, alice: User) -> None:
     workflow = make_workflow(alice, name="Before")
     client.force_login(superuser)
     url = reverse("admin:workflows_workflow_change", args=[workflow.pk])

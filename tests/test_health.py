@@ -4,11 +4,14 @@ login; anyone else gets "ok" or "failing" per check and the HTTP status."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
-from django.test import override_settings
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
 
-from tests.conftest import service_env, start_daphne, stop_process
+from tests.conftest import WorkerProcess, service_env, start_daphne, stop_process
 
 CLOSED_PORT_DATABASE = "postgres://postgres@127.0.0.1:1/flownova"
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
@@ -16,16 +19,16 @@ METRICS_TOKEN = "readyz-test-token"
 BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
-def statuses(body: dict) -> dict[str, str]:  # type: ignore[type-arg]
+def statuses(body: dict[str, Any]) -> dict[str, str]:
     return {name: check["status"] for name, check in body["checks"].items()}
 
 
-def assert_no_details(body: dict) -> None:  # type: ignore[type-arg]
+def assert_no_details(body: dict[str, Any]) -> None:
     """Only each check's status: nothing that names a host, a port, a worker or how long a check took."""
     assert all(set(check) == {"status"} for check in body["checks"].values()), body
 
 
-def test_healthz_answers_without_touching_dependencies(client) -> None:  # type: ignore[no-untyped-def]
+def test_healthz_answers_without_touching_dependencies(client: Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -33,7 +36,7 @@ def test_healthz_answers_without_touching_dependencies(client) -> None:  # type:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_readyz_is_green_when_database_redis_and_a_worker_answer(client, celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_is_green_when_database_redis_and_a_worker_answer(client: Client, celery_worker: WorkerProcess) -> None:
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
@@ -110,8 +113,8 @@ def test_readyz_is_503_naming_celery_when_no_worker_listens() -> None:
 
 @pytest.mark.django_db
 @override_settings(FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN, FLOWNOVA_READYZ_TIMEOUT=0.3)
-def test_readyz_details_are_for_staff_and_the_metrics_token_only(client, alice, superuser) -> None:  # type: ignore[no-untyped-def]
-    def checks(**headers: str) -> dict:  # type: ignore[type-arg]
+def test_readyz_details_are_for_staff_and_the_metrics_token_only(client: Client, alice: User, superuser: User) -> None:
+    def checks(**headers: str) -> dict[str, Any]:
         response = client.get("/readyz", headers=headers)
         assert response.status_code in (200, 503)
         return response.json()

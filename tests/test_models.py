@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 
 from approvals.models import ApprovalRequest
@@ -14,7 +15,7 @@ from workflows.services import workflow_soft_delete, workflow_update
 pytestmark = pytest.mark.django_db
 
 
-def test_graph_document_round_trips_through_node_and_edge_rows(alice) -> None:  # type: ignore[no-untyped-def]
+def test_graph_document_round_trips_through_node_and_edge_rows(alice: User) -> None:
     graph = {
         "nodes": [
             {"id": "start", "type": "start", "position": {"x": 0, "y": 0}, "data": {}},
@@ -37,7 +38,7 @@ def test_graph_document_round_trips_through_node_and_edge_rows(alice) -> None:  
     assert Workflow.objects.get(pk=workflow.pk).graph_document() == graph
 
 
-def test_every_save_bumps_the_version(alice) -> None:  # type: ignore[no-untyped-def]
+def test_every_save_bumps_the_version(alice: User) -> None:
     workflow = make_workflow(alice)
     assert workflow.version == 1
     workflow = workflow_update(workflow=workflow, name="Renamed")
@@ -47,7 +48,7 @@ def test_every_save_bumps_the_version(alice) -> None:  # type: ignore[no-untyped
     assert [node["id"] for node in workflow.graph_document()["nodes"]] == ["start", "a", "end"]
 
 
-def test_soft_delete_hides_the_workflow_but_keeps_its_runs(alice) -> None:  # type: ignore[no-untyped-def]
+def test_soft_delete_hides_the_workflow_but_keeps_its_runs(alice: User) -> None:
     workflow = make_workflow(alice)
     run = make_run(workflow)
     workflow_soft_delete(workflow=workflow)
@@ -56,14 +57,14 @@ def test_soft_delete_hides_the_workflow_but_keeps_its_runs(alice) -> None:  # ty
     assert run.workflow_id == workflow.pk and run.graph["nodes"]
 
 
-def test_visible_to_scopes_by_owner_and_lets_staff_see_all(alice, mallory, superuser) -> None:  # type: ignore[no-untyped-def]
+def test_visible_to_scopes_by_owner_and_lets_staff_see_all(alice: User, mallory: User, superuser: User) -> None:
     workflow = make_workflow(alice)
     assert list(Workflow.objects.visible_to(alice)) == [workflow]
     assert list(Workflow.objects.visible_to(mallory)) == []
     assert list(Workflow.objects.visible_to(superuser)) == [workflow]
 
 
-def test_ledger_entries_cannot_be_changed_by_the_model(alice) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_entries_cannot_be_changed_by_the_model(alice: User) -> None:
     run = make_run(make_workflow(alice))
     entry = LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
     entry.status = "failed"
@@ -71,7 +72,7 @@ def test_ledger_entries_cannot_be_changed_by_the_model(alice) -> None:  # type: 
         entry.save()
 
 
-def test_ledger_entries_cannot_be_changed_in_the_database(alice) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_entries_cannot_be_changed_in_the_database(alice: User) -> None:
     run = make_run(make_workflow(alice))
     LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
     with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
@@ -81,14 +82,14 @@ def test_ledger_entries_cannot_be_changed_in_the_database(alice) -> None:  # typ
     assert LedgerEntry.objects.get(run=run).status == "succeeded"
 
 
-def test_ledger_seq_is_unique_within_a_run(alice) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_seq_is_unique_within_a_run(alice: User) -> None:
     run = make_run(make_workflow(alice))
     LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.create(run=run, seq=1, node_id="end", node_type="end", status="succeeded")
 
 
-def test_a_node_has_one_state_row_and_one_approval_request_per_run(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_has_one_state_row_and_one_approval_request_per_run(alice: User) -> None:
     run = make_run(make_workflow(alice))
     NodeRun.objects.create(run=run, node_id="a", node_type="fork")
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -98,7 +99,7 @@ def test_a_node_has_one_state_row_and_one_approval_request_per_run(alice) -> Non
         ApprovalRequest.objects.create(run=run, node_id="ok")
 
 
-def test_a_pending_approval_cannot_carry_a_decision_time(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_approval_cannot_carry_a_decision_time(alice: User) -> None:
     from django.utils import timezone
 
     run = make_run(make_workflow(alice))
@@ -126,7 +127,7 @@ def test_every_foreign_key_of_the_run_tables_leads_an_index_and_none_has_a_redun
 
 
 @pytest.mark.django_db(transaction=True)  # TRUNCATE needs a transaction with no deferred checks pending
-def test_ledger_entries_cannot_be_deleted_or_truncated_in_the_database(alice) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_entries_cannot_be_deleted_or_truncated_in_the_database(alice: User) -> None:
     run = make_run(make_workflow(alice))
     LedgerEntry.objects.create(run=run, seq=1, node_id="start", node_type="start", status="succeeded")
     for statement in ("DELETE FROM runs_ledgerentry", "TRUNCATE runs_ledgerentry CASCADE"):
@@ -139,7 +140,7 @@ def test_ledger_entries_cannot_be_deleted_or_truncated_in_the_database(alice) ->
     assert LedgerEntry.objects.filter(run=run).count() == 1
 
 
-def test_purge_deletes_old_finished_runs_with_their_ledgers_and_nothing_else(alice) -> None:  # type: ignore[no-untyped-def]
+def test_purge_deletes_old_finished_runs_with_their_ledgers_and_nothing_else(alice: User) -> None:
     from datetime import timedelta
 
     from django.utils import timezone

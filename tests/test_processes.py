@@ -89,7 +89,8 @@ def test_a_signal_stops_the_command_and_the_loop_at_once(tmp_path: Path, signum:
     assert time.monotonic() - started < 2
     wait_until(lambda: not alive(child), 2, "the command stopped")
     assert wrapper.returncode == 128 + signal.SIGTERM  # sleep was ended by the SIGTERM passed on
-    assert "starting it again" not in wrapper.stderr.read().decode()  # type: ignore[union-attr]
+    assert wrapper.stderr is not None
+    assert "starting it again" not in wrapper.stderr.read().decode()
 
 
 def test_a_signal_during_the_wait_before_a_restart_stops_the_loop(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from flownova import reliances
 @pytest.fixture
 def unchecked_psycopg(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every reliance sees an installed version it was never checked against."""
-    monkeypatch.setattr(reliances.metadata, "version", lambda name: "99.0")
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0")  # the module reliances reads versions from
     reliances._applies.cache_clear()
     yield
     reliances._applies.cache_clear()
@@ -66,8 +67,8 @@ def test_an_unchecked_version_turns_every_reliance_off_and_says_so(
 
 def test_with_a_checked_version_a_connection_is_marked_obsolete() -> None:
     class Connection:
-        pass
+        close_at: float  # Django's connection attribute; unset until marked
 
     connection = Connection()
     reliances.mark_connection_obsolete(connection)
-    assert isinstance(connection.close_at, float)  # type: ignore[attr-defined]
+    assert isinstance(connection.close_at, float)

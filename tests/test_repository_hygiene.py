@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +47,12 @@ def tracked_text_files() -> list[Path]:
     return files
 
 
-def hits(check: object) -> list[str]:
+def hits(check: Callable[[str], bool]) -> list[str]:
     found = []
     for path in tracked_text_files():
         lines = path.read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines, start=1):
-            if check(line):  # type: ignore[operator]
+            if check(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:120]}")
     return found
 

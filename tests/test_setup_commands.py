@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -68,7 +69,9 @@ def test_a_bad_boolean_setting_is_named() -> None:
 
 
 @pytest.mark.django_db
-def test_demo_setup_creates_the_user_and_examples_once(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_demo_setup_creates_the_user_and_examples_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from flownova.management.commands import demo_setup
 
     monkeypatch.setattr(demo_setup, "CREDENTIALS_FILE", tmp_path / "creds.json")

@@ -20,9 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, expect, sync_playwright
+from django.contrib.auth.models import User
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
-from tests.conftest import ROOT, ServerProcess, service_env, start_daphne, stop_process
+from tests.conftest import ROOT, ServerProcess, WorkerProcess, service_env, start_daphne, stop_process
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -34,7 +44,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 TIMEOUT_MS = 10_000
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 INSTALL_HINT = (
@@ -78,7 +88,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def daphne_server(django_db_setup: None, celery_worker) -> Iterator[ServerProcess]:  # type: ignore[no-untyped-def]
+def daphne_server(django_db_setup: None, celery_worker: WorkerProcess) -> Iterator[ServerProcess]:
     """daphne on a loopback port, on the test database and Redis, with the suite's worker running the runs."""
     server = start_daphne(service_env())
     yield server
@@ -132,7 +142,7 @@ def open_page(
     is screenshotted to test-artifacts/screenshots/ and the test fails if any page logged an error."""
     contexts: list[tuple[str, BrowserContext]] = []
 
-    def open_(user) -> Page:  # type: ignore[no-untyped-def]
+    def open_(user: User) -> Page:
         context = browser.new_context(viewport=VIEWPORT, base_url=daphne_server.base_url)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append((user.get_username(), context))
@@ -162,6 +172,6 @@ def open_page(
 
 
 @pytest.fixture
-def page(open_page: Callable[..., Page], alice) -> Page:  # type: ignore[no-untyped-def]
+def page(open_page: Callable[..., Page], alice: User) -> Page:
     """A page logged in as alice, who owns the test's workflows."""
     return open_page(alice)

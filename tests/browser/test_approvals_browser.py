@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from playwright.sync_api import Page, Route, expect
 
 from approvals.models import ApprovalRequest
@@ -16,7 +18,7 @@ from tests.factories import make_run, make_workflow
 pytestmark = [pytest.mark.worker, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def editable_refund() -> dict:  # type: ignore[type-arg]
+def editable_refund() -> dict[str, Any]:
     node = {"message": "Refund {{input.amount}} to {{input.customer}}?", "editable_fields": ["amount"]}
     return graph_of(
         [("start", "start", {}), ("ask", "user_approval", node), ("yes", "end", {}), ("no", "end", {})],
@@ -24,7 +26,7 @@ def editable_refund() -> dict:  # type: ignore[type-arg]
     )
 
 
-def test_edit_a_field_when_approving_from_the_inbox(page: Page, alice, page_problems: PageProblems) -> None:  # type: ignore[no-untyped-def]
+def test_edit_a_field_when_approving_from_the_inbox(page: Page, alice: User, page_problems: PageProblems) -> None:
     # The refused edit below is a 400 by design; Chromium logs every 4xx answer as a console error.
     page_problems.allow(r"Failed to load resource: the server responded with a status of 400")
     workflow = make_workflow(alice, name="Refunds", graph=editable_refund())
@@ -67,13 +69,14 @@ def test_edit_a_field_when_approving_from_the_inbox(page: Page, alice, page_prob
     expect(page.locator("#run-summary .badge").first).to_have_text("succeeded")
     expect(page.locator("#run-output")).to_contain_text('"amount": 90')
     expect(page.locator(f"#approval-{approval.pk}")).to_contain_text("edited amount: 120 → 90")
-    assert wait_for(run).output["approval"]["edits"] == {
+    output = wait_for(run).output
+    assert output is not None and output["approval"]["edits"] == {
         "by": "alice",
         "changes": {"amount": {"from": 120, "to": 90}},
     }
 
 
-def test_page_through_the_pending_requests_without_a_reload(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_page_through_the_pending_requests_without_a_reload(page: Page, alice: User) -> None:
     workflow = make_workflow(alice, name="Many")
     for number in range(27):
         run = make_run(workflow, status="waiting")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from django.contrib.auth.models import User
+from playwright.sync_api import Locator, Page, expect
 
 from nodes import node_catalogue
 from runs.models import Run
@@ -20,18 +22,18 @@ from runs.services import run_start
 from tests.browser.conftest import SCREENSHOTS
 from tests.engine_helpers import graph_of, wait_for
 from tests.factories import make_workflow
-from tests.llm_server import Answer
+from tests.llm_server import Answer, ScriptedLLM
 from tools.models import Tool
 from workflows.models import Workflow
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def canvas_node(page: Page, node_id: str):  # type: ignore[no-untyped-def]
+def canvas_node(page: Page, node_id: str) -> Locator:
     return page.locator(f'.react-flow__node[data-id="{node_id}"]')
 
 
-def node_status(page: Page, node_id: str):  # type: ignore[no-untyped-def]
+def node_status(page: Page, node_id: str) -> Locator:
     return canvas_node(page, node_id).locator(".fn-node")
 
 
@@ -70,7 +72,7 @@ ADD_TO_CATALOGUE = """
 """
 
 
-def with_extra_node_types(page: Page, extra: list[dict]) -> None:  # type: ignore[type-arg]
+def with_extra_node_types(page: Page, extra: list[dict[str, Any]]) -> None:
     """Append `extra` to the node type catalogue the page's canvases read, as if a deployment had registered
     those types."""
     page.add_init_script("((extra) => {" + ADD_TO_CATALOGUE + "})(" + json.dumps(extra) + ");")
@@ -86,7 +88,7 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
-def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice: User) -> None:
     page.goto("/workflows/")
     page.get_by_role("link", name="New workflow", exact=True).click()
     expect(canvas_node(page, "end")).to_be_visible()
@@ -201,7 +203,7 @@ def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice) -> N
     shot(page, "run-view")
 
 
-def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice: User) -> None:
     Tool.objects.create(owner=alice, name="lookup_order", description="Find an order", url="http://127.0.0.1:9/")
     schema = {"type": "object", "properties": {"order": {"type": "integer"}}}
     workflow = make_workflow(
@@ -260,7 +262,8 @@ def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice) -> 
     expect(page.locator(".fn-save-status")).to_have_text("Saved: version 2.")
 
     workflow.refresh_from_db()
-    saved = {node["id"]: node for node in workflow.graph_document()["nodes"]}
+    document: dict[str, Any] = workflow.graph_document()  # the JSON as saved: read, not type-checked
+    saved = {node["id"]: node for node in document["nodes"]}
     assert saved["helper"]["type"] == "agent"
     assert saved["helper"]["data"] == {
         "model": "openai/scripted",
@@ -306,7 +309,7 @@ LOOKUP = {
 }
 
 
-def test_palette_nodes_and_forms_follow_the_catalogue_for_any_type(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_palette_nodes_and_forms_follow_the_catalogue_for_any_type(page: Page, alice: User) -> None:
     Tool.objects.create(owner=alice, name="lookup_order", description="Find an order", url="http://127.0.0.1:9/")
     with_extra_node_types(page, [TRIAGE, LOOKUP])
     page.goto("/workflows/new/")
@@ -362,7 +365,7 @@ def test_palette_nodes_and_forms_follow_the_catalogue_for_any_type(page: Page, a
     shot(page, "editor-catalogue")
 
 
-def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice: User, llm_server: ScriptedLLM) -> None:
     reply = "Your parcel left the depot this morning and arrives tomorrow."
     model = llm_server.model(Answer(content=reply, chunk_delay=0.2))
     # A pause first, so the page is open and live before the model starts answering (for about 3 s).
@@ -388,7 +391,7 @@ def test_run_canvas_shows_an_agents_text_as_it_streams(page: Page, alice, llm_se
     expect(page.locator("#node-detail")).to_contain_text('"prompt_tokens": 11')
 
 
-def test_compare_page_colours_the_nodes_whose_output_changed(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_compare_page_colours_the_nodes_whose_output_changed(page: Page, alice: User) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
@@ -421,7 +424,7 @@ def test_compare_page_colours_the_nodes_whose_output_changed(page: Page, alice) 
     shot(page, "compare")
 
 
-def test_a_cognitive_nodes_design_opens_as_a_graph(page: Page, alice, llm_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_cognitive_nodes_design_opens_as_a_graph(page: Page, alice: User, llm_server: ScriptedLLM) -> None:
     designed = graph_of(
         [
             ("start", "start", {}),

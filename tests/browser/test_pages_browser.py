@@ -8,9 +8,11 @@ exception on it fails the test (see conftest.py).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from django.contrib.auth.models import User
+from playwright.sync_api import Locator, Page, expect
 
 from approvals.models import ApprovalRequest
 from runs.models import Run
@@ -25,7 +27,7 @@ MARK_PAGE = "window.__flownovaNotReloaded = true"
 NOT_RELOADED = "window.__flownovaNotReloaded === true"
 
 
-def slow_graph() -> dict:  # type: ignore[type-arg]
+def slow_graph() -> dict[str, Any]:
     """Input `who` (required) and `times`; two nodes that each take a moment, so their states can be seen
     changing; the output names who asked."""
     schema = {
@@ -44,7 +46,7 @@ def slow_graph() -> dict:  # type: ignore[type-arg]
     )
 
 
-def approval_graph() -> dict:  # type: ignore[type-arg]
+def approval_graph() -> dict[str, Any]:
     return graph_of(
         [
             ("start", "start", {}),
@@ -56,11 +58,11 @@ def approval_graph() -> dict:  # type: ignore[type-arg]
     )
 
 
-def node_state(page: Page, node_id: str):  # type: ignore[no-untyped-def]
+def node_state(page: Page, node_id: str) -> Locator:
     return page.locator(f'#run-nodes tr[data-node-id="{node_id}"] .badge')
 
 
-def test_log_in_and_see_only_my_workflows(page: Page, alice, mallory) -> None:  # type: ignore[no-untyped-def]
+def test_log_in_and_see_only_my_workflows(page: Page, alice: User, mallory: User) -> None:
     make_workflow(alice, name="Support router")
     make_workflow(alice, name="Invoice triage")
     make_workflow(mallory, name="Mallory's secret")
@@ -76,7 +78,7 @@ def test_log_in_and_see_only_my_workflows(page: Page, alice, mallory) -> None:  
     expect(page).to_have_url(re.compile(r"/login/"))
 
 
-def test_run_from_the_form_and_watch_the_nodes_finish_live(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_run_from_the_form_and_watch_the_nodes_finish_live(page: Page, alice: User) -> None:
     workflow = make_workflow(alice, name="Slow greeter", graph=slow_graph())
     page.goto(f"/workflows/{workflow.pk}/")
     form = page.locator("#run-form-fields")
@@ -109,7 +111,7 @@ def test_run_from_the_form_and_watch_the_nodes_finish_live(page: Page, alice) ->
     assert page.evaluate(NOT_RELOADED)
 
 
-def test_approve_from_the_inbox_while_the_count_follows_live(page: Page, alice) -> None:  # type: ignore[no-untyped-def]
+def test_approve_from_the_inbox_while_the_count_follows_live(page: Page, alice: User) -> None:
     workflow = make_workflow(alice, name="Refunds", graph=approval_graph())
     page.goto("/workflows/")
     badge = page.locator("#approvals-count")
