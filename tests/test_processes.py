@@ -38,12 +38,19 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
 
 
+def _default_interrupts() -> None:
+    # As under honcho or a terminal. A suite started in the background of a non-interactive shell inherits
+    # SIGINT ignored, and a shell cannot trap a signal ignored when it started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def respawn(name: str, command: str, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [RESPAWN, name, "sh", "-c", command],
         cwd=ROOT,
         env={**os.environ, "FLOWNOVA_RESPAWN_MAX_DELAY": "1", **env},
         stderr=subprocess.PIPE,
+        preexec_fn=_default_interrupts,
     )
 
 
