@@ -25,6 +25,7 @@ from flownova.api_parsers import SafeJSONParser
 from flownova.login_lockout import LoginLockedOut
 from runs.api import RunViewSet, UsageView, WorkflowRunStartView
 from tools.api import ToolViewSet
+from triggers.api import TriggerViewSet, WorkflowTriggersView
 from workflows.api import WorkflowViewSet
 
 app_name = "api"
@@ -85,12 +86,14 @@ router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("runs", RunViewSet, basename="run")
 router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("tools", ToolViewSet, basename="tool")
+router.register("triggers", TriggerViewSet, basename="trigger")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("usage/", UsageView.as_view(), name="usage"),
     # A workflow's runs start in the runs app, which sits above workflows; the pattern is the router's own.
     re_path(r"^workflows/(?P<pk>[^/.]+)/runs/$", WorkflowRunStartView.as_view(), name="workflow-start-run"),
+    re_path(r"^workflows/(?P<pk>[^/.]+)/triggers/$", WorkflowTriggersView.as_view(), name="workflow-triggers"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("docs/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -8,6 +8,7 @@ record, where the JSON formatter (python-json-logger) writes them as fields.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,3 +43,20 @@ def _celery_task_id() -> str | None:
 
     request = getattr(current_task, "request", None)
     return getattr(request, "id", None) if request is not None else None
+
+
+# A webhook's URL is its credential: `/hooks/<secret>/` must never reach a log, whoever logs the path
+# (Django logs every 4xx and 5xx response with its path and the request).
+_WEBHOOK_PATH = re.compile(r"/hooks/[^/\s'\"]+")
+_WEBHOOK_REDACTED = "/hooks/<redacted>"
+
+
+class WebhookSecretFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/hooks/" in message:
+            record.msg, record.args = _WEBHOOK_PATH.sub(_WEBHOOK_REDACTED, message), ()
+        request = getattr(record, "request", None)
+        if request is not None and "/hooks/" in str(request):
+            record.request = _WEBHOOK_PATH.sub(_WEBHOOK_REDACTED, str(request))
+        return True

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "runs",
     "tools",
     "approvals",
+    "triggers",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
@@ -285,6 +286,25 @@ FLOWNOVA_API_MAX_JSON_DEPTH = env_int("FLOWNOVA_API_MAX_JSON_DEPTH", 64)
 FLOWNOVA_RUN_START_RATE = env_rate("FLOWNOVA_RUN_START_RATE", "60/min")
 FLOWNOVA_AUTH_TOKEN_RATE = env_rate("FLOWNOVA_AUTH_TOKEN_RATE", "30/min")
 
+# --- Triggers (triggers/) -----------------------------------------------------------------------------------------
+
+# Calls of one webhook accepted per period, unless the trigger sets its own `rate_limit` ("" for no limit).
+FLOWNOVA_WEBHOOK_RATE = env_rate("FLOWNOVA_WEBHOOK_RATE", "600/min")
+# A webhook body larger than this is refused with 413.
+FLOWNOVA_WEBHOOK_MAX_BYTES = env_int("FLOWNOVA_WEBHOOK_MAX_BYTES", 1024 * 1024)
+# A signed call's timestamp may be this far from the server's clock; a signature is accepted once in that time.
+FLOWNOVA_WEBHOOK_SIGNATURE_TOLERANCE_SECONDS = env_int("FLOWNOVA_WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", 300)
+# The longest `?wait=` a webhook call may ask for.
+FLOWNOVA_WEBHOOK_MAX_WAIT_SECONDS = env_int("FLOWNOVA_WEBHOOK_MAX_WAIT_SECONDS", 30)
+# A repeated Idempotency-Key within this many hours returns the first call's run.
+FLOWNOVA_IDEMPOTENCY_HOURS = env_int("FLOWNOVA_IDEMPOTENCY_HOURS", 24)
+# A schedule's tick later than this (the scheduler was down) is a catch-up, which a schedule may skip.
+FLOWNOVA_SCHEDULE_GRACE_SECONDS = env_int("FLOWNOVA_SCHEDULE_GRACE_SECONDS", 60)
+# How many ticks of an "overlap: queue" schedule may wait for its active run; later ones are skipped.
+FLOWNOVA_SCHEDULE_QUEUE_MAX = env_int("FLOWNOVA_SCHEDULE_QUEUE_MAX", 10)
+# How long a trigger's firings are kept (its history page and API).
+FLOWNOVA_TRIGGER_HISTORY_DAYS = env_int("FLOWNOVA_TRIGGER_HISTORY_DAYS", 14)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "FlowNova API",
     "DESCRIPTION": (
@@ -356,7 +376,10 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-nodes": {"task": "runs.recover_stalled", "schedule": 60.0},
     "expire-overdue-approvals": {"task": "approvals.expire_overdue", "schedule": 30.0},
+    "prune-trigger-history": {"task": "triggers.prune", "schedule": 3600.0},
 }
+# Celery's persistent scheduler, which also fires schedule triggers (docs/decisions/0008).
+CELERY_BEAT_SCHEDULER = "triggers.beat:TriggerScheduler"
 
 # --- Engine -------------------------------------------------------------------------------------------------------
 
@@ -427,7 +450,10 @@ if FLOWNOVA_LOG_FORMAT not in {"plain", "json"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "flownova.logcontext.ContextFilter"}},
+    "filters": {
+        "context": {"()": "flownova.logcontext.ContextFilter"},
+        "webhook_secrets": {"()": "flownova.logcontext.WebhookSecretFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s node=%(node_id)s] %(message)s"},
         "json": {
@@ -437,7 +463,11 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": FLOWNOVA_LOG_FORMAT, "filters": ["context"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": FLOWNOVA_LOG_FORMAT,
+            "filters": ["context", "webhook_secrets"],
+        }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {

@@ -12,5 +12,7 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("flownova.api_urls", namespace="api")),
+    # Webhook triggers: the secret in the path is the credential (triggers/hooks.py).
+    path("hooks/", include("triggers.urls")),
     path("", include("flownova.page_urls")),
 ]

@@ -90,7 +90,11 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     async def send_event(self, message: dict[str, Any]) -> None:
         """Send each event of a run once and in seq order. Events are published after their transaction
         commits, from whichever process made the change, so one may overtake another: on a gap, the missing
-        events (committed already, since the later one's transaction waited for their lock) are read back."""
+        events (committed already, since the later one's transaction waited for their lock) are read back.
+        An event of no run (a trigger that fired without starting one) is sent as it comes."""
+        if message.get("run_id") is None:
+            await self.send_json(message)
+            return
         run_id = int(message["run_id"])
         seq = int(message["seq"])
         last = self.sent_seq.get(run_id)

@@ -22,7 +22,7 @@ The names below are the services' public interface; everything else is internal 
 
 from nodes.base import DEFAULT_RETRIES
 from runs.errors import ResumeInputConflict, RunError, RunFinishedError, RunInputError
-from runs.services.base import input_errors, run_graph
+from runs.services.base import input_errors, run_graph, workflow_input_errors
 from runs.services.execute import NodeClaim, node_begin, node_complete, node_crash, node_event, node_fail
 from runs.services.outcome import LOST_PREFIX, LOST_REDELIVERED, LOST_STALLED, retry_delay
 from runs.services.recovery import node_runs_recover, run_cancel, runs_purge
@@ -65,5 +65,6 @@ __all__ = [
     "run_resume_reused",
     "run_resume_unreachable",
     "run_start",
+    "workflow_input_errors",
     "runs_purge",
 ]

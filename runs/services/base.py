@@ -16,7 +16,8 @@ from runs.models import (
     NodeStatus,
     Run,
 )
-from workflows.graph import Graph, parse_graph
+from workflows.graph import Graph, GraphError, parse_graph
+from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +82,13 @@ def has_merges(graph: Graph) -> bool:
 
 
 CLOSED_NODE_STATUSES = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
+
+
+def workflow_input_errors(workflow: Workflow, run_input: object) -> list[str]:
+    """What would stop a run of `workflow` as saved now from starting with `run_input`: the graph's problems or
+    the input's, as `run_start` would report them (for what checks an input before it is used, as a schedule)."""
+    try:
+        graph = parse_graph(workflow.graph_document(), node_specs())
+    except GraphError as exc:
+        return [f"the workflow is not valid: {issue.message}" for issue in exc.issues]
+    return input_errors(graph, run_input)
