@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from runs.errors import RunError
@@ -277,7 +277,7 @@ def schedules_fire_due(now: datetime | None = None) -> int:
                 .order_by("next_fire_at")[:CLAIM_BATCH]
             )
             for trigger in due:
-                _schedule_fire(trigger, moment)
+                _schedule_fire_isolated(trigger, moment)
         fired += len(due)
         if len(due) < CLAIM_BATCH:
             break
@@ -292,6 +292,30 @@ def schedules_next_due() -> datetime | None:
         .values_list("next_fire_at", flat=True)
         .first()
     )
+
+
+def _schedule_fire_isolated(trigger: Trigger, now: datetime) -> None:
+    """Fire one schedule in a savepoint: whatever goes wrong with it (a bug, a value PostgreSQL refuses) is
+    recorded as a failed firing and the schedule moves on to its next tick, instead of failing the other due
+    schedules and coming back every second."""
+    due = trigger.next_fire_at
+    try:
+        with transaction.atomic():
+            _schedule_fire(trigger, now)
+    except Exception as exc:  # whatever it is, it is recorded and bounded
+        if isinstance(exc, DatabaseError) and not connection.is_usable():
+            raise  # PostgreSQL itself is away: the next tick tries again
+        _schedule_failed(trigger, now, due, exc)
+
+
+def _schedule_failed(trigger: Trigger, now: datetime, due: datetime | None, exc: Exception) -> None:
+    logger.exception("schedule trigger %s failed to fire", trigger.pk)
+    try:
+        next_due = trigger.schedule().after(now)
+    except ScheduleError:
+        next_due = None
+    Trigger.objects.filter(pk=trigger.pk).update(next_fire_at=next_due, enabled=next_due is not None)
+    _record(trigger, FiringOutcome.FAILED, scheduled_for=due, reason=f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _schedule_fire(trigger: Trigger, now: datetime) -> None:
