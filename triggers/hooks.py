@@ -10,6 +10,10 @@ input schema (400 listing each error). A good call answers 202 with the run's id
 The view is asynchronous: a call that waits holds no thread, only a timer. It follows its run by reading the
 run's status with a backoff (20 ms, doubling, at most 250 ms apart): one indexed read at a time per waiting
 call, and no dependency on event publishing, which only reaches groups a browser watches.
+
+Its database work runs on a small pool of threads of its own (`_db`), each keeping its connection from call to
+call. By default, Django under ASGI runs a request's `sync_to_async` work in a thread made for that request, so
+every call in flight would open a connection of its own, and a burst of calls could take all of PostgreSQL's.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -43,6 +50,26 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _FIRST_POLL, _MAX_POLL = 0.02, 0.25
+# At most this many database connections per web process serve webhook calls, however many arrive at once.
+_DB_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-db")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _db(function: Callable[_P, _R]) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """`function` as a coroutine that runs on the webhooks' database threads. Their connections serve no
+    request, so no request signal retires them: each call does, before and after, as a request would (one
+    broken by a database restart or older than CONN_MAX_AGE is replaced)."""
+
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False, executor=_DB_THREADS)
 
 
 def _error(status: int, detail: str, **extra: Any) -> JsonResponse:
@@ -60,7 +87,7 @@ async def webhook(request: HttpRequest, secret: str) -> JsonResponse:
         response = _error(405, f"Method {request.method} not allowed: a webhook is called with POST.")
         response["Allow"] = "POST"
         return response
-    trigger = await sync_to_async(webhook_find)(secret)
+    trigger = await _db(webhook_find)(secret)
     if trigger is None:
         return _error(404, "Not found.")
     if not _json_media_type(request.content_type or ""):
@@ -84,7 +111,7 @@ async def webhook(request: HttpRequest, secret: str) -> JsonResponse:
     if len(idempotency_key) > 255:
         return _error(400, f"{IDEMPOTENCY_HEADER} is longer than 255 characters.")
     if trigger.has_signing_secret:
-        refused = await sync_to_async(_signature_check)(trigger, raw, request, replay_allowed=bool(idempotency_key))
+        refused = await _db(_signature_check)(trigger, raw, request, idempotency_key=idempotency_key)
         if refused is not None:
             return refused
     try:
@@ -102,7 +129,7 @@ async def webhook(request: HttpRequest, secret: str) -> JsonResponse:
             return _error(400, f"The body is not valid JSON: {exc.message}.")
         return _error(400, f"The body cannot be used as a run's input: {exc}.")
     try:
-        accepted: WebhookAccepted = await sync_to_async(webhook_fire)(trigger, payload, idempotency_key=idempotency_key)
+        accepted: WebhookAccepted = await _db(webhook_fire)(trigger, payload, idempotency_key=idempotency_key)
     except RunInputError as exc:
         return _error(400, f"The body is not a valid input for this workflow: {exc}.", input=exc.errors)
     except RunError as exc:
@@ -119,13 +146,15 @@ def _wait_seconds(raw: str | None) -> float | JsonResponse:
     except ValueError:
         wait = -1.0
     if not 0 <= wait <= most:
-        return _error(400, f"wait must be a number of seconds from 0 to {most}, not {raw!r}.", wait=[raw])
+        message = f"wait must be a number of seconds from 0 to {most}, not {raw!r}."
+        return _error(400, message, wait=[message])
     return wait
 
 
-def _signature_check(trigger: Any, raw: bytes, request: HttpRequest, *, replay_allowed: bool) -> JsonResponse | None:
+def _signature_check(trigger: Any, raw: bytes, request: HttpRequest, *, idempotency_key: str) -> JsonResponse | None:
     """None for a good signature used for the first time; else the 401 to answer. A call that carries an
-    Idempotency-Key may be sent again as it was (a retry after a lost answer): the key makes it harmless."""
+    Idempotency-Key may be sent again as it was (a retry after a lost answer): the key makes it harmless. Only
+    with the key it first came with: the key is not signed, and a new one would start a new run."""
     tolerance = settings.FLOWNOVA_WEBHOOK_SIGNATURE_TOLERANCE_SECONDS
     try:
         digest = verify(
@@ -137,10 +166,14 @@ def _signature_check(trigger: Any, raw: bytes, request: HttpRequest, *, replay_a
         )
     except BadSignature as exc:
         return _error(401, f"Signature refused: {exc}.")
-    # Remembered for twice the tolerance: as long as a timestamp stays acceptable, on either side of the clock.
-    if not cache.add(f"webhook_signature_{trigger.pk}_{digest}", 1, 2 * tolerance) and not replay_allowed:
-        return _error(401, "Signature refused: this signed call was already received (a replay).")
-    return None
+    # Remembered, with the key it came with, for twice the tolerance: as long as a timestamp stays acceptable,
+    # on either side of the clock.
+    seen = f"webhook_signature_{trigger.pk}_{digest}"
+    if cache.add(seen, idempotency_key, 2 * tolerance):
+        return None
+    if idempotency_key and cache.get(seen) == idempotency_key:
+        return None
+    return _error(401, "Signature refused: this signed call was already received (a replay).")
 
 
 async def _answer(request: HttpRequest, accepted: WebhookAccepted, wait: float) -> JsonResponse:
@@ -167,7 +200,7 @@ async def _run_end(run_id: int, wait: float) -> tuple[str, Any] | None:
     """The run's final status and output once it ends, or None when `wait` seconds pass first."""
     deadline = time.monotonic() + wait
     pause = _FIRST_POLL
-    read = sync_to_async(_status_and_output)
+    read = _db(_status_and_output)
     while True:
         status, output = await read(run_id)
         if status in FINAL_RUN_STATUSES:
