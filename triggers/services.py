@@ -348,19 +348,25 @@ def _active(run: Run | None) -> bool:
 
 
 def _fire_unless_overlapping(trigger: Trigger, **fields: Any) -> None:
-    if trigger.overlap != Overlap.ALLOW and _active(trigger.last_run):
-        assert trigger.last_run is not None
-        if trigger.overlap == Overlap.QUEUE:
-            queued = TriggerFiring.objects.filter(trigger=trigger, outcome=FiringOutcome.QUEUED).count()
-            if queued < settings.FLOWNOVA_SCHEDULE_QUEUE_MAX:
-                _record(trigger, FiringOutcome.QUEUED, reason=f"waits for run {trigger.last_run.pk}", **fields)
-                return
-            reason = f"{queued} ticks already wait for run {trigger.last_run.pk} (FLOWNOVA_SCHEDULE_QUEUE_MAX)"
-        else:
-            reason = f"run {trigger.last_run.pk} from the previous tick is still {trigger.last_run.status}"
-        _record(trigger, FiringOutcome.SKIPPED, reason=reason, **fields)
+    active = trigger.last_run if _active(trigger.last_run) else None
+    if trigger.overlap == Overlap.QUEUE:
+        # Ticks queued earlier go first, even when the run they wait for has just ended and the queue has not
+        # been advanced yet (`_queues_advance` does that next): a new tick never jumps the queue.
+        queued = TriggerFiring.objects.filter(trigger=trigger, outcome=FiringOutcome.QUEUED).count()
+        if active is None and not queued:
+            _fire_recorded(trigger, **fields)
+            return
+        waits_for = f"run {active.pk}" if active is not None else "the ticks queued before it"
+        if queued < settings.FLOWNOVA_SCHEDULE_QUEUE_MAX:
+            _record(trigger, FiringOutcome.QUEUED, reason=f"waits for {waits_for}", **fields)
+            return
+        reason = f"{queued} ticks already wait for {waits_for} (FLOWNOVA_SCHEDULE_QUEUE_MAX)"
+    elif trigger.overlap != Overlap.ALLOW and active is not None:
+        reason = f"run {active.pk} from the previous tick is still {active.status}"
+    else:
+        _fire_recorded(trigger, **fields)
         return
-    _fire_recorded(trigger, **fields)
+    _record(trigger, FiringOutcome.SKIPPED, reason=reason, **fields)
 
 
 def _fire_recorded(trigger: Trigger, **fields: Any) -> None:
