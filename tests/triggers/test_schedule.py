@@ -12,8 +12,8 @@ from triggers.schedule import Schedule, ScheduleError, next_tick, timezone_names
 GRACE = timedelta(seconds=60)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 def test_cron_ticks_come_in_order_after_the_moment() -> None:
