@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from flownova.api_base import StrictFieldsMixin, error_response, query_dict
 from flownova.users import signed_in_user
 from runs.history import run_trace, runs_compare
-from runs.models import LedgerEntry, Run, RunStatus
+from runs.models import LedgerEntry, Run, RunStatus, RunTrigger
 from runs.ratelimit import RunRateLimited
 from runs.services import RunFinishedError, RunInputError, run_cancel, run_resume, run_start
 from runs.usage import usage_summary
@@ -66,12 +66,41 @@ class NullableObjectField(serializers.JSONField):
     pass
 
 
+_TRIGGER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {
+            "type": "string",
+            "enum": list(RunTrigger.values),
+            "description": (
+                "manual: a page's run form or the run_workflow command; api: POST /api/workflows/{id}/runs/; "
+                "webhook, schedule: a trigger; rerun, resume: from an earlier run (`source_run`); child: a "
+                "cognitive node's generated workflow (`parent`)."
+            ),
+        },
+        "id": {"type": "integer", "description": "The trigger's id, for `webhook` and `schedule`."},
+    },
+    "required": ["type"],
+}
+
+
+@extend_schema_field(_TRIGGER_SCHEMA)
+class TriggerField(serializers.JSONField):
+    """How a run started (`Run.trigger`), read-only."""
+
+
+@extend_schema_field({**_TRIGGER_SCHEMA, "nullable": True})
+class NullableTriggerField(serializers.JSONField):
+    """A ledger entry's `trigger`: the run's on its first entry, else null."""
+
+
 class RunSerializer(serializers.ModelSerializer[Run]):
     """A run: the contract's fields, then extras (who started it, which version ran, where it came from)."""
 
     input = JSONObjectField(read_only=True)
     output = NullableObjectField(read_only=True, help_text="The `end` node's output; null until it succeeds.")
     owner = serializers.CharField(source="owner.username", read_only=True, help_text="Who started the run.")
+    trigger = TriggerField(read_only=True, help_text="How the run started.")
 
     class Meta:
         model = Run
@@ -93,6 +122,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "parent",
             "parent_node_id",
             "updated_at",
+            "trigger",
         ]
         read_only_fields = fields
         extra_kwargs = {
@@ -119,6 +149,12 @@ class RunFilterSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created at or after.")
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created before.")
+    trigger = serializers.ChoiceField(
+        choices=RunTrigger.values, required=False, help_text="Only runs that started this way (`trigger.type`)."
+    )
+    trigger_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="Only runs started by this trigger (`trigger.id`: webhook, schedule)."
+    )
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
@@ -129,6 +165,9 @@ class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
     output = NullableObjectField(read_only=True)
     tool_calls = serializers.ListField(child=serializers.JSONField(), read_only=True)
     llm_usage = NullableObjectField(read_only=True, help_text="Tokens and cost where an LLM was called.")
+    trigger = NullableTriggerField(
+        read_only=True, help_text="How the run started, on its first entry (`seq` 1); null on every other."
+    )
 
     class Meta:
         model = LedgerEntry
@@ -148,6 +187,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
             # extensions of the contract
             "attempt",
             "reused",
+            "trigger",
         ]
         read_only_fields = fields
 
@@ -201,7 +241,12 @@ class WorkflowRunStartView(GenericAPIView[Workflow]):
         body.is_valid(raise_exception=True)
         try:
             with run_start_limited():
-                run = run_start(workflow=workflow, input=body.validated_data["input"], user=signed_in_user(request))
+                run = run_start(
+                    workflow=workflow,
+                    input=body.validated_data["input"],
+                    user=signed_in_user(request),
+                    trigger={"type": RunTrigger.API.value},
+                )
         except RunInputError as exc:
             raise serializers.ValidationError({"input": exc.errors}) from None
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
@@ -311,9 +356,16 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
             queryset = queryset.filter(created_at__gte=wanted["created_after"])
         if "created_before" in wanted:
             queryset = queryset.filter(created_at__lt=wanted["created_before"])
+        if "trigger" in wanted:
+            queryset = queryset.filter(trigger__type=wanted["trigger"])
+        if "trigger_id" in wanted:
+            queryset = queryset.filter(trigger__id=wanted["trigger_id"])
         return queryset
 
-    @extend_schema(parameters=[RunFilterSerializer], description="Paginated; filter by workflow, status and date.")
+    @extend_schema(
+        parameters=[RunFilterSerializer],
+        description="Paginated; filter by workflow, status, date and how the runs started (`trigger`, `trigger_id`).",
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -381,7 +433,12 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         try:
             with run_start_limited():
                 new_run = run_start(
-                    workflow=workflow, input=run.input, user=signed_in_user(request), source_run=run, snapshot=snapshot
+                    workflow=workflow,
+                    input=run.input,
+                    user=signed_in_user(request),
+                    source_run=run,
+                    snapshot=snapshot,
+                    trigger={"type": RunTrigger.RERUN.value},
                 )
         except RunInputError as exc:
             raise Conflict(

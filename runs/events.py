@@ -28,6 +28,7 @@ class RunStarted(Event):
     type: ClassVar[str] = "run_started"
     workflow_id: int | None
     version: int
+    trigger: dict[str, Any]  # how the run started: `Run.trigger`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,9 +39,15 @@ class RunResumed(Event):
     workflow_id: int | None
     resumed_from: int
     resumed_at: str
+    trigger: dict[str, Any]
 
     def data(self) -> dict[str, Any]:
-        return {"workflow_id": self.workflow_id, "resumed_from": self.resumed_from, "node_id": self.resumed_at}
+        return {
+            "workflow_id": self.workflow_id,
+            "resumed_from": self.resumed_from,
+            "node_id": self.resumed_at,
+            "trigger": self.trigger,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +57,7 @@ class ChildRunStarted(Event):
     type: ClassVar[str] = "run_started"
     parent_run_id: int
     parent_node_id: str
+    trigger: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)

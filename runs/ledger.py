@@ -32,16 +32,18 @@ def ledger_append(
     node_fields: Sequence[str] = (),
 ) -> LedgerEntry:
     """Append one entry for an execution of `node_run`, numbered by the run's ledger counter (which the
-    transition holds under the run's row lock). The outbound calls it reports are kept as ToolCall rows too.
+    transition holds under the run's row lock). The run's first entry (seq 1) carries the run's trigger. The
+    outbound calls it reports are kept as ToolCall rows too.
 
     `node_fields` names fields of `node_run` (locked by the caller) to save in the same statement: the node's
     state and its ledger entry are written together, in one round trip."""
     duration_ms = None
     if started_at and finished_at:
         duration_ms = max(0, round((finished_at - started_at).total_seconds() * 1000))
+    seq = tx.next_ledger_seq()
     entry = LedgerEntry(
         run=tx.run,
-        seq=tx.next_ledger_seq(),
+        seq=seq,
         node_id=node_run.node_id,
         node_type=node_run.node_type,
         status=status,
@@ -56,6 +58,8 @@ def ledger_append(
         tool_calls=tool_calls or [],
         llm_usage=llm_usage,
         reused=reused,
+        # Loaded with the run's lock (TRANSITION_FIELDS): no query of its own.
+        trigger=dict(tx.run.trigger) if seq == 1 else None,
     )
     _write(tx, entry, node_run, node_fields)
     _tool_calls_record(tx, node_run, tool_calls or [])

@@ -31,6 +31,27 @@ ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
 FINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+class RunTrigger(models.TextChoices):
+    """How a run started: `Run.trigger["type"]`. The labels are the short ones the pages show."""
+
+    MANUAL = "manual", "manual"  # a page's run form, or the run_workflow command
+    API = "api", "API"
+    WEBHOOK = "webhook", "webhook"
+    SCHEDULE = "schedule", "schedule"
+    RERUN = "rerun", "re-run"
+    RESUME = "resume", "resume"
+    CHILD = "child", "child"  # a node started it: a cognitive node's generated workflow
+
+
+# Triggers that name the trigger row that started the run, as `"id"`.
+TRIGGERS_WITH_ID = (RunTrigger.WEBHOOK, RunTrigger.SCHEDULE)
+
+
+def default_trigger() -> dict[str, Any]:
+    """`Run.trigger` of a row created without one (a fresh dict each time, never a shared literal)."""
+    return {"type": RunTrigger.API.value}
+
+
 class RunQuerySet(models.QuerySet["Run"]):
     def visible_to(self, user: User | AnonymousUser) -> RunQuerySet:
         if user.is_staff:
@@ -60,6 +81,8 @@ class Run(models.Model):
     source_run = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="derived_runs"
     )
+    # How it started: {"type": a RunTrigger value}, plus "id" (the trigger's) for a webhook or a schedule.
+    trigger = models.JSONField(default=default_trigger)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -92,6 +115,12 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINAL_RUN_STATUSES
+
+    @property
+    def trigger_label(self) -> str:
+        """How the run started, in the pages' words ("manual", "API", "re-run"...)."""
+        kind = (self.trigger or {}).get("type", "")
+        return str(RunTrigger(kind).label) if kind in RunTrigger.values else str(kind or "unknown")
 
 
 class NodeStatus(models.TextChoices):
@@ -172,6 +201,9 @@ class LedgerEntry(models.Model):
     llm_usage = models.JSONField(null=True, blank=True)
     # True when a resumed run copied this node's recorded result instead of executing it again.
     reused = models.BooleanField(default=False)
+    # The run's trigger (`Run.trigger`) on its first entry (seq 1), null on every other: the ledger alone says
+    # how the run started.
+    trigger = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,6 +1,11 @@
-"""The run-start rate limit: FLOWNOVA_RUN_START_RATE run starts per user, however the run starts (the API, the
-pages, a re-run or a resume): `run_start` and `run_resume` check it, so no way of starting a run gets around
-it. Callers turn RunRateLimited into their own answer (the API's 429 with `Retry-After`, a page's message).
+"""The run-start rate limit: FLOWNOVA_RUN_START_RATE run starts per user, for every start a person asks for (the
+API, the pages, the run_workflow command, a re-run or a resume): `run_start` and `run_resume` check it. Callers
+turn RunRateLimited into their own answer (the API's 429 with `Retry-After`, a page's message).
+
+Two kinds of start may skip it, because their callers bound them another way: a webhook's (the caller applies
+a rate limit per trigger) and a schedule's (at most one start per period). They pass
+`run_start(user_rate_limit=False)`, and nothing here checks that they do bound them. Child runs, which a node
+starts inside its run, are not counted either.
 
 It counts as DRF's `UserRateThrottle` would with the scope `run_start`: the times of the user's recent starts
 are kept in the default cache (Redis, so every web process shares them) under `throttle_run_start_<user id>`,
@@ -44,7 +49,8 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 def check_run_start(user: User) -> None:
     """Count a run start by `user`, or raise RunRateLimited if they started too many just now (a refused
-    start is not counted). `run_start` and `run_resume` call it before anything else."""
+    start is not counted). `run_start` (unless told `user_rate_limit=False`, see above) and `run_resume` call
+    it before anything else."""
     rate = settings.FLOWNOVA_RUN_START_RATE
     if not rate:
         return

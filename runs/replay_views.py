@@ -27,7 +27,7 @@ from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json, too_many_
 from flownova.users import signed_in_user
 from nodes import get_node_type, node_catalogue, node_specs
 from runs.history import last_entries, runs_compare
-from runs.models import Run
+from runs.models import Run, RunTrigger
 from runs.ratelimit import RunRateLimited
 from runs.services import (
     RunInputError,
@@ -110,7 +110,12 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     snapshot = run if version == "same" else None
     try:
         new_run = run_start(
-            workflow=workflow, input=run.input, user=signed_in_user(request), source_run=run, snapshot=snapshot
+            workflow=workflow,
+            input=run.input,
+            user=signed_in_user(request),
+            source_run=run,
+            snapshot=snapshot,
+            trigger={"type": RunTrigger.RERUN.value},
         )
     except RunRateLimited as exc:
         messages.error(request, too_many_runs(exc.wait))

@@ -3,8 +3,8 @@
 The page shows the workflow (`workflows.views.workflow_page_context`) and, served from here because runs sits
 above workflows, the run form and the workflow's recent runs. The form is built from the start node's
 `input_schema` when a form can stand for it (`workflows.forms`), else the input is given as JSON. Starting
-goes through `run_start`; its refusals (invalid input, too many runs just now) become messages next to the
-form, with their HTTP status.
+goes through `run_start`, with a `manual` trigger; its refusals (invalid input, too many runs just now) become
+messages next to the form, with their HTTP status.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import too_many_runs
 from flownova.users import signed_in_user
-from runs.models import Run
+from runs.models import Run, RunTrigger
 from runs.ratelimit import RunRateLimited
 from runs.services import RunInputError, run_start
 from workflows.forms import input_form_class, input_from_form, simple_input_schema
@@ -60,7 +60,12 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         status = 400  # unless the run starts
         if not run_errors:
             try:
-                run = run_start(workflow=workflow, input=run_input, user=signed_in_user(request))
+                run = run_start(
+                    workflow=workflow,
+                    input=run_input,
+                    user=signed_in_user(request),
+                    trigger={"type": RunTrigger.MANUAL.value},
+                )
             except RunRateLimited as exc:
                 run_errors, status = [too_many_runs(exc.wait)], 429
             except RunInputError as exc:

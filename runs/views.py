@@ -18,12 +18,13 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue
-from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus
+from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus, RunTrigger
 from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
 from runs.usage import GROUPS, usage_summary
@@ -45,13 +46,28 @@ def visible_runs(request: HttpRequest) -> QuerySet[Run]:
 
 
 def _history(request: HtmxHttpRequest, runs: QuerySet[Run], context: dict[str, Any]) -> HttpResponse:
+    # An unknown filter value shows every run, as "All" would: these are links and menus, not an API.
     status = request.GET.get("status", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     else:
         status = ""
+    trigger = request.GET.get("trigger", "")
+    if trigger in RunTrigger.values:
+        runs = runs.filter(trigger__type=trigger)
+    else:
+        trigger = ""
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    context |= {"page": page, "runs": page.object_list, "status": status, "statuses": RunStatus.choices}
+    context |= {
+        "page": page,
+        "runs": page.object_list,
+        "status": status,
+        "statuses": RunStatus.choices,
+        "trigger": trigger,
+        "triggers": RunTrigger.choices,
+        # The filters again, for the pager's links.
+        "filter_query": urlencode({key: value for key, value in (("status", status), ("trigger", trigger)) if value}),
+    }
     template = "runs/_table.html" if htmx_partial(request) else "runs/list.html"
     return render(request, template, context)
 

@@ -53,7 +53,7 @@ def connect(
 
 # An event of each type these tests send, with made-up data: what matters here is how events travel.
 SAMPLE_EVENTS: dict[str, Callable[[str], Event]] = {
-    "run_started": lambda node_id: RunStarted(workflow_id=None, version=1),
+    "run_started": lambda node_id: RunStarted(workflow_id=None, version=1, trigger={"type": "api"}),
     "node_started": lambda node_id: NodeStarted(node_id=node_id, attempt=1),
     "node_completed": lambda node_id: NodeCompleted(
         node_id=node_id, handle=None, result={}, duration_ms=1, ledger_seq=1

@@ -17,10 +17,12 @@ from runs.errors import ResumeInputConflict, RunInputError
 from runs.events import NodeReused, NodeSkipped, RunResumed, RunStarted
 from runs.ledger import ledger_append
 from runs.models import (
+    TRIGGERS_WITH_ID,
     LedgerStatus,
     NodeRun,
     NodeStatus,
     Run,
+    RunTrigger,
 )
 from runs.ratelimit import check_run_start
 from runs.services.base import input_errors, remember_graph, run_input
@@ -41,11 +43,24 @@ def run_start(
     user: User,
     source_run: Run | None = None,
     snapshot: Run | None = None,
+    trigger: dict[str, Any] | None = None,
+    user_rate_limit: bool = True,
 ) -> Run:
     """Start a run of the workflow's current graph with `input` (checked against the start node's schema), or,
-    with `snapshot`, of the graph version that run executed (a re-run of the same version). Counts against
-    `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts."""
-    check_run_start(user)
+    with `snapshot`, of the graph version that run executed (a re-run of the same version).
+
+    `trigger` says how it started (`Run.trigger`): `{"type": <RunTrigger value>}`, plus `"id"` (an int, the
+    trigger's) for a webhook or a schedule; a type that is not a RunTrigger, or a webhook or schedule without
+    an id, is a programming error (ValueError). None means `{"type": "rerun"}` for a re-run (`snapshot` or
+    `source_run` given), else `{"type": "api"}`.
+
+    Counts against `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts. Only a
+    caller that limits its starts some other way passes `user_rate_limit=False`: a webhook (a rate limit per
+    trigger) or a schedule (at most one start per period). Those starts are then not counted against the
+    owner's limit either."""
+    trigger = _trigger_checked(trigger, rerun=snapshot is not None or source_run is not None)
+    if user_rate_limit:
+        check_run_start(user)
     graph, document = _graph_to_run(workflow, snapshot)
     errors = input_errors(graph, input)
     if errors:
@@ -59,14 +74,30 @@ def run_start(
             user=user,
             source_run=source_run,
             version=snapshot.workflow_version if snapshot else workflow.version,
+            trigger=trigger,
         )
         start = NodeRun(run=run, node_id=graph.start_id, node_type="start", input=input, queued_at=timezone.now())
         tx = Transition(run)
         tx.insert([start])
-        tx.emit(RunStarted(workflow_id=workflow.pk, version=run.workflow_version))
+        tx.emit(RunStarted(workflow_id=workflow.pk, version=run.workflow_version, trigger=trigger))
         tx.finish()
         enqueue_after_commit(run, graph, [start])
     return run
+
+
+def _trigger_checked(trigger: dict[str, Any] | None, *, rerun: bool) -> dict[str, Any]:
+    """`run_start`'s trigger, checked, as a dict of its own (the caller's is not kept)."""
+    if trigger is None:
+        return {"type": (RunTrigger.RERUN if rerun else RunTrigger.API).value}
+    kind = trigger.get("type")
+    if kind not in RunTrigger.values:
+        raise ValueError(f"trigger type must be one of {', '.join(RunTrigger.values)}, not {kind!r}")
+    checked = {**trigger, "type": RunTrigger(kind).value}
+    if kind in TRIGGERS_WITH_ID:
+        trigger_id = trigger.get("id")
+        if not isinstance(trigger_id, int) or isinstance(trigger_id, bool):
+            raise ValueError(f"a {kind} trigger needs its id (an int), not {trigger_id!r}")
+    return checked
 
 
 def _graph_to_run(workflow: Workflow, snapshot: Run | None) -> tuple[Graph, dict[str, Any]]:
@@ -86,6 +117,7 @@ def _run_create(
     user: User,
     source_run: Run | None,
     version: int,
+    trigger: dict[str, Any],
 ) -> Run:
     run = Run.objects.create(
         workflow=workflow,
@@ -95,6 +127,7 @@ def _run_create(
         owner=user,
         input=input,
         source_run=source_run,
+        trigger=trigger,
     )
     remember_graph(run.pk, graph)
     logger.info("run started: workflow %s v%s", workflow.pk, version, extra={"run_id": run.pk})
@@ -124,8 +157,9 @@ def run_resume(
     """A new run that reuses what `source` recorded for every node that finished before `node_id` (no LLM or
     tool call is repeated for them: their ledger entries are copied, marked `reused`) and executes from
     `node_id` on, with `input` for that node if given. `current_version` runs the workflow as it is now (to
-    resume from a failed node after fixing it); `reexecute` names earlier nodes to run again instead. Counts
-    against `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts."""
+    resume from a failed node after fixing it); `reexecute` names earlier nodes to run again instead. The run's
+    trigger is `{"type": "resume"}`. Counts against `user`'s run-start rate limit first: past it,
+    RunRateLimited and nothing starts."""
     check_run_start(user)
     workflow = source.workflow
     if workflow is None or (current_version and workflow.is_deleted):
@@ -163,9 +197,10 @@ def run_resume(
             user=user,
             source_run=source,
             version=workflow.version if current_version else source.workflow_version,
+            trigger={"type": RunTrigger.RESUME.value},
         )
         tx = Transition(run)
-        tx.emit(RunResumed(workflow_id=workflow.pk, resumed_from=source.pk, resumed_at=node_id))
+        tx.emit(RunResumed(workflow_id=workflow.pk, resumed_from=source.pk, resumed_at=node_id, trigger=run.trigger))
         _replay_reused(
             tx, graph, [recorded[node] for node in reused], source=source, resume_at=node_id, resume_input=input
         )

@@ -22,6 +22,7 @@ from runs.models import (
     NodeStatus,
     Run,
     RunStatus,
+    RunTrigger,
 )
 from runs.services.advance import advance, settle
 from runs.services.base import CLAIM_FIELDS, remember_graph
@@ -102,6 +103,7 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
         input=result.child.input,
         parent=run,
         parent_node_id=node_run.node_id,
+        trigger={"type": RunTrigger.CHILD.value},
     )
     remember_graph(child.pk, graph)
     start = NodeRun(
@@ -109,7 +111,7 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
     )
     child_tx = Transition(child)
     child_tx.insert([start])
-    child_tx.emit(ChildRunStarted(parent_run_id=run.pk, parent_node_id=node_run.node_id))
+    child_tx.emit(ChildRunStarted(parent_run_id=run.pk, parent_node_id=node_run.node_id, trigger=child.trigger))
     child_tx.finish()
     enqueue_after_commit(child, graph, [start])
     ledger_append(

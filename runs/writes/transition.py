@@ -32,7 +32,9 @@ from runs.writes.sql import concrete_fields, from_row, insert_sql, select_sql, u
 from tools.models import ToolCall
 
 # What a transition reads of the run it locks: the snapshot is parsed once per process, and the JSON input
-# and output are loaded on the rare occasions they are needed.
+# and output are loaded on the rare occasions they are needed. `trigger` is needed only for a run's first
+# ledger entry, but it is a few bytes: reading it with every lock costs microseconds per node, where reading
+# it apart at the first entry would cost a round trip per run.
 TRANSITION_FIELDS = (
     "id",
     "workflow_id",
@@ -44,6 +46,7 @@ TRANSITION_FIELDS = (
     "finished_at",
     "last_event_seq",
     "last_ledger_seq",
+    "trigger",
 )
 NODE_RUN_COLUMNS = tuple(field.name for field in NodeRun._meta.concrete_fields)
 

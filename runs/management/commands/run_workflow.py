@@ -3,8 +3,9 @@
     python manage.py run_workflow workflows/examples/support_router.json --input '{"ticket": {"priority": 3}}'
 
 The workflow is saved for the user (created, or updated when one of the same name exists), a run starts on
-the Celery workers, and the command follows the run's stored events until the run ends. Exit status: 0 when
-the run succeeded, 1 when it failed or was cancelled, 2 for bad arguments, 3 on --timeout.
+the Celery workers (its trigger is `manual`, as from a page), and the command follows the run's stored events
+until the run ends. Exit status: 0 when the run succeeded, 1 when it failed or was cancelled, 2 for bad
+arguments, 3 on --timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flownova.celery import app as celery_app
-from runs.models import FINAL_RUN_STATUSES, Run, RunEvent, RunStatus
+from runs.models import FINAL_RUN_STATUSES, Run, RunEvent, RunStatus, RunTrigger
 from runs.services import RunInputError, run_start
 from workflows.graph import GraphError
 from workflows.models import Workflow
@@ -50,7 +51,7 @@ class Command(BaseCommand):
             self.stderr.write("warning: no Celery worker answered; the run will wait until one starts")
         try:
             workflow = self.save_workflow(user, document, default_name=Path(options["file"]).stem)
-            run = run_start(workflow=workflow, input=run_input, user=user)
+            run = run_start(workflow=workflow, input=run_input, user=user, trigger={"type": RunTrigger.MANUAL.value})
         except GraphError as exc:
             issues = "\n".join(f"  - {issue.message}" for issue in exc.issues)
             raise CommandError(f"the workflow is not valid:\n{issues}") from None
