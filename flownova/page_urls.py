@@ -42,3 +42,22 @@ urlpatterns += [
     path("runs/<int:pk>/rerun/", replay_views.run_rerun, name="run_rerun"),
     path("runs/<int:pk>/resume/", replay_views.run_resume_view, name="run_resume"),
 ]
+
+# A workflow's triggers: the section of its page, and adding, enabling, rotating and deleting them.
+from triggers import views as trigger_views  # noqa: E402  (appended so concurrent edits above never conflict)
+
+urlpatterns += [
+    path("workflows/<int:pk>/triggers/", trigger_views.workflow_triggers, name="workflow_triggers"),
+    path("workflows/<int:pk>/triggers/preview/", trigger_views.trigger_preview, name="trigger_preview"),
+    path("workflows/<int:pk>/triggers/<int:trigger_pk>/toggle/", trigger_views.trigger_toggle, name="trigger_toggle"),
+    path(
+        "workflows/<int:pk>/triggers/<int:trigger_pk>/rotate/",
+        trigger_views.trigger_rotate_view,
+        name="trigger_rotate",
+    ),
+    path(
+        "workflows/<int:pk>/triggers/<int:trigger_pk>/delete/",
+        trigger_views.trigger_delete_view,
+        name="trigger_delete",
+    ),
+]
