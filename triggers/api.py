@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -26,6 +26,7 @@ from triggers.schedule import ScheduleError
 from triggers.services import (
     TriggerInvalid,
     trigger_create,
+    trigger_delete,
     trigger_rotate,
     trigger_update,
 )
@@ -220,6 +221,9 @@ class TriggerViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Trigger.objects.none()
         return Trigger.objects.visible_to(self.request.user).order_by("id")
+
+    def perform_destroy(self, instance: Trigger) -> None:
+        trigger_delete(instance)
 
     @extend_schema(request=TriggerSerializer, responses={200: TriggerSerializer})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

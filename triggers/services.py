@@ -70,7 +70,9 @@ def _new_secret(trigger: Trigger) -> str:
 
 
 def trigger_check(trigger: Trigger) -> None:
-    """Raise TriggerInvalid naming each field of `trigger` that cannot be saved."""
+    """Raise TriggerInvalid naming each field of `trigger` that cannot be saved. A disabled schedule's input is
+    not checked against its workflow (it starts nothing; it is checked when enabled again), so a schedule whose
+    workflow changed under it can always be stopped."""
     errors: dict[str, str] = {}
     if trigger.rate_limit:
         try:
@@ -89,7 +91,7 @@ def trigger_check(trigger: Trigger) -> None:
             errors[exc.field] = exc.message
         if not isinstance(trigger.input, dict):
             errors["input"] = f"must be a JSON object, not {type(trigger.input).__name__}"
-        elif problems := workflow_input_errors(trigger.workflow, trigger.input):
+        elif trigger.enabled and (problems := workflow_input_errors(trigger.workflow, trigger.input)):
             errors["input"] = "; ".join(problems)
     if errors:
         raise TriggerInvalid(errors)
@@ -134,6 +136,13 @@ def trigger_rotate(trigger: Trigger) -> str:
     trigger.save(update_fields=["secret_hash", "secret_hint", "updated_at"])
     logger.info("trigger %s: webhook secret rotated", trigger.pk)
     return secret
+
+
+def trigger_delete(trigger: Trigger) -> None:
+    """Delete a trigger and its history; the runs it started stay (they record its id)."""
+    trigger_id, workflow_id = trigger.pk, trigger.workflow_id
+    trigger.delete()
+    logger.info("trigger %s of workflow %s deleted", trigger_id, workflow_id)
 
 
 def signing_secret(trigger: Trigger) -> str:

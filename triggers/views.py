@@ -33,7 +33,7 @@ from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
 from triggers.api import webhook_url
 from triggers.models import Overlap, Trigger, TriggerFiring, TriggerType
 from triggers.schedule import Schedule, ScheduleError, timezone_names, zone
-from triggers.services import TriggerInvalid, trigger_create, trigger_rotate, trigger_update
+from triggers.services import TriggerInvalid, trigger_create, trigger_delete, trigger_rotate, trigger_update
 from triggers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from workflows.models import Workflow
 
@@ -498,7 +498,8 @@ def trigger_toggle(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpRe
         return _render(request, section_context(request, trigger.workflow, notice=notice), status=400)
     label = f"“{trigger.name}”" if trigger.name else f"the {trigger.type}"
     if wanted == "false":
-        trigger_disable(trigger)
+        trigger.enabled = False
+        trigger_update(trigger)
         return _done(request, trigger.workflow, Notice("success", f"Disabled {label}."))
     trigger.enabled = True
     try:
@@ -508,14 +509,6 @@ def trigger_toggle(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpRe
         notice = Notice("error", f"{label[0].upper()}{label[1:]} can't be enabled: {problems}")
         return _render(request, section_context(request, trigger.workflow, notice=notice), status=400)
     return _done(request, trigger.workflow, Notice("success", f"Enabled {label}."))
-
-
-def trigger_disable(trigger: Trigger) -> None:
-    """Disable a trigger without checking its other fields, as trigger_update would: a schedule whose input no
-    longer fits its workflow must still be stoppable. A disabled schedule is due at no time."""
-    trigger.enabled = False
-    trigger.next_fire_at = None
-    trigger.save(update_fields=["enabled", "next_fire_at", "updated_at"])
 
 
 @login_required
@@ -540,7 +533,7 @@ def trigger_delete_view(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> H
     if request.method == "GET":
         return render(request, "triggers/confirm_delete.html", {"trigger": trigger, "workflow": trigger.workflow})
     label = f"“{trigger.name}”" if trigger.name else f"the {trigger.type}"
-    trigger.delete()
+    trigger_delete(trigger)
     return _done(request, trigger.workflow, Notice("success", f"Deleted {label} and its history."))
 
 

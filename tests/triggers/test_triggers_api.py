@@ -168,3 +168,25 @@ def test_a_deleted_workflows_triggers_are_gone(api: Api, alice: User, orders: Wo
     assert client.delete(f"/api/workflows/{orders.pk}/").status_code == 204
     assert client.get(f"/api/triggers/{trigger['id']}/").status_code == 404
     assert client.get(triggers_url(orders)).status_code == 404
+
+
+def test_a_schedule_whose_workflow_changed_under_it_can_still_be_disabled(
+    api: Api, alice: User, orders: Workflow
+) -> None:
+    client = api(alice)
+    body = client.post(
+        triggers_url(orders), {"type": "schedule", "every_seconds": 60, "input": {"order": 1}}, format="json"
+    ).json()
+    Trigger.objects.filter(pk=body["id"]).update(input={"order": "not a number"})
+    disabled = client.patch(f"/api/triggers/{body['id']}/", {"enabled": False}, format="json")
+    assert disabled.status_code == 200, disabled.json()
+    assert disabled.json()["enabled"] is False and disabled.json()["next_fire_at"] is None
+    enabled = client.patch(f"/api/triggers/{body['id']}/", {"enabled": True}, format="json")
+    assert enabled.status_code == 400
+    assert "input.order" in str(enabled.json()["input"])
+
+
+@pytest.mark.parametrize("path", ["/api/workflows/abc/triggers/", "/api/workflows/%C2%91D/triggers/"])
+def test_a_workflow_id_that_is_not_a_number_is_a_404(api: Api, alice: User, path: str) -> None:
+    assert api(alice).get(path).status_code == 404
+    assert api(alice).post(path, {"type": "webhook"}, format="json").status_code == 404
