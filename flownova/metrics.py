@@ -58,6 +58,10 @@ LLM_TOKENS = Counter(
 )
 LLM_COST = Counter("flownova_llm_cost_usd_total", "LLM cost in USD where LiteLLM knows the price, by model", ["model"])
 TOOL_CALLS = Counter("flownova_tool_calls_total", "Outbound tool calls, by tool and outcome", ["tool", "outcome"])
+TRIGGER_FIRINGS = Counter(
+    "flownova_trigger_firings_total", "Trigger firings, by trigger type and outcome", ["type", "outcome"]
+)
+WEBHOOK_CALLS = Counter("flownova_webhook_calls_total", "Webhook calls answered, by status code", ["status"])
 WEBSOCKETS = Gauge("flownova_websocket_connections", "Open WebSocket connections", multiprocess_mode="livesum")
 
 

@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from flownova import metrics
 from runs.errors import RunError
 from runs.models import ACTIVE_RUN_STATUSES, Run, RunTrigger
 from runs.ratelimit import parse_rate
@@ -180,6 +181,8 @@ def _start(trigger: Trigger, run_input: Any) -> Run:
 
 def _record(trigger: Trigger, outcome: str, **fields: Any) -> TriggerFiring:
     firing = TriggerFiring.objects.create(trigger=trigger, fired_at=timezone.now(), outcome=outcome, **fields)
+    counter = metrics.TRIGGER_FIRINGS.labels(type=trigger.type, outcome=outcome)
+    metrics.observe_after_commit(counter.inc)
     if outcome != FiringOutcome.STARTED:
         data = firing.as_event_data()
         workflow_id = trigger.workflow_id
@@ -394,39 +397,58 @@ def _queues_advance() -> int:
     waiting = TriggerFiring.objects.filter(outcome=FiringOutcome.QUEUED).values_list("trigger_id", flat=True).distinct()
     started = 0
     for trigger_id in list(waiting):
-        with transaction.atomic():
-            trigger = (
-                Trigger.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("workflow", "workflow__owner", "last_run")
-                .filter(pk=trigger_id)
-                .first()
-            )
-            if trigger is None or _active(trigger.last_run):
-                continue
-            firing = (
-                TriggerFiring.objects.select_for_update()
-                .filter(trigger=trigger, outcome=FiringOutcome.QUEUED)
+        try:
+            started += _queue_advance(trigger_id)
+        except Exception as exc:  # whatever it is, the tick that waited ends failed rather than failing every second
+            if isinstance(exc, DatabaseError) and not connection.is_usable():
+                raise
+            logger.exception("starting a queued tick of schedule trigger %s failed", trigger_id)
+            oldest = (
+                TriggerFiring.objects.filter(trigger_id=trigger_id, outcome=FiringOutcome.QUEUED)
                 .order_by("fired_at", "id")
                 .first()
             )
-            if firing is None:
-                continue
-            if not trigger.enabled or trigger.workflow.is_deleted:
-                TriggerFiring.objects.filter(trigger=trigger, outcome=FiringOutcome.QUEUED).update(
-                    outcome=FiringOutcome.SKIPPED, reason="the trigger was disabled while this tick waited"
-                )
-                continue
-            try:
-                with transaction.atomic():
-                    run = _start(trigger, trigger.input)
-            except RunError as exc:
-                firing.outcome, firing.reason = FiringOutcome.FAILED, str(exc)
-            else:
-                firing.outcome, firing.run = FiringOutcome.STARTED, run
-                firing.reason = f"{firing.reason}; started when it ended"
-                started += 1
-            firing.save(update_fields=["outcome", "run", "reason"])
+            if oldest is not None:
+                oldest.outcome, oldest.reason = FiringOutcome.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+                oldest.save(update_fields=["outcome", "reason"])
     return started
+
+
+def _queue_advance(trigger_id: int) -> int:
+    with transaction.atomic():
+        trigger = (
+            Trigger.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("workflow", "workflow__owner", "last_run")
+            .filter(pk=trigger_id)
+            .first()
+        )
+        if trigger is None or _active(trigger.last_run):
+            return 0
+        firing = (
+            TriggerFiring.objects.select_for_update()
+            .filter(trigger=trigger, outcome=FiringOutcome.QUEUED)
+            .order_by("fired_at", "id")
+            .first()
+        )
+        if firing is None:
+            return 0
+        if not trigger.enabled or trigger.workflow.is_deleted:
+            TriggerFiring.objects.filter(trigger=trigger, outcome=FiringOutcome.QUEUED).update(
+                outcome=FiringOutcome.SKIPPED, reason="the trigger was disabled while this tick waited"
+            )
+            return 0
+        try:
+            with transaction.atomic():
+                run = _start(trigger, trigger.input)
+        except RunError as exc:
+            firing.outcome, firing.reason = FiringOutcome.FAILED, str(exc)
+        else:
+            firing.outcome, firing.run = FiringOutcome.STARTED, run
+            firing.reason = f"{firing.reason}; started when it ended"
+        firing.save(update_fields=["outcome", "run", "reason"])
+        counter = metrics.TRIGGER_FIRINGS.labels(type=trigger.type, outcome=firing.outcome)
+        metrics.observe_after_commit(counter.inc)
+        return int(firing.outcome == FiringOutcome.STARTED)
 
 
 # --- housekeeping --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 from pytest_django import Settings
 
@@ -23,6 +24,7 @@ from runs.services import run_cancel
 from tests.api.conftest import approval_graph
 from tests.engine_helpers import wait_for
 from tests.factories import make_workflow
+from tests.test_metrics import samples
 from tests.triggers.conftest import order_graph
 from tests.triggers.helpers import runs_settled, schedule_create
 from triggers.models import IdempotencyKey, Overlap, Trigger, TriggerFiring
@@ -383,3 +385,24 @@ def test_pruning_drops_old_firings_and_expired_keys_but_keeps_queued_ticks(
     assert {firing.pk for firing in firings(trigger)} == {kept_queued.pk, kept_recent.pk}
     assert list(IdempotencyKey.objects.filter(trigger=trigger).values_list("key", flat=True)) == ["live"]
     assert triggers_prune(now=now) == (0, 0)
+
+
+def test_firings_are_counted_by_type_and_outcome_in_the_metrics(
+    client: Client, superuser: User, approvals: Workflow
+) -> None:
+    client.force_login(superuser)
+    trigger = schedule(approvals, overlap="skip")
+    before = samples(client)
+    now = timezone.now()
+    due_at(trigger, now)
+    schedules_fire_due(now=now)
+    wait_for(Run.objects.get(trigger__id=trigger.pk), "waiting")
+    due_at(trigger, now + MINUTE)
+    schedules_fire_due(now=now + MINUTE)
+    after = samples(client)
+
+    def grew(outcome: str) -> float:
+        key = ("flownova_trigger_firings_total", (("outcome", outcome), ("type", "schedule")))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert (grew("started"), grew("skipped")) == (1, 1)
