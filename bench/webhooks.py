@@ -70,7 +70,7 @@ def start_daphne() -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"daphne-{port}.log"
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "flownova.asgi:application"]
+    command = [sys.executable, "-m", "flownova.serve", "-b", "127.0.0.1", "-p", str(port), "flownova.asgi:application"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"

@@ -51,12 +51,17 @@ _WEBHOOK_PATH = re.compile(r"/hooks/[^/\s'\"]+")
 _WEBHOOK_REDACTED = "/hooks/<redacted>"
 
 
+def redact_webhook_paths(text: str) -> str:
+    """`text` with every `/hooks/<secret>` replaced by `/hooks/<redacted>`."""
+    return _WEBHOOK_PATH.sub(_WEBHOOK_REDACTED, text) if "/hooks/" in text else text
+
+
 class WebhookSecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "/hooks/" in message:
-            record.msg, record.args = _WEBHOOK_PATH.sub(_WEBHOOK_REDACTED, message), ()
+            record.msg, record.args = redact_webhook_paths(message), ()
         request = getattr(record, "request", None)
         if request is not None and "/hooks/" in str(request):
-            record.request = _WEBHOOK_PATH.sub(_WEBHOOK_REDACTED, str(request))
+            record.request = redact_webhook_paths(str(request))
         return True

@@ -471,6 +471,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's default configuration gives "django" a console handler of its own (with DEBUG on), which
+        # would print every record a second time, without the filters above: its records go to the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # Its warnings (a failure, a lockout) are kept; its INFO lines come with every failed login.
         "axes": {"level": "WARNING"},

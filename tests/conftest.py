@@ -175,7 +175,7 @@ def start_daphne(env: dict[str, str], *, timeout: float = 30.0) -> ServerProcess
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = LOG_DIR / f"daphne-{port}.log"
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "flownova.asgi:application"]
+    command = [sys.executable, "-m", "flownova.serve", "-b", "127.0.0.1", "-p", str(port), "flownova.asgi:application"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
