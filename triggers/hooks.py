@@ -33,6 +33,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from flownova import metrics
 from flownova.jsonbody import JSONInputError, parse_json
 from runs.errors import RunError, RunInputError
 from runs.models import FINAL_RUN_STATUSES, Run
@@ -83,6 +84,12 @@ def _json_media_type(content_type: str) -> bool:
 
 @csrf_exempt
 async def webhook(request: HttpRequest, secret: str) -> JsonResponse:
+    response = await _webhook(request, secret)
+    metrics.WEBHOOK_CALLS.labels(status=str(response.status_code)).inc()
+    return response
+
+
+async def _webhook(request: HttpRequest, secret: str) -> JsonResponse:
     if request.method != "POST":
         response = _error(405, f"Method {request.method} not allowed: a webhook is called with POST.")
         response["Allow"] = "POST"
@@ -110,20 +117,23 @@ async def webhook(request: HttpRequest, secret: str) -> JsonResponse:
     idempotency_key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     if len(idempotency_key) > 255:
         return _error(400, f"{IDEMPOTENCY_HEADER} is longer than 255 characters.")
+    digest = None
     if trigger.has_signing_secret:
-        refused = await _db(_signature_check)(trigger, raw, request, idempotency_key=idempotency_key)
-        if refused is not None:
-            return refused
+        checked = await _db(_signature_verify)(trigger, raw, request)
+        if isinstance(checked, JsonResponse):
+            return checked
+        digest = checked
     try:
-        webhook_rate_check(trigger)
+        await _db(webhook_rate_check)(trigger)
     except TriggerRateLimited as exc:
         response = _error(429, str(exc).capitalize() + ".")
         response["Retry-After"] = str(exc.wait)
         return response
+    # Only a call past the rate limit uses its signature up: a sender may send a refused (429) call again as it was.
+    if digest is not None and (refused := await _db(_signature_first_use)(trigger, digest, idempotency_key)):
+        return refused
     try:
         payload = parse_json(raw, max_depth=settings.FLOWNOVA_API_MAX_JSON_DEPTH)
-    except UnicodeDecodeError as exc:
-        return _error(400, f"The body is not valid UTF-8: {exc.reason} at byte {exc.start}.")
     except JSONInputError as exc:
         if exc.parsing:
             return _error(400, f"The body is not valid JSON: {exc.message}.")
@@ -151,21 +161,25 @@ def _wait_seconds(raw: str | None) -> float | JsonResponse:
     return wait
 
 
-def _signature_check(trigger: Any, raw: bytes, request: HttpRequest, *, idempotency_key: str) -> JsonResponse | None:
-    """None for a good signature used for the first time; else the 401 to answer. A call that carries an
-    Idempotency-Key may be sent again as it was (a retry after a lost answer): the key makes it harmless. Only
-    with the key it first came with: the key is not signed, and a new one would start a new run."""
-    tolerance = settings.FLOWNOVA_WEBHOOK_SIGNATURE_TOLERANCE_SECONDS
+def _signature_verify(trigger: Any, raw: bytes, request: HttpRequest) -> str | JsonResponse:
+    """The digest of a good signature, or the 401 to answer."""
     try:
-        digest = verify(
+        return verify(
             signing_secret(trigger),
             raw,
             signature=request.headers.get(SIGNATURE_HEADER),
             timestamp=request.headers.get(TIMESTAMP_HEADER),
-            tolerance=tolerance,
+            tolerance=settings.FLOWNOVA_WEBHOOK_SIGNATURE_TOLERANCE_SECONDS,
         )
     except BadSignature as exc:
         return _error(401, f"Signature refused: {exc}.")
+
+
+def _signature_first_use(trigger: Any, digest: str, idempotency_key: str) -> JsonResponse | None:
+    """None when a good signature is used for the first time; else the 401 to answer. A call that carries an
+    Idempotency-Key may be sent again as it was (a retry after a lost answer): the key makes it harmless. Only
+    with the key it first came with: the key is not signed, and a new one would start a new run."""
+    tolerance = settings.FLOWNOVA_WEBHOOK_SIGNATURE_TOLERANCE_SECONDS
     # Remembered, with the key it came with, for twice the tolerance: as long as a timestamp stays acceptable,
     # on either side of the clock.
     seen = f"webhook_signature_{trigger.pk}_{digest}"

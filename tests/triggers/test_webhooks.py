@@ -17,6 +17,7 @@ import httpx
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -25,6 +26,7 @@ from tests.api.conftest import approval_graph
 from tests.conftest import ServerProcess, WorkerProcess, service_env, start_daphne, stop_process
 from tests.engine_helpers import wait_for
 from tests.factories import make_workflow
+from tests.test_metrics import samples
 from triggers.models import FiringOutcome, IdempotencyKey, Trigger, TriggerFiring, TriggerType
 from triggers.services import trigger_create
 from triggers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -553,6 +555,42 @@ def test_calls_past_the_rate_limit_are_a_429_and_start_nothing(
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert [run.pk for run in hook.runs()] == [answer.json()["run_id"] for answer in accepted]
     assert TriggerFiring.objects.filter(trigger=hook.trigger).count() == 3
+
+
+def test_a_signed_call_refused_by_the_rate_limit_may_be_sent_again_as_it_was(
+    server: ServerProcess, celery_worker: WorkerProcess, orders: Workflow
+) -> None:
+    hook = make_hook(server, orders, rate_limit="1/s", signing_secret=SIGNING_SECRET)
+    time.sleep(1.05 - time.time() % 1)  # at the start of a one-second window: both calls fall in it
+    first = json.dumps({"order": 1}).encode()
+    assert hook.post(content=first, headers=signed(first)).status_code == 202
+    second = json.dumps({"order": 2}).encode()
+    headers = signed(second)
+    assert hook.post(content=second, headers=headers).status_code == 429
+    time.sleep(1.05 - time.time() % 1)
+    again = hook.post(content=second, headers=headers)
+    assert again.status_code == 202, again.json()  # not refused as a replay: the 429 did not use it up
+    time.sleep(1.05 - time.time() % 1)
+    assert hook.post(content=second, headers=headers).status_code == 401  # now it has been used
+
+
+def test_calls_are_counted_by_status_in_the_metrics(
+    server: ServerProcess, celery_worker: WorkerProcess, orders: Workflow, client: Client, superuser: User
+) -> None:
+    client.force_login(superuser)
+    hook = make_hook(server, orders)
+    before = samples(client)  # daphne writes to the metrics folder this process reads
+    assert hook.post({"order": 1}).status_code == 202
+    assert httpx.post(f"{server.base_url}/hooks/{'Q' * 43}/", json={}).status_code == 404
+    after = samples(client)
+
+    def grew(status: str) -> float:
+        key = ("flownova_webhook_calls_total", (("status", status),))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert (grew("202"), grew("404")) == (1, 1)
+    firings = ("flownova_trigger_firings_total", (("outcome", "started"), ("type", "webhook")))
+    assert after.get(firings, 0) - before.get(firings, 0) == 1
 
 
 # --- logs ----------------------------------------------------------------------------------------------------
