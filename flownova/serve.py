@@ -12,7 +12,7 @@ import io
 import sys
 from typing import TextIO
 
-from daphne.cli import CommandLineInterface
+from daphne.cli import CommandLineInterface  # type: ignore[import-untyped]  # daphne ships no types
 
 from flownova.logcontext import redact_webhook_paths
 
