@@ -1,5 +1,6 @@
-"""Which code may import which (.importlinter, docs/ARCHITECTURE.md, Apps): the apps depend one way, approvals >
-and triggers (side by side) > runs > workflows > tools > nodes, and flownova's shared helpers import no app, only its wiring modules do.
+"""Which code may import which (.importlinter, docs/ARCHITECTURE.md, Apps): the apps depend one way, approvals
+and triggers (side by side) > runs > workflows > tools > nodes, and flownova's shared helpers import no app,
+only its wiring modules do.
 
 import-linter checks the contracts; a broken one fails the test with its report, which names every import at
 fault and the chain of imports that leads to it. Needs no database.

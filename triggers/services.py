@@ -26,7 +26,6 @@ from runs.errors import RunError
 from runs.models import ACTIVE_RUN_STATUSES, Run, RunTrigger
 from runs.ratelimit import parse_rate
 from runs.services import run_start, workflow_input_errors
-from runs.writes import run_transition
 from tools.secrets import secrets_decrypt, secrets_encrypt
 from triggers.events import TriggerFired, trigger_skipped_publish
 from triggers.models import FiringOutcome, IdempotencyKey, Overlap, Trigger, TriggerFiring, TriggerType
@@ -160,23 +159,24 @@ def _schedule_reset(trigger: Trigger, now: datetime) -> None:
 
 
 def _start(trigger: Trigger, run_input: Any) -> Run:
-    """Start a run of the trigger's workflow for its owner and tell the workflow's watchers (RunInputError and
-    the other RunErrors as `run_start` raises them)."""
+    """Start a run of the trigger's workflow for its owner, in the caller's transaction, and tell the
+    workflow's watchers (RunInputError and the other RunErrors as `run_start` raises them). The caller records
+    the run as the trigger's last (`_last_run_record`)."""
     workflow = trigger.workflow
-    with transaction.atomic():
-        run = run_start(
-            workflow=workflow,
-            input=run_input,
-            user=workflow.owner,
-            trigger={"type": RunTrigger(trigger.type).value, "id": trigger.pk},
-            user_rate_limit=False,
-        )
-        with run_transition(run.pk) as tx:
-            tx.emit(TriggerFired(trigger_id=trigger.pk, trigger_type=trigger.type, workflow_id=workflow.pk))
-        trigger.last_fired_at = timezone.now()
-        trigger.last_run = run
-        Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=trigger.last_fired_at, last_run=run)
-    return run
+    return run_start(
+        workflow=workflow,
+        input=run_input,
+        user=workflow.owner,
+        trigger={"type": RunTrigger(trigger.type).value, "id": trigger.pk},
+        user_rate_limit=False,
+        events=[TriggerFired(trigger_id=trigger.pk, trigger_type=trigger.type, workflow_id=workflow.pk)],
+    )
+
+
+def _last_run_record(trigger: Trigger, run: Run) -> None:
+    trigger.last_fired_at = timezone.now()
+    trigger.last_run = run
+    Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=trigger.last_fired_at, last_run=run)
 
 
 def _record(trigger: Trigger, outcome: str, **fields: Any) -> TriggerFiring:
@@ -251,6 +251,9 @@ def webhook_fire(trigger: Trigger, payload: Any, *, idempotency_key: str = "") -
         if key_row is not None:
             key_row.run = run
             key_row.save(update_fields=["run"])
+    # After the commit, in a statement of its own: inside the transaction, the trigger's row would stay locked
+    # until the commit, and concurrent calls of one webhook would wait for each other.
+    _last_run_record(trigger, run)
     return WebhookAccepted(run=run, repeated=False)
 
 
@@ -389,6 +392,7 @@ def _fire_recorded(trigger: Trigger, **fields: Any) -> None:
         _record(trigger, FiringOutcome.FAILED, reason=str(exc), **fields)
         logger.warning("trigger %s could not start a run: %s", trigger.pk, exc)
         return
+    _last_run_record(trigger, run)  # its row is locked already: the scheduler claimed it
     _record(trigger, FiringOutcome.STARTED, run=run, **fields)
 
 
@@ -443,6 +447,7 @@ def _queue_advance(trigger_id: int) -> int:
         except RunError as exc:
             firing.outcome, firing.reason = FiringOutcome.FAILED, str(exc)
         else:
+            _last_run_record(trigger, run)
             firing.outcome, firing.run = FiringOutcome.STARTED, run
             firing.reason = f"{firing.reason}; started when it ended"
         firing.save(update_fields=["outcome", "run", "reason"])

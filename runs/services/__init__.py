@@ -65,6 +65,6 @@ __all__ = [
     "run_resume_reused",
     "run_resume_unreachable",
     "run_start",
-    "workflow_input_errors",
     "runs_purge",
+    "workflow_input_errors",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +17,7 @@ from flownova import metrics
 from nodes import get_node_type, node_specs
 from runs.engine import core
 from runs.errors import ResumeInputConflict, RunInputError
-from runs.events import NodeReused, NodeSkipped, RunResumed, RunStarted
+from runs.events import Event, NodeReused, NodeSkipped, RunResumed, RunStarted
 from runs.ledger import ledger_append
 from runs.models import (
     TRIGGERS_WITH_ID,
@@ -45,6 +48,7 @@ def run_start(
     snapshot: Run | None = None,
     trigger: dict[str, Any] | None = None,
     user_rate_limit: bool = True,
+    events: Sequence[Event] = (),
 ) -> Run:
     """Start a run of the workflow's current graph with `input` (checked against the start node's schema), or,
     with `snapshot`, of the graph version that run executed (a re-run of the same version).
@@ -52,7 +56,8 @@ def run_start(
     `trigger` says how it started (`Run.trigger`): `{"type": <RunTrigger value>}`, plus `"id"` (an int, the
     trigger's) for a webhook or a schedule; a type that is not a RunTrigger, or a webhook or schedule without
     an id, is a programming error (ValueError). None means `{"type": "rerun"}` for a re-run (`snapshot` or
-    `source_run` given), else `{"type": "api"}`.
+    `source_run` given), else `{"type": "api"}`. `events` are the caller's, recorded right after
+    `run_started` in the same transition (a trigger's `trigger_fired`).
 
     Counts against `user`'s run-start rate limit first: past it, RunRateLimited and nothing starts. Only a
     caller that limits its starts some other way passes `user_rate_limit=False`: a webhook (a rate limit per
@@ -65,7 +70,8 @@ def run_start(
     errors = input_errors(graph, input)
     if errors:
         raise RunInputError(errors)
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (two round trips saved): what fails here fails the caller's.
+    with transaction.atomic(savepoint=False):
         run = _run_create(
             workflow=workflow,
             document=document,
@@ -80,6 +86,8 @@ def run_start(
         tx = Transition(run)
         tx.insert([start])
         tx.emit(RunStarted(workflow_id=workflow.pk, version=run.workflow_version, trigger=trigger))
+        for event in events:
+            tx.emit(event)
         tx.finish()
         enqueue_after_commit(run, graph, [start])
     return run
@@ -101,11 +109,38 @@ def _trigger_checked(trigger: dict[str, Any] | None, *, rerun: bool) -> dict[str
 
 
 def _graph_to_run(workflow: Workflow, snapshot: Run | None) -> tuple[Graph, dict[str, Any]]:
-    document = snapshot.graph if snapshot is not None else workflow.graph_document()
     try:
-        return parse_graph(document, node_specs(), recorded=snapshot is not None), document
+        if snapshot is None:
+            return _current_graph(workflow)
+        return parse_graph(snapshot.graph, node_specs(), recorded=True), snapshot.graph
     except GraphError as exc:
         raise RunInputError([f"the workflow is not valid: {issue.message}" for issue in exc.issues]) from exc
+
+
+# Parsed graphs of saved workflows, by (workflow id, version): every save bumps the version, so an entry never
+# goes stale. Starting runs of the same workflow (a webhook, a schedule, an API client) read and parse its
+# graph once per process instead of at every start (two queries and a parse).
+_CURRENT_GRAPHS: OrderedDict[tuple[int, int], tuple[Graph, dict[str, Any]]] = OrderedDict()
+_CURRENT_GRAPHS_SIZE = 256
+
+
+def _current_graph(workflow: Workflow) -> tuple[Graph, dict[str, Any]]:
+    """The workflow's graph as saved at `workflow.version`, parsed (GraphError if it is not valid), and a copy
+    of its document for the new run to keep."""
+    key = (workflow.pk, workflow.version)
+    cached = _CURRENT_GRAPHS.get(key)
+    if cached is None:
+        document = workflow.graph_document()
+        cached = (parse_graph(document, node_specs()), document)
+        # Kept only when no save came between reading the version and reading the nodes: the entry must be the
+        # graph of exactly that version.
+        if Workflow.objects.filter(pk=workflow.pk, version=workflow.version).exists():
+            _CURRENT_GRAPHS[key] = cached
+            if len(_CURRENT_GRAPHS) > _CURRENT_GRAPHS_SIZE:
+                _CURRENT_GRAPHS.popitem(last=False)
+    else:
+        _CURRENT_GRAPHS.move_to_end(key)
+    return cached[0], copy.deepcopy(cached[1])
 
 
 def _run_create(
