@@ -245,3 +245,16 @@ def test_run_starts_are_rate_limited_per_user_with_retry_after(
         assert client.post(f"/api/runs/{started.pk}/rerun/").status_code == 429
         assert api(mallory).post(f"/api/workflows/{theirs.pk}/runs/", {}, format="json").status_code == 201
     assert Run.objects.filter(owner=alice).count() == 2
+
+
+def test_a_run_started_after_a_save_executes_the_saved_graph(api: Callable[..., APIClient], alice: User) -> None:
+    # Parsed graphs are kept per workflow version: a save (a new version) must never start the old graph.
+    workflow = make_workflow(alice, graph=linear_graph(("a", "fork", {})))
+    client = api(alice)
+    first = client.post(f"/api/workflows/{workflow.pk}/runs/", {"input": {}}, format="json").json()
+    workflow_update(workflow=workflow, graph=linear_graph())
+    second = client.post(f"/api/workflows/{workflow.pk}/runs/", {"input": {}}, format="json").json()
+    nodes = {run.pk: [node["id"] for node in run.graph["nodes"]] for run in Run.objects.all()}
+    assert nodes[first["id"]] == ["start", "a", "end"]
+    assert nodes[second["id"]] == ["start", "end"]
+    assert (first["workflow_version"], second["workflow_version"]) == (1, 2)
