@@ -3,14 +3,12 @@ schema (so a webhook body or a schedule's input can be refused)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
+from tests.api.conftest import api  # noqa: F401 - the API tests' fixture: a client per persona
 from tests.factories import make_workflow
 from workflows.models import Workflow
 
@@ -30,18 +28,6 @@ def order_graph() -> dict[str, Any]:
         ],
         "edges": [{"id": "e1", "source": "start", "target": "end"}],
     }
-
-
-@pytest.fixture
-def api() -> Callable[..., APIClient]:
-    def make(user: User | None = None) -> APIClient:
-        client = APIClient()
-        if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        return client
-
-    return make
 
 
 @pytest.fixture
