@@ -1,4 +1,5 @@
-"""The web process: daphne, with webhook URLs redacted from everything it prints.
+"""The web process: daphne, with webhook URLs redacted from everything it prints, and a pool of database
+connections (FLOWNOVA_DB_POOL_SIZE, see flownova/settings.py).
 
 `python -m flownova.serve <daphne's arguments>` runs daphne's own command line. daphne writes its access log
 (one line per request, with the path) to standard output, outside Python's logging, so the logging filter that
@@ -9,6 +10,7 @@ redaction before daphne starts: a webhook's URL is its credential and must not r
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import TextIO
 
@@ -39,7 +41,12 @@ class RedactedStream(io.TextIOBase):
         return self._stream.isatty()
 
 
+# Connections of the web process come from a pool of this size unless set (flownova/settings.py says why).
+DEFAULT_POOL_SIZE = "16"
+
+
 def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("FLOWNOVA_DB_POOL_SIZE", DEFAULT_POOL_SIZE)
     sys.stdout = RedactedStream(sys.stdout)
     CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
 

@@ -183,6 +183,21 @@ _prepare = os.environ.get("FLOWNOVA_DB_PREPARE_THRESHOLD", "5").strip().lower()
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
     None if _prepare in ("off", "none") else env_int("FLOWNOVA_DB_PREPARE_THRESHOLD", 5)
 )
+# A pool of connections, for the web process: flownova.serve (daphne) sets FLOWNOVA_DB_POOL_SIZE. Django under
+# ASGI runs each request's database work in a thread made for that request, so a persistent connection stays
+# open in a thread that is gone, one per request in flight, until PostgreSQL refuses new clients. With the pool,
+# a request takes a connection, checked first (so a restart of PostgreSQL costs no request), and gives it back
+# when it ends; past the pool's size, a request waits for one up to FLOWNOVA_DB_POOL_TIMEOUT seconds. The worker
+# and the beat process keep persistent connections (one per process).
+FLOWNOVA_DB_POOL_SIZE = env_int("FLOWNOVA_DB_POOL_SIZE", 0)
+if FLOWNOVA_DB_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": FLOWNOVA_DB_POOL_SIZE,
+        "timeout": env_float("FLOWNOVA_DB_POOL_TIMEOUT", 10),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and channels -----------------------------------------------------------------------------------------
