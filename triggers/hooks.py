@@ -11,9 +11,9 @@ The view is asynchronous: a call that waits holds no thread, only a timer. It fo
 run's status with a backoff (20 ms, doubling, at most 250 ms apart): one indexed read at a time per waiting
 call, and no dependency on event publishing, which only reaches groups a browser watches.
 
-Its database work runs on a small pool of threads of its own (`_db`), each keeping its connection from call to
-call. By default, Django under ASGI runs a request's `sync_to_async` work in a thread made for that request, so
-every call in flight would open a connection of its own, and a burst of calls could take all of PostgreSQL's.
+Its database work runs on a small pool of threads of its own (`_db`): a burst of calls queues for those threads
+instead of each taking one of the web process's pooled connections (FLOWNOVA_DB_POOL_SIZE), which the pages and
+the API share. Without a connection pool (FLOWNOVA_DB_POOL_SIZE=0), each thread keeps its own connection.
 """
 
 from __future__ import annotations
