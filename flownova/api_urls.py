@@ -23,6 +23,7 @@ from approvals.api import ApprovalViewSet
 from flownova.api_base import StrictFieldsMixin, TokenObtainThrottle, error_response
 from flownova.api_parsers import SafeJSONParser
 from flownova.login_lockout import LoginLockedOut
+from nodes.api import TransformPreviewView
 from runs.api import RunViewSet, UsageView, WorkflowRunStartView
 from tools.api import ToolViewSet
 from triggers.api import TriggerViewSet, WorkflowTriggersView
@@ -91,6 +92,7 @@ router.register("triggers", TriggerViewSet, basename="trigger")
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("usage/", UsageView.as_view(), name="usage"),
+    path("nodes/transform/preview/", TransformPreviewView.as_view(), name="transform-preview"),
     # A workflow's runs start in the runs app, which sits above workflows; the pattern is the router's own.
     re_path(r"^workflows/(?P<pk>[^/.]+)/runs/$", WorkflowRunStartView.as_view(), name="workflow-start-run"),
     re_path(r"^workflows/(?P<pk>[^/.]+)/triggers/$", WorkflowTriggersView.as_view(), name="workflow-triggers"),

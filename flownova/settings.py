@@ -300,6 +300,8 @@ FLOWNOVA_API_MAX_JSON_DEPTH = env_int("FLOWNOVA_API_MAX_JSON_DEPTH", 64)
 # Counted in the default cache, per user for run starts (API starts and re-runs), per address for tokens.
 FLOWNOVA_RUN_START_RATE = env_rate("FLOWNOVA_RUN_START_RATE", "60/min")
 FLOWNOVA_AUTH_TOKEN_RATE = env_rate("FLOWNOVA_AUTH_TOKEN_RATE", "30/min")
+# Previews of a transform expression (POST /api/nodes/transform/preview/), per user.
+FLOWNOVA_TRANSFORM_PREVIEW_RATE = env_rate("FLOWNOVA_TRANSFORM_PREVIEW_RATE", "120/min")
 
 # --- Triggers (triggers/) -----------------------------------------------------------------------------------------
 
@@ -409,6 +411,10 @@ FLOWNOVA_RETRY_BACKOFF_MAX_SECONDS = env_float("FLOWNOVA_RETRY_BACKOFF_MAX_SECON
 FLOWNOVA_MAX_NODE_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_NODE_OUTPUT_BYTES", 8 * 1024 * 1024)
 FLOWNOVA_MAX_RUN_OUTPUT_BYTES = env_int("FLOWNOVA_MAX_RUN_OUTPUT_BYTES", 8 * 1024 * 1024)
 FLOWNOVA_MAX_RENDERED_BYTES = env_int("FLOWNOVA_MAX_RENDERED_BYTES", 1024 * 1024)
+# Bounds on one evaluation of a transform node's JSONata expression (and of its preview): past either, the
+# node fails with a message naming the setting.
+FLOWNOVA_TRANSFORM_TIMEOUT_MS = env_int("FLOWNOVA_TRANSFORM_TIMEOUT_MS", 1000)
+FLOWNOVA_TRANSFORM_MAX_DEPTH = env_int("FLOWNOVA_TRANSFORM_MAX_DEPTH", 500)
 # How long a worker keeps trying to record a node's result while PostgreSQL cannot be reached (a restart or a
 # failover), before leaving the node to the recovery sweep: recording late beats executing the node again.
 FLOWNOVA_RECORD_PATIENCE_SECONDS = env_float("FLOWNOVA_RECORD_PATIENCE_SECONDS", 60)

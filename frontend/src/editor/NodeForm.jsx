@@ -2,6 +2,7 @@
 import { useState } from "react";
 import { fieldLabel, isAdvanced, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
 import { TypeIcon } from "../flow/nodes.jsx";
+import TryIt from "./TryIt.jsx";
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -276,6 +277,7 @@ export default function NodeForm({ node, spec, catalogue, nodes, edges, tools, i
         <details>
           <summary>Advanced</summary>
           {advanced.map(field)}
+      {typeof schema["x-preview"] === "string" && <TryIt id={id} url={schema["x-preview"]} name={name} value={value} />}
         </details>
       )}
       <p>
