@@ -114,11 +114,17 @@ _FIRST_HANDLES = frozenset({"true", "pass", "approved", "success"})
 
 def node_catalogue() -> list[dict[str, Any]]:
     """What the canvas needs to draw and configure every registered type, in palette order; pages embed it as
-    JSON, so a deployment's own node types get a palette entry, handles and a form without front-end changes."""
+    JSON, so a deployment's own node types get a palette entry, handles and a form without front-end changes.
+
+    A type whose handles depend on each node's data (a switch's cases) has `handles` null and a `handles_from`,
+    `{"field", "key", "extra"}`: the handles are the `key` of each object in the data's list `field` (each string
+    in it when `key` is null), then `extra`, so the editor derives them as the data changes, as
+    `NodeSpec.handles_for` does on the server."""
     catalogue = []
     for node_type in sorted(node_types().values(), key=lambda node_type: (node_type.order, node_type.type)):
         spec = node_type.spec
         handles = sorted(spec.handles, key=lambda h: (h not in _FIRST_HANDLES, h)) if spec.handles else None
+        extra = {"handles_from": spec.handles_from.as_dict()} if spec.handles_from is not None else {}
         catalogue.append(
             {
                 "type": node_type.type,
@@ -135,6 +141,7 @@ def node_catalogue() -> list[dict[str, Any]]:
                 "accepts_incoming": node_type.accepts_incoming,
                 "data_schema": spec.data_schema,
                 "side_effects": node_type.side_effects,
+                **extra,
             }
         )
     return catalogue

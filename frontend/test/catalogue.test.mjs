@@ -24,6 +24,7 @@ const FULL = {
   summary: "{{queue}} via {{model}} ({{tags}})",
   output_fields: ["queue", "confidence"],
   handles: ["urgent", "normal"],
+  handles_from: null,
   allows_outgoing: true,
   accepts_incoming: false,
   data_schema: {
@@ -81,6 +82,7 @@ test("a type that says nothing gets neutral defaults", () => {
     summary: "",
     output_fields: [],
     handles: null,
+    handles_from: null,
     allows_outgoing: true,
     accepts_incoming: true,
     data_schema: { type: "object", properties: {} },

@@ -13,7 +13,19 @@ from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema
 from nodes.spec import Node, NodeSpec
 from workflows.graph import validate_graph
 
-BUILT_INS = ("start", "end", "fork", "join", "if_else", "agent", "guardrails", "cognitive", "tool", "user_approval")
+BUILT_INS = (
+    "start",
+    "end",
+    "fork",
+    "join",
+    "if_else",
+    "switch",
+    "agent",
+    "guardrails",
+    "cognitive",
+    "tool",
+    "user_approval",
+)
 
 
 def test_the_built_ins_come_first_in_palette_order_each_with_a_title_a_group_and_a_colour() -> None:
@@ -39,11 +51,13 @@ def test_what_replay_and_the_engine_need_is_declared_not_inferred_from_names() -
 def test_summaries_and_output_fields_name_what_the_canvas_shows_and_hints() -> None:
     catalogue = {entry["type"]: entry for entry in node_catalogue()}
     assert catalogue["if_else"]["summary"] == "{{left}} {{operator}} {{right}}"
+    assert catalogue["switch"]["summary"] == "{{value}}"
     assert catalogue["agent"]["summary"] == "{{model}}"
     assert catalogue["user_approval"]["summary"] == "{{assignees}}"
     first = {name: catalogue[name]["output_fields"][0] for name in catalogue if catalogue[name]["output_fields"]}
     assert {name: first[name] for name in BUILT_INS if name in first} == {
         "if_else": "condition",
+        "switch": "case",
         "agent": "message",
         "tool": "result",
         "guardrails": "guardrail_result",
@@ -68,6 +82,7 @@ def test_form_hints_live_in_each_property_schema() -> None:
         ("tool", "tool"): "tool",
         ("if_else", "left"): "template",
         ("if_else", "right"): "template",
+        ("switch", "value"): "template",
         ("guardrails", "policy"): "textarea",
         ("guardrails", "subject"): "template",
         ("user_approval", "message"): "textarea",
@@ -101,6 +116,27 @@ def test_the_form_hints_are_valid_json_schema_and_change_no_verdict() -> None:
         ],
     }
     assert validate_graph(graph, node_specs()) == []
+
+
+def test_handles_read_from_data_are_described_so_the_editor_derives_them_as_the_server_does() -> None:
+    catalogue = {entry["type"]: entry for entry in node_catalogue()}
+    switch = catalogue["switch"]
+    assert switch["handles"] is None
+    assert switch["handles_from"] == {"field": "cases", "key": "id", "extra": ["default"]}
+    assert [name for name, entry in catalogue.items() if "handles_from" in entry] == ["switch"]
+    assert catalogue["if_else"]["handles"] == ["true", "false"]
+    cases: list[dict[str, Any]] = [{"id": "refund", "operator": "=="}, {"id": "late", "operator": "is_empty"}]
+    described = switch["handles_from"]
+    derived = frozenset(case[described["key"]] for case in cases) | set(described["extra"])
+    assert get_node_type("switch").spec.handles_for({"value": "x", described["field"]: cases}) == derived
+    assert derived == {"refund", "late", "default"}
+    # A case's form: its operator is chosen from if/else's operators, its value may be a template.
+    case = switch["data_schema"]["properties"]["cases"]["items"]
+    assert (
+        case["properties"]["operator"]["enum"] == catalogue["if_else"]["data_schema"]["properties"]["operator"]["enum"]
+    )
+    assert case["properties"]["right"]["x-widget"] == "template"
+    assert case["required"] == ["id", "operator"]
 
 
 def test_a_child_runs_result_merges_as_its_type_declares() -> None:

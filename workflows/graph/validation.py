@@ -298,12 +298,15 @@ class _Validation:
         if spec is None:
             return
         node = f"node {_quote(source.id)} ({source.type})"
+        # A type may read its handles from the node's data (a switch's cases): an edge from a case that was
+        # removed or renamed is reported here like any other unknown handle.
+        handles = spec.handles_for(source.data)
         if _is_terminal(source, spec):
             self.add(f"{label}: {node} can't have outgoing edges", **where)
         elif edge.source_handle is None and spec.required_handles:
-            self.add(f'{label}: {node} needs a "sourceHandle"{_one_of(spec.handles)}', **where)
-        elif edge.source_handle is not None and spec.handles is not None and edge.source_handle not in spec.handles:
-            self.add(f"{label}: {node} has no handle {_quote(edge.source_handle)}{_one_of(spec.handles)}", **where)
+            self.add(f'{label}: {node} needs a "sourceHandle"{_one_of(handles)}', **where)
+        elif edge.source_handle is not None and handles is not None and edge.source_handle not in handles:
+            self.add(f"{label}: {node} has no handle {_quote(edge.source_handle)}{_one_of(handles)}", **where)
 
     # The graph as a whole
 
@@ -398,8 +401,9 @@ def _ends_reached_together(
         incoming_count[edge.target] += 1
 
     def choices(node_id: str) -> list[str | None]:
-        spec = specs.get(nodes[node_id].type)
-        if spec is None or spec.handles is None:
+        node = nodes[node_id]
+        spec = specs.get(node.type)
+        if spec is None or spec.handles_for(node.data) is None:
             return [None]
         return list(dict.fromkeys(edge.source_handle for edge in outgoing[node_id] if edge.source_handle))
 

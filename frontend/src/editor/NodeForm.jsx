@@ -1,6 +1,6 @@
 // The side panel: a form for the selected node's configuration, built from its type's JSON Schema.
 import { useState } from "react";
-import { fieldLabel, isAdvanced, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
+import { fieldLabel, isAdvanced, moveRow, newRow, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
 import { TypeIcon } from "../flow/nodes.jsx";
 import TryIt from "./TryIt.jsx";
 
@@ -94,13 +94,101 @@ function ToolsField({ id, value, tools, onChange }) {
   );
 }
 
+// A list of objects (a switch's cases), one small form per row: add, remove, move up and down. When the rows
+// name the node's handles (`handles_from`), adding a row adds its handle on the canvas at once.
+function RowsField({ id, schema, value, handlesFrom, fieldName, onChange }) {
+  const rows = Array.isArray(value) ? value : [];
+  const items = schema.items;
+  const properties = items.properties;
+  const required = new Set(items.required || []);
+  const handleKey = handlesFrom && handlesFrom.field === fieldName ? handlesFrom.key : null;
+  const noun = fieldName.endsWith("s") ? fieldName.slice(0, -1) : "item";
+  const min = Number.isInteger(schema.minItems) ? schema.minItems : 0;
+  const max = Number.isInteger(schema.maxItems) ? schema.maxItems : Infinity;
+  const setRows = (next) => onChange(next.length ? next : undefined);
+  const setCell = (index, key, cell) => {
+    const row = { ...rows[index] };
+    if (cell === undefined) delete row[key];
+    else row[key] = cell;
+    setRows(rows.map((item, at) => (at === index ? row : item)));
+  };
+  return (
+    <div id={id} className="fn-rows">
+      {rows.map((row, index) => {
+        const item = row && typeof row === "object" && !Array.isArray(row) ? row : {};
+        const name = handleKey && typeof item[handleKey] === "string" && item[handleKey] ? item[handleKey] : `${index + 1}`;
+        return (
+          <fieldset key={index} className="fn-row" data-row={index}>
+            <legend>
+              {noun} {name}
+            </legend>
+            {Object.entries(properties).map(([key, property]) => {
+              const cellId = `${id}-${index}-${key}`;
+              const cellValue = item[key];
+              return (
+                <div key={key} className="fn-row-cell">
+                  <label htmlFor={cellId}>
+                    {fieldLabel(key, property)}
+                    {required.has(key) && <span aria-hidden="true"> *</span>}
+                  </label>
+                  {Array.isArray(property?.enum) ? (
+                    <select id={cellId} value={cellValue ?? ""} onChange={(event) => setCell(index, key, event.target.value || undefined)}>
+                      {(!required.has(key) || cellValue === undefined) && <option value="">—</option>}
+                      {property.enum.map((option) => (
+                        <option key={String(option)} value={option}>
+                          {String(option)}
+                        </option>
+                      ))}
+                    </select>
+                  ) : (
+                    <input
+                      id={cellId}
+                      type="text"
+                      value={cellValue === undefined || cellValue === null ? "" : String(cellValue)}
+                      onChange={(event) => setCell(index, key, event.target.value === "" ? undefined : event.target.value)}
+                    />
+                  )}
+                </div>
+              );
+            })}
+            <p className="fn-row-actions">
+              <button type="button" aria-label={`Move ${noun} ${name} up`} disabled={index === 0} onClick={() => setRows(moveRow(rows, index, -1))}>
+                ↑
+              </button>
+              <button
+                type="button"
+                aria-label={`Move ${noun} ${name} down`}
+                disabled={index === rows.length - 1}
+                onClick={() => setRows(moveRow(rows, index, 1))}
+              >
+                ↓
+              </button>
+              <button
+                type="button"
+                className="danger-button"
+                disabled={rows.length <= min}
+                onClick={() => setRows(rows.filter((_, at) => at !== index))}
+              >
+                Remove {noun}
+              </button>
+            </p>
+          </fieldset>
+        );
+      })}
+      <button type="button" disabled={rows.length >= max} onClick={() => setRows([...rows, newRow(items, rows, handleKey, noun)])}>
+        Add {noun}
+      </button>
+    </div>
+  );
+}
+
 function numberOrUndefined(text, integer) {
   if (text === "") return undefined;
   const number = integer ? Number.parseInt(text, 10) : Number(text);
   return Number.isFinite(number) ? number : undefined;
 }
 
-function Field({ nodeId, name, schema, required, value, tools, hints, onChange }) {
+function Field({ nodeId, name, schema, required, value, tools, hints, handlesFrom, onChange }) {
   const widget = widgetFor(schema);
   const id = `field-${nodeId}-${name}`;
   let control;
@@ -137,6 +225,11 @@ function Field({ nodeId, name, schema, required, value, tools, hints, onChange }
       break;
     case "json":
       control = <JsonField id={id} value={value} required={required} onChange={onChange} />;
+      break;
+    case "rows":
+      control = (
+        <RowsField id={id} schema={schema} value={value} handlesFrom={handlesFrom} fieldName={name} onChange={onChange} />
+      );
       break;
     case "list":
       control = <ListField id={id} value={value} onChange={onChange} />;
@@ -242,6 +335,7 @@ export default function NodeForm({ node, spec, catalogue, nodes, edges, tools, i
       value={config[key]}
       tools={tools}
       hints={hints}
+      handlesFrom={spec.handles_from}
       onChange={set(key)}
     />
   );

@@ -18,12 +18,30 @@ function types(schema) {
   return t ? [t] : [];
 }
 
-// One of: select, tools, tool, json, list, checkbox, number, integer, textarea, template, text.
+// A list of objects whose fields the schema names (a switch's cases): edited as rows, one small form each.
+export function isRowList(schema) {
+  const t = types(schema);
+  const items = schema?.items;
+  return (
+    t.length === 1 &&
+    t[0] === "array" &&
+    items !== null &&
+    typeof items === "object" &&
+    types(items).length === 1 &&
+    types(items)[0] === "object" &&
+    items.properties !== null &&
+    typeof items.properties === "object" &&
+    Object.keys(items.properties).length > 0
+  );
+}
+
+// One of: select, tools, tool, json, rows, list, checkbox, number, integer, textarea, template, text.
 export function widgetFor(schema) {
   if (X_WIDGETS.has(schema?.["x-widget"])) return schema["x-widget"];
   if (Array.isArray(schema?.enum)) return "select";
   const t = types(schema);
   if (t.includes("object")) return "json";
+  if (isRowList(schema)) return "rows";
   if (t.length === 1 && t[0] === "array") {
     return schema.items?.type === "string" ? "list" : "json";
   }
@@ -73,4 +91,31 @@ export function templateHints(nodes, edges, nodeId, catalogue) {
     for (const field of fields.length ? fields : ["<field>"]) hints.push(`{{nodes.${id}.${field}}}`);
   }
   return hints;
+}
+
+// A row to append to a list edited as rows: the first option of each required field that has a list of them
+// and, when the list's items name the node's handles (`handles_from`), a handle name no row uses yet
+// (`case_2` after `case_1`..., from `prefix`), so a new row brings a new handle at once.
+export function newRow(itemSchema, rows, handleKey, prefix = "case") {
+  const row = {};
+  const properties = itemSchema?.properties || {};
+  for (const key of itemSchema?.required || []) {
+    if (Array.isArray(properties[key]?.enum) && properties[key].enum.length) row[key] = properties[key].enum[0];
+  }
+  if (handleKey) {
+    const taken = new Set((rows || []).map((item) => item?.[handleKey]));
+    let n = (rows || []).length + 1;
+    while (taken.has(`${prefix}_${n}`)) n += 1;
+    row[handleKey] = `${prefix}_${n}`;
+  }
+  return row;
+}
+
+// `rows` with the row at `index` moved by `step` (-1 up, +1 down); unchanged when it would leave the list.
+export function moveRow(rows, index, step) {
+  const to = index + step;
+  if (to < 0 || to >= rows.length) return rows;
+  const next = [...rows];
+  [next[index], next[to]] = [next[to], next[index]];
+  return next;
 }

@@ -20,6 +20,12 @@ const isNonEmptyString = (value) => typeof value === "string" && value.trim() !=
 const isBoolean = (value) => typeof value === "boolean";
 const isStringList = (value) => Array.isArray(value) && value.every(isString);
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+// How a type reads its handles from a node's data: `{field, key, extra}` (see `dataHandles`).
+const isHandlesFrom = (value) =>
+  isObject(value) &&
+  isNonEmptyString(value.field) &&
+  (value.key === undefined || value.key === null || isNonEmptyString(value.key)) &&
+  (value.extra === undefined || isStringList(value.extra));
 
 // key -> [check, what the key must be, default (given the type name)]
 const FIELDS = {
@@ -32,6 +38,7 @@ const FIELDS = {
   summary: [isString, "a string (a template such as {{model}})", () => ""],
   output_fields: [isStringList, "a list of strings", () => []],
   handles: [isStringList, "a list of strings or null", () => null],
+  handles_from: [isHandlesFrom, 'an object {field, key, extra} or null', () => null],
   allows_outgoing: [isBoolean, "true or false", () => true],
   accepts_incoming: [isBoolean, "true or false", () => true],
   data_schema: [isObject, "an object (a JSON Schema)", () => ({ type: "object", properties: {} })],
@@ -103,6 +110,23 @@ export function typeSpec(catalogue, kind) {
 }
 
 const byOrderThenTitle = (a, b) => a.order - b.order || a.title.localeCompare(b.title) || a.type.localeCompare(b.type);
+
+// The handles a node of a type with `handles_from` has, given its data (as NodeSpec.handles_for computes them
+// on the server): the `key` of each object in the list `field` (each string in it when there is no key), in
+// list order, then `extra`; each once. Items of the wrong shape give none (validation reports them). For a type
+// without `handles_from`, its fixed `handles` (null: any handle will do).
+export function dataHandles(spec, config) {
+  const from = spec?.handles_from;
+  if (!from) return spec?.handles ?? null;
+  const items = isObject(config) && Array.isArray(config[from.field]) ? config[from.field] : [];
+  const names = [];
+  for (const item of items) {
+    const name = from.key ? (isObject(item) ? item[from.key] : undefined) : item;
+    if (isNonEmptyString(name) && !names.includes(name)) names.push(name);
+  }
+  for (const name of from.extra || []) if (!names.includes(name)) names.push(name);
+  return names;
+}
 
 // The palette: `[{group, types: [spec]}]`, groups in the order of their first type, types by order then title.
 export function paletteGroups(catalogue) {

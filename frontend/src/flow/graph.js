@@ -2,6 +2,7 @@
 // React Flow's own shape, so this only fills in what the canvas needs (positions, handles seen on edges)
 // and strips what React Flow adds (selection, measured sizes) on the way back.
 import dagre from "@dagrejs/dagre";
+import { dataHandles } from "./catalogue.js";
 
 export const NODE_WIDTH = 190;
 export const NODE_HEIGHT = 64;
@@ -120,16 +121,30 @@ export function toGraph(nodes, edges) {
   };
 }
 
-// The outgoing handles a node shows: the type's named handles (true/false, pass/fail...), or, for types
-// that take any label, one unnamed handle plus any label its edges already use.
-export function sourceHandles(kind, spec, nodeId, edges) {
+// The outgoing handles a node shows: the type's named handles (true/false, pass/fail...); for a type that
+// reads them from the node's data (a switch's cases), those its `config` gives now, plus any handle its edges
+// still leave from that the data no longer has (a case removed or renamed), so the edge stays in sight until it
+// is reconnected or deleted (`staleHandles` names them; saving reports them); or, for types that take any
+// label, one unnamed handle plus any label its edges already use.
+export function sourceHandles(kind, spec, nodeId, edges, config) {
   if (spec && spec.allows_outgoing === false) return [];
-  if (spec && spec.handles) return spec.handles;
   const used = new Set();
   for (const edge of edges || []) {
     if (edge.source === nodeId && edge.sourceHandle) used.add(edge.sourceHandle);
   }
+  if (spec && spec.handles_from) {
+    const own = dataHandles(spec, config);
+    return [...own, ...[...used].filter((handle) => !own.includes(handle)).sort()];
+  }
+  if (spec && spec.handles) return spec.handles;
   return [null, ...[...used].sort()];
+}
+
+// The handles `sourceHandles` draws only because an edge still leaves from them.
+export function staleHandles(spec, config, handles) {
+  if (!spec || !spec.handles_from) return [];
+  const own = dataHandles(spec, config);
+  return handles.filter((handle) => handle !== null && !own.includes(handle));
 }
 
 export function readJsonScript(id) {

@@ -1,9 +1,9 @@
 // The one node renderer for every canvas: the contract's type is in `data.kind`; its title, icon, colour,
 // summary line and handles come from the node type catalogue the page embeds (so a deployment's own node
 // types draw like the built-in ones).
-import { createContext, memo, useContext } from "react";
-import { Handle, Position, useEdges } from "@xyflow/react";
-import { sourceHandles } from "./graph.js";
+import { createContext, memo, useContext, useEffect } from "react";
+import { Handle, Position, useEdges, useUpdateNodeInternals } from "@xyflow/react";
+import { sourceHandles, staleHandles } from "./graph.js";
 import { renderSummary, typeSpec } from "./catalogue.js";
 
 export const CatalogueContext = createContext({});
@@ -32,8 +32,14 @@ function FlowNodeView({ id, data, selected }) {
   const catalogue = useContext(CatalogueContext);
   const edges = useEdges();
   const spec = typeSpec(catalogue, data.kind);
-  const handles = sourceHandles(data.kind, spec, id, edges);
   const config = data.config || {};
+  const handles = sourceHandles(data.kind, spec, id, edges, config);
+  const stale = staleHandles(spec, config, handles);
+  // Handles that come and go with the data (a switch's cases): React Flow must measure them again, or an edge
+  // drawn from a new one starts from nowhere.
+  const updateNodeInternals = useUpdateNodeInternals();
+  const handleKey = handles.join("\u0000");
+  useEffect(() => updateNodeInternals(id), [id, handleKey, updateNodeInternals]);
   const classes = ["fn-node"];
   if (data.status) classes.push(`fn-status-${data.status}`);
   if (data.issues?.length) classes.push("fn-has-issues");
@@ -43,7 +49,7 @@ function FlowNodeView({ id, data, selected }) {
   return (
     <div
       className={classes.join(" ")}
-      style={{ "--fn-kind-colour": spec.colour }}
+      style={{ "--fn-kind-colour": spec.colour, minHeight: handles.length > 3 ? `${handles.length * 20}px` : undefined }}
       data-node-id={id}
       data-kind={data.kind}
       data-status={data.status || undefined}
@@ -79,8 +85,14 @@ function FlowNodeView({ id, data, selected }) {
           type="source"
           position={Position.Right}
           style={handles.length > 1 ? { top: `${((index + 1) * 100) / (handles.length + 1)}%` } : undefined}
-          className={handle ? `fn-handle fn-handle-${handle}` : "fn-handle"}
-          title={handle ? `${handle}: drag to connect` : "drag to connect"}
+          className={handle ? `fn-handle fn-handle-${handle}${stale.includes(handle) ? " fn-handle-stale" : ""}` : "fn-handle"}
+          title={
+            stale.includes(handle)
+              ? `${handle}: no longer one of this node's handles; reconnect or delete its edge`
+              : handle
+                ? `${handle}: drag to connect`
+                : "drag to connect"
+          }
         >
           {handle && <span className="fn-handle-label">{handle}</span>}
         </Handle>
