@@ -297,6 +297,10 @@ def merge_child_output(own: dict[str, Any], child_output: dict[str, Any] | None,
     return {**(child_output or {}), **own}
 
 
+# `NodeType.reads_nodes`'s answer for "every earlier node": no node id can be "*".
+EVERY_NODE = frozenset({"*"})
+
+
 @dataclass(frozen=True)
 class NodeType:
     """Everything about a node type. Only `spec` and `execute` are required; the rest has neutral defaults."""
@@ -335,6 +339,10 @@ class NodeType:
     # completes with `child_result(own fields, the child's output, the child run's id)`.
     starts_child_runs: bool = False
     child_result: Callable[[dict[str, Any], dict[str, Any] | None, int], dict[str, Any]] = merge_child_output
+    # The earlier nodes whose own fields the node reads other than through `{{nodes.<id>...}}` templates in its
+    # data (which the engine finds itself): a function of the node's data giving their ids, or EVERY_NODE when
+    # it cannot tell (a transform's expression reading `nodes` as a whole). They are in `ctx.nodes`.
+    reads_nodes: Callable[[dict[str, Any]], frozenset[str]] | None = None
 
     # How the original FlowNova export wrote this type (workflows/importing.py): other names of the type; data
     # keys, output fields and handles named differently there ({their name: ours}); and for a data key of ours

@@ -55,18 +55,25 @@ def test_a_value_that_is_not_an_object_fails_the_run_saying_what_it_was(alice: U
     assert run.error.endswith("the expression's value must be a JSON object, not a list of 3 items")
 
 
-def test_an_expression_reads_an_earlier_nodes_fields_that_its_data_names_in_a_template(alice: User) -> None:
-    # The engine loads the earlier results a node's data names in `{{nodes.<id>...}}` templates; a JSONata
-    # comment can hold one without changing the expression.
+@pytest.mark.parametrize(
+    ("expression", "tier"),
+    [
+        ('{"tier": nodes.classify.label}', "gold"),
+        ('{"tier": nodes.`classify`.label & "/" & nodes.count.n}', "gold/2"),
+        ('{"tier": $join($sort($keys(nodes)), ",")}', "classify,count,start"),  # every earlier node
+    ],
+)
+def test_an_expression_reads_the_earlier_nodes_it_names_or_all_of_them(alice: User, expression: str, tier: str) -> None:
     graph = graph_of(
         [
             ("start", "start", {}),
             ("classify", "transform", {"expression": '{"label": "gold"}'}),
-            ("shape", "transform", {"expression": '/* {{nodes.classify.label}} */ {"tier": nodes.classify.label}'}),
+            ("count", "transform", {"expression": '{"n": 2}'}),
+            ("shape", "transform", {"expression": expression}),
             ("end", "end", {}),
         ],
-        [("start", "classify"), ("classify", "shape"), ("shape", "end")],
+        [("start", "classify"), ("classify", "count"), ("count", "shape"), ("shape", "end")],
     )
     run = wait_for(start(alice, graph, {"a": 1}))
     assert run.status == "succeeded", run.error
-    assert run.output == {"a": 1, "label": "gold", "tier": "gold"}
+    assert run.output == {"a": 1, "label": "gold", "n": 2, "tier": tier}

@@ -1,5 +1,6 @@
 """`transform`: a JSONata expression reshapes the data. It is evaluated over `{"input": <the node's input>,
-"nodes": <earlier nodes' own fields, by id>}` (what templates see); its value must be a JSON object, whose
+"nodes": <earlier nodes' own fields, by id>}` (what templates see: those it names as `nodes.<id>`, or every
+earlier node when it reads `nodes` as a whole); its value must be a JSON object, whose
 keys are the node's own fields and are merged into its output.
 
 Evaluation is deterministic, so a failure is permanent (NodeError, no retry). It is bounded
@@ -9,12 +10,13 @@ is not instant: it runs on a worker, never inside the transaction that holds the
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 
 from nodes import register
-from nodes.base import NodeContext, NodeError, NodeResult, NodeType, data_schema, field_schema
+from nodes.base import EVERY_NODE, NodeContext, NodeError, NodeResult, NodeType, data_schema, field_schema
 from nodes.jsonata_eval import ExpressionError, evaluate_object, syntax_error
 from nodes.spec import NodeSpec
 
@@ -35,6 +37,23 @@ def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
         return []  # the data schema reports it
     error = syntax_error(expression)
     return [] if error is None else [("expression", str(error))]
+
+
+# `nodes.<id>`, `nodes.`<id>`` or `nodes."<id>"` in an expression: the earlier nodes it reads.
+_NODE_PATH = re.compile(r"""\bnodes\s*\.\s*(?:([A-Za-z0-9_]+)\b|`([^`]+)`|"([^"]+)"|'([^']+)')""")
+_NODES = re.compile(r"\bnodes\b")
+
+
+def reads_nodes(data: dict[str, Any]) -> frozenset[str]:
+    """The earlier nodes the expression reads, for the engine to load: those it names as `nodes.<id>`; every
+    earlier node when it reads `nodes` some other way (`$keys(nodes)`, `nodes.*`, `nodes[...]`)."""
+    expression = data.get("expression")
+    if not isinstance(expression, str) or not _NODES.search(expression):
+        return frozenset()
+    named = [next(group for group in match.groups() if group) for match in _NODE_PATH.finditer(expression)]
+    if len(named) < len(_NODES.findall(expression)):
+        return EVERY_NODE
+    return frozenset(named)
 
 
 def execute(ctx: NodeContext) -> NodeResult:
@@ -78,6 +97,7 @@ TRANSFORM = register(
         group="Data",
         order=110,
         summary="{{expression}}",
+        reads_nodes=reads_nodes,
         output_fields=(),
     )
 )

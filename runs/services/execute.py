@@ -4,6 +4,7 @@ recorded (`node_complete`, `node_fail`, `node_crash`). Instant control-flow node
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,7 +14,7 @@ from django.utils import timezone
 from flownova import metrics
 from flownova.logcontext import log_context
 from nodes import get_node_type, limits
-from nodes.base import DEFAULT_RETRIES, NodeResult
+from nodes.base import DEFAULT_RETRIES, EVERY_NODE, NodeResult
 from nodes.templating import referenced_paths
 from runs.engine import core
 from runs.events import NodeStarted
@@ -113,7 +114,7 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
             attempt=node_run.attempts,
             max_retries=int(node.data.get("retries", DEFAULT_RETRIES)),
             started_at=now,
-            nodes=_referenced_results(run, node),
+            nodes=_referenced_results(run, node, node_type.reads_nodes),
             branches=_branch_outputs(run, graph, node_run),
         )
         if not node_type.instant:
@@ -150,11 +151,18 @@ def _lock_claimed(tx: Transition, claim: NodeClaim) -> NodeRun | None:
     return node_run
 
 
-def _referenced_results(run: Run, node: Node) -> dict[str, dict[str, Any]]:
-    refs = core.template_node_refs(referenced_paths(node.data))
+def _referenced_results(
+    run: Run, node: Node, reads_nodes: Callable[[dict[str, Any]], frozenset[str]] | None
+) -> dict[str, dict[str, Any]]:
+    """The own fields of the earlier nodes `node` reads: those its templates name, and those its type says."""
+    refs = set(core.template_node_refs(referenced_paths(node.data)))
+    if reads_nodes is not None:
+        refs |= reads_nodes(node.data)
     if not refs:
         return {}
-    rows = NodeRun.objects.filter(run=run, node_id__in=refs, status=NodeStatus.SUCCEEDED)
+    rows = NodeRun.objects.filter(run=run, status=NodeStatus.SUCCEEDED)
+    if not EVERY_NODE <= refs:
+        rows = rows.filter(node_id__in=refs)
     return {node_id: result or {} for node_id, result in rows.values_list("node_id", "result")}
 
 

@@ -277,6 +277,7 @@ function Field({ nodeId, name, schema, required, value, tools, hints, handlesFro
       </label>
       {control}
       {schema.description && <p className="hint">{schema.description}</p>}
+      {typeof schema["x-preview"] === "string" && <TryIt id={id} url={schema["x-preview"]} name={name} value={value} />}
       {showHints && hints.length > 0 && (
         <p className="hint fn-hints">
           Templates:{" "}
@@ -371,7 +372,6 @@ export default function NodeForm({ node, spec, catalogue, nodes, edges, tools, i
         <details>
           <summary>Advanced</summary>
           {advanced.map(field)}
-      {typeof schema["x-preview"] === "string" && <TryIt id={id} url={schema["x-preview"]} name={name} value={value} />}
         </details>
       )}
       <p>
