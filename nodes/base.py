@@ -25,8 +25,9 @@ NEUTRAL_COLOUR = "#868e96"
 DEFAULT_GROUP = "Other"
 DEFAULT_ORDER = 1000
 # Form widgets a data_schema property may ask for with "x-widget", beyond what its JSON Schema implies:
-# long template text, a short value that may be a template, a list of the owner's tools, one of them.
-WIDGETS = ("textarea", "template", "tools", "tool")
+# long template text, a short value that may be a template, a list of the owner's tools, one of them, one of the
+# saved workflows the user may run (picked from the API's list).
+WIDGETS = ("textarea", "template", "tools", "tool", "workflow")
 # How a data key names the owner's tools (NodeType.tool_fields): one name, or a list of names.
 TOOL_FIELD_KINDS = ("one", "many")
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
@@ -118,11 +119,22 @@ class WaitRequest:
 
 @dataclass(frozen=True)
 class ChildRunRequest:
-    """Returned by a node that runs a workflow of its own (cognitive): the engine starts it as a child run
-    and completes the node with the child's output when the child ends."""
+    """Returned by a node that runs a workflow as a child run: the engine starts it and completes the node with
+    the child's output when the child ends.
 
-    graph: dict[str, Any]
+    Either `graph`, a workflow of the node's own (cognitive), which runs as the parent's workflow; or
+    `workflow_id`, a saved workflow (subworkflow), which the engine loads at `workflow_version` (None: as saved
+    now) once it has checked that the run's owner may run it, that it is not too deep a child, and that `input`
+    fits its start node's input_schema (else the node fails, saying why)."""
+
+    graph: dict[str, Any] | None
     input: dict[str, Any]
+    workflow_id: int | None = None
+    workflow_version: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.graph is None) == (self.workflow_id is None):
+            raise ValueError("a ChildRunRequest names a graph or a saved workflow, one of the two")
 
 
 @dataclass
@@ -134,6 +146,45 @@ class NodeResult:
     run_output: dict[str, Any] | None = None  # set by `end`: the run's final output
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     llm_usage: dict[str, Any] | None = None
+
+
+# --- What a type's save hook reaches ----------------------------------------------------------------------------
+
+
+class SavedWorkflow(Protocol):
+    """What a save hook reads of a saved workflow."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class SaveContext(Protocol):
+    """What `NodeType.on_save` reaches while a graph is saved (workflows/services.py wires it): the saving user's
+    view of the saved workflows."""
+
+    # The workflow being saved, and its name as this save leaves it; None for a workflow being created.
+    workflow_id: int | None
+    workflow_name: str
+
+    def workflow(self, workflow_id: int) -> SavedWorkflow | None:
+        """The workflow if it exists, is not deleted and the saving user may see it."""
+        ...
+
+    def document(self, workflow_id: int, version: int | None = None) -> dict[str, Any] | None:
+        """A workflow's document `{name, description, graph}` at `version` (None: as saved now), whoever owns it;
+        None for a deleted workflow or a version it never had."""
+        ...
+
+
+# A save hook: the node's data, completed (`data` itself when nothing changes), and its problems as
+# NodeSpec.check gives them: (field or None, message).
+SaveHook = Callable[[dict[str, Any], "SaveContext"], tuple[dict[str, Any], list[tuple[str | None, str]]]]
 
 
 class ToolRefused(Exception):
@@ -343,6 +394,10 @@ class NodeType:
     # data (which the engine finds itself): a function of the node's data giving their ids, or EVERY_NODE when
     # it cannot tell (a transform's expression reading `nodes` as a whole). They are in `ctx.nodes`.
     reads_nodes: Callable[[dict[str, Any]], frozenset[str]] | None = None
+    # Completes and checks a node's data when a graph is saved, once the graph is valid, with what only a save
+    # knows (the saving user, the saved workflows): a subworkflow records the version it pins there. Problems
+    # refuse the save like validation issues.
+    on_save: SaveHook | None = None
 
     # How the original FlowNova export wrote this type (workflows/importing.py): other names of the type; data
     # keys, output fields and handles named differently there ({their name: ours}); and for a data key of ours

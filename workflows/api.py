@@ -8,6 +8,8 @@ lists every problem of the body at once, the graph's issues each naming its node
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db.models import QuerySet
@@ -143,6 +145,16 @@ class WorkflowSerializer(StrictFieldsMixin, WorkflowSummarySerializer):
             raise
 
 
+@contextmanager
+def graph_issues_refused() -> Iterator[None]:
+    """A graph refused when it is saved (a node type's save hook: a subworkflow naming a workflow the user may
+    not run, a cycle of workflows) answers 400 with its issues under `graph`, as validation's do."""
+    try:
+        yield
+    except GraphError as exc:
+        raise serializers.ValidationError({"graph": [issue.as_dict() for issue in exc.issues]}) from None
+
+
 def _code(detail: object) -> str | None:
     return detail.code if isinstance(detail, ErrorDetail) else None
 
@@ -216,12 +228,16 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
         return super().get_serializer_class()
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workflow]) -> None:
-        serializer.instance = workflow_create(owner=signed_in_user(self.request), **serializer.validated_data)
+        with graph_issues_refused():
+            serializer.instance = workflow_create(owner=signed_in_user(self.request), **serializer.validated_data)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Workflow]) -> None:
         # An update's serializer holds the workflow get_object found.
         assert serializer.instance is not None
-        serializer.instance = workflow_update(workflow=serializer.instance, **serializer.validated_data)
+        with graph_issues_refused():
+            serializer.instance = workflow_update(
+                workflow=serializer.instance, by=signed_in_user(self.request), **serializer.validated_data
+            )
 
     def perform_destroy(self, instance: Workflow) -> None:
         workflow_soft_delete(workflow=instance)
@@ -266,5 +282,6 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
         tool_names = Tool.objects.filter(owner=user, is_active=True).values_list("name", flat=True)
         body = WorkflowImportSerializer(data=request.data, context={"tool_names": tool_names})
         body.is_valid(raise_exception=True)
-        workflow = workflow_create(owner=user, **body.validated_data)
+        with graph_issues_refused():
+            workflow = workflow_create(owner=user, **body.validated_data)
         return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)

@@ -1,12 +1,13 @@
 """Workflows and their graphs, stored as rows (nodes and edges) so that the admin and queries can see them.
 
 The contract's graph document (React Flow's shape) is built from these rows by `Workflow.graph_document()`;
-writes go through `workflows.services`, which bumps `version` on every save.
+writes go through `workflows.services`, which bumps `version` on every save and keeps each version's document
+(`WorkflowVersion`, append-only).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -73,6 +74,12 @@ class Workflow(models.Model):
         """The whole workflow as the contract's JSON document (what export writes)."""
         return {"name": self.name, "description": self.description, "graph": self.graph_document()}
 
+    def version_document(self, number: int) -> dict[str, Any] | None:
+        """The document `{name, description, graph}` the workflow had at version `number`; None when it never
+        had that version."""
+        document = self.versions.filter(number=number).values_list("document", flat=True).first()
+        return document if isinstance(document, dict) else None
+
 
 class Node(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="nodes")
@@ -122,3 +129,27 @@ class Edge(models.Model):
         if self.source_handle:
             doc["sourceHandle"] = self.source_handle
         return doc
+
+
+class WorkflowVersion(models.Model):
+    """One saved version of a workflow: the document as that save left it. Written by `workflows.services` in the
+    transaction of the save, never changed (PostgreSQL refuses UPDATE on the table)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    # The contract's document: {"name", "description", "graph"}.
+    document = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Who saved it; null when unknown (versions written for workflows saved before versions were kept).
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="workflow_version_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"workflow {self.workflow_id} v{self.number}"

@@ -1,26 +1,79 @@
 """Writes to workflows. Every save of a workflow or its graph goes through here: the graph is validated first
-(an invalid one raises `GraphError` listing every issue, and nothing is written) and `version` goes up."""
+(an invalid one raises `GraphError` listing every issue, and nothing is written), then completed by the node
+types' save hooks (`NodeType.on_save`, with the saving user: a subworkflow pins a version there), `version`
+goes up and the new version's document is kept (`WorkflowVersion`), all in one transaction."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from workflows.graph import GraphError, parse_graph
-from workflows.models import Edge, Node, Workflow
+from workflows.graph import GraphError, Issue, parse_graph
+from workflows.models import Edge, Node, Workflow, WorkflowVersion
 
-__all__ = ["GraphError", "graph_normalize", "workflow_create", "workflow_soft_delete", "workflow_update"]
+__all__ = [
+    "GraphError",
+    "WorkflowSaveContext",
+    "graph_normalize",
+    "workflow_create",
+    "workflow_soft_delete",
+    "workflow_update",
+]
 
 
-def graph_normalize(graph: object) -> dict[str, Any]:
-    """Validate a contract graph document and return it in its stored form; raises GraphError."""
+class WorkflowSaveContext:
+    """What node types' save hooks reach (nodes.base.SaveContext): the workflows `user` may see, and any saved
+    workflow's documents (to follow the workflows a workflow calls)."""
+
+    def __init__(self, *, user: User | AnonymousUser, workflow_id: int | None = None, workflow_name: str = "") -> None:
+        self.user = user
+        self.workflow_id = workflow_id
+        self.workflow_name = workflow_name
+
+    def workflow(self, workflow_id: int) -> Workflow | None:
+        return Workflow.objects.alive().visible_to(self.user).filter(pk=workflow_id).first()
+
+    def document(self, workflow_id: int, version: int | None = None) -> dict[str, Any] | None:
+        workflow = Workflow.objects.alive().filter(pk=workflow_id).only("pk", "version").first()
+        if workflow is None:
+            return None
+        return workflow.version_document(workflow.version if version is None else version)
+
+
+def graph_normalize(graph: object, *, saving: WorkflowSaveContext | None = None) -> dict[str, Any]:
+    """Validate a contract graph document and return it in its stored form; raises GraphError. With `saving`
+    (who saves it, and which workflow), the node types' save hooks then complete and check each node's data."""
     from nodes import node_specs  # the registry imports node modules; keep it off this module's import
 
-    return parse_graph(graph, node_specs()).to_document()
+    document = parse_graph(graph, node_specs()).to_document()
+    if saving is not None:
+        document = _graph_complete(document, saving)
+    return document
+
+
+def _graph_complete(document: dict[str, Any], saving: WorkflowSaveContext) -> dict[str, Any]:
+    """`document` with each node's data as its type's save hook completes it; GraphError with their problems."""
+    from nodes import node_types
+
+    types = node_types()
+    issues: list[Issue] = []
+    nodes = []
+    for node in document.get("nodes", []):
+        hook = types[node["type"]].on_save if node["type"] in types else None
+        if hook is not None:
+            data, problems = hook(dict(node.get("data") or {}), saving)
+            for field, message in problems:
+                prefix = f'node "{node["id"]}": data.{field}' if field else f'node "{node["id"]}"'
+                issues.append(Issue(f"{prefix}: {message}", node_id=node["id"], field=field or None))
+            node = {**node, "data": data}
+        nodes.append(node)
+    if issues:
+        raise GraphError(issues)
+    return {**document, "nodes": nodes}
 
 
 def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
@@ -52,21 +105,40 @@ def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
     )
 
 
+def _version_keep(*, workflow: Workflow, author: User | None) -> None:
+    """Keep the document the workflow has now (its nodes and edges as stored) as its current version."""
+    WorkflowVersion.objects.create(
+        workflow=workflow, number=workflow.version, document=workflow.document(), author=author
+    )
+
+
 @transaction.atomic
 def workflow_create(*, owner: User, name: str, description: str = "", graph: object) -> Workflow:
-    document = graph_normalize(graph)
+    """A new workflow of `owner`'s (who saves it: the save hooks see what they may see), at version 1."""
+    document = graph_normalize(graph, saving=WorkflowSaveContext(user=owner, workflow_name=name))
     workflow = Workflow.objects.create(owner=owner, name=name, description=description)
     _graph_store(workflow=workflow, graph=document)
+    _version_keep(workflow=workflow, author=owner)
     return workflow
 
 
 @transaction.atomic
 def workflow_update(
-    *, workflow: Workflow, name: str | None = None, description: str | None = None, graph: object = None
+    *,
+    workflow: Workflow,
+    name: str | None = None,
+    description: str | None = None,
+    graph: object = None,
+    by: User | None = None,
 ) -> Workflow:
-    """Change any of name, description and graph; the version goes up by one whatever changed."""
-    document = graph_normalize(graph) if graph is not None else None
-    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    """Change any of name, description and graph; the version goes up by one whatever changed. `by` is who
+    saves it (default: the owner): the save hooks see what they may see, and the new version names them."""
+    locked = Workflow.objects.select_for_update().select_related("owner").get(pk=workflow.pk)
+    author = by if by is not None else locked.owner
+    document = None
+    if graph is not None:
+        saving = WorkflowSaveContext(user=author, workflow_id=locked.pk, workflow_name=name or locked.name)
+        document = graph_normalize(graph, saving=saving)
     if name is not None:
         locked.name = name
     if description is not None:
@@ -76,6 +148,7 @@ def workflow_update(
     if document is not None:
         _graph_store(workflow=locked, graph=document)
     locked.refresh_from_db()
+    _version_keep(workflow=locked, author=author)
     return locked
 
 

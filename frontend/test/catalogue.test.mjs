@@ -107,7 +107,7 @@ test("what is wrong in the catalogue is named, and the default used instead", ()
     'odd.order: must be a number, not "30"',
     'odd.handles: must be a list of strings or null, not "true,false"',
     'odd.accepts_incoming: must be true or false, not "no"',
-    'odd_form.data_schema.properties.a.x-widget: must be one of textarea, template, tools, tool, not "slider"',
+    'odd_form.data_schema.properties.a.x-widget: must be one of textarea, template, tools, tool, workflow, not "slider"',
     "odd_form.data_schema.properties.b.x-advanced: must be true or false",
     'node type catalogue entry 2: must be an object with a non-empty "type"',
     'node type catalogue: "odd" is listed twice; the first one is used',

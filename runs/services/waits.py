@@ -1,16 +1,20 @@
 """Nodes that wait without holding a worker: for a person (an approval step, handled by whichever app
-listens to `node_waiting`) or for a child run (a cognitive node's generated workflow)."""
+listens to `node_waiting`) or for a child run (a cognitive node's generated workflow, a subworkflow's saved
+one)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from nodes import get_node_type, node_specs
-from nodes.base import NodeResult, WaitRequest
+from nodes.base import ChildRunRequest, NodeResult, WaitRequest
 from runs.engine import core
 from runs.errors import RunError
 from runs.events import ChildRunSpawned, ChildRunStarted
@@ -25,12 +29,13 @@ from runs.models import (
     RunTrigger,
 )
 from runs.services.advance import advance, settle
-from runs.services.base import CLAIM_FIELDS, remember_graph
+from runs.services.base import CLAIM_FIELDS, input_errors, remember_graph
 from runs.services.dispatch import enqueue_after_commit
 from runs.services.outcome import node_failed, node_succeed
 from runs.signals import node_waiting
 from runs.writes import Transition, run_transition
-from workflows.graph import parse_graph
+from workflows.graph import Graph, GraphError, parse_graph
+from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -81,24 +86,45 @@ def node_resume(
     settle(tx)
 
 
-# --- child runs (cognitive nodes) ------------------------------------------------------------------------------
+# --- child runs (cognitive and subworkflow nodes) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChildWorkflow:
+    """What a child run executes: its workflow (id, name, version) and the graph, as a document and parsed."""
+
+    workflow_id: int | None
+    name: str
+    version: int
+    document: dict[str, Any]
+    graph: Graph
+
+
+class ChildRefused(Exception):
+    """The child run cannot start (its workflow is gone, too deep, its input does not fit): fails the node."""
 
 
 def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started_at: Any, finished_at: Any) -> None:
-    """Start the node's generated workflow as a child run; the node waits (holding no worker) until the
-    child ends and `child_run_report` completes it."""
+    """Start the node's child run: its generated workflow (in the parent's workflow), or a saved workflow at the
+    version it asks for. The node waits (holding no worker) until the child ends and `child_run_report`
+    completes it. A saved workflow that the run's owner may no longer run, a child deeper than
+    FLOWNOVA_SUBWORKFLOW_MAX_DEPTH or an input its start node refuses fails the node instead."""
     assert result.child is not None
     run = tx.run
-    graph = parse_graph(result.child.graph, node_specs())
+    try:
+        target = _child_workflow(run, node_run, result.child)
+    except ChildRefused as exc:
+        node_failed(tx, node_run, error=str(exc), started_at=started_at)
+        return
+    graph = target.graph
     node_run.status = NodeStatus.WAITING
     node_run.result = result.fields
     tx.save(node_run, "result", *CLAIM_FIELDS)
-    name, version = Run.objects.values_list("workflow_name", "workflow_version").get(pk=run.pk)
     child = Run.objects.create(
-        workflow_id=run.workflow_id,
-        workflow_name=f"{name} / {node_run.node_id}",
-        workflow_version=version,
-        graph=result.child.graph,
+        workflow_id=target.workflow_id,
+        workflow_name=target.name,
+        workflow_version=target.version,
+        graph=target.document,
         owner_id=run.owner_id,
         input=result.child.input,
         parent=run,
@@ -128,10 +154,56 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
     settle(tx)
 
 
+def _child_workflow(run: Run, node_run: NodeRun, request: ChildRunRequest) -> ChildWorkflow:
+    """What the child run of `node_run` executes; ChildRefused saying why it cannot start."""
+    if request.graph is not None:  # a generated workflow, run as part of the parent's
+        name, version = Run.objects.values_list("workflow_name", "workflow_version").get(pk=run.pk)
+        graph = parse_graph(request.graph, node_specs())
+        return ChildWorkflow(run.workflow_id, f"{name} / {node_run.node_id}", version, request.graph, graph)
+    workflow_id = request.workflow_id
+    assert workflow_id is not None
+    _check_depth(run)
+    owner = User.objects.filter(pk=run.owner_id).first()
+    workflow = Workflow.objects.alive().visible_to(owner).filter(pk=workflow_id).first() if owner else None
+    if workflow is None:
+        raise ChildRefused(f"workflow {workflow_id} was deleted, or the run's owner may not run it")
+    number = workflow.version if request.workflow_version is None else request.workflow_version
+    document = workflow.version_document(number)
+    if document is None:
+        raise ChildRefused(f"workflow {workflow_id} has no version {number}")
+    try:
+        graph = parse_graph(document.get("graph"), node_specs(), recorded=True)
+    except GraphError as exc:
+        raise ChildRefused(f"workflow {workflow_id} (version {number}) cannot run: {exc}") from exc
+    errors = input_errors(graph, request.input)
+    if errors:
+        raise ChildRefused(
+            f"the input does not fit the start node's input_schema of workflow {workflow_id} (version {number}): "
+            + "; ".join(errors)
+        )
+    return ChildWorkflow(workflow.pk, str(document.get("name") or workflow.name), number, document["graph"], graph)
+
+
+def _check_depth(run: Run) -> None:
+    """ChildRefused when `run` is already FLOWNOVA_SUBWORKFLOW_MAX_DEPTH child runs deep (its chain of parents is
+    that long): a workflow may call another, not without end."""
+    limit = int(settings.FLOWNOVA_SUBWORKFLOW_MAX_DEPTH)
+    depth, parent_id = 0, run.parent_id
+    while parent_id is not None and depth < limit:
+        depth += 1
+        parent_id = Run.objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
+    if depth >= limit:
+        raise ChildRefused(
+            f"run {run.pk} is already {depth} child run(s) deep: no further child run may start "
+            f"(FLOWNOVA_SUBWORKFLOW_MAX_DEPTH = {limit})"
+        )
+
+
 def child_run_report(*, child_run_id: int) -> None:
     """Complete the parent's waiting node with the child's output, or fail it with the child's error. Safe to
     call twice: only a node still waiting is completed."""
-    child = Run.objects.only("parent_id", "parent_node_id", "status", "output", "error").get(pk=child_run_id)
+    read = ("parent_id", "parent_node_id", "workflow_id", "status", "output", "error")
+    child = Run.objects.only(*read).get(pk=child_run_id)
     if child.parent_id is None or child.status not in FINAL_RUN_STATUSES:
         return
     with run_transition(child.parent_id) as tx:
@@ -143,7 +215,9 @@ def child_run_report(*, child_run_id: int) -> None:
             fields = get_node_type(node_run.node_type).child_result(own, child.output, child.pk)
             node_resume(tx, node_id=node_run.node_id, fields=fields, handle=None)
             return
-        error = f"the generated workflow (run {child.pk}) {child.status}: {child.error or 'no error given'}"
+        # A child in the parent's own workflow is a generated one; another workflow is a subworkflow's.
+        what = "the generated workflow" if child.workflow_id == tx.run.workflow_id else f"workflow {child.workflow_id}"
+        error = f"{what} (run {child.pk}) {child.status}: {child.error or 'no error given'}"
         node_fail_waiting(tx, node_id=node_run.node_id, error=error)
 
 

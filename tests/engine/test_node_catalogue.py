@@ -18,6 +18,7 @@ BUILT_INS = (
     "end",
     "fork",
     "join",
+    "subworkflow",
     "if_else",
     "switch",
     "agent",
@@ -43,7 +44,7 @@ def test_what_replay_and_the_engine_need_is_declared_not_inferred_from_names() -
     declared = node_types()
     assert [name for name, kind in declared.items() if kind.ends_run] == ["end"]
     assert [name for name, kind in declared.items() if not kind.accepts_incoming] == ["start"]
-    assert [name for name, kind in declared.items() if kind.starts_child_runs] == ["cognitive"]
+    assert [name for name, kind in declared.items() if kind.starts_child_runs] == ["cognitive", "subworkflow"]
     tool_fields = {name: dict(kind.tool_fields) for name, kind in declared.items() if kind.tool_fields}
     assert tool_fields == {"agent": {"tools": "many"}, "cognitive": {"tools": "many"}, "tool": {"tool": "one"}}
 
@@ -64,6 +65,7 @@ def test_summaries_and_output_fields_name_what_the_canvas_shows_and_hints() -> N
         "user_approval": "approval",
         "cognitive": "cognitive",
         "join": "branches",
+        "subworkflow": "result",
     }
 
 
@@ -88,6 +90,7 @@ def test_form_hints_live_in_each_property_schema() -> None:
         ("user_approval", "message"): "textarea",
         ("cognitive", "instruction"): "textarea",
         ("cognitive", "tools"): "tools",
+        ("subworkflow", "workflow"): "workflow",
     }
     for entry in catalogue.values():
         properties = entry["data_schema"]["properties"]
@@ -178,7 +181,9 @@ def test_a_type_declaring_something_malformed_is_refused_naming_it(changes: dict
 
 
 def test_a_form_widget_outside_the_known_ones_is_refused() -> None:
-    with pytest.raises(ValueError, match="x-widget must be one of textarea, template, tools, tool, not 'slider'"):
+    with pytest.raises(
+        ValueError, match="x-widget must be one of textarea, template, tools, tool, workflow, not 'slider'"
+    ):
         field_schema({"type": "number"}, widget="slider")
     spec = NodeSpec(type="odd", data_schema=data_schema({"level": {"type": "number", "x-widget": "slider"}}))
     with pytest.raises(ValueError, match="property 'level': x-widget must be one of"):

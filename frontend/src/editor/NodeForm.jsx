@@ -1,8 +1,9 @@
 // The side panel: a form for the selected node's configuration, built from its type's JSON Schema.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { fieldLabel, isAdvanced, moveRow, newRow, takesTemplateHints, templateHints, widgetFor } from "./fields.js";
 import { TypeIcon } from "../flow/nodes.jsx";
 import TryIt from "./TryIt.jsx";
+import { WORKFLOWS_URL, inputHint, workflowOptions } from "./workflows.js";
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -91,6 +92,68 @@ function ToolsField({ id, value, tools, onChange }) {
         );
       })}
     </fieldset>
+  );
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json();
+}
+
+// The workflows the user may run, read from the API once per page.
+let listed = null;
+function listWorkflows() {
+  listed = listed || getJson(WORKFLOWS_URL).then((body) => body.results || []);
+  listed.catch(() => {
+    listed = null; // try again next time
+  });
+  return listed;
+}
+
+function editedWorkflowId() {
+  try {
+    return JSON.parse(document.getElementById("editor-workflow")?.textContent || "null")?.id ?? null;
+  } catch {
+    return null;
+  }
+}
+
+// A saved workflow to run (a subworkflow's `workflow`): a select of the user's workflows, and under it what the
+// chosen one takes as input (its start node's input_schema).
+function WorkflowField({ id, value, onChange }) {
+  const [workflows, setWorkflows] = useState(null);
+  const [error, setError] = useState("");
+  const [hint, setHint] = useState("");
+  useEffect(() => {
+    listWorkflows().then(setWorkflows, (exc) => setError(`Your workflows could not be listed: ${exc.message}`));
+  }, []);
+  useEffect(() => {
+    setHint("");
+    if (!Number.isInteger(value)) return undefined;
+    let live = true;
+    getJson(`/api/workflows/${value}/`).then(
+      (workflow) => live && setHint(inputHint(workflow)),
+      () => live && setHint("This workflow cannot be read: it was deleted, or it is not yours."),
+    );
+    return () => {
+      live = false;
+    };
+  }, [value]);
+  const options = workflowOptions(workflows, editedWorkflowId(), value);
+  return (
+    <>
+      <select id={id} value={value ?? ""} onChange={(event) => onChange(event.target.value ? Number(event.target.value) : undefined)}>
+        <option value="">{workflows === null && !error ? "loading…" : "choose a workflow…"}</option>
+        {options.map((option) => (
+          <option key={option.id} value={option.id}>
+            {option.label}
+          </option>
+        ))}
+      </select>
+      {error && <p className="field-error" role="alert">{error}</p>}
+      {hint && <p className="hint fn-workflow-input">{hint}</p>}
+    </>
   );
 }
 
@@ -223,6 +286,9 @@ function Field({ nodeId, name, schema, required, value, tools, hints, handlesFro
     case "tools":
       control = <ToolsField id={id} value={value} tools={tools} onChange={onChange} />;
       break;
+    case "workflow":
+      control = <WorkflowField id={id} value={value} onChange={onChange} />;
+      break;
     case "json":
       control = <JsonField id={id} value={value} required={required} onChange={onChange} />;
       break;
@@ -313,6 +379,9 @@ export default function NodeForm({ node, spec, catalogue, nodes, edges, tools, i
     const next = { ...config };
     if (value === undefined) delete next[key];
     else next[key] = value;
+    // Keys that held only for the previous value (a subworkflow's pinned version, when the workflow changes).
+    const clears = properties[key]?.["x-clears"];
+    if (Array.isArray(clears) && value !== config[key]) for (const other of clears) delete next[other];
     onData(node.id, next, key);
   };
   const rename = () => {

@@ -35,7 +35,7 @@ export function isRowList(schema) {
   );
 }
 
-// One of: select, tools, tool, json, rows, list, checkbox, number, integer, textarea, template, text.
+// One of: select, tools, tool, workflow, json, rows, list, checkbox, number, integer, textarea, template, text.
 export function widgetFor(schema) {
   if (X_WIDGETS.has(schema?.["x-widget"])) return schema["x-widget"];
   if (Array.isArray(schema?.enum)) return "select";

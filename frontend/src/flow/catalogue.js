@@ -7,7 +7,7 @@ export const NEUTRAL_COLOUR = "#868e96";
 export const DEFAULT_GROUP = "Other";
 export const DEFAULT_ORDER = 1000;
 // The widgets a data_schema property may ask for with `x-widget`, beyond what its JSON Schema implies.
-export const X_WIDGETS = new Set(["textarea", "template", "tools", "tool"]);
+export const X_WIDGETS = new Set(["textarea", "template", "tools", "tool", "workflow"]);
 
 // "user_approval" -> "User approval": the title of a type, or the label of a field, that names none.
 export function humanise(name) {
