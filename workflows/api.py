@@ -36,7 +36,8 @@ _NODE_SCHEMA = {
         "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
         "type": {
             "type": "string",
-            "description": "start, end, if_else, agent, tool, guardrails, fork, join, user_approval, cognitive",
+            "description": "A registered type: start, end, if_else, switch, transform, fork, join, user_approval, "
+            "agent, guardrails, cognitive, tool, subworkflow, and any a deployment adds (FLOWNOVA_NODE_MODULES)",
         },
         "position": {
             "type": "object",

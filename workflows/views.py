@@ -107,13 +107,19 @@ def workflow_create_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def workflow_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     original = get_object_or_404(visible_workflows(request), pk=pk)
-    # The copy belongs to whoever duplicates it (staff copying someone's workflow get their own).
-    copy = workflow_create(
-        owner=signed_in_user(request),
-        name=f"{original.name} (copy)"[:200],
-        description=original.description,
-        graph=original.graph_document(),
-    )
+    # The copy belongs to whoever duplicates it (staff copying someone's workflow get their own), so it is
+    # checked as theirs: a sub-workflow they cannot run makes the copy invalid, and nothing is created.
+    try:
+        copy = workflow_create(
+            owner=signed_in_user(request),
+            name=f"{original.name} (copy)"[:200],
+            description=original.description,
+            graph=original.graph_document(),
+        )
+    except GraphError as exc:
+        problems = "; ".join(issue["message"] for issue in graph_issue_list(exc))
+        messages.error(request, f"“{original.name}” cannot be duplicated as yours: {problems}")
+        return redirect("workflow_list")
     messages.success(request, f"Duplicated “{original.name}” as “{copy.name}”.")
     return redirect("workflow_list")
 

@@ -14,6 +14,7 @@ from django.utils.html import escape
 from runs.models import Run
 from tests.factories import linear_graph, make_run, make_workflow
 from workflows.models import Workflow
+from workflows.services import workflow_soft_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +267,16 @@ def test_run_starts_from_the_pages_share_the_apis_rate_limit(client: Client, ali
         assert resumed.status_code == 429
         assert "You have started too many runs just now" in resumed.content.decode()
     assert Run.objects.filter(workflow=workflow).count() == 2
+
+
+def test_duplicating_a_workflow_whose_sub_workflow_was_deleted_says_why_and_copies_nothing(
+    client: Client, alice: User
+) -> None:
+    child = make_workflow(alice, name="Child")
+    parent = make_workflow(alice, name="Parent", graph=linear_graph(("sub", "subworkflow", {"workflow": child.pk})))
+    workflow_soft_delete(workflow=child)
+    client.force_login(alice)
+    response = client.post(reverse("workflow_duplicate", args=[parent.pk]), follow=True)
+    assert response.status_code == 200
+    assert "cannot be duplicated as yours" in response.content.decode()
+    assert not Workflow.objects.filter(name="Parent (copy)").exists()
