@@ -25,7 +25,14 @@ from flownova.users import signed_in_user
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
-from workflows.services import GraphError, graph_normalize, workflow_create, workflow_soft_delete, workflow_update
+from workflows.services import (
+    GraphError,
+    WorkflowSaveContext,
+    graph_normalize,
+    workflow_create,
+    workflow_soft_delete,
+    workflow_update,
+)
 
 __all__ = ["WorkflowSerializer", "WorkflowViewSet"]
 
@@ -193,6 +200,11 @@ class GraphCheckSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """A graph to check without saving it (the editor checks before it saves)."""
 
     graph = serializers.JSONField(help_text="The contract's graph document: `{nodes, edges}`.")
+    workflow = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="The workflow being edited, if it is saved already: a sub-workflow calling it back is a cycle.",
+    )
 
 
 class GraphIssueSerializer(serializers.Serializer[Any]):
@@ -263,8 +275,14 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
     def validate_graph(self, request: Request) -> Response:
         body = GraphCheckSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        # As the signed-in user would save it: the node types' save hooks check what they may reach (the
+        # workflows a sub-workflow calls, and whether those call this one back).
+        editing = body.validated_data.get("workflow")
+        if editing is not None and not self.get_queryset().filter(pk=editing).exists():
+            editing = None  # not one of yours: nothing to check it against
+        saving = WorkflowSaveContext(user=signed_in_user(request), workflow_id=editing)
         try:
-            graph_normalize(body.validated_data["graph"])
+            graph_normalize(body.validated_data["graph"], saving=saving)
         except GraphError as exc:
             return Response({"valid": False, "issues": [issue.as_dict() for issue in exc.issues]})
         return Response({"valid": True, "issues": []})

@@ -290,7 +290,8 @@ function Editor({ root, workflow, catalogue, tools }) {
     try {
       // The server checks the graph first (200 with every issue), so an invalid graph is marked without a
       // failed request; the save itself validates again and would refuse it with a 400 all the same.
-      const check = await send(root.dataset.validateUrl, "POST", { graph });
+      const editing = Number(root.dataset.workflowId) || undefined; // a saved workflow: cycles through it count
+      const check = await send(root.dataset.validateUrl, "POST", { graph, workflow: editing });
       const verdict = await check.json().catch(() => null);
       if (check.ok && verdict && !verdict.valid) {
         setSaving(false);

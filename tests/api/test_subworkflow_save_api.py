@@ -119,3 +119,15 @@ def test_a_workflow_cannot_run_itself(api: Callable[..., APIClient], alice: User
     )
     [issue] = refused(response, "workflow")
     assert "a workflow cannot run itself" in issue["message"]
+
+
+def test_checking_a_graph_runs_the_save_checks_as_the_signed_in_user(
+    api: Callable[..., APIClient], alice: User, mallory: User
+) -> None:
+    theirs = make_workflow(mallory, name="Mallory's")
+    graph = linear_graph(("sub", "subworkflow", {"workflow": theirs.pk}))
+    answer = api(alice).post("/api/workflows/validate/", {"graph": graph}, format="json")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["valid"] is False
+    assert [(issue["node_id"], issue.get("field")) for issue in body["issues"]] == [("sub", "workflow")]
