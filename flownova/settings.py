@@ -418,6 +418,8 @@ FLOWNOVA_TRANSFORM_MAX_DEPTH = env_int("FLOWNOVA_TRANSFORM_MAX_DEPTH", 500)
 # How deep child runs of subworkflow nodes may nest: a run whose chain of parents is this long cannot start
 # another child run (the node fails naming the setting).
 FLOWNOVA_SUBWORKFLOW_MAX_DEPTH = env_int("FLOWNOVA_SUBWORKFLOW_MAX_DEPTH", 5)
+# The longest list a map node runs its workflow over: a longer one fails the node, naming the setting.
+FLOWNOVA_MAP_MAX_ITEMS = env_int("FLOWNOVA_MAP_MAX_ITEMS", 1000)
 # How long a worker keeps trying to record a node's result while PostgreSQL cannot be reached (a restart or a
 # failover), before leaving the node to the recovery sweep: recording late beats executing the node again.
 FLOWNOVA_RECORD_PATIENCE_SECONDS = env_float("FLOWNOVA_RECORD_PATIENCE_SECONDS", 60)

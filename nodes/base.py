@@ -125,16 +125,40 @@ class ChildRunRequest:
     Either `graph`, a workflow of the node's own (cognitive), which runs as the parent's workflow; or
     `workflow_id`, a saved workflow (subworkflow), which the engine loads at `workflow_version` (None: as saved
     now) once it has checked that the run's owner may run it, that it is not too deep a child, and that `input`
-    fits its start node's input_schema (else the node fails, saying why)."""
+    fits its start node's input_schema (else the node fails, saying why).
+
+    With `items` (a saved workflow only), one child run per item, each item its input (`input` is unused), at
+    most `concurrency` at a time; the node completes with `results`, the children's outputs in item order, and
+    `failed`. A failed item fails the node, cancelling the others, unless `continue_on_error`: its entry is then
+    `{"error": ...}`. A type with `NodeType.child_next` (a loop) runs its children one at a time instead, each
+    one's next step decided by that hook."""
 
     graph: dict[str, Any] | None
     input: dict[str, Any]
     workflow_id: int | None = None
     workflow_version: int | None = None
+    items: list[dict[str, Any]] | None = None
+    concurrency: int = 1
+    continue_on_error: bool = False
 
     def __post_init__(self) -> None:
         if (self.graph is None) == (self.workflow_id is None):
             raise ValueError("a ChildRunRequest names a graph or a saved workflow, one of the two")
+        if self.items is not None and self.graph is not None:
+            raise ValueError("a ChildRunRequest with items runs a saved workflow")
+        if self.concurrency < 1:
+            raise ValueError("a ChildRunRequest's concurrency is at least 1")
+
+
+@dataclass(frozen=True)
+class ChildStep:
+    """What `NodeType.child_next` decides from: the node's data and input, the output of the child run that just
+    succeeded, and which child that was (1 for the first)."""
+
+    data: dict[str, Any]
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    iteration: int
 
 
 @dataclass
@@ -329,10 +353,16 @@ class NodeContext:
     def data(self) -> dict[str, Any]:
         return self.node.data
 
-    def render(self, value: Any) -> Any:
-        """Render templates in `value`; a bad or missing path fails the node with the template's message."""
+    def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
+        """Render templates in `value`; a bad or missing path fails the node with the template's message.
+        `extra` adds roots of the type's own beside `input` and `nodes` (a map's `item` and `index`)."""
+        context: dict[str, Any] = {"input": self.input, "nodes": self.nodes}
+        roots = templating.ROOTS
+        if extra:
+            context.update(extra)
+            roots = (*roots, *extra)
         try:
-            rendered = templating.render(value, {"input": self.input, "nodes": self.nodes}, node_id=self.node.id)
+            rendered = templating.render(value, context, node_id=self.node.id, roots=roots)
         except templating.TemplateError as exc:
             raise NodeError(str(exc)) from exc
         if rendered is not value:  # a template was rendered: it may have copied a large value many times
@@ -390,6 +420,10 @@ class NodeType:
     # completes with `child_result(own fields, the child's output, the child run's id)`.
     starts_child_runs: bool = False
     child_result: Callable[[dict[str, Any], dict[str, Any] | None, int], dict[str, Any]] = merge_child_output
+    # For a type that runs child runs one after another (a loop): once a child succeeds, the next step, from
+    # `ChildStep` (the node's data and input, the child's output, its iteration from 1): a ChildRunRequest
+    # (run another child) or a NodeResult (the node completes with its fields and handle). NodeError fails it.
+    child_next: Callable[[ChildStep], ChildRunRequest | NodeResult] | None = None
     # The earlier nodes whose own fields the node reads other than through `{{nodes.<id>...}}` templates in its
     # data (which the engine finds itself): a function of the node's data giving their ids, or EVERY_NODE when
     # it cannot tell (a transform's expression reading `nodes` as a whole). They are in `ctx.nodes`.

@@ -78,19 +78,22 @@ class _Template(NamedTuple):
     default: str | None  # the JSON text after "??", stripped; None without "??"
 
 
-def render(value: object, context: Mapping[str, object], *, node_id: str | None = None) -> object:
+def render(
+    value: object, context: Mapping[str, object], *, node_id: str | None = None, roots: tuple[str, ...] = ROOTS
+) -> object:
     """Return `value` with every template in its string values replaced from `context`.
 
     Objects and lists are rebuilt (the input is never modified); other scalars pass through unchanged.
     Raises TemplateError for a malformed template or a path the context doesn't have (and no default).
-    `node_id` names the node whose input `input` is, in those messages.
+    `node_id` names the node whose input `input` is, in those messages. `roots` are the names a path may start
+    with: ROOTS, plus those a node type gives some of its fields (a map's `item` and `index`).
     """
     if isinstance(value, str):
-        return _render_string(value, context, node_id)
+        return _render_string(value, context, node_id, roots)
     if isinstance(value, Mapping):
-        return {key: render(item, context, node_id=node_id) for key, item in value.items()}
+        return {key: render(item, context, node_id=node_id, roots=roots) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [render(item, context, node_id=node_id) for item in value]
+        return [render(item, context, node_id=node_id, roots=roots) for item in value]
     return value
 
 
@@ -128,15 +131,16 @@ def rewrite_paths(value: object, rewrite: Callable[[str], str]) -> object:
     return value
 
 
-def check_syntax(value: object) -> list[str]:
-    """Messages for each malformed template in `value`; empty when every template is well formed.
+def check_syntax(value: object, *, roots: tuple[str, ...] = ROOTS) -> list[str]:
+    """Messages for each malformed template in `value`; empty when every template is well formed (its path
+    starting with one of `roots`).
 
     A template found below the top level is prefixed with where it is, e.g. ``headers.token: ...``.
     """
     messages = []
     for location, text in _strings(value, ""):
         for template in _scan(text):
-            problem = _template_problem(template)
+            problem = _template_problem(template, roots)
             if problem is not None:
                 raw = text[template.start : template.end]
                 prefix = f"{location}: " if location else ""
@@ -155,20 +159,22 @@ def to_text(value: object) -> str:
         raise TemplateError(f"value can't be rendered as text: {exc}") from exc
 
 
-def _render_string(text: str, context: Mapping[str, object], node_id: str | None) -> object:
+def _render_string(
+    text: str, context: Mapping[str, object], node_id: str | None, roots: tuple[str, ...] = ROOTS
+) -> object:
     if "{{" not in text:
         return text
     templates = list(_scan(text))
     if not templates:
         return text
     if len(templates) == 1 and templates[0].start == 0 and templates[0].end == len(text):
-        return _lookup(templates[0], text, context, node_id)
+        return _lookup(templates[0], text, context, node_id, roots)
     pieces = []
     position = 0
     for template in templates:
         pieces.append(text[position : template.start])
         raw = text[template.start : template.end]
-        value = _lookup(template, raw, context, node_id)
+        value = _lookup(template, raw, context, node_id, roots)
         try:
             pieces.append(to_text(value))
         except TemplateError as exc:
@@ -192,23 +198,23 @@ def _scan(text: str) -> Iterator[_Template]:
         yield _Template(match.start(), match.end(), path.strip(), default.strip() if separator else None)
 
 
-def _template_problem(template: _Template) -> str | None:
+def _template_problem(template: _Template, roots: tuple[str, ...] = ROOTS) -> str | None:
     """Why a template is malformed (its path, or the default after "??"), or None."""
-    problem = _syntax_problem(template.path)
+    problem = _syntax_problem(template.path, roots)
     if problem is None and template.default is not None:
         problem = _default_problem(template.default)
     return problem
 
 
-def _syntax_problem(path: str) -> str | None:
+def _syntax_problem(path: str, roots: tuple[str, ...] = ROOTS) -> str | None:
     """Why `path` (the stripped text between the braces) is not a valid template path, or None."""
     if not path:
         return "empty template; write a path such as input.field"
     if _PATH_RE.fullmatch(path) is None:
         return _describe_bad_path(path)
     root = path.split(".", 1)[0]
-    if root not in ROOTS:
-        return f'unknown root "{_clip(root)}"; paths start with input or nodes'
+    if root not in roots:
+        return f'unknown root "{_clip(root)}"; paths start with {", ".join(roots[:-1])} or {roots[-1]}'
     return None
 
 
@@ -269,9 +275,11 @@ def _check_default(text: str) -> str | None:
 _default_problem_cached = lru_cache(maxsize=1024)(_check_default)
 
 
-def _lookup(template: _Template, raw: str, context: Mapping[str, object], node_id: str | None) -> object:
+def _lookup(
+    template: _Template, raw: str, context: Mapping[str, object], node_id: str | None, roots: tuple[str, ...] = ROOTS
+) -> object:
     path = template.path
-    segments = _segments(path)
+    segments = _segments(path, roots)
     if isinstance(segments, str):
         raise TemplateError(f"template {_clip(raw)}: {segments}", path)
     if template.default is not None:
@@ -302,14 +310,14 @@ def _missing(value: object, segment: str) -> bool:
     return False
 
 
-def _segments(path: str) -> tuple[str, ...] | str:
+def _segments(path: str, roots: tuple[str, ...] = ROOTS) -> tuple[str, ...] | str:
     """The path's segments, or why it is malformed."""
     # The same few paths render over and over; long (likely garbage) ones are not worth caching.
-    return _parse_path_cached(path) if len(path) <= _MAX_CACHED_PATH else _parse_path(path)
+    return _parse_path_cached(path, roots) if len(path) <= _MAX_CACHED_PATH else _parse_path(path, roots)
 
 
-def _parse_path(path: str) -> tuple[str, ...] | str:
-    problem = _syntax_problem(path)
+def _parse_path(path: str, roots: tuple[str, ...] = ROOTS) -> tuple[str, ...] | str:
+    problem = _syntax_problem(path, roots)
     return problem if problem is not None else tuple(path.split("."))
 
 

@@ -67,6 +67,16 @@ class ChildRunSpawned(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MapProgress(Event):
+    """A map node's items so far: those ended (`failed` of them failed) out of `total`."""
+
+    type: ClassVar[str] = "map_progress"
+    done: int
+    total: int
+    failed: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class NodeStarted(Event):
     type: ClassVar[str] = "node_started"
     attempt: int

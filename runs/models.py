@@ -170,6 +170,55 @@ class NodeRun(models.Model):
         return f"{self.node_id} [{self.status}]"
 
 
+class ChildItemStatus(models.TextChoices):
+    PENDING = "pending"  # its child run has not started yet
+    RUNNING = "running"  # its child run started and has not been reported as ended
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # its node ended first
+
+
+class ChildBatch(models.Model):
+    """A node that runs several child runs of a saved workflow: a map (one per item, at most `concurrency` at a
+    time) or a loop (one per iteration, in turn). Written only in the parent run's transitions, under its lock,
+    like the node itself: that is what keeps `concurrency` and never loses a child's result."""
+
+    node_run = models.OneToOneField(NodeRun, on_delete=models.CASCADE, related_name="child_batch")
+    # The workflow and version every child runs (resolved once, when the node started them).
+    workflow_id = models.PositiveBigIntegerField()
+    workflow_version = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()  # items so far (a loop adds one per iteration)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    continue_on_error = models.BooleanField(default=False)
+    done = models.PositiveIntegerField(default=0)  # items that ended
+    failed = models.PositiveIntegerField(default=0)
+    progress_at = models.PositiveIntegerField(default=0)  # `done` when progress was last sent
+
+    def __str__(self) -> str:
+        return f"{self.done}/{self.total} children of node run {self.node_run_id}"
+
+
+class ChildItem(models.Model):
+    """One child run of a ChildBatch (a map's item, a loop's iteration): its input, its run, and what it gave."""
+
+    # The node that runs it (its ChildBatch's). Indexed by the constraint below, which starts with it.
+    node_run = models.ForeignKey(NodeRun, on_delete=models.CASCADE, related_name="child_items", db_index=False)
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=ChildItemStatus.choices, default=ChildItemStatus.PENDING)
+    input = models.JSONField(default=dict)
+    child_run = models.OneToOneField(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="child_item")
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["node_run", "index"]
+        constraints = [models.UniqueConstraint(fields=["node_run", "index"], name="childitem_unique_index")]
+        indexes = [models.Index(fields=["node_run", "status"], name="childitem_node_status_idx")]
+
+    def __str__(self) -> str:
+        return f"item {self.index} [{self.status}]"
+
+
 class LedgerStatus(models.TextChoices):
     SUCCEEDED = "succeeded"
     FAILED = "failed"

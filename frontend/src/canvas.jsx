@@ -78,6 +78,7 @@ function ReadOnlyFlow({ graph, decorate = NO_DECORATION, decorateEdge = NO_DECOR
 function RunCanvas({ element, initial }) {
   const [states, setStates] = useState(initial.nodes || {});
   const [streams, setStreams] = useState({});
+  const [progress, setProgress] = useState({}); // a map node's latest map_progress, by node id
   const runId = initial.run_id;
 
   useEffect(() => {
@@ -109,6 +110,10 @@ function RunCanvas({ element, initial }) {
       if (message.type === "llm_token" && id) {
         const text = message.data?.text || "";
         setStreams((all) => ({ ...all, [id]: `${all[id] || ""}${text}`.slice(-STREAM_CHARS) }));
+        return;
+      }
+      if (message.type === "map_progress" && id) {
+        setProgress((all) => ({ ...all, [id]: message.data }));
         return;
       }
       const quick = {
@@ -145,8 +150,9 @@ function RunCanvas({ element, initial }) {
     () => (node) => ({
       status: states[node.id]?.status,
       stream: states[node.id]?.status === "running" ? streams[node.id] : undefined,
+      progress: progress[node.id],
     }),
-    [states, streams],
+    [states, streams, progress],
   );
   const decorateEdge = useMemo(
     () => (edge) => ({ className: taken.has(edge.id) ? "fn-edge-taken" : "fn-edge-idle" }),

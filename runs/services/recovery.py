@@ -16,6 +16,8 @@ from runs.errors import RunFinishedError
 from runs.events import RunCancelled
 from runs.models import (
     FINAL_RUN_STATUSES,
+    ChildItem,
+    ChildItemStatus,
     NodeRun,
     NodeStatus,
     Run,
@@ -130,13 +132,19 @@ def _recover_child_reports() -> int:
     """Parents still waiting for a child run that has ended (its report was lost): report again."""
     from runs.tasks import report_child_run
 
-    ended = Run.objects.filter(parent__isnull=False, status__in=FINAL_RUN_STATUSES)
+    # A node's only child (cognitive, subworkflow): the node still waits for it.
+    ended = Run.objects.filter(parent__isnull=False, status__in=FINAL_RUN_STATUSES, child_item__isnull=True)
     waiting = NodeRun.objects.filter(status=NodeStatus.WAITING)
     lost = list(
         ended.filter(parent__node_runs__in=waiting, parent__node_runs__node_id=F("parent_node_id"))
         .values_list("pk", flat=True)
         .distinct()[:1000]
     )
+    # One of several (a map's item, a loop's iteration): its item is still running, its node still waits.
+    items = ChildItem.objects.filter(
+        status=ChildItemStatus.RUNNING, child_run__status__in=FINAL_RUN_STATUSES, node_run__status=NodeStatus.WAITING
+    )
+    lost += [pk for pk in items.values_list("child_run_id", flat=True)[:1000] if pk is not None]
     for child_id in lost:
         report_child_run.delay(child_id)
     return len(lost)

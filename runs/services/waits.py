@@ -1,41 +1,35 @@
 """Nodes that wait without holding a worker: for a person (an approval step, handled by whichever app
-listens to `node_waiting`) or for a child run (a cognitive node's generated workflow, a subworkflow's saved
-one)."""
+listens to `node_waiting`) or for child runs (a cognitive node's generated workflow, a subworkflow's saved one,
+a map's items and a loop's iterations: runs/services/children.py)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth.models import User
 from django.utils import timezone
 
-from nodes import get_node_type, node_specs
-from nodes.base import ChildRunRequest, NodeResult, WaitRequest
+from nodes import get_node_type
+from nodes.base import NodeResult, WaitRequest
 from runs.engine import core
 from runs.errors import RunError
-from runs.events import ChildRunSpawned, ChildRunStarted
 from runs.ledger import ledger_append
 from runs.models import (
     FINAL_RUN_STATUSES,
+    ChildItem,
     LedgerStatus,
     NodeRun,
     NodeStatus,
     Run,
     RunStatus,
-    RunTrigger,
 )
 from runs.services.advance import advance, settle
-from runs.services.base import CLAIM_FIELDS, input_errors, remember_graph
-from runs.services.dispatch import enqueue_after_commit
+from runs.services.base import CLAIM_FIELDS
+from runs.services.children import ChildRefused, batch_report, batch_spawn, child_run_create, child_workflow, is_batch
 from runs.services.outcome import node_failed, node_succeed
 from runs.signals import node_waiting
 from runs.writes import Transition, run_transition
-from workflows.graph import Graph, GraphError, parse_graph
-from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -89,57 +83,24 @@ def node_resume(
 # --- child runs (cognitive and subworkflow nodes) --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChildWorkflow:
-    """What a child run executes: its workflow (id, name, version) and the graph, as a document and parsed."""
-
-    workflow_id: int | None
-    name: str
-    version: int
-    document: dict[str, Any]
-    graph: Graph
-
-
-class ChildRefused(Exception):
-    """The child run cannot start (its workflow is gone, too deep, its input does not fit): fails the node."""
-
-
 def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started_at: Any, finished_at: Any) -> None:
     """Start the node's child run: its generated workflow (in the parent's workflow), or a saved workflow at the
     version it asks for. The node waits (holding no worker) until the child ends and `child_run_report`
     completes it. A saved workflow that the run's owner may no longer run, a child deeper than
     FLOWNOVA_SUBWORKFLOW_MAX_DEPTH or an input its start node refuses fails the node instead."""
     assert result.child is not None
-    run = tx.run
+    if is_batch(node_run.node_type, result.child):
+        batch_spawn(tx, node_run, result, started_at=started_at, finished_at=finished_at)
+        return
     try:
-        target = _child_workflow(run, node_run, result.child)
+        target = child_workflow(tx.run, node_run, result.child)
     except ChildRefused as exc:
         node_failed(tx, node_run, error=str(exc), started_at=started_at)
         return
-    graph = target.graph
     node_run.status = NodeStatus.WAITING
     node_run.result = result.fields
     tx.save(node_run, "result", *CLAIM_FIELDS)
-    child = Run.objects.create(
-        workflow_id=target.workflow_id,
-        workflow_name=target.name,
-        workflow_version=target.version,
-        graph=target.document,
-        owner_id=run.owner_id,
-        input=result.child.input,
-        parent=run,
-        parent_node_id=node_run.node_id,
-        trigger={"type": RunTrigger.CHILD.value},
-    )
-    remember_graph(child.pk, graph)
-    start = NodeRun(
-        run=child, node_id=graph.start_id, node_type="start", input=result.child.input, queued_at=finished_at
-    )
-    child_tx = Transition(child)
-    child_tx.insert([start])
-    child_tx.emit(ChildRunStarted(parent_run_id=run.pk, parent_node_id=node_run.node_id, trigger=child.trigger))
-    child_tx.finish()
-    enqueue_after_commit(child, graph, [start])
+    child = child_run_create(tx, node_run, target, result.child.input)
     ledger_append(
         tx=tx,
         node_run=node_run,
@@ -150,53 +111,7 @@ def node_spawn(tx: Transition, node_run: NodeRun, result: NodeResult, *, started
         finished_at=finished_at,
         llm_usage=result.llm_usage,
     )
-    tx.emit(ChildRunSpawned(node_id=node_run.node_id, child_run_id=child.pk))
     settle(tx)
-
-
-def _child_workflow(run: Run, node_run: NodeRun, request: ChildRunRequest) -> ChildWorkflow:
-    """What the child run of `node_run` executes; ChildRefused saying why it cannot start."""
-    if request.graph is not None:  # a generated workflow, run as part of the parent's
-        name, version = Run.objects.values_list("workflow_name", "workflow_version").get(pk=run.pk)
-        graph = parse_graph(request.graph, node_specs())
-        return ChildWorkflow(run.workflow_id, f"{name} / {node_run.node_id}", version, request.graph, graph)
-    workflow_id = request.workflow_id
-    assert workflow_id is not None
-    _check_depth(run)
-    owner = User.objects.filter(pk=run.owner_id).first()
-    workflow = Workflow.objects.alive().visible_to(owner).filter(pk=workflow_id).first() if owner else None
-    if workflow is None:
-        raise ChildRefused(f"workflow {workflow_id} was deleted, or the run's owner may not run it")
-    number = workflow.version if request.workflow_version is None else request.workflow_version
-    document = workflow.version_document(number)
-    if document is None:
-        raise ChildRefused(f"workflow {workflow_id} has no version {number}")
-    try:
-        graph = parse_graph(document.get("graph"), node_specs(), recorded=True)
-    except GraphError as exc:
-        raise ChildRefused(f"workflow {workflow_id} (version {number}) cannot run: {exc}") from exc
-    errors = input_errors(graph, request.input)
-    if errors:
-        raise ChildRefused(
-            f"the input does not fit the start node's input_schema of workflow {workflow_id} (version {number}): "
-            + "; ".join(errors)
-        )
-    return ChildWorkflow(workflow.pk, str(document.get("name") or workflow.name), number, document["graph"], graph)
-
-
-def _check_depth(run: Run) -> None:
-    """ChildRefused when `run` is already FLOWNOVA_SUBWORKFLOW_MAX_DEPTH child runs deep (its chain of parents is
-    that long): a workflow may call another, not without end."""
-    limit = int(settings.FLOWNOVA_SUBWORKFLOW_MAX_DEPTH)
-    depth, parent_id = 0, run.parent_id
-    while parent_id is not None and depth < limit:
-        depth += 1
-        parent_id = Run.objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
-    if depth >= limit:
-        raise ChildRefused(
-            f"run {run.pk} is already {depth} child run(s) deep: no further child run may start "
-            f"(FLOWNOVA_SUBWORKFLOW_MAX_DEPTH = {limit})"
-        )
 
 
 def child_run_report(*, child_run_id: int) -> None:
@@ -209,6 +124,10 @@ def child_run_report(*, child_run_id: int) -> None:
     with run_transition(child.parent_id) as tx:
         node_run = NodeRun.objects.select_for_update().get(run=tx.run, node_id=child.parent_node_id)
         if node_run.status != NodeStatus.WAITING or tx.run.status in FINAL_RUN_STATUSES:
+            return
+        item = ChildItem.objects.filter(child_run_id=child.pk).first()
+        if item is not None:  # one of several children of the node (a map's item, a loop's iteration)
+            batch_report(tx, node_run, item, child)
             return
         if child.status == RunStatus.SUCCEEDED:
             own = dict(node_run.result or {})

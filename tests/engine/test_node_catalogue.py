@@ -19,6 +19,8 @@ BUILT_INS = (
     "fork",
     "join",
     "subworkflow",
+    "map",
+    "loop",
     "if_else",
     "switch",
     "agent",
@@ -44,7 +46,12 @@ def test_what_replay_and_the_engine_need_is_declared_not_inferred_from_names() -
     declared = node_types()
     assert [name for name, kind in declared.items() if kind.ends_run] == ["end"]
     assert [name for name, kind in declared.items() if not kind.accepts_incoming] == ["start"]
-    assert [name for name, kind in declared.items() if kind.starts_child_runs] == ["cognitive", "subworkflow"]
+    assert [name for name, kind in declared.items() if kind.starts_child_runs] == [
+        "cognitive",
+        "loop",
+        "map",
+        "subworkflow",
+    ]
     tool_fields = {name: dict(kind.tool_fields) for name, kind in declared.items() if kind.tool_fields}
     assert tool_fields == {"agent": {"tools": "many"}, "cognitive": {"tools": "many"}, "tool": {"tool": "one"}}
 
@@ -66,6 +73,8 @@ def test_summaries_and_output_fields_name_what_the_canvas_shows_and_hints() -> N
         "cognitive": "cognitive",
         "join": "branches",
         "subworkflow": "result",
+        "map": "results",
+        "loop": "result",
     }
 
 
@@ -91,6 +100,9 @@ def test_form_hints_live_in_each_property_schema() -> None:
         ("cognitive", "instruction"): "textarea",
         ("cognitive", "tools"): "tools",
         ("subworkflow", "workflow"): "workflow",
+        ("map", "items"): "template",
+        ("map", "workflow"): "workflow",
+        ("loop", "workflow"): "workflow",
     }
     for entry in catalogue.values():
         properties = entry["data_schema"]["properties"]

@@ -19,6 +19,11 @@ const STATUS_TEXT = {
   cancelled: "cancelled",
 };
 
+// A map's items so far, from its latest `map_progress` event: "37/200 (2 failed)".
+export function progressText({ done, total, failed }) {
+  return `${done}/${total}${failed ? ` (${failed} failed)` : ""}`;
+}
+
 // A type's glyph beside its title; decoration only, as the title says the same.
 export function TypeIcon({ icon }) {
   return icon ? (
@@ -70,6 +75,11 @@ function FlowNodeView({ id, data, selected }) {
       {config.label && <div className="fn-node-sub">{id}</div>}
       {line && <div className="fn-node-sub" title={line}>{line}</div>}
       {data.stream && <div className="fn-node-stream">{data.stream}</div>}
+      {data.progress && (
+        <div className="fn-node-sub fn-node-progress" role="status">
+          {progressText(data.progress)}
+        </div>
+      )}
       {data.compare && <div className="fn-node-sub">{data.compare}</div>}
       {data.issues?.length > 0 && (
         <ul className="fn-node-issues" role="alert">
