@@ -119,7 +119,8 @@ def node_catalogue() -> list[dict[str, Any]]:
     A type whose handles depend on each node's data (a switch's cases) has `handles` null and a `handles_from`,
     `{"field", "key", "extra"}`: the handles are the `key` of each object in the data's list `field` (each string
     in it when `key` is null), then `extra`, so the editor derives them as the data changes, as
-    `NodeSpec.handles_for` does on the server."""
+    `NodeSpec.handles_for` does on the server. `can_fail` says the editor draws an `error` handle too, besides
+    `handles` (a node's error path)."""
     catalogue = []
     for node_type in sorted(node_types().values(), key=lambda node_type: (node_type.order, node_type.type)):
         spec = node_type.spec
@@ -138,6 +139,7 @@ def node_catalogue() -> list[dict[str, Any]]:
                 "output_fields": list(node_type.output_fields),
                 "handles": handles,
                 "allows_outgoing": spec.allows_outgoing,
+                "can_fail": spec.can_fail,
                 "accepts_incoming": node_type.accepts_incoming,
                 "data_schema": spec.data_schema,
                 "side_effects": node_type.side_effects,

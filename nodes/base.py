@@ -89,11 +89,20 @@ def template_check(*fields: str) -> Callable[[dict[str, Any]], list[tuple[str | 
 
 
 class NodeFailure(Exception):
-    """A node that failed. `tool_calls` are the calls it made before failing: they are recorded all the same."""
+    """A node that failed. `tool_calls` are the calls it made before failing: they are recorded all the same.
+    `fields` are what the node's output carries besides `error` when the failure takes its error path (a
+    tool's `result` and `status_code`)."""
 
-    def __init__(self, message: str, *, tool_calls: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.tool_calls = tool_calls or []
+        self.fields = fields or {}
 
 
 class NodeError(NodeFailure):
@@ -335,7 +344,7 @@ class NodeContext:
     input: dict[str, Any]
     # Who started the run: what the node may reach (tools, models) is scoped to this user.
     owner_id: int | None = None
-    # The handles on the node's outgoing edges, so a node can tell whether a route exists (tool's `error`).
+    # The handles on the node's outgoing edges, so a node can tell whether a route exists.
     handles: frozenset[str] = frozenset()
     # Own new fields of earlier nodes that this node's templates reference, by node id.
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -472,3 +481,9 @@ class NodeType:
     @property
     def type(self) -> str:
         return self.spec.type
+
+    @property
+    def can_fail(self) -> bool:
+        """Whether a node of this type may fail for good, and so have an `error` edge (declared on its spec,
+        which graph validation reads)."""
+        return self.spec.can_fail

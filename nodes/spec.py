@@ -6,6 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# The handle a node that can fail takes when it fails for good and has an edge from it (its error path).
+ERROR_HANDLE = "error"
+
 
 @dataclass(frozen=True)
 class HandlesFrom:
@@ -43,7 +46,12 @@ class NodeSpec:
     """What validation needs to know about a node type; node type modules provide one each.
 
     `handles` are the type's handles (None: any); `handles_from`, for a type whose handles depend on each
-    node's data, says how to read them there instead. `handles_for` answers for one node either way."""
+    node's data, says how to read them there instead. `handles_for` answers for one node either way.
+
+    `can_fail`: a node of the type may fail for good (after its retries), and may then have an outgoing edge
+    with the `error` handle (ERROR_HANDLE), its error path, besides its own handles. Control flow that cannot
+    fail at run time (start, end, fork, join, the decisions) says False, and an `error` edge from it is
+    refused."""
 
     type: str
     data_schema: dict[str, Any]
@@ -52,6 +60,7 @@ class NodeSpec:
     allows_outgoing: bool = True
     check: Callable[[dict[str, Any]], list[tuple[str | None, str]]] | None = None
     handles_from: HandlesFrom | None = None
+    can_fail: bool = True
 
     def __post_init__(self) -> None:
         if self.handles is not None and self.handles_from is not None:
@@ -62,6 +71,14 @@ class NodeSpec:
         if self.handles_from is not None:
             return self.handles_from.handles(data)
         return self.handles
+
+    def edge_handles(self, data: Mapping[str, Any]) -> frozenset[str] | None:
+        """The handles an outgoing edge of a node with `data` may carry: its own, plus `error` when the type
+        can fail; None when any handle will do (an `error` edge is then its error path, if it can fail)."""
+        handles = self.handles_for(data)
+        if handles is None or not self.can_fail:
+            return handles
+        return handles | {ERROR_HANDLE}
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,14 @@ class NodeFailed(Event):
     attempt: int
     will_retry: bool
     retry_in_seconds: float | None
+    # "error" when the failure took the node's error path and the run goes on; sent only then.
+    routed: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        data = super().data()
+        if self.routed is None:
+            del data["routed"]
+        return data
 
 
 @dataclass(frozen=True, kw_only=True)

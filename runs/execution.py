@@ -8,7 +8,7 @@ import importlib
 import logging
 import traceback as tb
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -117,6 +117,7 @@ class Outcome:
     traceback: str = ""
     transient: bool = False
     tool_calls: tuple[dict[str, Any], ...] = ()  # made before a failure; recorded with it
+    fields: Mapping[str, Any] = field(default_factory=dict)  # a failure's fields besides `error`, for its error path
 
 
 def run_handler(
@@ -143,9 +144,15 @@ def run_handler(
     try:
         return Outcome(result=get_node_type(claim.node.type).execute(context))
     except NodeError as exc:
-        return Outcome(error=str(exc), tool_calls=tuple(exc.tool_calls))
+        return Outcome(error=str(exc), tool_calls=tuple(exc.tool_calls), fields=exc.fields)
     except TransientNodeError as exc:
-        return Outcome(error=str(exc), traceback=tb.format_exc(), transient=True, tool_calls=tuple(exc.tool_calls))
+        return Outcome(
+            error=str(exc),
+            traceback=tb.format_exc(),
+            transient=True,
+            tool_calls=tuple(exc.tool_calls),
+            fields=exc.fields,
+        )
     except SoftTimeLimitExceeded:
         limit = claim.node.data.get("timeout_seconds") or time_limit
         return Outcome(error=f"timed out after {limit} s", transient=True)

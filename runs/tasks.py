@@ -120,6 +120,7 @@ def _run_claimed(self: NodeTask, claim: services.NodeClaim) -> None:
             traceback=outcome.traceback,
             transient=outcome.transient,
             tool_calls=list(outcome.tool_calls),
+            fields=dict(outcome.fields),
         )
     )
     if delay is not None:

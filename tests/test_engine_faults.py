@@ -86,7 +86,7 @@ def test_a_lost_attempt_takes_the_nodes_error_edge_when_it_has_one(alice: User) 
             ("start", "start", {}),
             ("call", "tool", {"tool": "slow", "retries": 0}),
             ("ok", "end", {}),
-            ("handled", "end", {"output": {"why": "{{input.error}}"}}),
+            ("handled", "end", {"output": {"why": "{{input.error.message}}"}}),
         ],
         [("start", "call"), ("call", "ok", "success"), ("call", "handled", "error")],
     )

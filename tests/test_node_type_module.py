@@ -34,6 +34,7 @@ CATALOGUE_KEYS = {
     "output_fields",
     "handles",
     "allows_outgoing",
+    "can_fail",
     "accepts_incoming",
     "data_schema",
     "side_effects",
@@ -61,6 +62,7 @@ def test_the_type_is_in_the_catalogue_with_what_its_module_declares() -> None:
     assert entry["description"] == "Counts the words of a text, which may be a template."
     assert entry["summary"] == "{{text}}" and entry["output_fields"] == ["words"]
     assert entry["handles"] is None and entry["allows_outgoing"] and entry["accepts_incoming"]
+    assert entry["can_fail"] is True  # a deployment's type has an error path unless it says otherwise
     assert entry["side_effects"] is False
     text = entry["data_schema"]["properties"]["text"]
     assert (text["title"], text["x-widget"]) == ("Text to count", "textarea")

@@ -21,6 +21,7 @@ END = register(
             data_schema=data_schema({"output": {"type": "object", "title": "Output (object of templates)"}}),
             allows_outgoing=False,
             check=template_check("output"),
+            can_fail=False,
         ),
         execute=execute,
         title="End",

@@ -13,7 +13,7 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 FORK = register(
     NodeType(
-        spec=NodeSpec(type="fork", data_schema=data_schema()),
+        spec=NodeSpec(type="fork", data_schema=data_schema(), can_fail=False),
         execute=execute,
         title="Fork",
         description="Starts every outgoing edge as a branch running in parallel.",

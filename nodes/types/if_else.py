@@ -46,6 +46,7 @@ IF_ELSE = register(
             handles=frozenset({"true", "false"}),
             required_handles=True,
             check=check,
+            can_fail=False,
         ),
         execute=execute,
         title="If/else",

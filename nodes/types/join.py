@@ -18,7 +18,7 @@ def execute(ctx: NodeContext) -> NodeResult:
 
 JOIN = register(
     NodeType(
-        spec=NodeSpec(type="join", data_schema=data_schema({"mode": {"enum": ["all"]}})),
+        spec=NodeSpec(type="join", data_schema=data_schema({"mode": {"enum": ["all"]}}), can_fail=False),
         execute=execute,
         title="Join",
         description="Waits for every incoming branch, then goes on once with their outputs merged.",

@@ -35,6 +35,7 @@ START = register(
                 {"input_schema": {"type": ["object", "boolean"], "title": "Input schema (JSON Schema)"}}
             ),
             check=check,
+            can_fail=False,
         ),
         execute=execute,
         title="Start",

@@ -92,6 +92,7 @@ SWITCH = register(
             handles_from=HandlesFrom("cases", "id", (DEFAULT,)),
             required_handles=True,
             check=check,
+            can_fail=False,
         ),
         execute=execute,
         title="Switch",

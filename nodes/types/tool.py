@@ -1,4 +1,5 @@
-"""`tool`: calls one of the run owner's registered HTTP tools and routes on `success` or `error`.
+"""`tool`: calls one of the run owner's registered HTTP tools and routes on `success`, or fails (taking its
+error path, the `error` edge every node that can fail may have).
 
 Data: `tool` (the tool's name, looked up among the tools of the user who started the run), `arguments` (an
 object whose values may be templates, rendered against the node's input), and the common `retries` /
@@ -8,15 +9,16 @@ What happens, precisely:
 
 - 2xx: output fields `result` (the parsed JSON body, else the text) and `status_code`; handle `success`.
 - Any other failure of the call (an HTTP error status, arguments that break the tool's schema, an address the
-  egress guard refuses, a response over the size cap, a TLS or transport failure): when the node has an
-  outgoing `error` edge, fields `result` (the error response's parsed body, or null), `status_code` (or null)
-  and `error` (the message) and handle `error`; without one, the node fails with that message.
+  egress guard refuses, a response over the size cap, a TLS or transport failure) fails the node with that
+  message, keeping `result` (the error response's parsed body, or null) and `status_code` (or null) as the
+  failure's fields: on the node's error path its output has them beside `error` ({node, type, message}), like
+  any node's that fails (runs/services/outcome.py, `node_failed`).
 - Transient failures (timeouts, connection failures, 429, 502, 503, 504 still failing after the egress module's
   own retries) first use the node's `retries`: the node raises TransientNodeError and the engine tries it again
-  with backoff; the `error` edge (or the failure) comes only after the last attempt. Every attempt of a call
-  sends the same Idempotency-Key on POST and PATCH, so a server that honours the header applies it once.
-- Permanent problems of the workflow itself fail the node whatever its edges: an unknown or disabled tool
-  name, a template naming a missing path.
+  with backoff; the error path (or the run's failure) comes only after the last attempt. Every attempt of a
+  call sends the same Idempotency-Key on POST and PATCH, so a server that honours the header applies it once.
+- Problems of the workflow itself (an unknown or disabled tool name, a template naming a missing path) fail
+  the node too, with no `result` or `status_code`.
 
 The call goes through the context's `tools`, which record it as started right before its request goes out; it is
 returned in NodeResult.tool_calls (the engine completes that row with the answer when it records
@@ -32,7 +34,6 @@ from typing import Any
 
 from nodes import register
 from nodes.base import (
-    DEFAULT_RETRIES,
     NodeContext,
     NodeError,
     NodeResult,
@@ -46,7 +47,6 @@ from nodes.spec import NodeSpec
 
 EVENT_KEYS = ("tool", "arguments", "status_code", "result", "error", "duration_ms")
 SUCCESS = "success"
-ERROR = "error"
 
 
 def execute(ctx: NodeContext) -> NodeResult:
@@ -71,19 +71,10 @@ def execute(ctx: NodeContext) -> NodeResult:
             handle=SUCCESS,
             tool_calls=[record],
         )
-    if call["transient"] and _attempts_left(ctx):
-        raise TransientNodeError(call["error"], tool_calls=[record])
-    if ERROR not in ctx.handles:
-        raise (TransientNodeError if call["transient"] else NodeError)(call["error"], tool_calls=[record])
-    return NodeResult(
-        fields={"result": call["result"], "status_code": call["status_code"], "error": call["error"]},
-        handle=ERROR,
-        tool_calls=[record],
+    failure = TransientNodeError if call["transient"] else NodeError
+    raise failure(
+        call["error"], tool_calls=[record], fields={"result": call["result"], "status_code": call["status_code"]}
     )
-
-
-def _attempts_left(ctx: NodeContext) -> bool:
-    return ctx.attempt <= int(ctx.data.get("retries", DEFAULT_RETRIES))
 
 
 def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
@@ -101,13 +92,13 @@ TOOL = register(
                 },
                 required=["tool"],
             ),
-            handles=frozenset({SUCCESS, ERROR}),
+            handles=frozenset({SUCCESS}),
             required_handles=True,
             check=check,
         ),
         execute=execute,
         title="Tool call",
-        description="Calls one of your HTTP tools and routes on success or error.",
+        description="Calls one of your HTTP tools; routes on success, or on error when it fails.",
         icon="⚙",
         colour="#1098ad",
         group="Tools",

@@ -78,6 +78,8 @@ USER_APPROVAL = register(
             handles=frozenset({"approved", "rejected"}),
             required_handles=True,
             check=template_check("message", "show"),
+            # Its deadline already has its outcome (`timeout_action`): `reject` routes it, `fail` fails the run.
+            can_fail=False,
         ),
         execute=execute,
         title="Approval",

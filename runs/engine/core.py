@@ -3,7 +3,8 @@
 No Django, no Celery. The services call it while holding the run's row lock and write what it decides.
 
 Every edge is resolved exactly once: `fired` when its source finished and took the edge's handle (or took no
-handle, which fires every outgoing edge), `dead` when its source took another handle or was itself skipped.
+handle, which fires every outgoing edge but its error path), `dead` when its source took another handle or was
+itself skipped. A node that failed and routed took the `error` handle: only its error path fires.
 A node becomes ready when all its incoming edges are resolved and at least one fired; it is skipped when all
 of them are dead, which resolves its own outgoing edges as dead in turn. A node therefore runs at most once
 per run, and a node with several incoming edges (a `join`, or any merge point) waits for every branch that can
@@ -18,10 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodes.spec import ERROR_HANDLE
 from workflows.graph import Edge, Graph
 
 FIRED = "fired"
 DEAD = "dead"
+# A node's recorded status that lets a run go on from it: it succeeded, or it failed and took its error path
+# (its recorded handle is then ERROR_HANDLE).
+SUCCEEDED = "succeeded"
+FAILED = "failed"
 
 
 @dataclass
@@ -38,12 +44,20 @@ class Advance:
 
 
 def outgoing_resolution(graph: Graph, node_id: str, handle: str | None) -> tuple[list[Edge], list[Edge]]:
-    """Split a finished node's outgoing edges into (fired, dead). `handle=None` fires them all."""
+    """Split a finished node's outgoing edges into (fired, dead). `handle=None` fires them all but the error
+    path (edges with the `error` handle), which fires only when the node failed and routed (`handle="error"`)."""
     fired: list[Edge] = []
     dead: list[Edge] = []
     for edge in graph.outgoing(node_id):
-        (fired if handle is None or edge.source_handle == handle else dead).append(edge)
+        takes = edge.source_handle != ERROR_HANDLE if handle is None else edge.source_handle == handle
+        (fired if takes else dead).append(edge)
     return fired, dead
+
+
+def went_on(status: str, handle: str | None) -> bool:
+    """Whether a node that ended with `status`, having taken `handle`, let its run go on: it succeeded, or it
+    failed and took its error path."""
+    return status == SUCCEEDED or (status == FAILED and handle == ERROR_HANDLE)
 
 
 def advance(
@@ -136,17 +150,22 @@ def feeding(graph: Graph, node_id: str, reexecute: frozenset[str]) -> list[str]:
 
 
 def reusable(
-    graph: Graph, resume_at: str, recorded: Mapping[str, tuple[str, str]], reexecute: frozenset[str] = frozenset()
+    graph: Graph,
+    resume_at: str,
+    recorded: Mapping[str, tuple[str, str] | tuple[str, str, str | None]],
+    reexecute: frozenset[str] = frozenset(),
 ) -> list[str]:
     """The nodes a run resumed at `resume_at` reuses from the run it resumes, in topological order: every node
     outside `resume_at`'s descendants (itself included) and not named in `reexecute`, whose recorded
-    `(status, node type)` is a success of the type it has in `graph` (the graph may be a later version)."""
+    `(status, node type[, handle])` is a success, or a failure that took its error path (with the handle), of
+    the type it has in `graph` (the graph may be a later version)."""
     after = graph.downstream(resume_at)
-    return [
-        node
-        for node in graph.topological_order()
-        if node not in after
-        and node not in reexecute
-        and recorded.get(node, ("", ""))[0] == "succeeded"
-        and recorded[node][1] == graph.node(node).type
-    ]
+    found = []
+    for node in graph.topological_order():
+        if node in after or node in reexecute or node not in recorded:
+            continue
+        state = recorded[node]
+        handle = state[2] if len(state) > 2 else None
+        if went_on(state[0], handle) and state[1] == graph.node(node).type:
+            found.append(node)
+    return found

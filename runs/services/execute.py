@@ -9,12 +9,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from flownova import metrics
 from flownova.logcontext import log_context
 from nodes import get_node_type, limits
 from nodes.base import DEFAULT_RETRIES, EVERY_NODE, NodeResult
+from nodes.spec import ERROR_HANDLE
 from nodes.templating import referenced_paths
 from runs.engine import core
 from runs.events import NodeStarted
@@ -124,7 +126,9 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         if outcome.result is not None:
             _record_result(tx, node_run, claim, outcome.result)
         else:
-            _record_failure(tx, node_run, claim, outcome.error, outcome.traceback, transient=False)
+            _record_failure(
+                tx, node_run, claim, outcome.error, outcome.traceback, transient=False, fields=dict(outcome.fields)
+            )
         return None
 
 
@@ -160,7 +164,9 @@ def _referenced_results(
         refs |= reads_nodes(node.data)
     if not refs:
         return {}
-    rows = NodeRun.objects.filter(run=run, status=NodeStatus.SUCCEEDED)
+    # A node that failed and took its error path has fields too (`error`, and whatever its handler gave).
+    went_on = Q(status=NodeStatus.SUCCEEDED) | Q(status=NodeStatus.FAILED, handle=ERROR_HANDLE)
+    rows = NodeRun.objects.filter(went_on, run=run)
     if not EVERY_NODE <= refs:
         rows = rows.filter(node_id__in=refs)
     return {node_id: result or {} for node_id, result in rows.values_list("node_id", "result")}
@@ -261,14 +267,18 @@ def node_fail(
     traceback: str = "",
     transient: bool = False,
     tool_calls: list[dict[str, Any]] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> float | None:
-    """Record a failed attempt (with the tool calls it made). Returns the delay before the next attempt when
-    one is scheduled (transient failure with retries left), else None: the node and the run have failed."""
+    """Record a failed attempt (with the tool calls it made, and `fields`: what the handler gave besides the
+    error, for its error path). Returns the delay before the next attempt when one is scheduled (transient
+    failure with retries left), else None: the node has failed, and took its error path or failed the run."""
     with _claimed_transition(claim) as tx:
         node_run = _lock_claimed(tx, claim)
         if node_run is None:
             return None
-        return _record_failure(tx, node_run, claim, error, traceback, transient=transient, tool_calls=tool_calls)
+        return _record_failure(
+            tx, node_run, claim, error, traceback, transient=transient, tool_calls=tool_calls, fields=fields
+        )
 
 
 def _record_failure(
@@ -280,6 +290,7 @@ def _record_failure(
     *,
     transient: bool,
     tool_calls: list[dict[str, Any]] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> float | None:
     retry = transient and claim.attempt <= claim.max_retries and tx.run.status not in FINAL_RUN_STATUSES
     delay = retry_delay(claim.attempt) if retry else None
@@ -291,6 +302,7 @@ def _record_failure(
         started_at=claim.started_at,
         retry_in=delay,
         tool_calls=tool_calls,
+        fields=fields,
     )
     return delay
 

@@ -1,5 +1,6 @@
 """How a node's attempt ends: it succeeded, failed (perhaps to be retried), was lost with its worker, or is
-given up (taking its `error` edge when it has one)."""
+given up. A node that fails for good takes its error path (its `error` edge) when its type can fail and it has
+one: it is recorded as failed and the run goes on from there."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from nodes import get_node_type, limits
 from nodes.base import DEFAULT_RETRIES
+from nodes.spec import ERROR_HANDLE
 from runs.engine import core
 from runs.events import AttemptLost, NodeCompleted, NodeFailed
 from runs.ledger import ledger_append
@@ -21,7 +24,7 @@ from runs.models import (
     NodeRun,
     NodeStatus,
 )
-from runs.services.advance import advance, run_fail, settle
+from runs.services.advance import advance, pending_rows, run_fail, settle, unfinished_after
 from runs.services.base import CLAIM_FIELDS, run_graph
 from runs.writes import Transition
 
@@ -74,22 +77,36 @@ def node_failed(
     started_at: Any,
     retry_in: float | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> None:
-    """Record a failed attempt: queued again after `retry_in` seconds when given, else the node fails and with
-    it the run (unless it already ended)."""
+    """Record a failed attempt: queued again after `retry_in` seconds when given; else the node has failed for
+    good, and it takes its error path when it has one (`routes_error`), with `fields` (what the handler gave
+    besides the error) and `error` added to its output, and the run goes on; without one the run fails (unless
+    it already ended)."""
     finished = timezone.now()
     retry = retry_in is not None
+    routed = None if retry else _error_path_output(tx, node_run, error=error, fields=fields)
+    # Read before this node's writes are queued, so that they go out with the rest of the transition's.
+    pending = None
+    if routed is not None:
+        pending = tx.pending_rows if tx.pending_rows is not None else pending_rows(tx)
     node_run.error = error
     node_run.status = NodeStatus.QUEUED if retry else NodeStatus.FAILED
     node_run.finished_at = None if retry else finished
     if retry_in is not None:  # due then: the recovery sweep must not take the wait for a lost message
         node_run.queued_at = finished + timedelta(seconds=retry_in)
+    node_fields = ["error", "status", "finished_at", "queued_at", *CLAIM_FIELDS]
+    if routed is not None:
+        node_run.result, node_run.output = routed
+        node_run.handle = ERROR_HANDLE
+        node_fields += ["result", "output", "handle"]
     ledger_append(
         tx=tx,
         node_run=node_run,
-        node_fields=["error", "status", "finished_at", "queued_at", *CLAIM_FIELDS],
+        node_fields=node_fields,
         status=LedgerStatus.RETRYING if retry else LedgerStatus.FAILED,
         input=node_run.input,
+        output=routed[1] if routed is not None else None,
         error=error,
         traceback=traceback,
         started_at=started_at,
@@ -103,6 +120,7 @@ def node_failed(
             attempt=node_run.attempts,
             will_retry=retry,
             retry_in_seconds=retry_in,
+            routed=ERROR_HANDLE if routed is not None else None,
         )
     )
     logger.warning(
@@ -110,19 +128,51 @@ def node_failed(
         node_run.node_id,
         node_run.node_type,
         node_run.attempts,
-        ", will retry" if retry else "",
+        ", will retry" if retry else ", taking its error path" if routed is not None else "",
         error,
         extra={"node_id": node_run.node_id},
     )
+    if routed is not None:
+        advanced = advance(tx, node_run.node_id, handle=ERROR_HANDLE, output=routed[1], pending=pending)
+        if not any(row.status == NodeStatus.QUEUED for row in advanced):
+            settle(tx, unfinished_after(tx, [node_run, *advanced]))  # nothing new queued: waiting, or done?
+        return
     if not retry and tx.run.status not in FINAL_RUN_STATUSES:
         run_fail(tx, f'node "{node_run.node_id}" ({node_run.node_type}) failed: {error}')
+
+
+def routes_error(tx: Transition, node_id: str, node_type: str) -> bool:
+    """Whether a failure of the node takes its error path: its type can fail and it has an `error` edge."""
+    if not get_node_type(node_type).can_fail:
+        return False
+    return any(edge.source_handle == ERROR_HANDLE for edge in run_graph(tx.run.pk).outgoing(node_id))
+
+
+def _error_path_output(
+    tx: Transition, node_run: NodeRun, *, error: str, fields: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The node's own fields and output on its error path, or None when the failure fails the run instead (no
+    error path, the run ended already, or an output past its cap, which cannot go on either)."""
+    if tx.run.status in FINAL_RUN_STATUSES or not routes_error(tx, node_run.node_id, node_run.node_type):
+        return None
+    own, _ = limits.storable(
+        {**(fields or {}), "error": {"node": node_run.node_id, "type": node_run.node_type, "message": error}}
+    )
+    output = core.output_of(node_run.input or {}, own)
+    try:
+        limits.check_size(
+            output, setting="FLOWNOVA_MAX_NODE_OUTPUT_BYTES", what=f'the output of node "{node_run.node_id}"'
+        )
+    except limits.SizeLimitError:
+        logger.warning("node %s: its error path's output is over the cap", node_run.node_id)
+        return None
+    return own, output
 
 
 # Why an attempt ended without a result. Lost attempts count against the node's attempts like failed ones.
 LOST_REDELIVERED = "the worker running it stopped (killed, out of memory, or a crash) and its message came back"
 LOST_STALLED = "it gave no result within its time limit plus the recovery grace (the worker died or was killed)"
 LOST_PREFIX = "attempt lost: "
-ERROR_HANDLE = "error"
 
 
 def attempt_lost(tx: Transition, node_run: NodeRun, *, reason: str) -> bool:
@@ -163,26 +213,8 @@ def attempt_lost(tx: Transition, node_run: NodeRun, *, reason: str) -> bool:
 
 def node_give_up(tx: Transition, node_run: NodeRun, *, error: str, started_at: Any, traceback: str = "") -> None:
     """End a node that cannot produce a result (its attempts were lost, or the engine could not execute or
-    record it): it takes its `error` edge when it has one, with `error` as its field, else it fails and with
-    it the run."""
-    graph = run_graph(tx.run.pk)
-    routed = any(edge.source_handle == ERROR_HANDLE for edge in graph.outgoing(node_run.node_id))
-    if not routed or tx.run.status in FINAL_RUN_STATUSES:
-        node_failed(tx, node_run, error=error, traceback=traceback, started_at=started_at)
-        return
-    fields = {"error": error}
-    output = core.output_of(node_run.input or {}, fields)
-    node_succeed(
-        tx,
-        node_run,
-        fields=fields,
-        output=output,
-        handle=ERROR_HANDLE,
-        started_at=started_at,
-        finished_at=timezone.now(),
-    )
-    advance(tx, node_run.node_id, handle=ERROR_HANDLE, output=output)
-    settle(tx)
+    record it): it fails for good, taking its error path when it has one (`node_failed`)."""
+    node_failed(tx, node_run, error=error, traceback=traceback, started_at=started_at)
 
 
 def retry_delay(attempt: int) -> float:

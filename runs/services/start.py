@@ -213,7 +213,7 @@ def run_resume(
                 "the node gets their new output"
             ]
         )
-    states = {node: (row.status, row.node_type) for node, row in recorded.items()}
+    states = {node: (row.status, row.node_type, row.handle) for node, row in recorded.items()}
     reused = core.reusable(graph, node_id, states, frozenset(reexecute))
     if core.skipped_on_replay(graph, node_id, [(node, recorded[node].handle or None) for node in reused]):
         raise RunInputError([resume_skipped_message(source, node_id)])
@@ -255,7 +255,7 @@ def run_resume_unreachable(*, source: Run, graph: Graph) -> set[str]:
     """The nodes of `graph` that a run resumed from `source` would skip if resumed there (`run_resume` refuses
     them); resume pages leave them out."""
     rows = {row[0]: row[1:] for row in source.node_runs.values_list("node_id", "status", "node_type", "handle")}
-    states = {node: row[:2] for node, row in rows.items()}
+    states = {node: (row[0], row[1], row[2]) for node, row in rows.items()}
     unreachable = set()
     for node_id in graph.nodes:
         reused = core.reusable(graph, node_id, states)
@@ -267,7 +267,8 @@ def run_resume_unreachable(*, source: Run, graph: Graph) -> set[str]:
 def run_resume_reused(*, source: Run, graph: Graph, node_id: str) -> list[str]:
     """The nodes `run_resume` would reuse from `source` when resuming it at `node_id` on `graph`, in order,
     before anything is started (resume pages show them)."""
-    states = {row[0]: row[1:] for row in source.node_runs.values_list("node_id", "status", "node_type")}
+    rows = source.node_runs.values_list("node_id", "status", "node_type", "handle")
+    states = {node: (status, node_type, handle) for node, status, node_type, handle in rows}
     return core.reusable(graph, node_id, states)
 
 
@@ -281,7 +282,8 @@ def _replay_reused(
     resume_input: dict[str, Any] | None,
 ) -> None:
     """Copy the reused nodes' records into the new run, then let the core resolve their edges exactly as if
-    they had just finished, and queue whatever that makes ready (the resume node among them)."""
+    they had just finished, and queue whatever that makes ready (the resume node among them). A node that
+    failed and took its error path is reused as it was recorded: failed, with its error, on its error path."""
     run = tx.run
     now = timezone.now()
     known: dict[str, dict[str, str]] = {}
@@ -294,11 +296,12 @@ def _replay_reused(
             run=run,
             node_id=source_row.node_id,
             node_type=source_row.node_type,
-            status=NodeStatus.SUCCEEDED,
+            status=source_row.status,
             input=source_row.input,
             result=source_row.result,
             output=source_row.output,
             handle=source_row.handle,
+            error=source_row.error,
             arrivals=source_row.arrivals,
             attempts=0,
             queued_at=now,
@@ -309,9 +312,10 @@ def _replay_reused(
         ledger_append(
             tx=tx,
             node_run=row,
-            status=LedgerStatus.SUCCEEDED,
+            status=LedgerStatus.FAILED if row.status == NodeStatus.FAILED else LedgerStatus.SUCCEEDED,
             input=row.input,
             output=row.output,
+            error=row.error,
             started_at=source_row.started_at,
             finished_at=source_row.finished_at,
             reused=True,

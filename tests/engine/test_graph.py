@@ -31,11 +31,15 @@ def if_else_check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
     return [(field, message) for field in ("left", "right") for message in check_syntax(data[field])]
 
 
-# Stand-ins for the node registry's specs, shaped like the contract's node types.
+# Stand-ins for the node registry's specs, shaped like the contract's node types (control flow cannot fail).
 SPECS: dict[str, NodeSpec] = {
-    "start": NodeSpec("start", {"type": "object", "properties": {"input_schema": {"type": "object"}}}),
+    "start": NodeSpec("start", {"type": "object", "properties": {"input_schema": {"type": "object"}}}, can_fail=False),
     "end": NodeSpec(
-        "end", {"type": "object", "properties": {"output": {}}}, handles=frozenset(), allows_outgoing=False
+        "end",
+        {"type": "object", "properties": {"output": {}}},
+        handles=frozenset(),
+        allows_outgoing=False,
+        can_fail=False,
     ),
     "if_else": NodeSpec(
         "if_else",
@@ -52,6 +56,7 @@ SPECS: dict[str, NodeSpec] = {
         handles=frozenset({"true", "false"}),
         required_handles=True,
         check=if_else_check,
+        can_fail=False,
     ),
     "agent": NodeSpec(
         "agent",
@@ -65,10 +70,14 @@ SPECS: dict[str, NodeSpec] = {
             },
         },
     ),
-    "fork": NodeSpec("fork", {"type": "object"}),
-    "join": NodeSpec("join", {"type": "object", "properties": {"mode": {"enum": ["all"]}}}),
+    "fork": NodeSpec("fork", {"type": "object"}, can_fail=False),
+    "join": NodeSpec("join", {"type": "object", "properties": {"mode": {"enum": ["all"]}}}, can_fail=False),
     "user_approval": NodeSpec(
-        "user_approval", {"type": "object"}, handles=frozenset({"approved", "rejected"}), required_handles=True
+        "user_approval",
+        {"type": "object"},
+        handles=frozenset({"approved", "rejected"}),
+        required_handles=True,
+        can_fail=False,
     ),
 }
 

@@ -223,7 +223,8 @@ def test_a_custom_type_reading_handles_from_its_data_is_validated_with_them() ->
     ]
     doc["nodes"] = [node for node in doc["nodes"] if node["id"] in {"start", "route", "end_refund", "end_blank"}]
     assert [issue.message for issue in validate_graph(doc, specs)] == [
-        'edge "x": node "route" (fan) has no handle "refund"; use one of: left, right'
+        # A type that can fail (the default) has its error path too.
+        'edge "x": node "route" (fan) has no handle "refund"; use one of: error, left, right'
     ]
 
 

@@ -106,7 +106,9 @@ def test_editor_for_a_new_workflow_embeds_the_starter_graph_catalogue_and_tools(
     assert catalogue["if_else"]["handles"] == ["true", "false"]
     assert catalogue["guardrails"]["handles"] == ["pass", "fail"]
     assert catalogue["user_approval"]["handles"] == ["approved", "rejected"]
-    assert catalogue["tool"]["handles"] == ["success", "error"]
+    # `error` is the error path of every type that can fail, drawn from `can_fail`, not one of the tool's own.
+    assert catalogue["tool"]["handles"] == ["success"] and catalogue["tool"]["can_fail"] is True
+    assert catalogue["if_else"]["can_fail"] is False and catalogue["agent"]["can_fail"] is True
     assert catalogue["end"]["allows_outgoing"] is False
     assert catalogue["tool"]["side_effects"] is True
     assert "operator" in catalogue["if_else"]["data_schema"]["properties"]

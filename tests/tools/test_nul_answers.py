@@ -87,7 +87,7 @@ def test_a_tool_node_whose_answer_holds_nul_succeeds_and_is_stored(
             ("start", "start", {}),
             ("call", "tool", {"tool": "answer", "arguments": {"kind": kind}, "retries": 0}),
             ("ok", "end", {"output": {"result": "{{nodes.call.result}}"}}),
-            ("failed", "end", {"output": {"error": "{{nodes.call.error}}"}}),
+            ("failed", "end", {"output": {"error": "{{nodes.call.error.message}}"}}),
         ],
         [("start", "call"), ("call", "ok", "success"), ("call", "failed", "error")],
     )

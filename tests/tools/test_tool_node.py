@@ -35,7 +35,9 @@ def messages(graph: dict[str, Any]) -> list[str]:
 
 def test_the_node_is_registered_with_side_effects_and_not_instant() -> None:
     assert TOOL.side_effects and not TOOL.instant
-    assert TOOL.spec.handles == frozenset({"success", "error"}) and TOOL.spec.required_handles
+    # Its `error` handle is the error path every node that can fail has, not one of its own.
+    assert TOOL.spec.handles == frozenset({"success"}) and TOOL.spec.required_handles and TOOL.can_fail
+    assert TOOL.spec.edge_handles({}) == frozenset({"success", "error"})
 
 
 def test_a_valid_tool_node_passes_validation() -> None:
@@ -65,7 +67,7 @@ def test_edges_need_a_success_or_error_handle() -> None:
     )
     assert any('needs a "sourceHandle"' in message for message in messages(graph))
     graph["edges"][1]["sourceHandle"] = "done"
-    assert any('has no handle "done"' in message for message in messages(graph))
+    assert any('has no handle "done"; use one of: error, success' in message for message in messages(graph))
 
 
 # --- executing -----------------------------------------------------------------------------------------------------
@@ -140,62 +142,49 @@ def test_success_renders_the_arguments_and_routes_success(
     assert "key-9f8e7d6c5b4a" not in str(emitted)
 
 
-def test_an_http_error_routes_error_when_the_node_has_an_error_edge(
-    make_context: Callable[..., NodeContext], weather: LocalServer
-) -> None:
-    result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}))
-    assert result.handle == "error"
-    assert result.fields == {
-        "result": {"detail": "unknown city"},
-        "status_code": 404,
-        "error": "tool 'weather': HTTP 404 Not Found",
-    }
-    assert result.tool_calls[0]["error"] == "tool 'weather': HTTP 404 Not Found"
+# A failed call fails the node, whatever its edges: the engine takes the error path when the node has one
+# (tests/test_error_paths.py), with the failure's `result` and `status_code` beside `error`.
 
 
-def test_without_an_error_edge_an_http_error_fails_the_node(
-    make_context: Callable[..., NodeContext], weather: LocalServer
+@pytest.mark.parametrize("handles", [("success", "error"), ("success",)])
+def test_an_http_error_fails_the_node_with_the_answer_for_its_error_path(
+    make_context: Callable[..., NodeContext], weather: LocalServer, handles: tuple[str, ...]
 ) -> None:
-    ctx = make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}, handles=("success",))
-    with pytest.raises(NodeError, match="HTTP 404"):
+    ctx = make_context({"tool": "weather", "arguments": {"city": "Atlantis"}}, handles=handles)
+    with pytest.raises(NodeError, match="HTTP 404") as failed:
         TOOL.execute(ctx)
+    assert str(failed.value) == "tool 'weather': HTTP 404 Not Found"
+    assert failed.value.fields == {"result": {"detail": "unknown city"}, "status_code": 404}
+    assert failed.value.tool_calls[0]["error"] == "tool 'weather': HTTP 404 Not Found"
 
 
-def test_invalid_arguments_route_error_without_a_request(
+def test_invalid_arguments_fail_the_node_without_a_request(
     make_context: Callable[..., NodeContext], weather: LocalServer
 ) -> None:
-    result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": 5}}))
-    assert result.handle == "error"
-    assert result.fields["error"] == "invalid arguments for tool 'weather': city: 5 is not of type 'string'"
-    assert result.fields["status_code"] is None
+    with pytest.raises(NodeError) as failed:
+        TOOL.execute(make_context({"tool": "weather", "arguments": {"city": 5}}))
+    assert str(failed.value) == "invalid arguments for tool 'weather': city: 5 is not of type 'string'"
+    assert failed.value.fields["status_code"] is None
     assert weather.received == []
 
 
-def test_a_refused_address_routes_error(
+def test_a_refused_address_fails_the_node(
     make_context: Callable[..., NodeContext], weather: LocalServer, settings: Settings
 ) -> None:
     settings.FLOWNOVA_EGRESS_ALLOWLIST = []
-    result = TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}))
-    assert result.handle == "error" and "loopback" in result.fields["error"]
+    with pytest.raises(NodeError, match="loopback"):
+        TOOL.execute(make_context({"tool": "weather", "arguments": {"city": "Oslo"}}))
     assert weather.received == []
 
 
-def test_a_transient_failure_is_retried_by_the_engine_while_attempts_remain(
+def test_a_transient_failure_stays_transient_on_every_attempt_for_the_engine_to_retry(
     make_context: Callable[..., NodeContext], weather: LocalServer
 ) -> None:
     data = {"tool": "weather", "arguments": {"city": "Busy"}, "retries": 1}
-    with pytest.raises(TransientNodeError, match="HTTP 503"):
-        TOOL.execute(make_context(data, attempt=1))
-    result = TOOL.execute(make_context(data, attempt=2))  # the last attempt: now the error edge
-    assert result.handle == "error" and result.fields["status_code"] == 503
-
-
-def test_a_transient_failure_without_an_error_edge_stays_transient(
-    make_context: Callable[..., NodeContext], weather: LocalServer
-) -> None:
-    data = {"tool": "weather", "arguments": {"city": "Busy"}, "retries": 0}
-    with pytest.raises(TransientNodeError):
-        TOOL.execute(make_context(data, handles=("success",)))
+    for attempt in (1, 2):  # the engine decides when the attempts are used up, then takes the error path
+        with pytest.raises(TransientNodeError, match="HTTP 503") as failed:
+            TOOL.execute(make_context(data, attempt=attempt))
+        assert failed.value.fields["status_code"] == 503
 
 
 def test_an_unknown_tool_fails_the_node_naming_it_even_with_an_error_edge(

@@ -65,7 +65,8 @@ def routed_graph(with_error_edge: bool = True) -> dict[str, Any]:
     ]
     edges = [("start", "call"), ("call", "ok", "success")]
     if with_error_edge:
-        nodes.append(("failed", "end", {"output": {"route": "error", "error": "{{nodes.call.error}}"}}))
+        output = {"route": "error", "error": "{{nodes.call.error}}", "status": "{{nodes.call.status_code}}"}
+        nodes.append(("failed", "end", {"output": {**output, "detail": "{{nodes.call.result.detail}}"}}))
         edges.append(("call", "failed", "error"))
     return graph_of(nodes, edges)
 
@@ -99,7 +100,17 @@ def test_a_tool_node_routes_success_and_error_and_records_each_call(alice: User,
     assert entry.output["result"]["temp"] == 21 and entry.output["status_code"] == 200
 
     assert error_run.status == "succeeded", error_run.error
-    assert error_run.output == {"route": "error", "error": "tool 'weather': HTTP 404 Not Found"}
+    # The error path: `error` is {node, type, message}, with the answer's body and status beside it.
+    assert error_run.output == {
+        "route": "error",
+        "error": {"node": "call", "type": "tool", "message": "tool 'weather': HTTP 404 Not Found"},
+        "status": 404,
+        "detail": "unknown city",
+    }
+    failed = LedgerEntry.objects.get(run=error_run, node_id="call")
+    assert (failed.status, failed.error) == ("failed", "tool 'weather': HTTP 404 Not Found")
+    assert failed.output is not None and failed.output["status_code"] == 404
+    assert [c["status_code"] for c in failed.tool_calls] == [404]
     error_call = ToolCall.objects.get(run=error_run)
     assert (error_call.status_code, error_call.error) == (404, "tool 'weather': HTTP 404 Not Found")
 

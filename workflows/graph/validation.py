@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from nodes.jsonkinds import json_kind_phrase
-from nodes.spec import Node, NodeSpec
+from nodes.spec import ERROR_HANDLE, Node, NodeSpec
 from workflows.graph.model import (
     END_TYPE,
     MAX_EDGE_ID_LENGTH,
@@ -300,9 +300,17 @@ class _Validation:
         node = f"node {_quote(source.id)} ({source.type})"
         # A type may read its handles from the node's data (a switch's cases): an edge from a case that was
         # removed or renamed is reported here like any other unknown handle.
-        handles = spec.handles_for(source.data)
+        handles = spec.edge_handles(source.data)
         if _is_terminal(source, spec):
             self.add(f"{label}: {node} can't have outgoing edges", **where)
+        elif (
+            edge.source_handle == ERROR_HANDLE
+            and not spec.can_fail
+            and (handles is None or ERROR_HANDLE not in handles)
+        ):
+            # An error path from a node that cannot fail would never be taken; on a type that takes every edge
+            # it would not even be told apart from the others.
+            self.add(f'{label}: {node} cannot fail, so it has no "error" handle{_one_of(handles)}', **where)
         elif edge.source_handle is None and spec.required_handles:
             self.add(f'{label}: {node} needs a "sourceHandle"{_one_of(handles)}', **where)
         elif edge.source_handle is not None and handles is not None and edge.source_handle not in handles:
@@ -404,7 +412,10 @@ def _ends_reached_together(
         node = nodes[node_id]
         spec = specs.get(node.type)
         if spec is None or spec.handles_for(node.data) is None:
-            return [None]
+            # Every edge but its error path, or (when it has one and can fail) the error path alone.
+            failing = spec is not None and spec.can_fail
+            errors = failing and any(edge.source_handle == ERROR_HANDLE for edge in outgoing[node_id])
+            return [None, ERROR_HANDLE] if errors else [None]
         return list(dict.fromkeys(edge.source_handle for edge in outgoing[node_id] if edge.source_handle))
 
     # A state: nodes ready to run, edges resolved per node, nodes one of whose edges fired, end nodes reached.
@@ -427,7 +438,7 @@ def _ends_reached_together(
             if steps > _MAX_SIMULATED_STEPS:
                 return None
             now_resolved, now_fired, now_ready = dict(resolved), set(fired), list(rest)
-            pending = deque((edge, handle is None or edge.source_handle == handle) for edge in outgoing[node_id])
+            pending = deque((edge, _fires(edge, handle)) for edge in outgoing[node_id])
             while pending:
                 edge, fires = pending.popleft()
                 target = edge.target
@@ -441,6 +452,14 @@ def _ends_reached_together(
                         pending.extend((out, False) for out in outgoing[target])
             stack.append((tuple(now_ready), now_resolved, frozenset(now_fired), ends))
     return None
+
+
+def _fires(edge: Edge, handle: str | None) -> bool:
+    """Whether `edge` fires when its source takes `handle`, as the engine decides (runs/engine/core.py): no
+    handle fires every edge but the error path."""
+    if handle is None:
+        return edge.source_handle != ERROR_HANDLE
+    return edge.source_handle == handle
 
 
 def _is_terminal(node: Node, spec: NodeSpec) -> bool:
