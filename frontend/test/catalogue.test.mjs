@@ -26,6 +26,7 @@ const FULL = {
   handles: ["urgent", "normal"],
   handles_from: null,
   allows_outgoing: true,
+  can_fail: true,
   accepts_incoming: false,
   data_schema: {
     type: "object",
@@ -84,6 +85,7 @@ test("a type that says nothing gets neutral defaults", () => {
     handles: null,
     handles_from: null,
     allows_outgoing: true,
+    can_fail: false,
     accepts_incoming: true,
     data_schema: { type: "object", properties: {} },
     side_effects: false,

@@ -39,7 +39,8 @@ def node_status(page: Page, node_id: str) -> Locator:
 
 def connect(page: Page, source: str, target: str, handle: str | None = None) -> None:
     """Drag from a source handle to the target node's input handle, as a person does with the mouse."""
-    selector = ".react-flow__handle.source" + (f'[data-handleid="{handle}"]' if handle else "")
+    # No handle: the node's unnamed one, not its error path.
+    selector = ".react-flow__handle.source" + (f'[data-handleid="{handle}"]' if handle else ":not([data-handleid])")
     start = canvas_node(page, source).locator(selector).bounding_box()
     end = canvas_node(page, target).locator(".react-flow__handle.target").bounding_box()
     assert start and end, f"handles of {source} / {target} not on screen"

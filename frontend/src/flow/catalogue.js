@@ -40,6 +40,9 @@ const FIELDS = {
   handles: [isStringList, "a list of strings or null", () => null],
   handles_from: [isHandlesFrom, 'an object {field, key, extra} or null', () => null],
   allows_outgoing: [isBoolean, "true or false", () => true],
+  // Whether a node of the type may fail for good, and so has an `error` handle (its error path) besides its
+  // own. The server always says; an entry that does not gets no error handle, which saving could refuse.
+  can_fail: [isBoolean, "true or false", () => false],
   accepts_incoming: [isBoolean, "true or false", () => true],
   data_schema: [isObject, "an object (a JSON Schema)", () => ({ type: "object", properties: {} })],
   side_effects: [isBoolean, "true or false", () => false],

@@ -121,30 +121,57 @@ export function toGraph(nodes, edges) {
   };
 }
 
+// The handle of a node's error path: taken when a node whose type can fail (`can_fail`) fails for good.
+export const ERROR_HANDLE = "error";
+
 // The outgoing handles a node shows: the type's named handles (true/false, pass/fail...); for a type that
 // reads them from the node's data (a switch's cases), those its `config` gives now, plus any handle its edges
 // still leave from that the data no longer has (a case removed or renamed), so the edge stays in sight until it
 // is reconnected or deleted (`staleHandles` names them; saving reports them); or, for types that take any
-// label, one unnamed handle plus any label its edges already use.
+// label, one unnamed handle plus any label its edges already use. A type that can fail has its `error` handle
+// last, whatever its others.
 export function sourceHandles(kind, spec, nodeId, edges, config) {
   if (spec && spec.allows_outgoing === false) return [];
+  const errorPath = Boolean(spec && spec.can_fail);
   const used = new Set();
   for (const edge of edges || []) {
     if (edge.source === nodeId && edge.sourceHandle) used.add(edge.sourceHandle);
   }
+  if (errorPath) used.delete(ERROR_HANDLE);
+  const withError = (handles) => (errorPath && !handles.includes(ERROR_HANDLE) ? [...handles, ERROR_HANDLE] : handles);
   if (spec && spec.handles_from) {
     const own = dataHandles(spec, config);
-    return [...own, ...[...used].filter((handle) => !own.includes(handle)).sort()];
+    return withError([...own, ...[...used].filter((handle) => !own.includes(handle)).sort()]);
   }
-  if (spec && spec.handles) return spec.handles;
-  return [null, ...[...used].sort()];
+  if (spec && spec.handles) return withError(spec.handles);
+  return withError([null, ...[...used].sort()]);
 }
 
 // The handles `sourceHandles` draws only because an edge still leaves from them.
 export function staleHandles(spec, config, handles) {
   if (!spec || !spec.handles_from) return [];
   const own = dataHandles(spec, config);
-  return handles.filter((handle) => handle !== null && !own.includes(handle));
+  const errorPath = Boolean(spec.can_fail);
+  return handles.filter((handle) => handle !== null && !own.includes(handle) && !(errorPath && handle === ERROR_HANDLE));
+}
+
+// A node's error path (`error` on a type that can fail) is drawn as such, whatever else its handles are.
+function isErrorPath(handle, spec) {
+  return handle === ERROR_HANDLE && Boolean(spec.can_fail);
+}
+
+export function handleClass(handle, stale, spec) {
+  if (!handle) return "fn-handle";
+  const classes = ["fn-handle", `fn-handle-${handle}`];
+  if (isErrorPath(handle, spec)) classes.push("fn-handle-error-path");
+  if (stale.includes(handle)) classes.push("fn-handle-stale");
+  return classes.join(" ");
+}
+
+export function handleTitle(handle, stale, spec) {
+  if (stale.includes(handle)) return `${handle}: no longer one of this node's handles; reconnect or delete its edge`;
+  if (isErrorPath(handle, spec)) return "error: taken when the node fails for good (after its retries); drag to connect";
+  return handle ? `${handle}: drag to connect` : "drag to connect";
 }
 
 export function readJsonScript(id) {

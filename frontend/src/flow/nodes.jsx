@@ -3,7 +3,7 @@
 // types draw like the built-in ones).
 import { createContext, memo, useContext, useEffect } from "react";
 import { Handle, Position, useEdges, useUpdateNodeInternals } from "@xyflow/react";
-import { sourceHandles, staleHandles } from "./graph.js";
+import { handleClass, handleTitle, sourceHandles, staleHandles } from "./graph.js";
 import { renderSummary, typeSpec } from "./catalogue.js";
 
 export const CatalogueContext = createContext({});
@@ -95,14 +95,8 @@ function FlowNodeView({ id, data, selected }) {
           type="source"
           position={Position.Right}
           style={handles.length > 1 ? { top: `${((index + 1) * 100) / (handles.length + 1)}%` } : undefined}
-          className={handle ? `fn-handle fn-handle-${handle}${stale.includes(handle) ? " fn-handle-stale" : ""}` : "fn-handle"}
-          title={
-            stale.includes(handle)
-              ? `${handle}: no longer one of this node's handles; reconnect or delete its edge`
-              : handle
-                ? `${handle}: drag to connect`
-                : "drag to connect"
-          }
+          className={handleClass(handle, stale, spec)}
+          title={handleTitle(handle, stale, spec)}
         >
           {handle && <span className="fn-handle-label">{handle}</span>}
         </Handle>
