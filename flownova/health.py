@@ -12,9 +12,11 @@ each check, "ok" or "failing", and the HTTP status.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
+import psycopg
 import redis
 from django.conf import settings
 from django.db import connection
@@ -27,6 +29,14 @@ from flownova.celery import app as celery_app
 
 
 def check_database() -> str:
+    if connection.settings_dict["OPTIONS"].get("pool"):
+        # A connection pool (the web process) says only "no connection within N s" when PostgreSQL is down, and
+        # only after its own timeout: ask PostgreSQL directly instead, under readyz's timeout, to name the cause.
+        params = connection.get_connection_params()
+        params["connect_timeout"] = max(1, math.ceil(settings.FLOWNOVA_READYZ_TIMEOUT))
+        with psycopg.connect(**params) as direct:
+            direct.execute("SELECT 1")
+        return "ok"
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
