@@ -151,6 +151,19 @@ def test_a_failed_item_with_on_error_fail_fails_the_node_and_starts_nothing_more
     assert statuses == {0: "succeeded", 1: "failed", 2: "cancelled", 3: "cancelled"}
 
 
+def test_a_failed_item_takes_the_maps_error_path_when_it_has_one(alice: User) -> None:
+    child_workflow = make_workflow(alice, name="Deep", graph=deep_graph())
+    node = {"items": "{{input.items}}", "workflow": child_workflow.pk, "input": {"value": "{{item}}"}}
+    graph = graph_of(
+        [("start", "start", {}), ("each", "map", node), ("ok", "end", {}), ("oops", "end", {})],
+        [("start", "each"), ("each", "ok"), ("each", "oops", "error")],
+    )
+    run = run_of(alice, make_workflow(alice, graph=graph), {"items": ["flat"]})
+    assert run.status == "succeeded", run.error
+    output: Any = run.output
+    assert output["error"]["node"] == "each" and "item 0 failed" in output["error"]["message"]
+
+
 def test_too_many_items_or_items_that_are_not_a_list_fail_the_node_saying_so(alice: User) -> None:
     child_workflow = make_workflow(alice, name="Echo", graph=echo_graph())
     parent = make_workflow(alice, graph=mapping(child_workflow))
