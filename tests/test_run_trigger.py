@@ -26,6 +26,7 @@ from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.factories import linear_graph, make_run, make_workflow
 from tests.llm_server import Answer, ScriptedLLM
+from tests.migration_helpers import migrated_back_to
 
 CHAIN = linear_graph(("prep", "fork", {}), ("check", "fork", {}))
 
@@ -309,13 +310,8 @@ BEFORE = ("runs", "0006_ledger_refuse_delete")
 def migrated_back() -> Iterator[Any]:
     """The database as it was before runs had triggers (the apps as they were then); migrated forward again
     afterwards, whatever happens."""
-    executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    try:
-        yield executor.loader.project_state([BEFORE]).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    with migrated_back_to(BEFORE) as apps:
+        yield apps
 
 
 @pytest.mark.django_db(transaction=True)

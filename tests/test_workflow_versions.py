@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from tests.factories import linear_graph, make_workflow
+from tests.migration_helpers import migrated_back_to
 from workflows.models import WorkflowVersion
 from workflows.services import GraphError, workflow_update
 
@@ -77,13 +78,8 @@ BEFORE = ("workflows", "0001_initial")
 @pytest.fixture
 def migrated_back() -> Iterator[Any]:
     """The database as it was before versions were kept; migrated forward again afterwards, whatever happens."""
-    executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    try:
-        yield executor.loader.project_state([BEFORE]).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    with migrated_back_to(BEFORE) as apps:
+        yield apps
 
 
 @pytest.mark.django_db(transaction=True)
