@@ -309,7 +309,14 @@ function Editor({ root, workflow, catalogue, tools }) {
     setSaving(false);
     if (response.ok) {
       setIssues([]);
-      setSavedState(JSON.stringify([name, description, graph]));
+      // The server may complete a node's data as it saves (a subworkflow's pinned version): the editor takes
+      // the data as stored, so the next save sends it back instead of leaving it out.
+      const stored = new Map((body?.graph?.nodes || []).map((node) => [node.id, node.data || {}]));
+      const synced = nodes.map((node) =>
+        stored.has(node.id) ? { ...node, data: { ...node.data, config: stored.get(node.id) } } : node,
+      );
+      setNodes(synced);
+      setSavedState(JSON.stringify([name, description, toGraph(synced, edges)]));
       setVersion(body.version);
       if (isNew) {
         dirtyRef.current = false;

@@ -111,11 +111,6 @@ def test_a_subworkflow_picks_one_of_your_other_workflows_and_saves_its_pinned_ve
     expect(form.get_by_label("Pinned version")).to_have_value("1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the editor keeps the graph it sent, not the one the server saved: a second save in the same editor "
-    "sends no pinned_version, so the server pins the referenced workflow's version again",
-)
 def test_saving_again_in_the_same_editor_keeps_the_pinned_version(page: Page, alice: User) -> None:
     billing = make_workflow(alice, name="Billing", graph=billing_graph())
     parent = make_workflow(alice, name="Parent")
