@@ -245,6 +245,37 @@ def test_cognitive_node_runs_its_generated_workflow_as_a_child_run(alice: User, 
     assert "Classify the order 7 by amount." in user_message and '"amount": 250' in user_message
 
 
+def test_a_generated_workflow_may_route_with_a_switch_and_reshape_with_a_transform(
+    alice: User, llm_server: ScriptedLLM
+) -> None:
+    from runs.models import Run
+
+    big = {"id": "big", "operator": ">", "right": "100"}
+    graph = graph_of(
+        [
+            ("start", "start", {}),
+            ("size", "switch", {"value": "{{input.amount}}", "cases": [big]}),
+            ("label", "transform", {"expression": '{"size": "large", "cents": input.amount * 100}'}),
+            ("large", "end", {}),
+            ("small", "end", {"output": {"size": "small"}}),
+        ],
+        [("start", "size"), ("size", "label", "big"), ("size", "small", "default"), ("label", "large")],
+    )
+    model = llm_server.model(design(graph))
+    run = wait_for(start(alice, cognitive_flow(model), {"order_id": 7, "amount": 250}))
+    assert run.status == "succeeded", run.error
+    assert run.output is not None and run.output["size"] == "large" and run.output["cents"] == 25000
+    child = Run.objects.get(parent=run)
+    assert [e.node_id for e in LedgerEntry.objects.filter(run=child).order_by("seq")] == [
+        "start",
+        "size",
+        "label",
+        "large",
+    ]
+    system = llm_server.requests(model)[0]["messages"][0]["content"]
+    assert "- switch:" in system and "- transform:" in system and 'sourceHandle "error"' in system
+
+
 def test_cognitive_node_repairs_a_design_once(alice: User, llm_server: ScriptedLLM) -> None:
     cyclic = graph_of(
         [("start", "start", {}), ("a", "fork", {}), ("b", "fork", {}), ("end", "end", {})],

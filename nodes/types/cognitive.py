@@ -28,7 +28,7 @@ from nodes.base import (
 from nodes.spec import NodeSpec
 
 MAX_NODES = 20
-ALLOWED_TYPES = ("start", "end", "if_else", "fork", "join", "agent", "tool", "guardrails")
+ALLOWED_TYPES = ("start", "end", "if_else", "switch", "transform", "fork", "join", "agent", "tool", "guardrails")
 IDENTIFIER = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}
 
 FORMAT = """You design small workflows. Answer with one JSON object and nothing else:
@@ -43,10 +43,15 @@ Node types you may use, with their data:
 - end: {"output": {<name>: "<template>"}} (optional; without it the output is everything received)
 - if_else: {"left": "<template>", "operator": one of == != > < >= <= contains not_contains is_empty
   is_not_empty, "right": "<value>"}; edges with sourceHandle "true" and "false"
+- switch: {"value": "<template>", "cases": [{"id": "<case>", "operator": <as if_else>, "right": "<value>"}]};
+  the first case that matches routes: edges with sourceHandle each case's id, and "default" for none
+- transform: {"expression": "<JSONata over {input, nodes} whose value is an object>"}: adds its keys
 - fork: {} (every outgoing edge is a parallel branch); join: {"mode": "all"} (waits for every branch)
 - agent: {"user_prompt": "<template>", "system_prompt": "...", "tools": [<tool names>], "output_schema": {...}}
 - tool: {"tool": "<tool name>", "arguments": {<name>: "<template>"}}; edges "success" and "error"
 - guardrails: {"policy": "<natural language>"}; edges "pass" and "fail"
+Any agent, tool, guardrails or transform node may also have an edge with sourceHandle "error": taken when it
+fails for good, with {"error": {"node", "type", "message"}} added to the data.
 """
 
 
