@@ -9,7 +9,7 @@ never imports approvals. Another user's run is a 404; staff see every run.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue
-from runs.models import ACTIVE_RUN_STATUSES, LedgerEntry, NodeRun, Run, RunStatus, RunTrigger
+from runs.models import ACTIVE_RUN_STATUSES, ChildBatch, LedgerEntry, NodeRun, Run, RunStatus, RunTrigger
 from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
 from runs.usage import GROUPS, usage_summary
@@ -133,18 +133,32 @@ def ledger_entry(request: HtmxHttpRequest, pk: int, seq: int) -> HttpResponse:
     return render(request, template, {"run": run, "entry": entry, "sections": shown})
 
 
+class MapProgress(TypedDict):
+    done: int
+    total: int
+    failed: int
+
+
 class NodeState(TypedDict):
     status: str
     handle: str
     attempts: int
+    progress: NotRequired[MapProgress]
 
 
 def node_states(run: Run) -> dict[str, NodeState]:
-    """Each reached node's state, as the run canvas colours it (and the handle it chose, for the path)."""
+    """Each reached node's state, as the run canvas colours it (and the handle it chose, for the path); for a
+    map node, how many of its items ended (the canvas also learns it from `map_progress` events, but a page
+    opened late may have missed those)."""
     rows = NodeRun.objects.filter(run=run).values("node_id", "status", "handle", "attempts")
-    return {
+    states: dict[str, NodeState] = {
         row["node_id"]: {"status": row["status"], "handle": row["handle"], "attempts": row["attempts"]} for row in rows
     }
+    batches = ChildBatch.objects.filter(node_run__run=run, node_run__node_type="map")
+    for node_id, done, total, failed in batches.values_list("node_run__node_id", "done", "total", "failed"):
+        if node_id in states:
+            states[node_id]["progress"] = {"done": done, "total": total, "failed": failed}
+    return states
 
 
 @login_required

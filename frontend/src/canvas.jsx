@@ -75,6 +75,14 @@ function ReadOnlyFlow({ graph, decorate = NO_DECORATION, decorateEdge = NO_DECOR
   );
 }
 
+// A map node's progress: from its last `map_progress` event, or from the server's states (which a page opened
+// late reads, having missed the events), whichever has seen more items end.
+function latestProgress(fromEvent, fromStates) {
+  if (!fromEvent) return fromStates;
+  if (!fromStates) return fromEvent;
+  return fromEvent.done >= fromStates.done ? fromEvent : fromStates;
+}
+
 function RunCanvas({ element, initial }) {
   const [states, setStates] = useState(initial.nodes || {});
   const [streams, setStreams] = useState({});
@@ -150,7 +158,7 @@ function RunCanvas({ element, initial }) {
     () => (node) => ({
       status: states[node.id]?.status,
       stream: states[node.id]?.status === "running" ? streams[node.id] : undefined,
-      progress: progress[node.id],
+      progress: latestProgress(progress[node.id], states[node.id]?.progress),
     }),
     [states, streams, progress],
   );
