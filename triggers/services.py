@@ -317,20 +317,26 @@ def _schedule_fire_isolated(trigger: Trigger, now: datetime) -> None:
     try:
         with transaction.atomic():
             _schedule_fire(trigger, now)
-    except Exception as exc:  # whatever it is, it is recorded and bounded
-        if isinstance(exc, DatabaseError) and not connection.is_usable():
-            raise  # PostgreSQL itself is away: the next tick tries again
-        _schedule_failed(trigger, now, due, exc)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, it is recorded and bounded (_internal_error)
+        _schedule_failed(trigger, now, due, _internal_error(exc))
 
 
-def _schedule_failed(trigger: Trigger, now: datetime, due: datetime | None, exc: Exception) -> None:
+def _internal_error(exc: Exception) -> str:
+    """What a firing that raised unexpectedly records as its reason. When PostgreSQL itself is away, nothing
+    can be recorded: the error goes on, and the next beat tick tries again."""
+    if isinstance(exc, DatabaseError) and not connection.is_usable():
+        raise exc
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _schedule_failed(trigger: Trigger, now: datetime, due: datetime | None, reason: str) -> None:
     logger.exception("schedule trigger %s failed to fire", trigger.pk)
     try:
         next_due = trigger.schedule().after(now)
     except ScheduleError:
         next_due = None
     Trigger.objects.filter(pk=trigger.pk).update(next_fire_at=next_due, enabled=next_due is not None)
-    _record(trigger, FiringOutcome.FAILED, scheduled_for=due, reason=f"internal error: {type(exc).__name__}: {exc}")
+    _record(trigger, FiringOutcome.FAILED, scheduled_for=due, reason=reason)
 
 
 def _schedule_fire(trigger: Trigger, now: datetime) -> None:
@@ -404,8 +410,7 @@ def _queues_advance() -> int:
         try:
             started += _queue_advance(trigger_id)
         except Exception as exc:  # whatever it is, the tick that waited ends failed rather than failing every second
-            if isinstance(exc, DatabaseError) and not connection.is_usable():
-                raise
+            reason = _internal_error(exc)
             logger.exception("starting a queued tick of schedule trigger %s failed", trigger_id)
             oldest = (
                 TriggerFiring.objects.filter(trigger_id=trigger_id, outcome=FiringOutcome.QUEUED)
@@ -413,7 +418,7 @@ def _queues_advance() -> int:
                 .first()
             )
             if oldest is not None:
-                oldest.outcome, oldest.reason = FiringOutcome.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+                oldest.outcome, oldest.reason = FiringOutcome.FAILED, reason
                 oldest.save(update_fields=["outcome", "reason"])
     return started
 
