@@ -27,7 +27,10 @@ def server_execute(statements: list[tuple[str, list[Any]]], *, commit: bool = Fa
     started = time.monotonic()
     with connection.wrap_database_errors:
         try:
-            if len(statements) == 1 and not commit:
+            # A transaction's first statement would cost two round trips alone: psycopg sends its BEGIN and
+            # waits for the answer first. In a pipeline, the BEGIN goes out with the statement.
+            begins = not raw.autocommit and raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if len(statements) == 1 and not commit and not begins:
                 cursors[0].execute(*statements[0])
             else:
                 with raw.pipeline():
