@@ -25,7 +25,7 @@ from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutA
 from nodes.base import WaitRequest
 from runs.events import ApprovalDecided, ApprovalExpired, ApprovalNeeded
 from runs.models import NodeRun
-from runs.services import node_fail_waiting, node_resume
+from runs.services import continuing, node_fail_waiting, node_resume
 from runs.writes import Transition, run_transition
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ def _decide(
     edits: dict[str, Any],
     by_timeout: bool = False,
 ) -> ApprovalRequest:
-    with _decision_transition(approval) as tx:
+    # Continuing: the control-flow nodes after the decision are begun here, right after it commits.
+    with continuing(approval.run_id, f"decision-{approval.pk}"), _decision_transition(approval) as tx:
         now = timezone.now()
         diff = _edits_diff(approval, edits) if edits else {}
         by = user.get_username() if user is not None else None

@@ -130,6 +130,7 @@ def service_env(config: Config, root: Path, postgres: Postgres, redis_server: Re
         FLOWNOVA_NODE_MODULES="tests.nodes,bench.faults_nodes",
         FLOWNOVA_RECOVER_QUEUED_AFTER=str(config.recover_after),
         FLOWNOVA_RECOVER_RUNNING_GRACE=str(config.recover_after),
+        FLOWNOVA_RECOVER_CONTINUED_AFTER=str(config.recover_after),
         # A node without a timeout of its own whose worker died is recovered after this (+30 s, + the grace).
         FLOWNOVA_TASK_SOFT_TIME_LIMIT="20",
         FLOWNOVA_RETRY_BACKOFF_SECONDS="0.2",

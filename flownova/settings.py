@@ -427,6 +427,15 @@ FLOWNOVA_RECORD_PATIENCE_SECONDS = env_float("FLOWNOVA_RECORD_PATIENCE_SECONDS",
 # longer than this is dispatched again; so is a node running this long past its own time limit.
 FLOWNOVA_RECOVER_QUEUED_AFTER = env_int("FLOWNOVA_RECOVER_QUEUED_AFTER", 300)
 FLOWNOVA_RECOVER_RUNNING_GRACE = env_int("FLOWNOVA_RECOVER_RUNNING_GRACE", 60)
+# A node a process took on to begin itself (continuing a run, below) and still queued this long after: that
+# process died before it could, and the sweep dispatches the node.
+FLOWNOVA_RECOVER_CONTINUED_AFTER = env_int("FLOWNOVA_RECOVER_CONTINUED_AFTER", 15)
+# Continuing a run: once a transition commits, the process that made it begins the instant nodes it queued
+# (control flow) itself, a committed transition at a time, instead of a trip through the broker for each; for
+# at most this many milliseconds and nodes per task (or request), so one long run cannot hold a worker process
+# while others wait. 0 turns it off: every node then goes through the broker.
+FLOWNOVA_CONTINUE_MS = env_int("FLOWNOVA_CONTINUE_MS", 50)
+FLOWNOVA_CONTINUE_NODES = env_int("FLOWNOVA_CONTINUE_NODES", 200)
 
 # --- Tools and egress (tools/) ------------------------------------------------------------------------------------
 

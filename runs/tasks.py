@@ -38,7 +38,8 @@ T = TypeVar("T")
 
 @shared_task(bind=True, name="runs.execute_node")
 def execute_node(self: NodeTask, run_id: int, node_run_id: int) -> None:
-    with log_context(run_id=run_id):
+    # Continuing: the instant nodes this node's transition queues are begun by this task, after it.
+    with log_context(run_id=run_id), services.continuing(run_id, self.request.id or ""):
         _execute_node(self, run_id, node_run_id)
 
 
@@ -151,7 +152,9 @@ def cancel_run(run_id: int) -> None:
 def recover_stalled() -> int:
     """Periodic (Celery beat): dispatch again nodes whose message was lost."""
     return services.node_runs_recover(
-        queued_for=settings.FLOWNOVA_RECOVER_QUEUED_AFTER, running_for=settings.FLOWNOVA_RECOVER_RUNNING_GRACE
+        queued_for=settings.FLOWNOVA_RECOVER_QUEUED_AFTER,
+        running_for=settings.FLOWNOVA_RECOVER_RUNNING_GRACE,
+        continued_for=settings.FLOWNOVA_RECOVER_CONTINUED_AFTER,
     )
 
 

@@ -52,6 +52,10 @@ def ask(**data: object) -> dict[str, Any]:
     )
 
 
+# A node that runs on a worker, not in the process that decides (which begins control-flow nodes itself).
+WORK = {"expression": '{"done": true}'}
+
+
 def waiting(owner: User, graph: dict[str, Any], run_input: dict[str, Any] | None = None) -> tuple[Run, ApprovalRequest]:
     run = wait_for(start(owner, graph, run_input or {"amount": 120}), "waiting")
     return run, ApprovalRequest.objects.get(run=run)
@@ -264,9 +268,15 @@ def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_re
     alice: User, tmp_path: Path
 ) -> None:
     """The web process loses its Redis (broker and channel layer) before the decisions: each is committed and
-    answered as a success from the API, the inbox and the run page; its next node stays queued until the
-    recovery sweep, with the broker back, sends it again."""
-    by_api, by_inbox, by_run_page = (waiting(alice, ask()) for _ in range(3))
+    answered as a success from the API, the inbox and the run page; its next node (one that runs on a worker:
+    control flow would be begun by the deciding process itself) stays queued until the recovery sweep, with
+    the broker back, sends it again."""
+    graph = graph_of(
+        [("start", "start", {}), ("ask", "user_approval", {"message": "ok?"}), ("work", "transform", WORK)]
+        + [("yes", "end", {}), ("no", "end", {})],
+        [("start", "ask"), ("ask", "work", "approved"), ("work", "yes"), ("ask", "no", "rejected")],
+    )
+    by_api, by_inbox, by_run_page = (waiting(alice, graph) for _ in range(3))
     token = Token.objects.create(user=alice).key
     browser = Client()
     browser.force_login(alice)
@@ -306,7 +316,7 @@ def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_re
     for run, approval in (by_api, by_inbox, by_run_page):
         approval.refresh_from_db()
         assert approval.status == "approved" and approval.decided_by == alice
-        assert NodeRun.objects.get(run=run, node_id="yes").status == "queued"  # its message was never sent
+        assert NodeRun.objects.get(run=run, node_id="work").status == "queued"  # its message was never sent
 
     # The broker is back (this process's, which the worker consumes from): the sweep sends the nodes again.
     assert node_runs_recover(queued_for=0, running_for=3600) == 3

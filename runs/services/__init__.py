@@ -23,7 +23,7 @@ The names below are the services' public interface; everything else is internal 
 from nodes.base import DEFAULT_RETRIES
 from runs.errors import ResumeInputConflict, RunError, RunFinishedError, RunInputError
 from runs.services.base import input_errors, run_graph, workflow_input_errors
-from runs.services.execute import NodeClaim, node_begin, node_complete, node_crash, node_event, node_fail
+from runs.services.execute import NodeClaim, continuing, node_begin, node_complete, node_crash, node_event, node_fail
 from runs.services.outcome import LOST_PREFIX, LOST_REDELIVERED, LOST_STALLED, retry_delay
 from runs.services.recovery import node_runs_recover, run_cancel, runs_purge
 from runs.services.start import (
@@ -48,6 +48,7 @@ __all__ = [
     "RunFinishedError",
     "RunInputError",
     "child_run_report",
+    "continuing",
     "input_errors",
     "node_begin",
     "node_complete",

@@ -21,6 +21,7 @@ from runs.models import (
     Run,
     RunStatus,
 )
+from runs.services import continuation
 from runs.services.base import BEGIN_FIELDS, CLOSED_NODE_STATUSES, OPEN_NODE_STATUSES, has_merges, run_graph
 from runs.services.dispatch import enqueue_after_commit, report_to_parent, send
 from runs.signals import run_closing
@@ -75,9 +76,29 @@ def advance(
             row.input = core.merge_inputs(core.fired_sources(graph, target, arrivals), outputs)
             row.queued_at = now
             queued.append(row)
+    continued = continuation.take(run, queued)  # before the rows are written: it marks those it takes
     node_runs_save(tx, [*changed, *queued])
-    enqueue_after_commit(run, graph, queued)
+    track_writes(tx, [*changed, *queued])
+    taken = {id(row) for row in continued}
+    enqueue_after_commit(run, graph, [row for row in queued if id(row) not in taken])
     return [*changed, *queued]
+
+
+def track_writes(tx: Transition, rows: list[NodeRun]) -> None:
+    """Apply the transition's own node writes to what it read with its locks (the pending rows, the statuses
+    of unfinished nodes), for a transition that executes several nodes one after another."""
+    if tx.pending_rows is not None:
+        for row in rows:
+            if row.status == NodeStatus.PENDING:
+                tx.pending_rows[row.node_id] = row
+            else:
+                tx.pending_rows.pop(row.node_id, None)
+    if tx.unfinished is not None:
+        for row in rows:
+            if row.status in CLOSED_NODE_STATUSES:
+                tx.unfinished.pop(row.node_id, None)
+            else:
+                tx.unfinished[row.node_id] = row.status
 
 
 def _set_state(row: NodeRun, status: str, arrivals: dict[str, str], *, finished: Any = None) -> NodeRun:
@@ -88,7 +109,7 @@ def _set_state(row: NodeRun, status: str, arrivals: dict[str, str], *, finished:
 
 
 # What advance changes on a node row it had already created (a merge point reached by some branches).
-ADVANCE_FIELDS = ("status", "arrivals", "input", "queued_at", "finished_at")
+ADVANCE_FIELDS = ("status", "arrivals", "input", "queued_at", "finished_at", "task_id")
 
 
 def node_runs_save(tx: Transition, rows: list[NodeRun]) -> None:

@@ -12,7 +12,7 @@ from runs.models import (
     NodeRun,
     Run,
 )
-from runs.services.base import BROKER_ERRORS
+from runs.services.base import BROKER_ERRORS, run_graph
 from workflows.graph import Graph
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,16 @@ def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
             exc,
             extra={"run_id": run_id},
         )
+
+
+def dispatch_ids(run_id: int, node_run_ids: list[int]) -> None:
+    """Send tasks for nodes already committed as queued: nodes a process took on to begin itself and could not
+    (runs.services.continuation)."""
+    if not node_run_ids:
+        return
+    graph = run_graph(run_id)
+    rows = NodeRun.objects.filter(pk__in=node_run_ids).values_list("pk", "node_id")
+    _dispatch(run_id, [(pk, graph.node(node_id).data.get("timeout_seconds")) for pk, node_id in rows])
 
 
 def send(task: Any, *args: Any) -> None:

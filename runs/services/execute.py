@@ -4,8 +4,8 @@ recorded (`node_complete`, `node_fail`, `node_crash`). Instant control-flow node
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,7 +28,8 @@ from runs.models import (
     Run,
     RunStatus,
 )
-from runs.services.advance import advance, pending_rows, settle, unfinished_after
+from runs.services import continuation
+from runs.services.advance import advance, pending_rows, settle, track_writes, unfinished_after
 from runs.services.base import (
     ACTIVE_NODE_STATUSES,
     BEGIN_FIELDS,
@@ -37,6 +38,7 @@ from runs.services.base import (
     has_merges,
     run_graph,
 )
+from runs.services.dispatch import dispatch_ids
 from runs.services.outcome import LOST_REDELIVERED, attempt_lost, node_failed, node_give_up, node_succeed, retry_delay
 from runs.services.waits import node_spawn, node_wait
 from runs.writes import Transition, run_transition
@@ -74,62 +76,112 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
     transaction rolls back and the redelivered task runs the node again."""
     merges = has_merges(run_graph(run_id))
     with run_transition(run_id, node_run_id=node_run_id, node_fields=BEGIN_FIELDS, lock_pending=merges) as tx:
-        run, node_run = tx.run, tx.node_run
-        if node_run is None:
+        if tx.node_run is None:
             return None
-        if run.status in FINAL_RUN_STATUSES:
-            if node_run.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
-                node_run.status = NodeStatus.CANCELLED
-                tx.save(node_run, "status")
-            return None
-        if node_run.status == NodeStatus.RUNNING and node_run.task_id != task_id:
-            return None  # a duplicate message while the first one runs
-        if node_run.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
-            return None  # finished, waiting or cancelled already
-        if node_run.status == NodeStatus.RUNNING and attempt_lost(tx, node_run, reason=LOST_REDELIVERED):
-            return None  # RUNNING with our own task id: redelivered because the worker died mid-node
-        now = timezone.now()
-        if node_run.queued_at is not None and node_run.status == NodeStatus.QUEUED:
-            waited = max(0.0, (now - node_run.queued_at).total_seconds())
-            metrics.observe_after_commit(lambda: metrics.QUEUE_WAIT.observe(waited))
-        node_run.status = NodeStatus.RUNNING
-        node_run.attempts += 1
-        node_run.started_at = now
-        node_run.task_id = task_id
-        node_type = get_node_type(node_run.node_type)
-        if not node_type.instant:  # an instant node's state is written once, when it finishes below
-            tx.save(node_run, *CLAIM_FIELDS)
-        if run.status != RunStatus.RUNNING:
-            run.status = RunStatus.RUNNING
-            run.started_at = run.started_at or now
-            tx.save_run("status", "started_at")
-        tx.emit(NodeStarted(node_id=node_run.node_id, attempt=node_run.attempts))
-        graph = run_graph(run.pk)
-        node = graph.node(node_run.node_id)
-        claim = NodeClaim(
-            node_run_id=node_run.pk,
-            run_id=run.pk,
-            owner_id=run.owner_id,
-            node=node,
-            handles=frozenset(edge.source_handle for edge in graph.outgoing(node.id) if edge.source_handle),
-            input=node_run.input or {},
-            attempt=node_run.attempts,
-            max_retries=int(node.data.get("retries", DEFAULT_RETRIES)),
-            started_at=now,
-            nodes=_referenced_results(run, node, node_type.reads_nodes),
-            branches=_branch_outputs(run, graph, node_run),
-        )
-        if not node_type.instant:
-            return claim
-        with log_context(node_id=node.id):
-            outcome = run_handler(claim)
-        if outcome.result is not None:
-            _record_result(tx, node_run, claim, outcome.result)
-        else:
-            _record_failure(
-                tx, node_run, claim, outcome.error, outcome.traceback, transient=False, fields=dict(outcome.fields)
-            )
+        return _begin(tx, tx.node_run, task_id)
+
+
+def instant_nodes_begin(*, run_id: int, node_run_ids: list[int], task_id: str) -> list[int]:
+    """Begin and execute queued instant nodes of one run together, in one transition: the nodes a fork (or
+    several branches finishing in one transition) queued, which this process took on to run itself
+    (runs.services.continuation). Each is handled as `node_begin` would handle it alone; the transition's view
+    of pending and unfinished nodes follows each one's writes, so a join reached by several of them is
+    recorded once, with every arrival. Returns the ids of the nodes that are not instant, left queued for a
+    task of their own."""
+    graph = run_graph(run_id)
+    with run_transition(
+        run_id, node_run_ids=node_run_ids, node_fields=BEGIN_FIELDS, lock_pending=has_merges(graph)
+    ) as tx:
+        left = []
+        for node_run in tx.node_runs:
+            if not get_node_type(node_run.node_type).instant:
+                left.append(node_run.pk)
+                continue
+            _begin(tx, node_run, task_id)
+            track_writes(tx, [node_run])
+            if tx.pending_rows and any(row.pk is None for row in tx.pending_rows.values()):
+                tx.flush()  # a merge point this node reached first: the next arrival updates its row
+        return left
+
+
+def _begin(tx: Transition, node_run: NodeRun, task_id: str) -> NodeClaim | None:
+    """`node_begin` for a node locked with its run in `tx`."""
+    run = tx.run
+    if run.status in FINAL_RUN_STATUSES:
+        if node_run.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+            node_run.status = NodeStatus.CANCELLED
+            tx.save(node_run, "status")
         return None
+    if node_run.status == NodeStatus.RUNNING and node_run.task_id != task_id:
+        return None  # a duplicate message while the first one runs
+    if node_run.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+        return None  # finished, waiting or cancelled already
+    if node_run.status == NodeStatus.RUNNING and attempt_lost(tx, node_run, reason=LOST_REDELIVERED):
+        return None  # RUNNING with our own task id: redelivered because the worker died mid-node
+    now = timezone.now()
+    if node_run.queued_at is not None and node_run.status == NodeStatus.QUEUED:
+        waited = max(0.0, (now - node_run.queued_at).total_seconds())
+        metrics.observe_after_commit(lambda: metrics.QUEUE_WAIT.observe(waited))
+    node_run.status = NodeStatus.RUNNING
+    node_run.attempts += 1
+    node_run.started_at = now
+    node_run.task_id = task_id
+    node_type = get_node_type(node_run.node_type)
+    if not node_type.instant:  # an instant node's state is written once, when it finishes below
+        tx.save(node_run, *CLAIM_FIELDS)
+    if run.status != RunStatus.RUNNING:
+        run.status = RunStatus.RUNNING
+        run.started_at = run.started_at or now
+        tx.save_run("status", "started_at")
+    tx.emit(NodeStarted(node_id=node_run.node_id, attempt=node_run.attempts))
+    graph = run_graph(run.pk)
+    node = graph.node(node_run.node_id)
+    claim = NodeClaim(
+        node_run_id=node_run.pk,
+        run_id=run.pk,
+        owner_id=run.owner_id,
+        node=node,
+        handles=frozenset(edge.source_handle for edge in graph.outgoing(node.id) if edge.source_handle),
+        input=node_run.input or {},
+        attempt=node_run.attempts,
+        max_retries=int(node.data.get("retries", DEFAULT_RETRIES)),
+        started_at=now,
+        nodes=_referenced_results(run, node, node_type.reads_nodes),
+        branches=_branch_outputs(run, graph, node_run),
+    )
+    if not node_type.instant:
+        return claim
+    with log_context(node_id=node.id):
+        outcome = run_handler(claim)
+    if outcome.result is not None:
+        _record_result(tx, node_run, claim, outcome.result)
+    else:
+        _record_failure(
+            tx, node_run, claim, outcome.error, outcome.traceback, transient=False, fields=dict(outcome.fields)
+        )
+    return None
+
+
+@contextmanager
+def continuing(run_id: int, task_id: str) -> Iterator[None]:
+    """Run the block (a node task, a decision) continuing `run_id` (runs.services.continuation): once it is
+    done, the instant nodes its transitions queued are begun here, then those that these queued, within the
+    budget. Whatever could not be begun here goes through the broker: a node whose beginning raised is sent as
+    a task, which records what goes wrong with it as any task does."""
+    with continuation.taking_on(run_id, task_id) as budget:
+        try:
+            yield
+            while budget is not None and (ready := budget.take_ready()):
+                try:
+                    left = instant_nodes_begin(run_id=run_id, node_run_ids=ready, task_id=task_id)
+                except Exception:
+                    logger.exception("could not continue run %s here; its nodes go through the broker", run_id)
+                    left = [*ready, *budget.take_ready()]
+                    budget.nodes_left = 0
+                dispatch_ids(run_id, left)
+        finally:
+            if budget is not None:  # the block raised after a commit: what it took on goes through the broker
+                dispatch_ids(run_id, budget.take_ready())
 
 
 def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> None:

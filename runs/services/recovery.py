@@ -25,6 +25,7 @@ from runs.models import (
 )
 from runs.services.advance import close_open_work, run_ended
 from runs.services.base import ACTIVE_NODE_STATUSES, run_graph
+from runs.services.continuation import CONTINUED_PREFIX
 from runs.services.dispatch import enqueue_after_commit
 from runs.services.outcome import LOST_STALLED, attempt_lost
 from runs.writes import run_transition
@@ -71,20 +72,30 @@ def runs_purge(*, finished_before: Any, dry_run: bool = False) -> int:
 # --- recovery -------------------------------------------------------------------------------------------------
 
 
-def node_runs_recover(*, queued_for: float, running_for: float) -> int:
+def node_runs_recover(*, queued_for: float, running_for: float, continued_for: float | None = None) -> int:
     """Dispatch again the nodes whose message was lost: queued for longer than `queued_for` seconds (a Redis
     restart drops queued messages), or running for longer than `running_for` seconds past their own time limit
-    (the worker died without the message being redelivered). Safe at any time: node_begin lets exactly one
-    message claim a node. Returns how many nodes were dispatched again."""
+    (the worker died without the message being redelivered). A node a process took on to begin itself
+    (runs.services.continuation) has no message at all: it is dispatched once queued for `continued_for`
+    seconds (default: `queued_for`). Safe at any time: node_begin lets exactly one message claim a node.
+    Returns how many nodes were dispatched again."""
     now = timezone.now()
+    continued_for = queued_for if continued_for is None else continued_for
     stale_queued = NodeRun.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for))
+    orphans = NodeRun.objects.filter(
+        status=NodeStatus.QUEUED,
+        task_id__startswith=CONTINUED_PREFIX,
+        queued_at__lt=now - timedelta(seconds=continued_for),
+    )
     stale_running = NodeRun.objects.filter(status=NodeStatus.RUNNING)
     # Each candidate with the state it was found stale in; it is checked again under the run's lock, since it
     # may have moved on meanwhile (a queued node claimed by a worker is not stale).
-    candidates = [
-        (pk, run_id, NodeStatus.QUEUED, started)
-        for pk, run_id, started in stale_queued.values_list("pk", "run_id", "started_at")[:1000]
-    ]
+    queued = {
+        pk: (run_id, started)
+        for rows in (stale_queued, orphans)
+        for pk, run_id, started in rows.values_list("pk", "run_id", "started_at")[:1000]
+    }
+    candidates = [(pk, run_id, NodeStatus.QUEUED, started) for pk, (run_id, started) in queued.items()]
     for pk, run_id, started_at, node_id in stale_running.values_list("pk", "run_id", "started_at", "node_id")[:1000]:
         limit = _time_limit(run_id, node_id) + running_for
         if started_at is not None and started_at < now - timedelta(seconds=limit):

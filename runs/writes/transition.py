@@ -82,6 +82,7 @@ class Transition:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.node_run: NodeRun | None = None  # locked with the run when the transition was asked to
+        self.node_runs: list[NodeRun] = []  # likewise, when it was asked for several (in id order)
         self.pending_rows: dict[str, NodeRun] | None = None  # likewise
         # Status of each of the run's unfinished nodes, read with the locks (see `run_transition`).
         self.unfinished: dict[str, str] | None = None
@@ -232,7 +233,12 @@ def _deliver(writes: list[Write], rows: list[tuple[Any, ...]]) -> None:
 
 @contextmanager
 def run_transition(
-    run_id: int, *, node_run_id: int | None = None, node_fields: tuple[str, ...] = ("id",), lock_pending: bool = False
+    run_id: int,
+    *,
+    node_run_id: int | None = None,
+    node_run_ids: Sequence[int] = (),
+    node_fields: tuple[str, ...] = ("id",),
+    lock_pending: bool = False,
 ) -> Iterator[Transition]:
     """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
     commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
@@ -244,35 +250,45 @@ def run_transition(
     branches reached), as `tx.pending_rows`, and the status of each of its unfinished nodes is read, as
     `tx.unfinished`: node states change only under the run's lock, so that stays true for the whole transition
     but for the transition's own changes (whoever settles the run from it applies those). A graph without merge
-    points settles a run only at its ends, where one more query costs less than this read at every node."""
+    points settles a run only at its ends, where one more query costs less than this read at every node.
+
+    With `node_run_ids` instead, those of the run's nodes are locked (in id order), as `tx.node_runs`: nodes a
+    fork queued together, begun in one transition (runs.services.continuation)."""
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
         locked = None
         if node_run_id is not None:
-            locked = _lock_with_node(run_id, node_run_id, node_fields, lock_pending)
+            locked = _lock_with_nodes(run_id, [node_run_id], node_fields, lock_pending)
+        elif node_run_ids:
+            locked = _lock_with_nodes(run_id, sorted(node_run_ids), node_fields, lock_pending)
         if locked is None:
             tx = Transition(Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id))
         else:
-            run, node_run, pending, unfinished = locked
+            run, node_runs, pending, unfinished = locked
             tx = Transition(run)
-            tx.node_run, tx.pending_rows, tx.unfinished = node_run, pending, unfinished
+            tx.node_runs, tx.pending_rows, tx.unfinished = node_runs, pending, unfinished
+            tx.node_run = node_runs[0] if node_run_id is not None else None
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
             yield tx
             tx.finish(commit=owns_transaction)
 
 
-def _lock_with_node(
-    run_id: int, node_run_id: int, node_fields: tuple[str, ...], lock_pending: bool
-) -> tuple[Run, NodeRun, dict[str, NodeRun] | None, dict[str, str] | None] | None:
-    """The run and its node, locked, with the pending rows and unfinished statuses if `lock_pending`; None when
-    the run has no such node."""
-    # PostgreSQL locks the rows of a result in the order of FROM: the run, then the node; pending rows after.
+def _lock_with_nodes(
+    run_id: int, node_run_ids: list[int], node_fields: tuple[str, ...], lock_pending: bool
+) -> tuple[Run, list[NodeRun], dict[str, NodeRun] | None, dict[str, str] | None] | None:
+    """The run and its nodes (those of `node_run_ids` it has), locked, with the pending rows and unfinished
+    statuses if `lock_pending`; None when the run has none of those nodes."""
+    # PostgreSQL locks the rows of a result in the order of FROM: the run, then the nodes; pending rows after.
     # Each later statement reads a snapshot taken once the first one holds the run's lock: it sees every change
     # committed by the transitions that held the lock before.
     columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"
-    sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s AND n.id = %s"  # noqa: S608
-    statements = [(f"{sql} FOR UPDATE", [run_id, node_run_id])]
+    sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s"  # noqa: S608
+    statements: list[tuple[str, list[Any]]]
+    if len(node_run_ids) == 1:  # the statement of every node's transition: one text, prepared once
+        statements = [(f"{sql} AND n.id = %s FOR UPDATE", [run_id, node_run_ids[0]])]
+    else:
+        statements = [(f"{sql} AND n.id = ANY(%s) ORDER BY n.id FOR UPDATE", [run_id, node_run_ids])]
     if lock_pending:
         pending = f"SELECT {select_sql(NodeRun, NODE_RUN_COLUMNS, 'p')} FROM runs_noderun p"  # noqa: S608
         statements.append((f"{pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE", [run_id]))
@@ -286,10 +302,10 @@ def _lock_with_node(
         rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in results[1]]
         pending_rows = {row.node_id: row for row in rows}
         unfinished_statuses = dict(results[2])
-    row = results[0][0]
     split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
-    run, node_run = from_row(Run, TRANSITION_FIELDS, row[:split]), from_row(NodeRun, node_fields, row[split:])
-    return run, node_run, pending_rows, unfinished_statuses
+    run = from_row(Run, TRANSITION_FIELDS, results[0][0][:split])
+    node_runs = [from_row(NodeRun, node_fields, row[split:]) for row in results[0]]
+    return run, node_runs, pending_rows, unfinished_statuses
 
 
 # Constants of ours, written into the statement so that it is the same text (and prepared plan) for every run.
