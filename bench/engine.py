@@ -107,7 +107,7 @@ def setup_database() -> None:
 
 
 def start_worker(concurrency: int) -> subprocess.Popen[bytes]:
-    name = f"bench-{uuid.uuid4().hex[:6]}@%h"
+    name = f"bench-{uuid.uuid4().hex[:6]}@%h"  # several instances may run: each its own name
     command = [
         sys.executable,
         "-m",
@@ -127,7 +127,7 @@ def start_worker(concurrency: int) -> subprocess.Popen[bytes]:
     worker = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if app.control.ping(timeout=0.5, limit=1):
+        if any(name.split("@")[0] in host for answer in app.control.ping(timeout=0.5) for host in answer):
             return worker
     worker.kill()
     raise SystemExit("the benchmark worker did not start")
@@ -175,12 +175,16 @@ def baseline_throughput(chains: int, length: int) -> float:
     raise SystemExit("the baseline did not finish in time")
 
 
-def overhead_ms(user: User, length: int) -> list[float]:
+def overhead_ms(user: User, length: int) -> tuple[list[float], list[float]]:
+    """A chain of `length` running alone: each node finishing -> the next starting, and the step period (one
+    node starting -> the next starting)."""
     workflow = workflow_create(owner=user, name="overhead", graph=chain_graph(length))
     run = run_start(workflow=workflow, input={}, user=user)
     wait_runs([run.pk])
     entries = list(LedgerEntry.objects.filter(run=run).order_by("seq").values_list("started_at", "finished_at"))
-    return [ms_between(entries[i][1], entries[i + 1][0]) for i in range(len(entries) - 1)]
+    gaps = [ms_between(entries[i][1], entries[i + 1][0]) for i in range(len(entries) - 1)]
+    periods = [ms_between(entries[i][0], entries[i + 1][0]) for i in range(len(entries) - 1)]
+    return gaps, periods
 
 
 def baseline_gaps_ms(length: int) -> list[float]:
@@ -239,13 +243,16 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=8, help="runs at once in the throughput test")
     parser.add_argument("--length", type=int, default=50, help="node executions per chain")
     parser.add_argument("--fork-width", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes, in all")
+    parser.add_argument("--instances", type=int, default=1, help="worker instances sharing them (as on separate hosts)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds of engine/baseline, alternated")
     args = parser.parse_args()
 
     setup_database()
     user, _ = get_user_model().objects.get_or_create(username="bench")
-    worker = start_worker(args.concurrency)
+    if args.instances < 1 or args.concurrency % args.instances:
+        raise SystemExit("--concurrency must be a multiple of --instances")
+    workers = [start_worker(args.concurrency // args.instances) for _ in range(args.instances)]
     try:
         engine_throughput(user, 2, 10)  # warm-up: imports, connections, caches
         baseline_throughput(2, 10)
@@ -253,19 +260,22 @@ def main() -> None:
         for _ in range(args.repeat):
             engine_rates.append(engine_throughput(user, args.chains, args.length))
             baseline_rates.append(baseline_throughput(args.chains, args.length))
-        gaps = overhead_ms(user, 200)
+        gaps, periods = overhead_ms(user, 200)
         bare_gaps = baseline_gaps_ms(200)
         fork_join = [fork_to_join_ms(user, args.fork_width) for _ in range(3)]
         resumes = resume_ms(user, 20)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
 
     engine = statistics.median(engine_rates)
     baseline = statistics.median(baseline_rates)
     rounds = ", ".join
     print(
-        f"worker processes: {args.concurrency}; {args.chains} chains x {args.length} nodes at once, "
+        f"worker processes: {args.concurrency} in {args.instances} instance(s); "
+        f"{args.chains} chains x {args.length} nodes at once, "
         f"median of {args.repeat} rounds"
     )
     print(f"engine throughput:        {engine:8.1f} nodes/s   (rounds: {rounds(f'{r:.0f}' for r in engine_rates)})")
@@ -274,6 +284,10 @@ def main() -> None:
     print(
         f"per-node overhead:        p50 {pct(gaps, 0.5):6.2f} ms   p99 {pct(gaps, 0.99):6.2f} ms"
         "   (chain of 200 alone: one node finishing -> the next starting)"
+    )
+    print(
+        f"step period:              p50 {pct(periods, 0.5):6.2f} ms   p99 {pct(periods, 0.99):6.2f} ms"
+        "   (chain of 200 alone: one node starting -> the next starting)"
     )
     print(
         f"bare Celery step period:  p50 {pct(bare_gaps, 0.5):6.2f} ms   p99 {pct(bare_gaps, 0.99):6.2f} ms"
