@@ -127,7 +127,8 @@ def start_worker(concurrency: int) -> subprocess.Popen[bytes]:
     worker = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if any(name.split("@")[0] in host for answer in app.control.ping(timeout=0.5) for host in answer):
+        answers = app.control.ping(timeout=0.5) or []
+        if any(name.split("@")[0] in host for answer in answers for host in answer):
             return worker
     worker.kill()
     raise SystemExit("the benchmark worker did not start")
