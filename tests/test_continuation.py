@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The node runs sent to the broker, recorded instead of sent: these tests begin nodes in this process."""
     jobs: list[int] = []
-    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, batch: jobs.extend(pk for pk, _ in batch))
+    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, batch: jobs.extend(job[0] for job in batch))
     return jobs
 
 
