@@ -158,19 +158,21 @@ def _decide(
         diff = _edits_diff(approval, edits) if edits else {}
         by = user.get_username() if user is not None else None
         # The conditional update is what picks the winner, not a read before the write.
-        won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
-            status=decision,
-            decision=decision,
-            comment=comment,
-            decided_by=user,
-            decided_at=now,
-            decided_by_timeout=by_timeout,
-            edits={"by": by, "changes": diff} if diff else None,
-        )
+        outcome = {
+            "status": decision,
+            "decision": decision,
+            "comment": comment,
+            "decided_by": user,
+            "decided_at": now,
+            "decided_by_timeout": by_timeout,
+            "edits": {"by": by, "changes": diff} if diff else None,
+        }
+        won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(**outcome)
         if not won:
             current = ApprovalRequest.objects.values_list("status", flat=True).get(pk=approval.pk)
             raise ApprovalAlreadyDecided(f"approval {approval.pk} is already {current}")
-        approval.refresh_from_db()
+        for name, value in outcome.items():  # what the update wrote, without reading the row back
+            setattr(approval, name, value)
         decided = ApprovalDecided(
             node_id=approval.node_id,
             approval_id=approval.pk,
