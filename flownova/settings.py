@@ -512,3 +512,7 @@ LOGGING = {
 FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
 # How long /readyz waits for each dependency before calling it down.
 FLOWNOVA_READYZ_TIMEOUT = env_float("FLOWNOVA_READYZ_TIMEOUT", 2)
+# bin/start writes the time it launched its processes here; for this long after it, a worker that does not
+# answer yet is "starting" in /readyz rather than missing.
+FLOWNOVA_STARTED_AT_FILE = os.environ.get("FLOWNOVA_STARTED_AT_FILE") or str(BASE_DIR / ".flownova" / "started-at")
+FLOWNOVA_READYZ_STARTING_SECONDS = env_float("FLOWNOVA_READYZ_STARTING_SECONDS", 120)
