@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
@@ -135,3 +136,17 @@ def test_the_examples_outputs_say_what_they_computed(alice: User, celery_worker:
     assert broken.output is not None
     assert broken.output["status"] == "invalid order"
     assert broken.output["error"]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_run_workflow_runs_an_example_file_with_its_sample_input(
+    alice: User, celery_worker: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = BY_NAME["Parallel checks"]
+    with pytest.raises(SystemExit) as ended:
+        call_command("run_workflow", str(example.path), user=alice.username, timeout=30)
+    assert ended.value.code == 0, capsys.readouterr().err
+    run = Run.objects.get(workflow__name="Parallel checks")
+    assert run.input == start_data(example.document)["sample_input"]
+    assert run.output == {"big_amount": True, "domestic": True}
