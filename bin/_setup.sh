@@ -34,9 +34,47 @@ ensure_venv() {
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say "Installing the pinned requirements (requirements.txt)"
         "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-        "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+        pip_install -r requirements.txt
         echo "$want" > "$stamp"
     fi
+}
+
+# pip is silent for minutes with --quiet and prints a screenful without it: its output goes to a log, and the
+# terminal gets a counter (one line rewritten in place; a line per ten packages when it is not a terminal).
+# On failure the log's last lines are shown.
+pip_install() {
+    local log="$ROOT/.flownova/pip-install.log" total tty=0
+    mkdir -p "$ROOT/.flownova"
+    total="$(grep -cE '^[A-Za-z0-9]' requirements.txt || true)"
+    [ -t 1 ] && tty=1
+    if ! "$PY" -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 | tee "$log" | pip_progress "$total" "$tty"; then
+        [ "$tty" = 1 ] && printf '\n'
+        echo "pip could not install the requirements; its last lines (all of them in $log):" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+}
+
+# Reads pip's output; shows "[n/total] package" as each requirement is collected or found installed.
+pip_progress() {
+    awk -v total="$1" -v tty="$2" '
+        function show(name) {
+            if (n >= total) return  # dependencies pip finds beyond the file (setuptools...) do not count
+            n++
+            if (tty) { printf "\r\033[K    [%d/%d] %s", n, total, name }
+            else if (n % 10 == 0 || n == total) { printf "    [%d/%d] %s\n", n, total, name }
+            fflush()
+        }
+        /^Collecting / { show($2); next }
+        /^Requirement already satisfied: / { show($4); next }
+        /^Installing collected packages/ {
+            if (tty) { printf "\r\033[K" }
+            printf "    installing...\n"
+            fflush()
+        }
+        /^Successfully installed/ { printf "    installed.\n"; fflush() }
+        END { if (tty && n) { printf "\r\033[K" } }
+    '
 }
 
 # The canvas bundle (React Flow editor and run view) from frontend/ into static/dist/. npm ci runs only when
@@ -55,6 +93,39 @@ ensure_bundle() {
         echo "$want" > "$stamp"
     fi
     npm run --prefix frontend --silent build -- --quiet
+}
+
+# In the background: once /readyz answers ok, one line with the address to open and the demo login. Honcho's
+# Ctrl-C reaches it too (same process group); it gives up, saying so, after FLOWNOVA_READY_WAIT seconds.
+announce_when_ready() {
+    "$PY" - "$1" "$2" "${FLOWNOVA_READY_WAIT:-300}" "$ROOT/.flownova/demo-credentials.json" <<'PYTHON' &
+import json, sys, time, urllib.error, urllib.request
+
+host, port, wait, credentials = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+if host in ("0.0.0.0", "::", "[::]", ""):
+    host = "127.0.0.1"  # bound to every address: this machine's own is one of them
+url = f"http://{host}:{port}/"
+deadline = time.monotonic() + wait
+status = "no answer"
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url + "readyz", timeout=5) as response:
+            status = json.load(response).get("status", "?")
+    except urllib.error.HTTPError as exc:
+        status = json.load(exc).get("status", exc.code) if exc.headers.get_content_type() == "application/json" else exc.code
+    except (OSError, ValueError):
+        status = "no answer"
+    if status == "ok":
+        try:
+            login = json.load(open(credentials))
+            who = f"log in as {login['username']} / {login['password']}"
+        except (OSError, ValueError, KeyError):
+            who = "log in with your account"
+        print(f"\033[1;32m==> FlowNova is ready: open {url} and {who}\033[0m", flush=True)
+        sys.exit(0)
+    time.sleep(1)
+print(f"\033[1;31m==> FlowNova is not ready after {wait:.0f} s (readyz: {status}); see {url}readyz\033[0m", flush=True)
+PYTHON
 }
 
 preflight() {

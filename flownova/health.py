@@ -2,7 +2,10 @@
 
 `/healthz` answers as long as the process serves requests. `/readyz` checks each dependency the product
 needs to run a workflow (PostgreSQL, Redis, at least one Celery worker), each under a short timeout, and
-answers 503 naming what is down.
+answers 503 naming what is down. While the worker `bin/start` launched is still booting (within
+FLOWNOVA_READYZ_STARTING_SECONDS of the time it wrote to FLOWNOVA_STARTED_AT_FILE), a worker that does not answer
+yet is "starting", not down: the answer is still 503, with the status "starting", so nobody is told to start a
+worker that is on its way.
 
 Anyone may ask /readyz (load balancers and orchestrators do, without credentials), but the details of a check
 (driver error texts with host names and ports, worker host names, timings) are for operators: the callers
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import redis
@@ -53,10 +57,27 @@ def check_redis() -> str:
     return "ok"
 
 
+class Starting(Exception):
+    """A process bin/start launched moments ago has not answered yet: not ready, but not down either."""
+
+
+def seconds_since_start() -> float | None:
+    """Seconds since bin/start launched its processes, or None when it did not, or longer ago than the grace."""
+    try:
+        started = float(Path(settings.FLOWNOVA_STARTED_AT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    elapsed = time.time() - started
+    return elapsed if 0 <= elapsed < settings.FLOWNOVA_READYZ_STARTING_SECONDS else None
+
+
 def check_celery() -> str:
     # limit=1: return on the first answer instead of waiting out the timeout for every worker.
     replies = celery_app.control.ping(timeout=settings.FLOWNOVA_READYZ_TIMEOUT, limit=1)
     if not replies:
+        elapsed = seconds_since_start()
+        if elapsed is not None:
+            raise Starting(f"no Celery worker answered yet; bin/start launched one {elapsed:.0f} s ago")
         raise RuntimeError("no Celery worker answered; start one with `celery -A flownova worker`")
     return f"ok ({next(iter(replies[0]))} answered)"
 
@@ -75,22 +96,36 @@ def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
             results[name] = {"ok": False, "detail": "skipped: Redis is down", "ms": 0}
             healthy = False
             continue
+        starting = False
         try:
             detail = check()
             ok = True
+        except Starting as exc:
+            detail, ok, starting = f"starting: {exc}", False, True
         except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "not ready"
             detail = f"{type(exc).__name__}: {exc}".strip()
             ok = False
         healthy &= ok
         results[name] = {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
+        if starting:
+            results[name]["starting"] = True
     return healthy, results
 
 
+def overall_status(healthy: bool, results: dict[str, dict[str, object]]) -> str:
+    """ "ok"; "starting" when every check that fails is one of a process still booting; else "unavailable"."""
+    if healthy:
+        return "ok"
+    failing = [result for result in results.values() if not result["ok"]]
+    return "starting" if all(result.get("starting") for result in failing) else "unavailable"
+
+
 def check_statuses(results: dict[str, dict[str, object]], *, details: bool) -> dict[str, dict[str, object]]:
-    """Each check's "ok" or "failing", with its detail and timing only when `details`."""
+    """Each check's "ok", "starting" or "failing", with its detail and timing only when `details`."""
     shown: dict[str, dict[str, object]] = {}
     for name, result in results.items():
-        status: dict[str, object] = {"status": "ok" if result["ok"] else "failing"}
+        label = "ok" if result["ok"] else "starting" if result.get("starting") else "failing"
+        status: dict[str, object] = {"status": label}
         shown[name] = {**status, **result} if details else status
     return shown
 
@@ -106,6 +141,4 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     healthy, results = run_checks()
     checks = check_statuses(results, details=metrics.allowed(request))
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    return JsonResponse({"status": overall_status(healthy, results), "checks": checks}, status=200 if healthy else 503)

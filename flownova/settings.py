@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from flownova.llm_config import llm_server_parse
+
 # Django's generic classes (ModelAdmin, ModelForm...) accept the type parameters django-stubs gives them.
 django_stubs_ext.monkeypatch()
 
@@ -466,8 +468,18 @@ FLOWNOVA_TOOL_RESPONSE_RECORD_CHARS = env_int("FLOWNOVA_TOOL_RESPONSE_RECORD_CHA
 
 # --- LLM (runs/llm.py) --------------------------------------------------------------------------------------------
 
-# The model of nodes that name none; provider keys are read by LiteLLM from its own variables.
-FLOWNOVA_DEFAULT_MODEL = os.environ.get("FLOWNOVA_DEFAULT_MODEL", "openai/gpt-4o-mini")
+# Any OpenAI-compatible server, with its key and default model, in one variable (flownova/llm_config.py);
+# other providers' keys are read by LiteLLM from its own variables.
+try:
+    FLOWNOVA_LLM_SERVER = llm_server_parse(os.environ.get("FLOWNOVA_LLM_URL", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# The model of nodes that name none: this variable, else the one FLOWNOVA_LLM_URL names.
+FLOWNOVA_DEFAULT_MODEL = (
+    os.environ.get("FLOWNOVA_DEFAULT_MODEL")
+    or (FLOWNOVA_LLM_SERVER.model if FLOWNOVA_LLM_SERVER else None)
+    or "openai/gpt-4o-mini"
+)
 # Seconds per call, retries on transient provider errors (rate limits, 5xx, timeouts) with exponential backoff,
 # and how often streamed text is sent to the browser.
 FLOWNOVA_LLM_TIMEOUT = env_float("FLOWNOVA_LLM_TIMEOUT", 60)
@@ -521,3 +533,7 @@ LOGGING = {
 FLOWNOVA_METRICS_TOKEN = os.environ.get("FLOWNOVA_METRICS_TOKEN", "")
 # How long /readyz waits for each dependency before calling it down.
 FLOWNOVA_READYZ_TIMEOUT = env_float("FLOWNOVA_READYZ_TIMEOUT", 2)
+# bin/start writes the time it launched its processes here; for this long after it, a worker that does not
+# answer yet is "starting" in /readyz rather than missing.
+FLOWNOVA_STARTED_AT_FILE = os.environ.get("FLOWNOVA_STARTED_AT_FILE") or str(BASE_DIR / ".flownova" / "started-at")
+FLOWNOVA_READYZ_STARTING_SECONDS = env_float("FLOWNOVA_READYZ_STARTING_SECONDS", 120)

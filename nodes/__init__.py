@@ -71,6 +71,26 @@ def _configured_modules() -> list[str]:
     return [name.strip() for name in names if name.strip()]
 
 
+def _with_default_model(schema: dict[str, Any]) -> dict[str, Any]:
+    """An LLM type's data schema with the model used when its `model` is left empty, for the form to show."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    properties = schema.get("properties", {})
+    try:
+        default = getattr(settings, "FLOWNOVA_DEFAULT_MODEL", None)
+    except ImproperlyConfigured:  # plain Python without Django settings: nothing to show
+        return schema
+    if not default or not isinstance(properties.get("model"), dict):
+        return schema
+    model = {
+        **properties["model"],
+        "x-placeholder": default,
+        "description": f"Empty: the default model, {default} (FLOWNOVA_DEFAULT_MODEL or FLOWNOVA_LLM_URL).",
+    }
+    return {**schema, "properties": {**properties, "model": model}}
+
+
 def _import_all(name: str, *, setting: str | None) -> None:
     """Import the module `name`; for a package, every module in it."""
     module = _import(name, setting=setting)
@@ -120,7 +140,8 @@ def node_catalogue() -> list[dict[str, Any]]:
     `{"field", "key", "extra"}`: the handles are the `key` of each object in the data's list `field` (each string
     in it when `key` is null), then `extra`, so the editor derives them as the data changes, as
     `NodeSpec.handles_for` does on the server. `can_fail` says the editor draws an `error` handle too, besides
-    `handles` (a node's error path)."""
+    `handles` (a node's error path). A type that `uses_llm` has its `model` field's `x-placeholder` set to the
+    default model, which its nodes use when they name none."""
     catalogue = []
     for node_type in sorted(node_types().values(), key=lambda node_type: (node_type.order, node_type.type)):
         spec = node_type.spec
@@ -141,8 +162,9 @@ def node_catalogue() -> list[dict[str, Any]]:
                 "allows_outgoing": spec.allows_outgoing,
                 "can_fail": spec.can_fail,
                 "accepts_incoming": node_type.accepts_incoming,
-                "data_schema": spec.data_schema,
+                "data_schema": _with_default_model(spec.data_schema) if node_type.uses_llm else spec.data_schema,
                 "side_effects": node_type.side_effects,
+                "uses_llm": node_type.uses_llm,
                 **extra,
             }
         )

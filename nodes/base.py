@@ -411,6 +411,9 @@ class NodeType:
     summary: str = ""
     # The fields the type adds to its output, which later nodes read as {{nodes.<id>.<field>}}.
     output_fields: tuple[str, ...] = ()
+    # True for types that call an LLM (their `model` field defaults to FLOWNOVA_DEFAULT_MODEL): the editor shows
+    # that default in the field, and the pages warn, before anything runs, when no provider is configured.
+    uses_llm: bool = False
 
     # What the engine must know.
     # True for nodes that act on the world (HTTP tools, agents that call tools): resuming a run from before

@@ -22,6 +22,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # after the environment variable above
 from django.conf import settings
 
+from flownova.llm_config import EXAMPLE, OPENAI_PREFIX, VARIABLE, LLMServer, model_for_server
 from nodes.base import NodeError
 
 logger = logging.getLogger(__name__)
@@ -101,13 +102,18 @@ class Usage:
 
 
 def resolve_model(model: str | None) -> str:
-    return (model or settings.FLOWNOVA_DEFAULT_MODEL).strip()
+    """The node's model, else the default; a bare name goes to FLOWNOVA_LLM_URL's server when one is set."""
+    return model_for_server((model or settings.FLOWNOVA_DEFAULT_MODEL).strip(), settings.FLOWNOVA_LLM_SERVER)
 
 
 def provider_kwargs(model: str) -> dict[str, Any]:
     """api_base/api_key for the call, or an LLMError that says how to configure the provider."""
+    server: LLMServer | None = settings.FLOWNOVA_LLM_SERVER
+    if server is not None and model.startswith(OPENAI_PREFIX):
+        # The one-variable setting wins over LiteLLM's own for the models it serves.
+        return {"api_base": server.base_url, "api_key": server.api_key or "not-needed"}
     base = os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL")
-    if model.startswith("openai/") and base:
+    if model.startswith(OPENAI_PREFIX) and base:
         # Any OpenAI-compatible server: local ones usually need no key, but the client insists on one.
         return {"api_base": base, "api_key": os.environ.get("OPENAI_API_KEY") or "not-needed"}
     try:
@@ -117,9 +123,9 @@ def provider_kwargs(model: str) -> dict[str, Any]:
     if not check.get("keys_in_environment"):
         missing = ", ".join(check.get("missing_keys") or []) or "the provider's credentials"
         raise LLMError(
-            f"no LLM provider is configured for model {model!r}: set {missing} in the environment of the "
-            "worker (or, for any OpenAI-compatible server, OPENAI_API_BASE with a model named openai/<name>); "
-            "FLOWNOVA_DEFAULT_MODEL chooses the model for nodes that name none"
+            f"no LLM provider is configured for model {model!r}: set {VARIABLE} to an OpenAI-compatible server "
+            f"(e.g. {EXAMPLE} for a local Ollama, https://:<key>@api.openai.com/v1 for OpenAI), or {missing}, "
+            "in the environment of the worker; FLOWNOVA_DEFAULT_MODEL chooses the model for nodes that name none"
         )
     return {}
 

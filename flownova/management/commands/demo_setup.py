@@ -1,7 +1,7 @@
 """Create the demo user (printing its credentials) and load the example workflows for it.
 
 Safe to run again: an existing demo user keeps its password (read back from the credentials file), and an
-example already loaded under the same name is left as it is.
+example already loaded under the same name is left as it is (workflows/demo.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from workflows.models import Workflow
-from workflows.services import workflow_create
+from workflows.demo import examples_load
 
-EXAMPLES_DIR = Path(settings.BASE_DIR) / "workflows" / "examples"
 CREDENTIALS_FILE = Path(settings.BASE_DIR) / ".flownova" / "demo-credentials.json"
 
 
@@ -34,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, username: str = "demo", **options: object) -> None:
         user, password = self.demo_user(username)
         token, _ = Token.objects.get_or_create(user=user)
-        loaded = self.load_examples(user)
+        loaded = examples_load(owner=user)
         self.stdout.write(self.style.SUCCESS(f"Demo user: {username} / password: {password}"))
         self.stdout.write(f"API token for {username}: {token.key}")
         self.stdout.write(f"Example workflows loaded now: {loaded or 'none (already there)'}")
@@ -62,18 +60,3 @@ class Command(BaseCommand):
             return credentials
         except (OSError, ValueError):
             return {}
-
-    def load_examples(self, user: User) -> list[str]:
-        loaded = []
-        for path in sorted(EXAMPLES_DIR.glob("*.json")):
-            document = json.loads(path.read_text())
-            if Workflow.objects.alive().filter(owner=user, name=document["name"]).exists():
-                continue
-            workflow_create(
-                owner=user,
-                name=document["name"],
-                description=document.get("description", ""),
-                graph=document["graph"],
-            )
-            loaded.append(document["name"])
-        return loaded

@@ -329,6 +329,7 @@ function Field({ nodeId, name, schema, required, value, tools, hints, handlesFro
         <input
           id={id}
           type="text"
+          placeholder={typeof schema["x-placeholder"] === "string" ? schema["x-placeholder"] : undefined}
           value={value === undefined || value === null ? "" : String(value)}
           onChange={(event) => onChange(event.target.value === "" ? undefined : event.target.value)}
         />

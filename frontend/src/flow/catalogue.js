@@ -46,6 +46,8 @@ const FIELDS = {
   accepts_incoming: [isBoolean, "true or false", () => true],
   data_schema: [isObject, "an object (a JSON Schema)", () => ({ type: "object", properties: {} })],
   side_effects: [isBoolean, "true or false", () => false],
+  // Whether the type calls an LLM (its `model` field's placeholder is the default model).
+  uses_llm: [isBoolean, "true or false", () => false],
 };
 
 // Problems with the form hints of a type's data_schema properties.

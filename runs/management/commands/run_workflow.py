@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from flownova.celery import app as celery_app
 from runs.models import FINAL_RUN_STATUSES, Run, RunEvent, RunStatus, RunTrigger
 from runs.services import RunInputError, run_start
+from workflows.forms import sample_input
 from workflows.graph import GraphError
 from workflows.models import Workflow
 from workflows.services import workflow_create, workflow_update
@@ -29,19 +30,26 @@ from workflows.services import workflow_create, workflow_update
 POLL_SECONDS = 0.05
 
 
+def sample_of(document: dict[str, Any]) -> dict[str, Any]:
+    graph = document["graph"] if isinstance(document["graph"], dict) else {}
+    return sample_input(graph) or {}
+
+
 class Command(BaseCommand):
     help = "Run a workflow file with an input and print the run's events as they happen."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="A workflow document (contract JSON: name, description, graph).")
-        parser.add_argument("--input", default="{}", help="The run input as JSON (default {}).")
+        parser.add_argument(
+            "--input", default=None, help="The run input as JSON (default: the start node's sample_input, else {})."
+        )
         parser.add_argument("--user", default="demo", help="Who owns the workflow and the run (default demo).")
         parser.add_argument("--timeout", type=float, default=0, help="Give up after this many seconds (0: never).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         document = self.read_document(options["file"])
         try:
-            run_input = json.loads(options["input"])
+            run_input = json.loads(options["input"]) if options["input"] is not None else sample_of(document)
         except ValueError as exc:
             raise CommandError(f"--input is not JSON: {exc}") from exc
         user = get_user_model().objects.filter(username=options["user"]).first()
