@@ -226,6 +226,7 @@ AGENT = register(
             check=check,
         ),
         execute=execute,
+        io_bound=True,
         title="Agent",
         description="Asks an LLM with templated prompts; it may call your tools and answer in a JSON Schema.",
         icon="✦",

@@ -197,6 +197,7 @@ COGNITIVE = register(
             check=template_check("instruction"),
         ),
         execute=execute,
+        io_bound=True,
         title="Cognitive",
         description="An LLM designs a small workflow for the instruction, which then runs as a child run.",
         icon="❖",

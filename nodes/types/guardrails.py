@@ -95,6 +95,7 @@ GUARDRAILS = register(
             check=template_check("policy", "subject"),
         ),
         execute=execute,
+        io_bound=True,
         title="Guardrails",
         description="An LLM checks the data against a policy and routes on pass or fail, failing closed.",
         icon="⚖",
