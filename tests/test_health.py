@@ -140,3 +140,20 @@ def test_readyz_details_are_for_staff_and_the_metrics_token_only(client: Client,
     assert_no_details(checks())
     client.force_login(superuser)
     assert all("detail" in check for check in checks()["checks"].values())
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_503_when_no_worker_consumes_the_io_queue(client: Client, celery_worker: WorkerProcess) -> None:
+    # The suite's workers answer, but none consumes this queue: its nodes would wait for ever.
+    with override_settings(FLOWNOVA_IO_QUEUE="io-nobody", FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN):
+        response = client.get("/readyz", headers=BEARER)
+    body = response.json()
+    assert response.status_code == 503, body
+    assert statuses(body) == {"database": "ok", "redis": "ok", "celery": "ok", "io_queue": "failing"}
+    assert "no Celery worker consumes the I/O queue 'io-nobody'" in body["checks"]["io_queue"]["detail"]
+
+    with override_settings(FLOWNOVA_IO_QUEUE="", FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN):
+        response = client.get("/readyz", headers=BEARER)
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["io_queue"]["detail"].startswith("ok (off")
