@@ -73,7 +73,9 @@ from workflows.services import workflow_create
 
 ROOT = engine.ROOT
 LOG_DIR = ROOT / ".flownova" / "bench"
-MODEL = "openai/bench-slow"
+# A model LiteLLM has a price for, as in production: its cost lookup for a model it does not know takes half
+# again as much CPU per call (41 ms instead of 28 ms for a streamed answer, measured on this machine).
+MODEL = "openai/gpt-4o-mini"
 
 
 # --- the slow loopback servers ------------------------------------------------------------------------------
