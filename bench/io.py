@@ -1,7 +1,7 @@
 """Slow calls on the I/O queue: many runs of start -> agent -> end (a model answering in --delay seconds) and of
 start -> tool -> end (an HTTP tool answering in --delay seconds), started through the REST API.
 
-    .venv/bin/python -m bench.io [--runs 500] [--delay 2] [--io-concurrency 200] [--io-pool 10]
+    .venv/bin/python -m bench.io [--runs 500] [--delay 2] [--io-concurrency 200] [--io-pool 10] [--io-workers 1]
                                  [--baseline-seconds 30] [--kinds agent,tool]
 
 Sets up as bench.engine does, in a database of its own (flownova_bench_io, emptied) and Redis database 11, with
@@ -13,14 +13,14 @@ production settings (DEBUG off). A user with an API token owns a workflow of eac
   loopback addresses: FLOWNOVA_EGRESS_ALLOWLIST is set to 127.0.0.1 for the processes this bench starts, and
   only for them;
 - daphne (flownova.serve, as the Procfile runs it), the Celery worker on the default queue (--concurrency 2,
-  prefork) and the I/O worker (threads, --io-concurrency, with a pool of --io-pool database connections), as
-  the Procfile runs them.
+  prefork) and --io-workers I/O workers (threads, --io-concurrency each, with a pool of --io-pool database
+  connections each), as the Procfile runs them.
 
 For each kind it POSTs --runs runs to `/api/workflows/{id}/runs/` (50 connections), then waits until every run
-has ended, and prints: the time from the first POST to the last run's end, the p50/p99 of each run's duration
-(created to finished), how many ended and succeeded, the worker processes and threads, their peak resident
-memory (summed over the processes, sampled every 0.2 s), and the peak of PostgreSQL connections to the bench
-database.
+has ended, and prints: the time from the first POST to the last run's end (and from the last POST answered),
+the p50/p99 of each run's duration (created to finished), how many ended and succeeded, the worker processes
+and threads, the CPU each process used, their peak resident memory (summed over the processes, sampled every
+0.2 s), and the peak of PostgreSQL connections each worker held.
 
 Then the baseline, as before the I/O queue: FLOWNOVA_IO_QUEUE empty and only the prefork worker (2 processes),
 so every node waits in one queue. The same --runs runs are started and counted after --baseline-seconds (the
@@ -362,7 +362,8 @@ def report(result: Result) -> None:
         f"  finished:  {result.finished} of {result.started} ({result.succeeded} succeeded) in {result.seconds:.1f} s"
     )
     after = result.seconds - result.posted
-    print(f"  every run started (POST answered) after {result.posted:.1f} s; the last ended {after:.1f} s later")
+    ending = f"the last ended {after:.1f} s later" if result.finished == result.started else "not all ended"
+    print(f"  every run started (POST answered) after {result.posted:.1f} s; {ending}")
     if result.durations:
         p50, p99 = engine.pct(result.durations, 0.5), engine.pct(result.durations, 0.99)
         print(f"  run duration: p50 {p50:.2f} s   p99 {p99:.2f} s   max {max(result.durations):.2f} s")
@@ -378,7 +379,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--delay", type=float, default=2.0, help="seconds the model and the tool take to answer")
-    parser.add_argument("--io-concurrency", type=int, default=200, help="threads of the I/O worker")
+    parser.add_argument("--io-concurrency", type=int, default=200, help="threads of each I/O worker")
+    parser.add_argument("--io-workers", type=int, default=1, help="I/O worker processes")
     parser.add_argument("--io-pool", type=int, default=10, help="pooled database connections of the I/O worker")
     parser.add_argument("--baseline-seconds", type=float, default=30, help="the baseline's time (0: none)")
     parser.add_argument("--kinds", default="agent,tool", help="agent, tool or both")
@@ -429,15 +431,18 @@ def main() -> None:
         routed = dict(base_env, FLOWNOVA_IO_QUEUE="io")
         default = start_worker("default", routed, "--concurrency=2")
         io_env = dict(routed, FLOWNOVA_DB_POOL_SIZE=str(args.io_pool))
-        io = start_worker("io", io_env, "-Q", "io", "-P", "threads", f"--concurrency={args.io_concurrency}")
+        threads = ("-Q", "io", "-P", "threads", f"--concurrency={args.io_concurrency}")
+        ios = [start_worker(f"io{n + 1}", io_env, *threads) for n in range(args.io_workers)]
         try:
             for kind in kinds:
                 # A short warm-up: imports, connections, LiteLLM's client.
-                batch("warm-up", kind, 5, [default, io], args.limit)
-                label = f"{kind}: {args.runs} runs, I/O queue on ({args.io_concurrency} threads, pool {args.io_pool})"
-                results.append(batch(label, kind, args.runs, [default, io], args.limit))
+                batch("warm-up", kind, 5, [default, *ios], args.limit)
+                shape = f"{args.io_workers} x {args.io_concurrency} threads, pool {args.io_pool}"
+                label = f"{kind}: {args.runs} runs, I/O queue on ({shape})"
+                results.append(batch(label, kind, args.runs, [default, *ios], args.limit))
         finally:
-            stop(io.process)
+            for io in ios:
+                stop(io.process)
             stop(default.process)
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
