@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 
 from flownova import reliances
 
@@ -33,17 +32,6 @@ def close_old_database_connections(**kwargs: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
-
-
-@celeryd_after_setup.connect
-def keep_the_queues_it_started_with(sender: str, instance: Any, **kwargs: object) -> None:
-    """A worker started without -Q consumes the default queue, and only it, for good. Celery would otherwise add
-    to its queues every queue this process sends a task to (the I/O queue, FLOWNOVA_IO_QUEUE) and consume those
-    too after its next reconnection to the broker."""
-    queues = instance.app.amqp.queues
-    default = instance.app.conf.task_default_queue
-    if set(queues.consume_from) == {default}:
-        queues.select([default])
 
 
 @task_postrun.connect
