@@ -6,7 +6,7 @@ import os
 import socket
 
 from celery import Celery
-from celery.signals import task_prerun, worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 
 from flownova import reliances
 
@@ -32,6 +32,15 @@ def close_old_database_connections(**kwargs: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@task_postrun.connect
+def release_pooled_connection(**kwargs: object) -> None:
+    """With a pool of connections (the I/O worker's threads), give the task's connection back as soon as the task
+    ends, not when its thread runs the next one."""
+    from flownova.deadline import release_connection
+
+    release_connection()
 
 
 @app.task(name="flownova.ping", ignore_result=False, acks_late=False)

@@ -1,11 +1,11 @@
 """Liveness and readiness.
 
 `/healthz` answers as long as the process serves requests. `/readyz` checks each dependency the product
-needs to run a workflow (PostgreSQL, Redis, at least one Celery worker), each under a short timeout, and
-answers 503 naming what is down. While the worker `bin/start` launched is still booting (within
-FLOWNOVA_READYZ_STARTING_SECONDS of the time it wrote to FLOWNOVA_STARTED_AT_FILE), a worker that does not answer
-yet is "starting", not down: the answer is still 503, with the status "starting", so nobody is told to start a
-worker that is on its way.
+needs to run a workflow (PostgreSQL, Redis, at least one Celery worker, and one consuming the I/O queue), each
+under a short timeout, and answers 503 naming what is down. While the worker `bin/start` launched is still
+booting (within FLOWNOVA_READYZ_STARTING_SECONDS of the time it wrote to FLOWNOVA_STARTED_AT_FILE), a worker that
+does not answer yet is "starting", not down: the answer is still 503, with the status "starting", so nobody is
+told to start a worker that is on its way.
 
 Anyone may ask /readyz (load balancers and orchestrators do, without credentials), but the details of a check
 (driver error texts with host names and ports, worker host names, timings) are for operators: the callers
@@ -82,7 +82,49 @@ def check_celery() -> str:
     return f"ok ({next(iter(replies[0]))} answered)"
 
 
-CHECKS: dict[str, Callable[[], str]] = {"database": check_database, "redis": check_redis, "celery": check_celery}
+class _Found(Exception):
+    """Stops collecting replies once a worker consuming the queue answered."""
+
+
+def check_io_queue() -> str:
+    """A worker consumes the I/O queue (FLOWNOVA_IO_QUEUE): without one, agent, tool, guardrails and cognitive
+    nodes would stay queued for ever while everything else runs."""
+    queue = settings.FLOWNOVA_IO_QUEUE
+    if not queue:
+        return "ok (off: every node runs on the default queue)"
+    consumers: list[str] = []
+
+    def collect(reply: dict[str, list[dict[str, object]]]) -> None:
+        for worker, queues in reply.items():
+            if any(consumed.get("name") == queue for consumed in queues):
+                consumers.append(worker)
+                raise _Found  # the answer is known: no need to wait out the timeout for the other workers
+
+    try:
+        celery_app.control.broadcast(
+            "active_queues", reply=True, timeout=settings.FLOWNOVA_READYZ_TIMEOUT, callback=collect
+        )
+    except _Found:
+        pass
+    if not consumers:
+        elapsed = seconds_since_start()
+        if elapsed is not None:
+            raise Starting(f"no worker consumes the I/O queue {queue!r} yet; bin/start launched it {elapsed:.0f} s ago")
+        raise RuntimeError(
+            f"no Celery worker consumes the I/O queue {queue!r}; its nodes would wait for ever: start one with "
+            f"`celery -A flownova worker -Q {queue} -P threads`"
+        )
+    return f"ok ({consumers[0]} consumes {queue!r})"
+
+
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "celery": check_celery,
+    "io_queue": check_io_queue,
+}
+# The checks that reach the workers through Redis.
+THROUGH_REDIS = frozenset({"celery", "io_queue"})
 
 
 def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
@@ -90,7 +132,7 @@ def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
     healthy = True
     for name, check in CHECKS.items():
         started = time.monotonic()
-        if name == "celery" and results.get("redis", {}).get("ok") is False:
+        if name in THROUGH_REDIS and results.get("redis", {}).get("ok") is False:
             # The workers are reached through Redis: with Redis down the answer is known, and asking would
             # only add Celery's connection retries to the response time.
             results[name] = {"ok": False, "detail": "skipped: Redis is down", "ms": 0}

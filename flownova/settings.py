@@ -352,6 +352,10 @@ SPECTACULAR_SETTINGS = {
 # long node would be delivered twice while it is still running.
 FLOWNOVA_TASK_SOFT_TIME_LIMIT = env_int("FLOWNOVA_TASK_SOFT_TIME_LIMIT", 300)
 FLOWNOVA_TASK_TIME_LIMIT = env_int("FLOWNOVA_TASK_TIME_LIMIT", FLOWNOVA_TASK_SOFT_TIME_LIMIT + 30)
+# The queue of the nodes that wait on the network (agent, tool, guardrails, cognitive: NodeType.io_bound). Its own
+# worker runs them on threads (`celery -A flownova worker -Q io -P threads`, see the Procfile), so a slow model or
+# tool never holds a process that short work is queued behind. Empty: every node goes to the default queue.
+FLOWNOVA_IO_QUEUE = os.environ.get("FLOWNOVA_IO_QUEUE", "io").strip()
 CELERY_TASK_SOFT_TIME_LIMIT = FLOWNOVA_TASK_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = FLOWNOVA_TASK_TIME_LIMIT
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("FLOWNOVA_VISIBILITY_TIMEOUT", max(3600, 2 * FLOWNOVA_TASK_TIME_LIMIT))

@@ -422,6 +422,11 @@ class NodeType:
     # True for control-flow types that are pure and take microseconds: the engine executes them inside the
     # transaction that records them instead of in a second one.
     instant: bool = False
+    # True for a type whose handler spends its time waiting on the network (a model, an HTTP tool), not on the
+    # CPU: its tasks go to the I/O queue (FLOWNOVA_IO_QUEUE), whose worker runs many at once on threads, so that
+    # slow calls never hold up the short work queued behind them. Such a handler must wait only through the
+    # context's services (ctx.llm, ctx.tools), which honour the node's time limit on that worker.
+    io_bound: bool = False
     # True for the type whose execution gives the run its output (end).
     ends_run: bool = False
     # False for the type no edge may enter (start).

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
+from flownova.deadline import node_deadline, release_connection
 from nodes import get_node_type, node_specs
 from nodes.base import NodeContext, NodeError, NodeResult, ToolRefused, TransientNodeError
 from nodes.base import Tool as NodeTool
@@ -141,8 +143,12 @@ def run_handler(
     )
     if emit is not None:
         context.emit = emit
+    limit = claim.node.data.get("timeout_seconds") or time_limit or settings.FLOWNOVA_TASK_SOFT_TIME_LIMIT
+    release_connection()  # the claim's transaction is over: a pooled connection is not held while the handler waits
     try:
-        return Outcome(result=get_node_type(claim.node.type).execute(context))
+        # The LLM and egress clients end their calls by then, on a pool that cannot interrupt the handler too.
+        with node_deadline(limit):
+            return Outcome(result=get_node_type(claim.node.type).execute(context))
     except NodeError as exc:
         return Outcome(error=str(exc), tool_calls=tuple(exc.tool_calls), fields=exc.fields)
     except TransientNodeError as exc:
@@ -153,8 +159,7 @@ def run_handler(
             tool_calls=tuple(exc.tool_calls),
             fields=exc.fields,
         )
-    except SoftTimeLimitExceeded:
-        limit = claim.node.data.get("timeout_seconds") or time_limit
+    except SoftTimeLimitExceeded:  # Celery's soft limit, or the deadline a call honoured (DeadlineExceeded)
         return Outcome(error=f"timed out after {limit} s", transient=True)
     except Exception as exc:
         logger.exception("node %s of run %s raised", claim.node.id, claim.run_id)

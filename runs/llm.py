@@ -22,6 +22,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # after the environment variable above
 from django.conf import settings
 
+from flownova import deadline
 from flownova.llm_config import EXAMPLE, OPENAI_PREFIX, VARIABLE, LLMServer, model_for_server
 from nodes.base import NodeError
 
@@ -160,15 +161,21 @@ def chat(
         kwargs["temperature"] = temperature
     attempts = settings.FLOWNOVA_LLM_RETRIES + 1
     for attempt in range(1, attempts + 1):
+        # Each attempt waits at most until the node's deadline (a thread of the I/O worker cannot be interrupted),
+        # in whole seconds: LiteLLM keeps a client, with its connections, per timeout value.
+        kwargs["timeout"] = deadline.bounded(settings.FLOWNOVA_LLM_TIMEOUT, whole=True)
+        deadline.release_connection()
         try:
             return _stream(kwargs, on_text) if on_text else _complete(kwargs)
         except TRANSIENT_ERRORS as exc:
+            if deadline.passed():
+                raise deadline.DeadlineExceeded(f"the node's time limit passed waiting for {model}") from exc
             if attempt == attempts:
                 times = "once" if attempts == 1 else f"{attempts} times"
                 raise LLMError(f"the LLM provider failed {times} for {model}: {_short(exc)}") from exc
             delay = _retry_delay(exc, attempt)
             logger.warning("LLM call to %s failed (%s); retry %d in %.1f s", model, _short(exc), attempt, delay)
-            time.sleep(delay)
+            time.sleep(deadline.bounded(delay))
         except litellm.AuthenticationError as exc:
             raise LLMError(f"the LLM provider refused the credentials for {model}: {_short(exc)}") from exc
         except (litellm.BadRequestError, litellm.NotFoundError, litellm.APIError) as exc:
@@ -220,6 +227,7 @@ def _stream(kwargs: dict[str, Any], on_text: Callable[[str], None]) -> ChatResul
     chunks = []
     for chunk in litellm.completion(**kwargs, stream=True, stream_options={"include_usage": True}):
         chunks.append(chunk)
+        deadline.check()  # a stream that keeps trickling ends at the deadline too
         choices = getattr(chunk, "choices", None) or []
         text = getattr(choices[0].delta, "content", None) if choices else None
         if text:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from celery import shared_task
 from celery.exceptions import Retry
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_shutdown
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
@@ -164,3 +164,10 @@ def flush_events(pid: int | None = None, **kwargs: object) -> None:
     counting its live metrics."""
     publisher.flush(timeout=5)
     metrics.process_exited(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def flush_events_of_threads(**kwargs: object) -> None:
+    """The I/O worker runs its tasks on threads of its main process, which worker_process_shutdown (sent by
+    prefork pool processes) does not cover: send what they queued before it exits."""
+    publisher.flush(timeout=5)

@@ -101,17 +101,24 @@ class WorkerProcess:
 
 
 def start_worker(
-    env: dict[str, str], *, concurrency: int = 2, timeout: float = 60.0, control: Celery | None = None
+    env: dict[str, str],
+    *,
+    concurrency: int = 2,
+    timeout: float = 60.0,
+    control: Celery | None = None,
+    pool: str = "prefork",
+    queues: str | None = None,
+    name: str | None = None,
 ) -> WorkerProcess:
     """A worker process, answering a ping through `control` (an app on the worker's broker; by default the
-    suite's own) before this returns."""
+    suite's own) before this returns. `queues` (-Q) defaults to the default queue."""
     if control is None:
         from flownova.celery import app
 
         control = app
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    hostname = f"{name or 'test-' + uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     log_path = LOG_DIR / f"worker-{hostname.split('@')[0]}.log"
     command = [
         sys.executable,
@@ -122,11 +129,12 @@ def start_worker(
         "worker",
         "--loglevel=INFO",
         f"--concurrency={concurrency}",
-        "--pool=prefork",
+        f"--pool={pool}",
         "-n",
         hostname,
         "--without-gossip",
         "--without-mingle",
+        *(["-Q", queues] if queues else []),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -150,15 +158,63 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> Non
             process.wait()
 
 
+# The suite's I/O worker: threads, as in production, with fewer pooled database connections than threads, so that
+# a thread holding its connection through a network wait would show.
+IO_WORKER_THREADS = 8
+IO_WORKER_POOL_SIZE = 3
+
+
+def start_io_worker(env: dict[str, str], *, name: str, control: Celery | None = None) -> WorkerProcess:
+    """A worker consuming only the I/O queue, on threads, with a pool of database connections (as the Procfile
+    runs it)."""
+    return start_worker(
+        {**env, "FLOWNOVA_DB_POOL_SIZE": str(IO_WORKER_POOL_SIZE)},
+        concurrency=IO_WORKER_THREADS,
+        pool="threads",
+        queues=settings.FLOWNOVA_IO_QUEUE,
+        name=name,
+        control=control,
+    )
+
+
+@dataclass
+class IOWorker:
+    """The session's I/O worker, which a test that kills it starts again."""
+
+    current: WorkerProcess
+    env: dict[str, str]
+    name: str
+
+    def restart(self) -> WorkerProcess:
+        stop_process(self.current.process)
+        self.current = start_io_worker(self.env, name=self.name)
+        return self.current
+
+
+_IO_WORKER: IOWorker | None = None
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, clean_test_redis: None) -> Iterator[WorkerProcess]:
-    """A real Celery worker consuming from the test Redis and writing to the test database.
+    """A real Celery worker consuming from the test Redis and writing to the test database, and beside it the I/O
+    worker (`io_worker`), so every agent, tool, guardrails and cognitive node goes through the real routing.
 
     Tests that use it must commit what the worker reads: mark them `django_db(transaction=True)`.
     """
-    worker = start_worker(service_env())
+    global _IO_WORKER
+    env = service_env()
+    worker = start_worker(env)
+    name = f"io-{worker.hostname.split('@')[0]}"
+    _IO_WORKER = IOWorker(start_io_worker(env, name=name), env, name)
     yield worker
+    stop_process(_IO_WORKER.current.process)
     stop_process(worker.process)
+
+
+@pytest.fixture
+def io_worker(celery_worker: WorkerProcess) -> IOWorker:
+    assert _IO_WORKER is not None
+    return _IO_WORKER
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ every request body is kept for assertions.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -25,6 +26,15 @@ class Answer:
     prompt_tokens: int = 11
     completion_tokens: int = 7
     chunk_delay: float = 0.0  # seconds between streamed chunks, so a page can watch the text arrive
+    delay: float = 0.0  # seconds before answering at all: a slow model
+    hold: threading.Event | None = None  # answer only once this is set (at most 60 s later): a call kept in flight
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its answer (a node past its time limit) is expected, not a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ScriptedLLM:
@@ -32,7 +42,7 @@ class ScriptedLLM:
         self._answers: dict[str, deque[Answer]] = defaultdict(deque)
         self._requests: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -87,6 +97,10 @@ class ScriptedLLM:
                 answer = server._next(body)
                 if answer is None:
                     return self.reply(500, {"error": {"message": f"no scripted answer left for {body.get('model')}"}})
+                if answer.hold is not None:
+                    answer.hold.wait(60)
+                if answer.delay:
+                    time.sleep(answer.delay)
                 if answer.status != 200:
                     return self.reply(answer.status, {"error": {"message": f"scripted {answer.status}", "type": "x"}})
                 if body.get("stream"):

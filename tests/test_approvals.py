@@ -272,8 +272,13 @@ def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_re
     control flow would be begun by the deciding process itself) stays queued until the recovery sweep, with
     the broker back, sends it again."""
     graph = graph_of(
-        [("start", "start", {}), ("ask", "user_approval", {"message": "ok?"}), ("work", "transform", WORK)]
-        + [("yes", "end", {}), ("no", "end", {})],
+        [
+            ("start", "start", {}),
+            ("ask", "user_approval", {"message": "ok?"}),
+            ("work", "transform", WORK),
+            ("yes", "end", {}),
+            ("no", "end", {}),
+        ],
         [("start", "ask"), ("ask", "work", "approved"), ("work", "yes"), ("ask", "no", "rejected")],
     )
     by_api, by_inbox, by_run_page = (waiting(alice, graph) for _ in range(3))

@@ -37,3 +37,17 @@ def test_task_runs_on_the_real_worker(celery_worker: WorkerProcess) -> None:
 def test_worker_answers_control_ping(celery_worker: WorkerProcess) -> None:
     replies = app.control.ping(destination=[celery_worker.hostname], timeout=2)
     assert replies == [{celery_worker.hostname: {"ok": "pong"}}]
+
+
+def test_a_worker_started_without_queues_never_consumes_the_queues_it_sends_to() -> None:
+    """The default worker (no -Q) sends I/O nodes to the I/O queue: Celery creates that queue in the app's
+    routing table, but a worker consumes the queues it had when it started (its default set is a copy), also
+    after a reconnection to the broker."""
+    from celery import Celery
+
+    probe = Celery("queues-probe", set_as_current=False)
+    queues = probe.amqp.queues
+    started_with = set(queues.consume_from)
+    queues["io"]  # what sending a task to the I/O queue does to the app's routing table
+    assert "io" in queues
+    assert set(queues.consume_from) == started_with == {"celery"}

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(run id, node run id) of every node the engine dispatches, instead of sending them to Celery."""
     jobs: list[tuple[int, int]] = []
-    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, batch: jobs.extend((run_id, pk) for pk, _ in batch))
+    monkeypatch.setattr(dispatch, "_dispatch", lambda run_id, batch: jobs.extend((run_id, pk) for pk, *_ in batch))
     return jobs
 
 

@@ -44,7 +44,7 @@ def test_readyz_is_green_when_database_redis_and_a_worker_answer(client: Client,
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert statuses(body) == {"database": "ok", "redis": "ok", "celery": "ok"}
+    assert statuses(body) == {"database": "ok", "redis": "ok", "celery": "ok", "io_queue": "ok"}
     assert_no_details(body)
     assert celery_worker.hostname not in response.content.decode()
 
@@ -54,8 +54,10 @@ def test_readyz_is_green_when_database_redis_and_a_worker_answer(client: Client,
         "database": True,
         "redis": True,
         "celery": True,
+        "io_queue": True,
     }
     assert celery_worker.hostname in detailed["checks"]["celery"]["detail"]
+    assert f"io-{celery_worker.hostname}" in detailed["checks"]["io_queue"]["detail"]
 
 
 def test_readyz_is_503_naming_database_and_redis_when_both_are_down() -> None:
@@ -75,7 +77,12 @@ def test_readyz_is_503_naming_database_and_redis_when_both_are_down() -> None:
         stop_process(server.process)
     assert anonymous.status_code == 503
     assert anonymous.json()["status"] == "unavailable"
-    assert statuses(anonymous.json()) == {"database": "failing", "redis": "failing", "celery": "failing"}
+    assert statuses(anonymous.json()) == {
+        "database": "failing",
+        "redis": "failing",
+        "celery": "failing",
+        "io_queue": "failing",
+    }
     assert_no_details(anonymous.json())
     assert "127.0.0.1" not in anonymous.text and "Error" not in anonymous.text
 
@@ -103,7 +110,7 @@ def test_readyz_is_503_naming_celery_when_no_worker_listens() -> None:
     finally:
         stop_process(server.process)
     assert anonymous.status_code == 503
-    assert statuses(anonymous.json()) == {"database": "ok", "redis": "ok", "celery": "failing"}
+    assert statuses(anonymous.json()) == {"database": "ok", "redis": "ok", "celery": "failing", "io_queue": "failing"}
     assert_no_details(anonymous.json())
 
     body = response.json()
@@ -112,6 +119,7 @@ def test_readyz_is_503_naming_celery_when_no_worker_listens() -> None:
     assert body["checks"]["redis"]["ok"] is True
     assert body["checks"]["celery"]["ok"] is False
     assert "no Celery worker answered" in body["checks"]["celery"]["detail"]
+    assert "no Celery worker consumes the I/O queue 'io'" in body["checks"]["io_queue"]["detail"]
 
 
 @pytest.mark.django_db
@@ -127,7 +135,7 @@ def test_readyz_details_are_for_staff_and_the_metrics_token_only(client: Client,
     assert_no_details(checks(Authorization="Bearer wrong-token"))
     assert_no_details(checks(Authorization="Bearer t\u00f6ken"))  # non-ASCII: refused, not a 500
     detailed = checks(**BEARER)["checks"]
-    assert set(detailed) == {"database", "redis", "celery"}
+    assert set(detailed) == {"database", "redis", "celery", "io_queue"}
     assert all({"status", "ok", "detail", "ms"} <= set(check) for check in detailed.values())
     assert detailed["database"] == {**detailed["database"], "status": "ok", "ok": True, "detail": "ok"}
 
@@ -169,7 +177,12 @@ def test_readyz_says_starting_while_the_worker_bin_start_launched_boots(tmp_path
     assert anonymous.status_code == 503
     assert anonymous.json() == {
         "status": "starting",
-        "checks": {"database": {"status": "ok"}, "redis": {"status": "ok"}, "celery": {"status": "starting"}},
+        "checks": {
+            "database": {"status": "ok"},
+            "redis": {"status": "ok"},
+            "celery": {"status": "starting"},
+            "io_queue": {"status": "starting"},
+        },
     }
     celery = detailed.json()["checks"]["celery"]
     assert detailed.json()["status"] == "starting"
@@ -181,6 +194,7 @@ def test_readyz_says_starting_while_the_worker_bin_start_launched_boots(tmp_path
         assert response.status_code == 503
         assert response.json()["status"] == "unavailable"
         assert response.json()["checks"]["celery"]["status"] == "failing"
+        assert response.json()["checks"]["io_queue"]["status"] == "failing"
     assert "start one with `celery -A flownova worker`" in late.json()["checks"]["celery"]["detail"]
 
 
@@ -195,3 +209,20 @@ def test_readyz_is_unavailable_when_anything_but_a_booting_process_fails() -> No
         "database": {"status": "failing"},
         "celery": {"status": "starting"},
     }
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_503_when_no_worker_consumes_the_io_queue(client: Client, celery_worker: WorkerProcess) -> None:
+    # The suite's workers answer, but none consumes this queue: its nodes would wait for ever.
+    with override_settings(FLOWNOVA_IO_QUEUE="io-nobody", FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN):
+        response = client.get("/readyz", headers=BEARER)
+    body = response.json()
+    assert response.status_code == 503, body
+    assert statuses(body) == {"database": "ok", "redis": "ok", "celery": "ok", "io_queue": "failing"}
+    assert "no Celery worker consumes the I/O queue 'io-nobody'" in body["checks"]["io_queue"]["detail"]
+
+    with override_settings(FLOWNOVA_IO_QUEUE="", FLOWNOVA_METRICS_TOKEN=METRICS_TOKEN):
+        response = client.get("/readyz", headers=BEARER)
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["io_queue"]["detail"].startswith("ok (off")

@@ -56,7 +56,7 @@ def respawn(name: str, command: str, **env: str) -> subprocess.Popen[bytes]:
 
 def test_every_procfile_process_runs_under_respawn() -> None:
     entries = [line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
-    assert {name for name, _ in entries} == {"web", "worker", "beat", "flower"}
+    assert {name for name, _ in entries} == {"web", "worker", "io", "beat", "flower"}
     for name, command in entries:
         assert command.split()[:2] == ["bin/respawn", name], command
 

@@ -42,6 +42,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from django.conf import settings
 
+from flownova import deadline as node_deadline
 from tools.egress_guard import (
     ALLOWED_SCHEMES,
     EgressError,
@@ -174,11 +175,14 @@ def egress_request(
     )
     started = time.monotonic()
     attempt = 0
+    node_deadline.release_connection()  # a pooled database connection is not held while the request waits
     while True:
         attempt += 1
         try:
             response = _follow(request, limits, resolver)
         except EgressError as exc:
+            if node_deadline.passed():  # the node's time limit, not this call's own: the node times out
+                raise node_deadline.DeadlineExceeded(f"{method} {shown_url(request.url)}: {exc}") from exc
             # A request that could not connect (or resolve) never left: repeating it is safe for any method.
             never_left = exc.kind in ("connect", "dns") and not exc.after_redirect
             retry = exc.transient and (method in IDEMPOTENT_METHODS or never_left)
@@ -231,7 +235,9 @@ def _follow(request: _Request, limits: _Limits, resolver: Resolver | None) -> _A
     """One attempt: the request and its redirects, each hop checked before it connects."""
     backend = PinnedBackend()
     transport = PinnedTransport(backend, ssl_context(getattr(settings, "FLOWNOVA_EGRESS_CA_BUNDLE", "") or ""))
-    timeout = httpx.Timeout(connect=limits.connect, read=limits.read, write=limits.read, pool=limits.connect)
+    budget = max(limits.remaining(), 0.001)  # a later attempt waits no longer than the call has left
+    connect, read = min(limits.connect, budget), min(limits.read, budget)
+    timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
     method, url, headers, content = request.method, request.url, dict(request.headers), request.content
     redirects: list[str] = []
     with httpx.Client(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout) as client:
@@ -332,10 +338,11 @@ def _read_capped(response: httpx.Response, limits: _Limits, shown: str) -> bytes
 
 
 def _limits(timeout: float | None, max_response_bytes: int | None) -> _Limits:
-    total = float(settings.FLOWNOVA_EGRESS_TOTAL_TIMEOUT)
+    # The node's deadline, when it is nearer, bounds the whole call and each wait in it (flownova/deadline.py).
+    total = node_deadline.bounded(float(settings.FLOWNOVA_EGRESS_TOTAL_TIMEOUT))
     return _Limits(
-        connect=float(settings.FLOWNOVA_EGRESS_CONNECT_TIMEOUT),
-        read=float(timeout or settings.FLOWNOVA_EGRESS_READ_TIMEOUT),
+        connect=min(float(settings.FLOWNOVA_EGRESS_CONNECT_TIMEOUT), total),
+        read=min(float(timeout or settings.FLOWNOVA_EGRESS_READ_TIMEOUT), total),
         deadline=time.monotonic() + total,
         max_bytes=int(max_response_bytes or settings.FLOWNOVA_EGRESS_MAX_RESPONSE_BYTES),
         max_redirects=int(settings.FLOWNOVA_EGRESS_MAX_REDIRECTS),

@@ -227,6 +227,7 @@ AGENT = register(
         ),
         execute=execute,
         uses_llm=True,
+        io_bound=True,
         title="Agent",
         description="Asks an LLM with templated prompts; it may call your tools and answer in a JSON Schema.",
         icon="✦",

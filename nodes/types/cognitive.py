@@ -198,6 +198,7 @@ COGNITIVE = register(
         ),
         execute=execute,
         uses_llm=True,
+        io_bound=True,
         title="Cognitive",
         description="An LLM designs a small workflow for the instruction, which then runs as a child run.",
         icon="❖",

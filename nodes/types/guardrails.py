@@ -96,6 +96,7 @@ GUARDRAILS = register(
         ),
         execute=execute,
         uses_llm=True,
+        io_bound=True,
         title="Guardrails",
         description="An LLM checks the data against a policy and routes on pass or fail, failing closed.",
         icon="⚖",

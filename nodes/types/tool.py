@@ -97,6 +97,7 @@ TOOL = register(
             check=check,
         ),
         execute=execute,
+        io_bound=True,
         title="Tool call",
         description="Calls one of your HTTP tools; routes on success, or on error when it fails.",
         icon="⚙",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
@@ -36,14 +37,18 @@ BEGIN_FIELDS = (*CLAIMED_FIELDS, "handle", "error", "arrivals", "queued_at", "st
 
 _GRAPHS: OrderedDict[int, Graph] = OrderedDict()
 _GRAPH_CACHE_SIZE = 512
+# The I/O worker runs nodes on threads: an OrderedDict's reordering and eviction are not atomic.
+_GRAPHS_LOCK = threading.Lock()
 
 
 def run_graph(run_id: int) -> Graph:
-    """The parsed snapshot of a run. Snapshots never change, so each process parses one once."""
-    graph = _GRAPHS.get(run_id)
-    if graph is not None:
-        _GRAPHS.move_to_end(run_id)
-        return graph
+    """The parsed snapshot of a run. Snapshots never change, so each process parses one once (two threads may
+    both parse one they found missing; either copy serves)."""
+    with _GRAPHS_LOCK:
+        graph = _GRAPHS.get(run_id)
+        if graph is not None:
+            _GRAPHS.move_to_end(run_id)
+            return graph
     document = Run.objects.values_list("graph", flat=True).get(pk=run_id)
     graph = parse_graph(document, node_specs(), recorded=True)
     remember_graph(run_id, graph)
@@ -52,9 +57,10 @@ def run_graph(run_id: int) -> Graph:
 
 def remember_graph(run_id: int, graph: Graph) -> None:
     """Keep a run's parsed snapshot: the run being created has just parsed it."""
-    _GRAPHS[run_id] = graph
-    if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
-        _GRAPHS.popitem(last=False)
+    with _GRAPHS_LOCK:
+        _GRAPHS[run_id] = graph
+        if len(_GRAPHS) > _GRAPH_CACHE_SIZE:
+            _GRAPHS.popitem(last=False)
 
 
 def input_errors(graph: Graph, run_input: object) -> list[str]:

@@ -10,6 +10,7 @@ was lost) is sent again by the recovery sweep, which finds running items whose c
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,14 +163,16 @@ def child_run_create(tx: Transition, node_run: NodeRun, target: ChildWorkflow, c
 # version's document never changes.
 _TARGETS: OrderedDict[tuple[int, int], ChildWorkflow] = OrderedDict()
 _TARGETS_SIZE = 64
+_TARGETS_LOCK = threading.Lock()  # the I/O worker runs nodes on threads
 
 
 def _batch_target(batch: ChildBatch) -> ChildWorkflow:
     key = (batch.workflow_id, batch.workflow_version)
-    target = _TARGETS.get(key)
-    if target is not None:
-        _TARGETS.move_to_end(key)
-        return target
+    with _TARGETS_LOCK:
+        target = _TARGETS.get(key)
+        if target is not None:
+            _TARGETS.move_to_end(key)
+            return target
     workflow = Workflow.objects.get(pk=batch.workflow_id)
     document = workflow.version_document(batch.workflow_version)
     if document is None:  # versions are kept for good: only a purge of the workflow itself removes them
@@ -177,9 +180,10 @@ def _batch_target(batch: ChildBatch) -> ChildWorkflow:
     graph = parse_graph(document.get("graph"), node_specs(), recorded=True)
     name = str(document.get("name") or workflow.name)
     target = ChildWorkflow(workflow.pk, name, batch.workflow_version, document["graph"], graph)
-    _TARGETS[key] = target
-    if len(_TARGETS) > _TARGETS_SIZE:
-        _TARGETS.popitem(last=False)
+    with _TARGETS_LOCK:
+        _TARGETS[key] = target
+        if len(_TARGETS) > _TARGETS_SIZE:
+            _TARGETS.popitem(last=False)
     return target
 
 

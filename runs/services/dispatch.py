@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
+from nodes import get_node_type
 from runs.models import (
     NodeRun,
     Run,
@@ -25,12 +27,30 @@ def enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> No
     if not node_runs:
         return
     timeouts = [graph.node(row.node_id).data.get("timeout_seconds") for row in node_runs]
+    queues = [node_queue(graph.node(row.node_id).type) for row in node_runs]
     run_id = run.pk
     # Ids read at commit: a transition's new rows get theirs when its deferred writes go out.
-    transaction.on_commit(lambda: _dispatch(run_id, [(row.pk, t) for row, t in zip(node_runs, timeouts, strict=True)]))
+    transaction.on_commit(
+        lambda: _dispatch(run_id, [(row.pk, t, q) for row, t, q in zip(node_runs, timeouts, queues, strict=True)])
+    )
 
 
-def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
+def node_queue(node_type: str) -> str | None:
+    """The queue for a node of `node_type`: FLOWNOVA_IO_QUEUE for a type that waits on the network (its worker
+    runs many such nodes at once on threads), None (Celery's default queue) for the rest, and for every type when
+    the setting is empty. A retried task keeps the queue it was delivered from (Celery's retry resends it to the
+    delivery's exchange and routing key)."""
+    queue: str = settings.FLOWNOVA_IO_QUEUE
+    if not queue:
+        return None
+    try:
+        io_bound = get_node_type(node_type).io_bound
+    except KeyError:  # a type this deployment no longer has: its node fails wherever it is executed
+        return None
+    return queue if io_bound else None
+
+
+def _dispatch(run_id: int, jobs: list[tuple[int, float | None, str | None]]) -> None:
     """Send the tasks. Called after commit: the nodes are queued in the database whatever happens here, so a
     broker that cannot be reached (after Celery's own publish retries) is logged, not raised, and the
     recovery sweep sends them once it can (FLOWNOVA_RECOVER_QUEUED_AFTER)."""
@@ -40,10 +60,13 @@ def _dispatch(run_id: int, jobs: list[tuple[int, float | None]]) -> None:
 
     try:
         if len(jobs) == 1:  # the common case, without building a signature first
-            node_run_id, timeout = jobs[0]
-            execute_node.apply_async((run_id, node_run_id), **_limits(timeout))
+            node_run_id, timeout, queue = jobs[0]
+            execute_node.apply_async((run_id, node_run_id), **_route(queue), **_limits(timeout))
             return
-        signatures = [execute_node.si(run_id, node_run_id).set(**_limits(timeout)) for node_run_id, timeout in jobs]
+        signatures = [
+            execute_node.si(run_id, node_run_id).set(**_route(queue), **_limits(timeout))
+            for node_run_id, timeout, queue in jobs
+        ]
         group(signatures).apply_async()
     except BROKER_ERRORS as exc:
         logger.error(
@@ -63,7 +86,8 @@ def dispatch_ids(run_id: int, node_run_ids: list[int]) -> None:
         return
     graph = run_graph(run_id)
     rows = NodeRun.objects.filter(pk__in=node_run_ids).values_list("pk", "node_id")
-    _dispatch(run_id, [(pk, graph.node(node_id).data.get("timeout_seconds")) for pk, node_id in rows])
+    nodes = [(pk, graph.node(node_id)) for pk, node_id in rows]
+    _dispatch(run_id, [(pk, node.data.get("timeout_seconds"), node_queue(node.type)) for pk, node in nodes])
 
 
 def send(task: Any, *args: Any) -> None:
@@ -74,6 +98,11 @@ def send(task: Any, *args: Any) -> None:
         task.delay(*args)
     except BROKER_ERRORS as exc:
         logger.error("could not send %s%s to the broker (%s: %s)", task.name, args, type(exc).__name__, exc)
+
+
+def _route(queue: str | None) -> dict[str, Any]:
+    """Celery's execution options for a node's queue (none: the default queue)."""
+    return {"queue": queue} if queue else {}
 
 
 def _limits(timeout: float | None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,24 +123,27 @@ def _graph_to_run(workflow: Workflow, snapshot: Run | None) -> tuple[Graph, dict
 # graph once per process instead of at every start (two queries and a parse).
 _CURRENT_GRAPHS: OrderedDict[tuple[int, int], tuple[Graph, dict[str, Any]]] = OrderedDict()
 _CURRENT_GRAPHS_SIZE = 256
+_CURRENT_GRAPHS_LOCK = threading.Lock()  # the I/O worker's threads and the web's share it
 
 
 def _current_graph(workflow: Workflow) -> tuple[Graph, dict[str, Any]]:
     """The workflow's graph as saved at `workflow.version`, parsed (GraphError if it is not valid), and a copy
     of its document for the new run to keep."""
     key = (workflow.pk, workflow.version)
-    cached = _CURRENT_GRAPHS.get(key)
+    with _CURRENT_GRAPHS_LOCK:
+        cached = _CURRENT_GRAPHS.get(key)
+        if cached is not None:
+            _CURRENT_GRAPHS.move_to_end(key)
     if cached is None:
         document = workflow.graph_document()
         cached = (parse_graph(document, node_specs()), document)
         # Kept only when no save came between reading the version and reading the nodes: the entry must be the
         # graph of exactly that version.
         if Workflow.objects.filter(pk=workflow.pk, version=workflow.version).exists():
-            _CURRENT_GRAPHS[key] = cached
-            if len(_CURRENT_GRAPHS) > _CURRENT_GRAPHS_SIZE:
-                _CURRENT_GRAPHS.popitem(last=False)
-    else:
-        _CURRENT_GRAPHS.move_to_end(key)
+            with _CURRENT_GRAPHS_LOCK:
+                _CURRENT_GRAPHS[key] = cached
+                if len(_CURRENT_GRAPHS) > _CURRENT_GRAPHS_SIZE:
+                    _CURRENT_GRAPHS.popitem(last=False)
     return cached[0], copy.deepcopy(cached[1])
 
 

@@ -18,6 +18,7 @@ from django.db import connection
 from flownova.celery import app
 from nodes import get_node_type
 from nodes.base import TransientNodeError
+from runs import services
 from runs.execution import node_context
 from runs.models import LedgerEntry, NodeRun
 from tests.engine_helpers import graph_of, start, wait_for
@@ -31,7 +32,7 @@ from tools.services import tool_create
 from workflows.graph import Node
 
 if TYPE_CHECKING:
-    from tests.conftest import WorkerProcess
+    from tests.conftest import IOWorker, WorkerProcess
 
 TOOL_NODE = get_node_type("tool")
 PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -138,7 +139,7 @@ def test_a_test_call_is_recorded_before_and_completed_after(
 
 
 def pool_pid(worker: WorkerProcess, run_id: int, node_run_id: int, timeout: float = 10) -> int:
-    """The pid of the worker's pool process executing the node."""
+    """The pid of the worker's process executing the node (the worker itself, for a pool of threads)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         active = app.control.inspect(destination=[worker.hostname], timeout=1).active() or {}
@@ -153,7 +154,7 @@ def pool_pid(worker: WorkerProcess, run_id: int, node_run_id: int, timeout: floa
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif("127.0.0.1" not in settings.FLOWNOVA_EGRESS_ALLOWLIST, reason="the worker must reach 127.0.0.1")
 def test_a_call_of_a_killed_worker_stays_recorded_as_started(
-    celery_worker: WorkerProcess, alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
+    io_worker: IOWorker, alice: User, make_server: Callable[..., LocalServer], allow_loopback: None
 ) -> None:
     arrived, release = threading.Event(), threading.Event()
 
@@ -172,9 +173,14 @@ def test_a_call_of_a_killed_worker_stays_recorded_as_started(
         assert row["state"] == ToolCallState.STARTED and row["status_code"] is None
         assert (row["node_id"], row["tool_name"], row["arguments"]) == ("call", "weather", {"city": "Oslo"})
         node_run = NodeRun.objects.get(run=run, node_id="call")
-        os.kill(pool_pid(celery_worker, run.pk, node_run.pk), signal.SIGKILL)
+        # A tool node runs on the I/O worker's threads: killing the call kills that whole worker.
+        os.kill(pool_pid(io_worker.current, run.pk, node_run.pk), signal.SIGKILL)
     finally:
         release.set()
+    io_worker.restart()
+    # Its unacknowledged message comes back only after the broker's visibility timeout: the recovery sweep finds
+    # the node running past its time limit (here, at once) and counts the attempt as lost.
+    assert services.node_runs_recover(queued_for=3600, running_for=-(10**6)) == 1
     run = wait_for(run, timeout=60)
 
     assert run.status == "succeeded", run.error
