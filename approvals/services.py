@@ -25,7 +25,7 @@ from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutA
 from nodes.base import WaitRequest
 from runs.events import ApprovalDecided, ApprovalExpired, ApprovalNeeded
 from runs.models import NodeRun
-from runs.services import continuing, node_fail_waiting, node_resume
+from runs.services import NODE_LOCK_FIELDS, continuing, node_fail_waiting, node_resume
 from runs.writes import Transition, run_transition
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,11 @@ def _decision_transition(approval: ApprovalRequest) -> Iterator[Transition]:
         committed = True
 
     try:
-        with run_transition(approval.run_id) as tx:
+        # The waiting node is locked with the run, and the run's unfinished nodes read with them, in the round
+        # trip that begins the transaction: settling the run afterwards needs no query of its own.
+        with run_transition(
+            approval.run_id, node_id=approval.node_id, node_fields=NODE_LOCK_FIELDS, lock_pending=True
+        ) as tx:
             transaction.on_commit(mark)  # before the decision's own callbacks, so it runs first
             yield tx
     except Exception:

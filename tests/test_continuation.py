@@ -160,10 +160,10 @@ def test_when_beginning_the_next_nodes_raises_they_go_through_the_broker(
     sent.clear()
     real = execute.instant_nodes_begin
 
-    def broken(*, run_id: int, node_run_ids: list[int], task_id: str) -> list[int]:
+    def broken(*, run_id: int, node_run_ids: list[int], task_id: str, ending: bool = False) -> list[int]:
         if len(node_run_ids) > 1:
             raise RuntimeError("a bug in beginning several nodes")
-        return real(run_id=run_id, node_run_ids=node_run_ids, task_id=task_id)
+        return real(run_id=run_id, node_run_ids=node_run_ids, task_id=task_id, ending=ending)
 
     monkeypatch.setattr(execute, "instant_nodes_begin", broken)
     begin_here(run)

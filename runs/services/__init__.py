@@ -22,6 +22,7 @@ The names below are the services' public interface; everything else is internal 
 
 from nodes.base import DEFAULT_RETRIES
 from runs.errors import ResumeInputConflict, RunError, RunFinishedError, RunInputError
+from runs.services.base import BEGIN_FIELDS as NODE_LOCK_FIELDS
 from runs.services.base import input_errors, run_graph, workflow_input_errors
 from runs.services.execute import NodeClaim, continuing, node_begin, node_complete, node_crash, node_event, node_fail
 from runs.services.outcome import LOST_PREFIX, LOST_REDELIVERED, LOST_STALLED, retry_delay
@@ -41,6 +42,7 @@ __all__ = [
     "LOST_PREFIX",
     "LOST_REDELIVERED",
     "LOST_STALLED",
+    "NODE_LOCK_FIELDS",
     "NodeClaim",
     "ResumeInputConflict",
     "Resumed",

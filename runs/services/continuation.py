@@ -46,10 +46,12 @@ class Continuation:
     nodes_left: int
     deadline: float | None = None  # time.monotonic(), set when the first node is taken
     ready: list[int] = field(default_factory=list)  # node run ids, committed queued, to begin here
+    ending: bool = False  # whether one of them ends the run (its transition then reads what is unfinished)
 
-    def take_ready(self) -> list[int]:
-        ready, self.ready = self.ready, []
-        return ready
+    def take_ready(self) -> tuple[list[int], bool]:
+        """The nodes to begin now, and whether one of them ends the run."""
+        ready, ending, self.ready, self.ending = self.ready, self.ending, [], False
+        return ready, ending
 
 
 _current: ContextVar[Continuation | None] = ContextVar("flownova_continuation", default=None)
@@ -93,6 +95,11 @@ def take(run: Run, queued: list[NodeRun]) -> list[NodeRun]:
     budget.nodes_left -= len(taken)
     for row in taken:
         row.task_id = budget.marker
-    # Ids are known once the transition's writes have gone out; a transaction that rolls back hands over nothing.
-    transaction.on_commit(lambda: budget.ready.extend(row.pk for row in taken))
+    ending = any(get_node_type(row.node_type).ends_run for row in taken)
+
+    def hand_over() -> None:  # ids are known once the transition's writes have gone out
+        budget.ready.extend(row.pk for row in taken)
+        budget.ending = budget.ending or ending
+
+    transaction.on_commit(hand_over)  # a transaction that rolls back hands over nothing
     return taken

@@ -81,17 +81,17 @@ def node_begin(*, run_id: int, node_run_id: int, task_id: str) -> NodeClaim | No
         return _begin(tx, tx.node_run, task_id)
 
 
-def instant_nodes_begin(*, run_id: int, node_run_ids: list[int], task_id: str) -> list[int]:
+def instant_nodes_begin(*, run_id: int, node_run_ids: list[int], task_id: str, ending: bool = False) -> list[int]:
     """Begin and execute queued instant nodes of one run together, in one transition: the nodes a fork (or
     several branches finishing in one transition) queued, which this process took on to run itself
     (runs.services.continuation). Each is handled as `node_begin` would handle it alone; the transition's view
     of pending and unfinished nodes follows each one's writes, so a join reached by several of them is
-    recorded once, with every arrival. Returns the ids of the nodes that are not instant, left queued for a
-    task of their own."""
+    recorded once, with every arrival. `ending`: one of them ends the run, which is then settled from the
+    statuses read with the locks, not with a query of its own. Returns the ids of the nodes that are not
+    instant, left queued for a task of their own."""
     graph = run_graph(run_id)
-    with run_transition(
-        run_id, node_run_ids=node_run_ids, node_fields=BEGIN_FIELDS, lock_pending=has_merges(graph)
-    ) as tx:
+    lock_pending = ending or has_merges(graph)
+    with run_transition(run_id, node_run_ids=node_run_ids, node_fields=BEGIN_FIELDS, lock_pending=lock_pending) as tx:
         left = []
         for node_run in tx.node_runs:
             if not get_node_type(node_run.node_type).instant:
@@ -171,17 +171,20 @@ def continuing(run_id: int, task_id: str) -> Iterator[None]:
     with continuation.taking_on(run_id, task_id) as budget:
         try:
             yield
-            while budget is not None and (ready := budget.take_ready()):
+            while budget is not None:
+                ready, ending = budget.take_ready()
+                if not ready:
+                    break
                 try:
-                    left = instant_nodes_begin(run_id=run_id, node_run_ids=ready, task_id=task_id)
+                    left = instant_nodes_begin(run_id=run_id, node_run_ids=ready, task_id=task_id, ending=ending)
                 except Exception:
                     logger.exception("could not continue run %s here; its nodes go through the broker", run_id)
-                    left = [*ready, *budget.take_ready()]
+                    left = [*ready, *budget.take_ready()[0]]
                     budget.nodes_left = 0
                 dispatch_ids(run_id, left)
         finally:
             if budget is not None:  # the block raised after a commit: what it took on goes through the broker
-                dispatch_ids(run_id, budget.take_ready())
+                dispatch_ids(run_id, budget.take_ready()[0])
 
 
 def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> None:

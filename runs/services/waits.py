@@ -24,7 +24,7 @@ from runs.models import (
     Run,
     RunStatus,
 )
-from runs.services.advance import advance, settle
+from runs.services.advance import advance, settle, unfinished_after
 from runs.services.base import CLAIM_FIELDS
 from runs.services.children import ChildRefused, batch_report, batch_spawn, child_run_create, child_workflow, is_batch
 from runs.services.outcome import node_failed, node_succeed
@@ -65,7 +65,7 @@ def node_resume(
     approvals service records the decision in the same one). `replaces` names an input key the node's own
     result supersedes (an earlier approval's decision must not pass for this one)."""
     run = tx.run
-    node_run = NodeRun.objects.select_for_update().get(run=run, node_id=node_id)
+    node_run = _locked_node(tx, node_id)
     if node_run.status != NodeStatus.WAITING:
         raise RunError(f'node "{node_id}" is not waiting (it is {node_run.status})')
     input_ = dict(node_run.input or {})
@@ -76,8 +76,15 @@ def node_resume(
     node_succeed(tx, node_run, fields=fields, output=output, handle=handle, started_at=now, finished_at=now)
     if run.status in FINAL_RUN_STATUSES:
         return
-    advance(tx, node_id, handle=handle, output=output)
-    settle(tx)
+    advanced = advance(tx, node_id, handle=handle, output=output)
+    settle(tx, unfinished_after(tx, [node_run, *advanced]))
+
+
+def _locked_node(tx: Transition, node_id: str) -> NodeRun:
+    """The run's node `node_id`, locked: the one the transition locked with the run, or else locked now."""
+    if tx.node_run is not None and tx.node_run.node_id == node_id:
+        return tx.node_run
+    return NodeRun.objects.select_for_update().get(run=tx.run, node_id=node_id)
 
 
 # --- child runs (cognitive and subworkflow nodes) --------------------------------------------------------------
@@ -143,5 +150,5 @@ def child_run_report(*, child_run_id: int) -> None:
 def node_fail_waiting(tx: Transition, *, node_id: str, error: str) -> None:
     """Fail a waiting node (an approval past its deadline, a cognitive node whose child run failed) and with
     it the run, inside the caller's transition."""
-    node_run = NodeRun.objects.select_for_update().get(run=tx.run, node_id=node_id)
+    node_run = _locked_node(tx, node_id)
     node_failed(tx, node_run, error=error, started_at=timezone.now())

@@ -237,6 +237,7 @@ def run_transition(
     *,
     node_run_id: int | None = None,
     node_run_ids: Sequence[int] = (),
+    node_id: str | None = None,
     node_fields: tuple[str, ...] = ("id",),
     lock_pending: bool = False,
 ) -> Iterator[Transition]:
@@ -253,7 +254,8 @@ def run_transition(
     points settles a run only at its ends, where one more query costs less than this read at every node.
 
     With `node_run_ids` instead, those of the run's nodes are locked (in id order), as `tx.node_runs`: nodes a
-    fork queued together, begun in one transition (runs.services.continuation)."""
+    fork queued together, begun in one transition (runs.services.continuation). With `node_id`, the run's node
+    of that id is locked as with `node_run_id` (a decision knows the node, not its row)."""
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
         locked = None
@@ -261,31 +263,46 @@ def run_transition(
             locked = _lock_with_nodes(run_id, [node_run_id], node_fields, lock_pending)
         elif node_run_ids:
             locked = _lock_with_nodes(run_id, sorted(node_run_ids), node_fields, lock_pending)
+        elif node_id is not None:
+            locked = _lock_with_nodes(run_id, [], node_fields, lock_pending, node_id=node_id)
         if locked is None:
-            tx = Transition(Run.objects.select_for_update().only(*TRANSITION_FIELDS).get(pk=run_id))
+            tx = Transition(_lock_run(run_id))
         else:
             run, node_runs, pending, unfinished = locked
             tx = Transition(run)
             tx.node_runs, tx.pending_rows, tx.unfinished = node_runs, pending, unfinished
-            tx.node_run = node_runs[0] if node_run_id is not None else None
+            tx.node_run = node_runs[0] if node_run_id is not None or node_id is not None else None
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
             yield tx
             tx.finish(commit=owns_transaction)
 
 
+def _lock_run(run_id: int) -> Run:
+    """The run, locked, by the engine's own prepared statement (its transaction's BEGIN pipelined with it).
+    Raises Run.DoesNotExist, as the ORM's get() would."""
+    sql = f"SELECT {select_sql(Run, TRANSITION_FIELDS, 'r')} FROM runs_run r WHERE r.id = %s FOR UPDATE"  # noqa: S608
+    (rows,) = server_execute([(sql, [run_id])])
+    if not rows:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+    run: Run = from_row(Run, TRANSITION_FIELDS, rows[0])
+    return run
+
+
 def _lock_with_nodes(
-    run_id: int, node_run_ids: list[int], node_fields: tuple[str, ...], lock_pending: bool
+    run_id: int, node_run_ids: list[int], node_fields: tuple[str, ...], lock_pending: bool, *, node_id: str = ""
 ) -> tuple[Run, list[NodeRun], dict[str, NodeRun] | None, dict[str, str] | None] | None:
-    """The run and its nodes (those of `node_run_ids` it has), locked, with the pending rows and unfinished
-    statuses if `lock_pending`; None when the run has none of those nodes."""
+    """The run and its nodes (those of `node_run_ids` it has, or its node `node_id`), locked, with the pending
+    rows and unfinished statuses if `lock_pending`; None when the run has none of those nodes."""
     # PostgreSQL locks the rows of a result in the order of FROM: the run, then the nodes; pending rows after.
     # Each later statement reads a snapshot taken once the first one holds the run's lock: it sees every change
     # committed by the transitions that held the lock before.
     columns = f"{select_sql(Run, TRANSITION_FIELDS, 'r')}, {select_sql(NodeRun, node_fields, 'n')}"
     sql = f"SELECT {columns} FROM runs_run r JOIN runs_noderun n ON n.run_id = r.id WHERE r.id = %s"  # noqa: S608
     statements: list[tuple[str, list[Any]]]
-    if len(node_run_ids) == 1:  # the statement of every node's transition: one text, prepared once
+    if node_id:
+        statements = [(f"{sql} AND n.node_id = %s FOR UPDATE", [run_id, node_id])]
+    elif len(node_run_ids) == 1:  # the statement of every node's transition: one text, prepared once
         statements = [(f"{sql} AND n.id = %s FOR UPDATE", [run_id, node_run_ids[0]])]
     else:
         statements = [(f"{sql} AND n.id = ANY(%s) ORDER BY n.id FOR UPDATE", [run_id, node_run_ids])]
