@@ -26,13 +26,18 @@ def enqueue_after_commit(run: Run, graph: Graph, node_runs: list[NodeRun]) -> No
     """Send one task per node once the transaction commits; several at once go out as one Celery group."""
     if not node_runs:
         return
-    timeouts = [graph.node(row.node_id).data.get("timeout_seconds") for row in node_runs]
-    queues = [node_queue(graph.node(row.node_id).type) for row in node_runs]
+    options = [_options(graph, row.node_id) for row in node_runs]
     run_id = run.pk
     # Ids read at commit: a transition's new rows get theirs when its deferred writes go out.
     transaction.on_commit(
-        lambda: _dispatch(run_id, [(row.pk, t, q) for row, t, q in zip(node_runs, timeouts, queues, strict=True)])
+        lambda: _dispatch(run_id, [(row.pk, *option) for row, option in zip(node_runs, options, strict=True)])
     )
+
+
+def _options(graph: Graph, node_id: str) -> tuple[float | None, str | None]:
+    """What a node's task is sent with: its time limit (`timeout_seconds`, if any) and its queue."""
+    node = graph.node(node_id)
+    return node.data.get("timeout_seconds"), node_queue(node.type)
 
 
 def node_queue(node_type: str) -> str | None:
@@ -86,8 +91,7 @@ def dispatch_ids(run_id: int, node_run_ids: list[int]) -> None:
         return
     graph = run_graph(run_id)
     rows = NodeRun.objects.filter(pk__in=node_run_ids).values_list("pk", "node_id")
-    nodes = [(pk, graph.node(node_id)) for pk, node_id in rows]
-    _dispatch(run_id, [(pk, node.data.get("timeout_seconds"), node_queue(node.type)) for pk, node in nodes])
+    _dispatch(run_id, [(pk, *_options(graph, node_id)) for pk, node_id in rows])
 
 
 def send(task: Any, *args: Any) -> None:
