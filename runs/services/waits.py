@@ -129,7 +129,7 @@ def child_run_report(*, child_run_id: int) -> None:
     if child.parent_id is None or child.status not in FINAL_RUN_STATUSES:
         return
     with run_transition(child.parent_id) as tx:
-        node_run = NodeRun.objects.select_for_update().get(run=tx.run, node_id=child.parent_node_id)
+        node_run = _locked_node(tx, child.parent_node_id)
         if node_run.status != NodeStatus.WAITING or tx.run.status in FINAL_RUN_STATUSES:
             return
         item = ChildItem.objects.filter(child_run_id=child.pk).first()
