@@ -176,6 +176,14 @@ def test_a_control_flow_run_finishes_while_slow_agent_calls_are_in_flight(alice:
         assert wait_for(slow_run).status == "succeeded", slow_run.error
 
 
+def assert_timed_out(run: Run, node_id: str, took: float) -> None:
+    """The run failed on `node_id`'s time limit (1 s), well before the call's own answer or timeout."""
+    assert run.status == "failed"
+    entry = LedgerEntry.objects.get(run=run, node_id=node_id, status="failed")
+    assert entry.error == "timed out after 1 s"
+    assert took < 6, f"the node ended {took:.1f} s after the run started"
+
+
 def test_a_tool_call_slower_than_the_nodes_time_limit_times_out_on_the_io_worker(
     alice: User, io_worker: IOWorker
 ) -> None:
@@ -187,10 +195,7 @@ def test_a_tool_call_slower_than_the_nodes_time_limit_times_out_on_the_io_worker
         took = time.monotonic() - began
     finally:
         slow.close()
-    assert run.status == "failed"
-    entry = LedgerEntry.objects.get(run=run, node_id="call", status="failed")
-    assert entry.error == "timed out after 1 s"
-    assert took < 6, f"the node ended {took:.1f} s after the run started"
+    assert_timed_out(run, "call", took)
     assert io_worker.current.process.poll() is None
 
 
@@ -205,10 +210,7 @@ def test_an_llm_call_slower_than_the_nodes_time_limit_times_out_on_the_io_worker
         took = time.monotonic() - began
     finally:
         held.set()
-    assert run.status == "failed"
-    entry = LedgerEntry.objects.get(run=run, node_id="agent", status="failed")
-    assert entry.error == "timed out after 1 s"
-    assert took < 6, f"the node ended {took:.1f} s after the run started"
+    assert_timed_out(run, "agent", took)
     assert len(llm_server.requests(model)) == 1  # the deadline ended the call: no retry of the provider's
 
 
