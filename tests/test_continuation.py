@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
@@ -196,6 +197,30 @@ def test_a_decision_begins_the_control_flow_after_it_in_the_deciding_process(ali
     run.refresh_from_db()
     assert run.status == "succeeded" and sent == []  # ended by the time the decision returned
     assert ledger(run)[-1] == ("yes", "succeeded")
+
+
+@override_settings(FLOWNOVA_CONTINUE_MS=60_000)
+def test_a_decision_and_the_end_after_it_settle_the_run_from_what_their_locks_read(
+    alice: User, sent: list[int]
+) -> None:
+    """The decision locks the waiting node with the run, and the end node it continues reads the unfinished
+    nodes with its lock: neither locks a node apart nor asks for the open nodes' statuses afterwards."""
+    graph = graph_of(
+        [("start", "start", {}), ("ask", "user_approval", {"message": "ok?"}), ("yes", "end", {}), ("no", "end", {})],
+        [("start", "ask"), ("ask", "yes", "approved"), ("ask", "no", "rejected")],
+    )
+    run = start(alice, graph)
+    begin_here(run)
+    approval = ApprovalRequest.objects.get(run=run)
+    with CaptureQueriesContext(connection) as queries:
+        approval_decide(approval_id=approval.pk, user=alice, decision="approved")
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    # An ORM query may go out after the transition's deferred writes, in the same statement: look inside.
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert not [sql for sql in statements if 'SELECT DISTINCT "runs_noderun"."status"' in sql]
+    assert not [sql for sql in statements if 'FROM "runs_noderun"' in sql and "FOR UPDATE" in sql]
+    assert len([sql for sql in statements if sql.startswith("BEGIN")]) == 2  # the decision, then the end node
 
 
 @pytest.mark.worker
