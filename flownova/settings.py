@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "flownova",
+    "projects",
     "workflows",
     "runs",
     "tools",

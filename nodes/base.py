@@ -3,7 +3,7 @@ editor, the engine and the importer need to know about it, declared in one `Node
 
 Handlers are plain Python: they read their context, may call out (LLM, HTTP) and return a `NodeResult`. They
 never write to the database; the engine's services record what they return. What they reach beyond their
-input (the run owner's tools, the LLM client, graph validation) comes through the context, so this package
+input (the tools of the run's project, the LLM client, graph validation) comes through the context, so this package
 imports nothing from the apps above it.
 """
 
@@ -25,10 +25,10 @@ NEUTRAL_COLOUR = "#868e96"
 DEFAULT_GROUP = "Other"
 DEFAULT_ORDER = 1000
 # Form widgets a data_schema property may ask for with "x-widget", beyond what its JSON Schema implies:
-# long template text, a short value that may be a template, a list of the owner's tools, one of them, one of the
+# long template text, a short value that may be a template, a list of the project's tools, one of them, one of the
 # saved workflows the user may run (picked from the API's list).
 WIDGETS = ("textarea", "template", "tools", "tool", "workflow")
-# How a data key names the owner's tools (NodeType.tool_fields): one name, or a list of names.
+# How a data key names the project's tools (NodeType.tool_fields): one name, or a list of names.
 TOOL_FIELD_KINDS = ("one", "many")
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 
@@ -228,7 +228,7 @@ class ToolRefused(Exception):
 
 
 class Tool(Protocol):
-    """What a handler reads of one of the run owner's tools."""
+    """What a handler reads of one of the tools of the run's project."""
 
     @property
     def pk(self) -> Any: ...
@@ -250,11 +250,11 @@ class Tool(Protocol):
 
 
 class NodeTools(Protocol):
-    """The run owner's tools, as one node execution reaches them: looked up among the owner's, and called with
+    """The tools of the run's project, as one node execution reaches them: looked up in the project, and called with
     the run and node that key their Idempotency-Key and their records (runs/execution.py wires tools/)."""
 
     def find(self, names: Iterable[str], *, include_disabled: bool = False) -> dict[str, Tool]:
-        """The owner's tools among `names`, by name; a name of no tool (or of a disabled one) is absent."""
+        """The project's tools among `names`, by name; a name of no tool (or of a disabled one) is absent."""
         ...
 
     def function(self, tool: Tool) -> dict[str, Any]:
@@ -353,7 +353,7 @@ class NodeContext:
     attempt: int = 1
     # Sends an event about this node while it executes (llm_token, tool_call); stored and published.
     emit: Callable[[str, dict[str, Any]], None] = field(default=lambda type, data: None)
-    # The run owner's tools, the LLM client and graph validation, as the engine wires them.
+    # The tools of the run's project, the LLM client and graph validation, as the engine wires them.
     tools: NodeTools = field(default_factory=lambda: Unavailable("tools"))
     llm: LLM = field(default_factory=lambda: Unavailable("LLM client"))
     validate_graph: GraphValidator = field(default_factory=lambda: Unavailable("graph validation"))
@@ -431,7 +431,7 @@ class NodeType:
     ends_run: bool = False
     # False for the type no edge may enter (start).
     accepts_incoming: bool = True
-    # Data keys that name the run owner's tools: {"tool": "one"} (a name) or {"tools": "many"} (a list).
+    # Data keys that name the tools of the run's project: {"tool": "one"} (a name) or {"tools": "many"} (a list).
     tool_fields: Mapping[str, str] = field(default_factory=dict)
     # True for a type whose result may carry a ChildRunRequest; when the child run succeeds, the waiting node
     # completes with `child_result(own fields, the child's output, the child run's id)`.

@@ -30,18 +30,18 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class OwnerTools:
-    """The run owner's tools for one node execution (nodes.base.NodeTools). `record_started` records each call
+class ProjectTools:
+    """The tools of the run's project for one node execution (nodes.base.NodeTools). `record_started` records each call
     as started right before its request goes out (tools.recording.tool_call_start), so a worker killed mid-call
     leaves a trace; None records calls only with the node's result."""
 
-    owner_id: int | None
+    project_id: int
     run_id: int | None
     node_id: str
     record_started: Callable[..., int] | None = tool_call_start
 
     def find(self, names: Iterable[str], *, include_disabled: bool = False) -> dict[str, NodeTool]:
-        found = Tool.objects.filter(owner_id=self.owner_id, name__in=list(names))
+        found = Tool.objects.filter(project_id=self.project_id, name__in=list(names))
         if not include_disabled:
             found = found.filter(is_active=True)
         return {tool.name: tool for tool in found}
@@ -95,17 +95,18 @@ def node_context(
     node: Any,
     input: dict[str, Any],
     owner_id: int | None,
+    project_id: int,
     record_started: Callable[..., int] | None = tool_call_start,
     **fields: Any,
 ) -> NodeContext:
-    """A handler's context with the engine's services: the owner's tools, the LLM client, graph validation.
+    """A handler's context with the engine's services: the tools of the run's project, the LLM client, graph validation.
     `fields` are NodeContext's other fields (handles, nodes, branches, attempt, emit)."""
     return NodeContext(
         run_id=run_id,
         node=node,
         input=input,
         owner_id=owner_id,
-        tools=OwnerTools(owner_id=owner_id, run_id=run_id, node_id=node.id, record_started=record_started),
+        tools=ProjectTools(project_id=project_id, run_id=run_id, node_id=node.id, record_started=record_started),
         llm=WorkerLLM(),
         validate_graph=graph_problems,
         **fields,
@@ -134,6 +135,7 @@ def run_handler(
     context = node_context(
         run_id=claim.run_id,
         owner_id=claim.owner_id,
+        project_id=claim.project_id,
         handles=claim.handles,
         node=claim.node,
         input=claim.input,

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from projects.permissions import Action, scoped
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
@@ -53,10 +55,9 @@ def default_trigger() -> dict[str, Any]:
 
 
 class RunQuerySet(models.QuerySet["Run"]):
-    def visible_to(self, user: User | AnonymousUser) -> RunQuerySet:
-        if user.is_staff:
-            return self
-        return self.filter(owner_id=user.pk)  # an anonymous user's pk is None: nothing
+    def visible_to(self, user: User | AnonymousUser, action: Action = Action.VIEW) -> RunQuerySet:
+        """The runs of the projects in which `user` may take `action` (see `projects.permissions`)."""
+        return scoped(self, user, action)
 
 
 class Run(models.Model):
@@ -69,6 +70,10 @@ class Run(models.Model):
     workflow_name = models.CharField(max_length=200, blank=True, default="")
     workflow_version = models.PositiveIntegerField(default=1)
     graph = models.JSONField(help_text="The graph snapshot this run executes.")
+    # The workflow's project when the run started (a child run's: its parent's). Who may see the run, and which
+    # tools its nodes call, follow from it; it stays when the workflow is deleted.
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="runs", db_index=False)
+    # Who started it (for a child run, a webhook's or a schedule's: the workflow's creator).
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs", db_index=False)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     input = models.JSONField(default=dict, blank=True)
@@ -99,7 +104,9 @@ class Run(models.Model):
             # Run history of a workflow, filtered by status, newest first.
             models.Index(fields=["workflow", "status", "-created_at"], name="run_workflow_status_idx"),
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_recent_idx"),
-            # "My runs", and the API list filtered by status and date.
+            # The run list: a project's runs, newest first.
+            models.Index(fields=["project", "-created_at"], name="run_project_recent_idx"),
+            # The runs one user started, newest first.
             models.Index(fields=["owner", "-created_at"], name="run_owner_recent_idx"),
             # Recovery and dashboards scan only the runs still in flight.
             models.Index(

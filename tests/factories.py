@@ -29,6 +29,7 @@ def make_workflow(owner: User, *, name: str = "Example", graph: dict[str, Any] |
 
 def make_run(workflow: Workflow, **fields: Any) -> Run:
     fields.setdefault("owner", workflow.owner)
+    fields.setdefault("project_id", workflow.project_id)
     return Run.objects.create(
         workflow=workflow,
         workflow_name=workflow.name,

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest
+from projects.services import personal_project
 from runs.models import LedgerEntry, NodeRun, RunEvent
 from tests.factories import make_run, make_workflow
 from tools.models import Tool, ToolCall
@@ -23,7 +24,13 @@ pytestmark = pytest.mark.django_db
 def one_of_each(alice: User) -> dict[str, Any]:
     workflow = make_workflow(alice)
     run = make_run(workflow)
-    tool = Tool.objects.create(owner=alice, name="weather", description="Weather by city", url="https://example.test/w")
+    tool = Tool.objects.create(
+        owner=alice,
+        project=personal_project(alice),
+        name="weather",
+        description="Weather by city",
+        url="https://example.test/w",
+    )
     objects = {
         "workflow": workflow,
         "node": workflow.nodes.first(),

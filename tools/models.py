@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from projects.permissions import Action, scoped
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
@@ -36,13 +38,15 @@ class HttpMethod(models.TextChoices):
 
 
 class ToolQuerySet(models.QuerySet["Tool"]):
-    def visible_to(self, user: User | AnonymousUser) -> ToolQuerySet:
-        if user.is_staff:
-            return self
-        return self.filter(owner_id=user.pk)  # an anonymous user's pk is None: nothing
+    def visible_to(self, user: User | AnonymousUser, action: Action = Action.VIEW) -> ToolQuerySet:
+        """The tools of the projects in which `user` may take `action` (see `projects.permissions`)."""
+        return scoped(self, user, action)
 
 
 class Tool(models.Model):
+    # The project whose runs may call it; tool names are unique within a project.
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="tools")
+    # Who created it.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tools")
     name = models.CharField(max_length=64, validators=[TOOL_NAME_VALIDATOR])
     description = models.TextField(help_text="Written for the model: what the tool does and when to use it.")
@@ -62,7 +66,7 @@ class Tool(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
-        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="tool_unique_name_per_owner")]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="tool_unique_name_per_project")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.method} {self.url})"

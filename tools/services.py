@@ -18,6 +18,8 @@ import httpx
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from projects.models import Project
+from projects.services import personal_project
 from tools.definitions import PATH_PARAM_RE, ToolDefinitionError, header_key, tool_validate_definition
 from tools.models import HttpMethod, Tool
 from tools.secrets import SecretsError, secrets_decrypt, secrets_encrypt, secrets_header_names, secrets_rotate
@@ -70,6 +72,7 @@ def tool_create(
     owner: User,
     name: str,
     url: str,
+    project: Project | None = None,
     description: str = "",
     method: str = HttpMethod.GET,
     headers: dict[str, str] | None = None,
@@ -78,10 +81,12 @@ def tool_create(
     timeout_seconds: float | None = None,
     is_active: bool = True,
 ) -> Tool:
-    """Create a tool for `owner`. Raises ToolDefinitionError (nothing saved) when the definition is invalid or
-    the owner already has a tool of that name."""
+    """Create a tool, by `owner`, in `project` (default: `owner`'s personal project). Raises ToolDefinitionError
+    (nothing saved) when the definition is invalid or the project already has a tool of that name. The caller has
+    checked that `owner` may edit the project."""
     tool = Tool(
         owner=owner,
+        project=project if project is not None else personal_project(owner),
         name=name,
         description=description,
         method=method,
@@ -144,8 +149,8 @@ def _tool_save(tool: Tool, *, secret_headers: dict[str, str] | None) -> str:
             both = sorted({header_key(key) for key in tool.headers} & {header_key(key) for key in kept})
             if both:
                 errors["headers"] = [f"{', '.join(both)} is already a secret header of this tool"]
-        if not errors and Tool.objects.filter(owner_id=tool.owner_id, name=tool.name).exclude(pk=tool.pk).exists():
-            errors["name"] = [f"you already have a tool named {tool.name!r}"]
+        if not errors and Tool.objects.filter(project_id=tool.project_id, name=tool.name).exclude(pk=tool.pk).exists():
+            errors["name"] = [f"this project already has a tool named {tool.name!r}"]
         if errors:
             raise ToolDefinitionError(errors)
         if secret_headers is not None:

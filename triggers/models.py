@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.db.models import Q
 
+from projects.permissions import Action, scoped
 from triggers.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -35,12 +36,10 @@ class Overlap(models.TextChoices):
 
 
 class TriggerQuerySet(models.QuerySet["Trigger"]):
-    def visible_to(self, user: User | AnonymousUser) -> TriggerQuerySet:
-        """The triggers of the live workflows `user` may see (every one for staff)."""
-        alive = self.filter(workflow__deleted_at__isnull=True)
-        if user.is_staff:
-            return alive
-        return alive.filter(workflow__owner_id=user.pk)  # an anonymous user's pk is None: nothing
+    def visible_to(self, user: User | AnonymousUser, action: Action = Action.VIEW) -> TriggerQuerySet:
+        """The triggers of the live workflows in the projects where `user` may take `action` (a trigger belongs
+        to its workflow's project; see `projects.permissions`)."""
+        return scoped(self.filter(workflow__deleted_at__isnull=True), user, action, via="workflow__project")
 
 
 class Trigger(models.Model):

@@ -14,6 +14,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from projects.permissions import Action, scoped
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
@@ -24,14 +26,14 @@ class WorkflowQuerySet(models.QuerySet["Workflow"]):
     def alive(self) -> WorkflowQuerySet:
         return self.filter(deleted_at__isnull=True)
 
-    def visible_to(self, user: User | AnonymousUser) -> WorkflowQuerySet:
-        """What `user` may see: their own workflows, or everything for staff."""
-        if user.is_staff:
-            return self
-        return self.filter(owner_id=user.pk)  # an anonymous user's pk is None: nothing
+    def visible_to(self, user: User | AnonymousUser, action: Action = Action.VIEW) -> WorkflowQuerySet:
+        """The workflows of the projects in which `user` may take `action` (see `projects.permissions`)."""
+        return scoped(self, user, action)
 
 
 class Workflow(models.Model):
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="workflows")
+    # Who created it; what others may do with it is decided by their role in its project.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="workflows")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -48,9 +50,11 @@ class Workflow(models.Model):
     class Meta:
         ordering = ["-updated_at", "-id"]
         indexes = [
-            # The workflow list: one owner's live workflows, most recently edited first.
+            # The workflow list: a project's live workflows, most recently edited first.
             models.Index(
-                fields=["owner", "-updated_at"], name="workflow_owner_live_idx", condition=Q(deleted_at__isnull=True)
+                fields=["project", "-updated_at"],
+                name="workflow_project_live_idx",
+                condition=Q(deleted_at__isnull=True),
             ),
         ]
 

@@ -12,6 +12,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from projects.models import Project
+from projects.permissions import Action
+from projects.services import personal_project
 from workflows.graph import GraphError, Issue, parse_graph
 from workflows.models import Edge, Node, Workflow, WorkflowVersion
 
@@ -35,7 +38,7 @@ class WorkflowSaveContext:
         self.workflow_name = workflow_name
 
     def workflow(self, workflow_id: int) -> Workflow | None:
-        return Workflow.objects.alive().visible_to(self.user).filter(pk=workflow_id).first()
+        return Workflow.objects.alive().visible_to(self.user, Action.RUN).filter(pk=workflow_id).first()
 
     def document(self, workflow_id: int, version: int | None = None) -> dict[str, Any] | None:
         workflow = Workflow.objects.alive().filter(pk=workflow_id).only("pk", "version").first()
@@ -113,10 +116,14 @@ def _version_keep(*, workflow: Workflow, author: User | None) -> None:
 
 
 @transaction.atomic
-def workflow_create(*, owner: User, name: str, description: str = "", graph: object) -> Workflow:
-    """A new workflow of `owner`'s (who saves it: the save hooks see what they may see), at version 1."""
+def workflow_create(
+    *, owner: User, name: str, description: str = "", graph: object, project: Project | None = None
+) -> Workflow:
+    """A new workflow created by `owner` (who saves it: the save hooks see what they may see), at version 1, in
+    `project` (default: `owner`'s personal project). The caller has checked that `owner` may edit there."""
     document = graph_normalize(graph, saving=WorkflowSaveContext(user=owner, workflow_name=name))
-    workflow = Workflow.objects.create(owner=owner, name=name, description=description)
+    project = project if project is not None else personal_project(owner)
+    workflow = Workflow.objects.create(owner=owner, project=project, name=name, description=description)
     _graph_store(workflow=workflow, graph=document)
     _version_keep(workflow=workflow, author=owner)
     return workflow

@@ -11,7 +11,7 @@ from workflows.models import Node
 
 
 def workflows_using_tool(tool: Tool) -> list[tuple[int, str]]:
-    """(id, name) of the live workflows of the tool's owner with a node that names `tool`, in a data key its type
+    """(id, name) of the live workflows of the tool's project with a node that names `tool`, in a data key its type
     declares as naming tools (NodeType.tool_fields: "one" for a name, "many" for a list of names), by id."""
     uses = Q()
     for type_name, node_type in node_types().items():
@@ -23,7 +23,7 @@ def workflows_using_tool(tool: Tool) -> list[tuple[int, str]]:
     if not uses:
         return []  # no registered type names tools
     rows = (
-        Node.objects.filter(uses, workflow__owner_id=tool.owner_id, workflow__deleted_at__isnull=True)
+        Node.objects.filter(uses, workflow__project_id=tool.project_id, workflow__deleted_at__isnull=True)
         .values_list("workflow_id", "workflow__name")
         .distinct()
         .order_by("workflow_id")

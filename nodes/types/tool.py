@@ -1,4 +1,4 @@
-"""`tool`: calls one of the run owner's registered HTTP tools and routes on `success`, or fails (taking its
+"""`tool`: calls one of the registered HTTP tools of the run's project and routes on `success`, or fails (taking its
 error path, the `error` edge every node that can fail may have).
 
 Data: `tool` (the tool's name, looked up among the tools of the user who started the run), `arguments` (an

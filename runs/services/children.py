@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from nodes import get_node_type, limits, node_specs
 from nodes.base import ChildRunRequest, ChildStep, NodeError, NodeResult
+from projects.permissions import Action
 from runs.engine import core
 from runs.events import ChildRunSpawned, ChildRunStarted, MapProgress
 from runs.ledger import ledger_append
@@ -69,6 +70,9 @@ class ChildWorkflow:
     version: int
     document: dict[str, Any]
     graph: Graph
+    # The saved workflow's project, where its child runs belong; None for a generated workflow, whose child run
+    # belongs to its parent's.
+    project_id: int | None = None
 
 
 class ChildRefused(Exception):
@@ -92,7 +96,8 @@ def saved_workflow(run: Run, workflow_id: int, version: int | None) -> ChildWork
     too deep a child already, the run's owner may no longer run it, or it cannot run."""
     _check_depth(run)
     owner = User.objects.filter(pk=run.owner_id).first()
-    workflow = Workflow.objects.alive().visible_to(owner).filter(pk=workflow_id).first() if owner else None
+    runnable = Workflow.objects.alive().visible_to(owner, Action.RUN) if owner else Workflow.objects.none()
+    workflow = runnable.filter(pk=workflow_id).first()
     if workflow is None:
         raise ChildRefused(f"workflow {workflow_id} was deleted, or the run's owner may not run it")
     number = workflow.version if version is None else version
@@ -103,7 +108,8 @@ def saved_workflow(run: Run, workflow_id: int, version: int | None) -> ChildWork
         graph = parse_graph(document.get("graph"), node_specs(), recorded=True)
     except GraphError as exc:
         raise ChildRefused(f"workflow {workflow_id} (version {number}) cannot run: {exc}") from exc
-    return ChildWorkflow(workflow.pk, str(document.get("name") or workflow.name), number, document["graph"], graph)
+    name = str(document.get("name") or workflow.name)
+    return ChildWorkflow(workflow.pk, name, number, document["graph"], graph, project_id=workflow.project_id)
 
 
 def input_refused(target: ChildWorkflow, child_input: Any) -> None:
@@ -140,6 +146,7 @@ def child_run_create(tx: Transition, node_run: NodeRun, target: ChildWorkflow, c
         workflow_name=target.name,
         workflow_version=target.version,
         graph=target.document,
+        project_id=target.project_id or run.project_id,
         owner_id=run.owner_id,
         input=child_input,
         parent=run,
@@ -179,7 +186,9 @@ def _batch_target(batch: ChildBatch) -> ChildWorkflow:
         raise ChildRefused(f"workflow {batch.workflow_id} has no version {batch.workflow_version} any more")
     graph = parse_graph(document.get("graph"), node_specs(), recorded=True)
     name = str(document.get("name") or workflow.name)
-    target = ChildWorkflow(workflow.pk, name, batch.workflow_version, document["graph"], graph)
+    target = ChildWorkflow(
+        workflow.pk, name, batch.workflow_version, document["graph"], graph, project_id=workflow.project_id
+    )
     with _TARGETS_LOCK:
         _TARGETS[key] = target
         if len(_TARGETS) > _TARGETS_SIZE:

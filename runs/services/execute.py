@@ -56,6 +56,7 @@ class NodeClaim:
     node_run_id: int
     run_id: int
     owner_id: int
+    project_id: int
     node: Node
     handles: frozenset[str]
     input: dict[str, Any]
@@ -140,6 +141,7 @@ def _begin(tx: Transition, node_run: NodeRun, task_id: str) -> NodeClaim | None:
         node_run_id=node_run.pk,
         run_id=run.pk,
         owner_id=run.owner_id,
+        project_id=run.project_id,
         node=node,
         handles=frozenset(edge.source_handle for edge in graph.outgoing(node.id) if edge.source_handle),
         input=node_run.input or {},

@@ -163,6 +163,7 @@ def _run_create(
         workflow_name=workflow.name,
         workflow_version=version,
         graph=document,
+        project_id=workflow.project_id,
         owner=user,
         input=input,
         source_run=source_run,

@@ -41,6 +41,7 @@ TRANSITION_FIELDS = (
     "parent_id",
     "parent_node_id",
     "owner_id",
+    "project_id",
     "status",
     "started_at",
     "finished_at",

@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from projects.services import personal_project
 from runs.models import Run
 from tests.api.seed_sample import SEED_EXPORT
 from tests.conftest import WorkerProcess
@@ -39,6 +40,7 @@ def worker(celery_worker: WorkerProcess) -> WorkerProcess:
 def register_tool(owner: User, name: str) -> Tool:
     return Tool.objects.create(
         owner=owner,
+        project=personal_project(owner),
         name=name,
         description="Looks an order up.",
         url="http://127.0.0.1:9/orders/{id}",

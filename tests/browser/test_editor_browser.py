@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Locator, Page, expect
 
 from nodes import node_catalogue
+from projects.services import personal_project
 from runs.models import Run
 from runs.services import run_start
 from tests.browser.conftest import SCREENSHOTS
@@ -205,7 +206,13 @@ def test_build_save_fix_run_approve_and_watch_the_canvas(page: Page, alice: User
 
 
 def test_side_panel_form_tools_hints_auto_layout_and_save(page: Page, alice: User) -> None:
-    Tool.objects.create(owner=alice, name="lookup_order", description="Find an order", url="http://127.0.0.1:9/")
+    Tool.objects.create(
+        owner=alice,
+        project=personal_project(alice),
+        name="lookup_order",
+        description="Find an order",
+        url="http://127.0.0.1:9/",
+    )
     schema = {"type": "object", "properties": {"order": {"type": "integer"}}}
     workflow = make_workflow(
         alice,
@@ -311,7 +318,13 @@ LOOKUP = {
 
 
 def test_palette_nodes_and_forms_follow_the_catalogue_for_any_type(page: Page, alice: User) -> None:
-    Tool.objects.create(owner=alice, name="lookup_order", description="Find an order", url="http://127.0.0.1:9/")
+    Tool.objects.create(
+        owner=alice,
+        project=personal_project(alice),
+        name="lookup_order",
+        description="Find an order",
+        url="http://127.0.0.1:9/",
+    )
     with_extra_node_types(page, [TRIAGE, LOOKUP])
     page.goto("/workflows/new/")
     expect(canvas_node(page, "end")).to_be_visible()

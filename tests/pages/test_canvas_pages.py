@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from projects.services import personal_project
 from runs.models import LedgerEntry, NodeRun, Run
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
@@ -55,6 +56,7 @@ def designed_run(owner: User) -> Run:
         workflow_name="Planner / plan",
         workflow_version=run.workflow_version,
         graph=design,
+        project_id=run.project_id,
         owner=owner,
         parent=run,
         parent_node_id="plan",
@@ -82,8 +84,16 @@ def designed_run(owner: User) -> Run:
 def test_editor_for_a_new_workflow_embeds_the_starter_graph_catalogue_and_tools(
     client: Client, alice: User, mallory: User
 ) -> None:
-    Tool.objects.create(owner=alice, name="lookup", description="Find it", url="http://127.0.0.1:9/")
-    Tool.objects.create(owner=mallory, name="secret_tool", description="not alice's", url="http://127.0.0.1:9/")
+    Tool.objects.create(
+        owner=alice, project=personal_project(alice), name="lookup", description="Find it", url="http://127.0.0.1:9/"
+    )
+    Tool.objects.create(
+        owner=mallory,
+        project=personal_project(mallory),
+        name="secret_tool",
+        description="not alice's",
+        url="http://127.0.0.1:9/",
+    )
     client.force_login(alice)
     page = client.get(reverse("workflow_new"))
     assert page.status_code == 200

@@ -142,7 +142,13 @@ def test_history_filters_by_status_and_htmx_gets_only_the_table(client: Client, 
 def test_child_runs_are_linked_both_ways(client: Client, alice: User) -> None:
     parent = make_run(make_workflow(alice), status="waiting")
     child = Run.objects.create(
-        workflow=None, workflow_name="generated", graph=parent.graph, owner=alice, parent=parent, parent_node_id="think"
+        workflow=None,
+        workflow_name="generated",
+        graph=parent.graph,
+        project_id=parent.project_id,
+        owner=alice,
+        parent=parent,
+        parent_node_id="think",
     )
     client.force_login(alice)
     page = client.get(reverse("run_detail", args=[parent.pk])).content.decode()

@@ -18,6 +18,7 @@ from django.db import connection
 from flownova.celery import app
 from nodes import get_node_type
 from nodes.base import TransientNodeError
+from projects.services import personal_project
 from runs import services
 from runs.execution import node_context
 from runs.models import LedgerEntry, NodeRun
@@ -73,6 +74,7 @@ def test_the_row_exists_before_the_request_and_stays_started_when_no_answer_come
         node=Node("call", "tool", data, None),
         input={"city": "Oslo"},
         owner_id=alice.pk,
+        project_id=personal_project(alice).pk,
         handles=frozenset({"success", "error"}),
         record_started=tool_call_start,
     )

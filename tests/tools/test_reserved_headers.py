@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from nodes import get_node_type
 from nodes.base import NodeError
+from projects.services import personal_project
 from runs.execution import node_context
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
@@ -139,7 +140,13 @@ def test_a_stored_definition_with_a_reserved_header_parameter_is_refused_at_call
     alice: User, server: LocalServer, allow_loopback: None
 ) -> None:
     # Saved before the check existed: written straight to the table.
-    tool = Tool.objects.create(owner=alice, name="old", url=f"{server.url}/t", parameters=header_parameter("Host"))
+    tool = Tool.objects.create(
+        owner=alice,
+        project=personal_project(alice),
+        name="old",
+        url=f"{server.url}/t",
+        parameters=header_parameter("Host"),
+    )
     call = tool_call(tool=tool, arguments={"Host": "internal.example"})
     assert not call["ok"] and "'Host'" in call["error"] and "reserved" in call["error"]
     assert server.received == []
@@ -174,6 +181,7 @@ def test_a_tool_node_fails_for_good_naming_the_header(alice: User, trace_tool: T
         node=Node("call", "tool", data, None),
         input={"trace": "x\r\nHost: internal"},
         owner_id=alice.pk,
+        project_id=personal_project(alice).pk,
         handles=frozenset({"success"}),
     )
     with pytest.raises(NodeError, match=r"'trace'.*control character"):

@@ -11,6 +11,7 @@ from pytest_django import Settings
 
 from nodes import get_node_type, node_specs
 from nodes.base import NodeContext, NodeError, TransientNodeError
+from projects.services import personal_project
 from runs.execution import node_context
 from tests.engine_helpers import graph_of
 from tests.factories import make_run, make_workflow
@@ -90,6 +91,7 @@ def make_context(alice: User) -> Callable[..., NodeContext]:
             node=Node("call", "tool", data, None),
             input=run_input or {},
             owner_id=(owner or alice).pk,
+            project_id=personal_project(owner or alice).pk,
             handles=frozenset(handles),
             attempt=attempt,
         )

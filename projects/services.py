@@ -1,0 +1,82 @@
+"""Writes to projects and their members. Every membership change is recorded in the audit log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+
+from projects.models import Membership, Project, Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+__all__ = ["MembershipError", "member_remove", "member_set", "personal_project", "project_create"]
+
+
+class MembershipError(ValueError):
+    """A membership change that would leave the project in a state we refuse (no admin, a shared personal
+    project...). The message says what."""
+
+
+def personal_project(user: User) -> Project:
+    """`user`'s personal project, created (with them as its admin) on first use."""
+    project = Project.objects.filter(personal_of=user).first()
+    if project is not None:
+        return project
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(
+                name=f"{user.get_username()} (personal)", personal_of=user, created_by=user
+            )
+            Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+            return project
+    except IntegrityError:  # created meanwhile by a concurrent first use
+        return Project.objects.get(personal_of=user)
+
+
+def project_create(*, name: str, by: User) -> Project:
+    """A team project named `name`, with `by` as its first admin."""
+    with transaction.atomic():
+        project = Project.objects.create(name=name, created_by=by)
+        Membership.objects.create(project=project, user=by, role=Role.ADMIN)
+    return project
+
+
+def member_set(*, project: Project, user: User, role: Role | str, by: User) -> Membership:
+    """Add `user` to `project` with `role`, or change their role. Refused (MembershipError) on a personal project,
+    and when it would leave the project without an admin. The caller has checked that `by` may manage it."""
+    role = Role(role)
+    if project.is_personal:
+        raise MembershipError("a personal project has no other members: create a project to share workflows")
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)  # one membership change at a time
+        membership = Membership.objects.filter(project=locked, user=user).first()
+        if membership is None:
+            return Membership.objects.create(project=locked, user=user, role=role)
+        if membership.role == Role.ADMIN and role != Role.ADMIN:
+            _keep_an_admin(locked, leaving=user)
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
+        return membership
+
+
+def member_remove(*, project: Project, user: User, by: User) -> None:
+    """Take `user` out of `project`. Refused (MembershipError) for the owner of a personal project and for the
+    last admin; removing someone who is not a member does nothing. The caller has checked that `by` may manage
+    the project, or is `user` leaving it."""
+    if project.personal_of_id == user.pk:
+        raise MembershipError("the owner of a personal project cannot leave it")
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        membership = Membership.objects.filter(project=locked, user=user).first()
+        if membership is None:
+            return
+        if membership.role == Role.ADMIN:
+            _keep_an_admin(locked, leaving=user)
+        membership.delete()
+
+
+def _keep_an_admin(project: Project, *, leaving: User) -> None:
+    if not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(user=leaving).exists():
+        raise MembershipError(f"{leaving.get_username()} is the project's last admin: make someone else admin first")
