@@ -1,8 +1,8 @@
 """Reads of approval requests shared by the API, the inbox pages and the inbox WebSocket.
 
 Who sees a request: staff see all; anyone else sees the requests they are a named assignee of, those
-assigned to one of their groups, and, for a request with no assignee at all, those of the workflows they own
-(of the runs they own, if the workflow was deleted for good).
+assigned to one of their groups, and, for a request with no assignee at all, those of the runs of projects
+where they may run workflows (the runner role or above, `projects.permissions`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from approvals.models import ApprovalRequest, ApprovalStatus
+from projects.permissions import Action, project_ids
 
 __all__ = ["approvals_recently_decided", "approvals_visible_to"]
 
@@ -25,7 +26,8 @@ def approvals_visible_to(user: User) -> QuerySet[ApprovalRequest]:
         return requests
     assigned_user = _AssignedUser.objects.filter(approvalrequest=OuterRef("pk"))
     assigned_group = _AssignedGroup.objects.filter(approvalrequest=OuterRef("pk"))
-    owns = Q(run__workflow__owner=user) | Q(run__workflow__isnull=True, run__owner=user)
+    runs_in = project_ids(user, Action.RUN)
+    owns = Q(run__project__in=runs_in) if runs_in is not None else Q()
     return requests.filter(
         Exists(assigned_user.filter(user=user))
         | Exists(assigned_group.filter(group__user=user))

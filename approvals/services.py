@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
 from nodes.base import WaitRequest
+from projects.permissions import Action, allowed
 from runs.events import ApprovalDecided, ApprovalExpired, ApprovalNeeded
 from runs.models import NodeRun
 from runs.services import NODE_LOCK_FIELDS, continuing, node_fail_waiting, node_resume
@@ -91,8 +92,9 @@ def approvals_close(*, tx: Transition, **_: Any) -> None:
 
 
 def approval_can_decide(*, approval: ApprovalRequest, user: User | AnonymousUser) -> bool:
-    """Staff, a named assignee, a member of an assigned group, or (with no assignee at all) the workflow's owner.
-    The run's own starter deciding their own request needs `allow_self_approval`; an anonymous user, nobody."""
+    """Staff, a named assignee, a member of an assigned group, or (with no assignee at all) a member of the run's
+    project who may run its workflows (`projects.permissions`, Action.RUN). The run's own starter deciding their
+    own request needs `allow_self_approval`; an anonymous user, nobody."""
     if not isinstance(user, User) or not user.is_active:
         return False
     if user.is_staff:
@@ -102,9 +104,7 @@ def approval_can_decide(*, approval: ApprovalRequest, user: User | AnonymousUser
     users = approval.assignee_users.all()
     groups = approval.assignee_groups.all()
     if not users and not groups:
-        workflow = approval.run.workflow
-        owner_id = workflow.owner_id if workflow else approval.run.owner_id
-        return owner_id == user.pk
+        return allowed(user, Action.RUN, approval.run.project_id)
     return any(u.pk == user.pk for u in users) or user.groups.filter(pk__in=[g.pk for g in groups]).exists()
 
 

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
+    "abilities",
     "allowed",
+    "creating_in",
     "least_role",
     "project_ids",
     "require",
@@ -124,3 +126,21 @@ def scoped(queryset: QS, user: User | AnonymousUser, action: Action = Action.VIE
     if ids is None:
         return queryset
     return queryset.filter(**{f"{via}__in": ids})
+
+
+def abilities(user: User | AnonymousUser, project_id: int | None) -> dict[str, bool]:
+    """What `user` may do in the project, for a page to show only the buttons that will work:
+    `{"view", "run", "edit", "manage"}`."""
+    role = role_in(user, project_id)
+    return {action.name.lower(): _grants(role, action) for action in Action}
+
+
+def creating_in(user: User, project: Project | None) -> Project:
+    """Where something `user` creates goes: `project`, where they must be allowed to edit (PermissionDenied
+    otherwise), or, given none, their personal project (created on first use)."""
+    from projects.services import personal_project
+
+    if project is None:
+        return personal_project(user)
+    require(user, Action.EDIT, project.pk)
+    return project

@@ -33,12 +33,21 @@ class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline[LedgerEntry, Run]):
 
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Run]):
-    list_display = ("id", "workflow_name", "workflow_version", "owner", "status", "created_at", "finished_at")
+    list_display = (
+        "id",
+        "workflow_name",
+        "workflow_version",
+        "project",
+        "owner",
+        "status",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "created_at")
     search_fields = ("=id", "workflow_name", "owner__username", "error")
     date_hierarchy = "created_at"
-    list_select_related = ("owner",)
-    raw_id_fields = ("workflow", "parent", "source_run")
+    list_select_related = ("owner", "project")
+    raw_id_fields = ("workflow", "project", "parent", "source_run")
     inlines = (NodeRunInline, LedgerInline)
 
 

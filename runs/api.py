@@ -20,12 +20,15 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, Throttled
 from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flownova.api_base import StrictFieldsMixin, error_response, query_dict
 from flownova.users import signed_in_user
+from projects.api_permissions import ProjectRole
+from projects.permissions import Action
 from runs.history import run_trace, runs_compare
 from runs.models import LedgerEntry, Run, RunStatus, RunTrigger
 from runs.ratelimit import RunRateLimited
@@ -118,6 +121,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "workflow_name",
             "workflow_version",
             "owner",
+            "project",
             "source_run",
             "parent",
             "parent_node_id",
@@ -146,6 +150,7 @@ class RunFilterSerializer(serializers.Serializer[Any]):
     """The run list's filters (query parameters)."""
 
     workflow = serializers.IntegerField(required=False, min_value=1, help_text="Only runs of this workflow.")
+    project = serializers.IntegerField(required=False, min_value=1, help_text="Only runs of this project.")
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
     created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created at or after.")
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; runs created before.")
@@ -221,9 +226,12 @@ _RUN_START_RESPONSES = {
 
 @extend_schema(tags=["workflows"])
 class WorkflowRunStartView(GenericAPIView[Workflow]):
-    """Starts a run of a workflow you can see (staff: any); another user's workflow, or a deleted one, is a 404."""
+    """Starts a run of a workflow whose project you may run in (the runner role or above; staff: any); a workflow
+    of a project you are not a member of, or a deleted one, is a 404."""
 
     serializer_class = RunStartSerializer
+    permission_classes = [IsAuthenticated, ProjectRole]
+    project_actions = {"post": Action.RUN}
 
     def get_queryset(self) -> QuerySet[Workflow]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
@@ -252,7 +260,7 @@ class WorkflowRunStartView(GenericAPIView[Workflow]):
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
-_NOT_YOURS = "Runs of other users are not found (404), unless you are staff."
+_NOT_YOURS = "Runs of projects you are not a member of are not found (404), unless you are staff."
 
 
 VERSION_CHOICES = [("same", "the graph version the run executed"), ("current", "the workflow as it is now")]
@@ -333,9 +341,12 @@ class CompareSerializer(serializers.Serializer[Any]):
 
 @extend_schema(tags=["runs"])
 class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
-    """Runs you started (staff: every run), newest first."""
+    """The runs of your projects (staff: every run), newest first. Cancelling, re-running and resuming need the
+    runner role in the run's project."""
 
     serializer_class = RunSerializer
+    permission_classes = [IsAuthenticated, ProjectRole]
+    project_actions = {"cancel": Action.RUN, "rerun": Action.RUN, "resume": Action.RUN}
 
     def get_queryset(self) -> QuerySet[Run]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
@@ -350,6 +361,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         wanted = filters.validated_data
         if "workflow" in wanted:
             queryset = queryset.filter(workflow_id=wanted["workflow"])
+        if "project" in wanted:
+            queryset = queryset.filter(project_id=wanted["project"])
         if "status" in wanted:
             queryset = queryset.filter(status=wanted["status"])
         if "created_after" in wanted:

@@ -1,7 +1,8 @@
 """Replay pages: run again (same or current version), resume from a node, and compare two runs.
 
 They call the same services as the API (`run_start(snapshot=...)`, `run_resume`, `runs_compare`) and are
-scoped like every run page: `Run.objects.visible_to(user)`, so another user's run is a 404. The run page
+scoped like every run page: `Run.objects.visible_to(user)`, so another project's run is a 404, and need the
+runner role in the run's project (`projects.permissions`). The run page
 shows the actions through `runs/_replay.html`, whose context comes from `replay_context`.
 """
 
@@ -26,6 +27,7 @@ from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json, too_many_runs
 from flownova.users import signed_in_user
 from nodes import get_node_type, node_catalogue, node_specs
+from projects.permissions import Action, require
 from runs.history import last_entries, runs_compare
 from runs.models import Run, RunTrigger
 from runs.ratelimit import RunRateLimited
@@ -100,6 +102,7 @@ def replay_context(request: HttpRequest, run: Run) -> dict[str, Any]:
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     """A new run with the same input, of the version this run executed ("same") or of the workflow now."""
     run = get_object_or_404(visible_runs(request), pk=pk)
+    require(request.user, Action.RUN, run.project_id)
     version = request.POST.get("version", "same")
     if version not in ("same", "current"):
         return HttpResponse("version must be “same” or “current”.", status=400, content_type="text/plain")
@@ -320,6 +323,7 @@ def _start_resume(
 def run_resume_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the form (or, for HTMX, the part that depends on the chosen node); POST: start the new run."""
     run = get_object_or_404(visible_runs(request), pk=pk)
+    require(request.user, Action.RUN, run.project_id)
     choices = node_choices(run)
     workflow = live_workflow(request, run)
     recorded = {node: entry.input for node, entry in last_entries(run).items()}

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import too_many_runs
 from flownova.users import signed_in_user
+from projects.permissions import Action, require
 from runs.models import Run, RunTrigger
 from runs.ratelimit import RunRateLimited
 from runs.services import RunInputError, run_start
@@ -47,6 +48,8 @@ def read_run_input(request: HttpRequest, input_form: forms.Form | None, mode: st
 @require_http_methods(["GET", "POST"])
 def workflow_detail(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(visible_workflows(request), pk=pk)
+    if request.method == "POST":
+        require(request.user, Action.RUN, workflow.project_id)
     context = workflow_page_context(workflow)
     schema = simple_input_schema(context["graph"])
     sample = sample_input(context["graph"])

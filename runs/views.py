@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue
+from projects.permissions import Action, require
 from runs.models import ACTIVE_RUN_STATUSES, ChildBatch, LedgerEntry, NodeRun, Run, RunStatus, RunTrigger
 from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
@@ -214,6 +215,7 @@ def run_node_detail(request: HtmxHttpRequest, pk: int, node_id: str) -> HttpResp
 @require_POST
 def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible_runs(request), pk=pk)
+    require(request.user, Action.RUN, run.project_id)
     try:
         run_cancel(run=run, user=signed_in_user(request))
     except RunFinishedError:

@@ -75,7 +75,7 @@ class ToolAdminForm(forms.ModelForm[Tool]):
 
     class Meta:
         model = Tool
-        fields = ["owner", *DEFINITION_FIELDS]
+        fields = ["project", "owner", *DEFINITION_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,12 +117,12 @@ class ToolAdminForm(forms.ModelForm[Tool]):
 @admin.register(Tool)
 class ToolAdmin(admin.ModelAdmin[Tool]):
     form = ToolAdminForm
-    list_display = ("name", "owner", "method", "url", "is_active", "has_secret_headers", "updated_at")
+    list_display = ("name", "project", "owner", "method", "url", "is_active", "has_secret_headers", "updated_at")
     list_filter = ("method", "is_active")
-    search_fields = ("name", "description", "url", "owner__username")
-    list_select_related = ("owner",)
+    search_fields = ("name", "description", "url", "owner__username", "project__name")
+    list_select_related = ("owner", "project")
     readonly_fields = ("created_at", "updated_at")
-    raw_id_fields = ("owner",)
+    raw_id_fields = ("owner", "project")
     actions = ["make_test_call"]
 
     @admin.display(boolean=True, description="secrets")
@@ -140,7 +140,7 @@ class ToolAdmin(admin.ModelAdmin[Tool]):
                 if outcome.notice:
                     messages.warning(request, outcome.notice)
             else:
-                created = tool_create(owner=obj.owner, secret_headers=secret_headers, **fields)
+                created = tool_create(owner=obj.owner, project=obj.project, secret_headers=secret_headers, **fields)
                 obj.pk = created.pk
         except ToolDefinitionError as exc:
             # Validated in the form already; only a race (the same name saved meanwhile) gets here.

@@ -3,7 +3,9 @@
 Secret headers are write-only: `secret_headers` is accepted on create and update (sent: replaces the whole set,
 `{}` removes them; omitted: kept) and never returned; `secret_header_names` shows which exist (null when the
 stored secrets cannot be decrypted with the configured keys). The owner is the requesting user: a body naming
-`owner` (or any unknown or read-only field) is refused with 400, like everywhere in the API.
+`owner` (or any unknown or read-only field) is refused with 400, like everywhere in the API. A tool belongs to
+a project (`project` on create; default: your personal one): its members see it, editors change it, admins
+delete it, and only that project's runs can call it.
 
 Secret headers are bound to the origin (scheme, host, port) they were entered for: an update that moves `url` to
 another origin without sending `secret_headers` removes them, and its answer says so (`secret_headers_cleared`,
@@ -18,10 +20,13 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from projects.api_permissions import ProjectField, ProjectRole, project_unchanged
+from projects.permissions import Action, creating_in
 from tools.calling import ToolCallError, tool_argument_errors, tool_test_call
 from tools.definitions import ToolDefinitionError, tool_validate_definition
 from tools.models import Tool
@@ -38,6 +43,7 @@ DEFINITION_FIELDS = ("name", "description", "method", "url", "headers", "paramet
 
 
 class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
+    project = ProjectField()
     secret_headers = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         write_only=True,
@@ -57,6 +63,7 @@ class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
             "name",
             "description",
             "method",
+            "project",
             "url",
             "headers",
             "parameters",
@@ -92,13 +99,16 @@ class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
 
     def create(self, validated_data: dict[str, Any]) -> Tool:
         secret_headers = validated_data.pop("secret_headers", None)
+        user = self.context["request"].user
+        validated_data["project"] = creating_in(user, validated_data.get("project"))
         try:
-            return tool_create(owner=self.context["request"].user, secret_headers=secret_headers, **validated_data)
+            return tool_create(owner=user, secret_headers=secret_headers, **validated_data)
         except ToolDefinitionError as exc:
             raise serializers.ValidationError(exc.errors) from None
 
     def update(self, instance: Tool, validated_data: dict[str, Any]) -> Tool:
         secret_headers = validated_data.pop("secret_headers", None)
+        project_unchanged(instance, validated_data)
         try:
             self.outcome = tool_update(tool=instance, fields=validated_data, secret_headers=secret_headers)
         except ToolDefinitionError as exc:
@@ -158,6 +168,13 @@ class ToolTestResultSerializer(serializers.Serializer[Any]):
 )
 class ToolViewSet(viewsets.ModelViewSet[Tool]):
     serializer_class = ToolSerializer
+    permission_classes = [IsAuthenticated, ProjectRole]
+    project_actions = {
+        "update": Action.EDIT,
+        "partial_update": Action.EDIT,
+        "test": Action.EDIT,
+        "destroy": Action.MANAGE,
+    }
 
     def get_queryset(self) -> QuerySet[Tool]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user

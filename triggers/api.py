@@ -17,10 +17,13 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from projects.api_permissions import ProjectRole
+from projects.permissions import Action, require
 from triggers.models import Overlap, Trigger, TriggerFiring, TriggerType
 from triggers.schedule import ScheduleError
 from triggers.services import (
@@ -201,6 +204,7 @@ class WorkflowTriggersView(generics.ListCreateAPIView[Trigger]):
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         workflow = _workflow(request, kwargs["pk"])
+        require(request.user, Action.EDIT, workflow.project_id)
         body = TriggerSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         body.save_trigger(workflow)
@@ -213,14 +217,20 @@ class TriggerViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[Trigger],
 ):
-    """`/api/triggers/`: every trigger you can see; one trigger: read, change (PATCH), delete, rotate."""
+    """`/api/triggers/`: every trigger you can see; one trigger: read, change (PATCH), delete, rotate. Changing
+    and rotating need the editor role in the workflow's project, deleting the admin role."""
 
     serializer_class = TriggerSerializer
+    permission_classes = [IsAuthenticated, ProjectRole]
+    project_actions = {"partial_update": Action.EDIT, "rotate": Action.EDIT, "destroy": Action.MANAGE}
+
+    def project_of(self, trigger: Trigger) -> int:
+        return trigger.workflow.project_id
 
     def get_queryset(self) -> QuerySet[Trigger]:
         if getattr(self, "swagger_fake_view", False):
             return Trigger.objects.none()
-        return Trigger.objects.visible_to(self.request.user).order_by("id")
+        return Trigger.objects.visible_to(self.request.user).select_related("workflow").order_by("id")
 
     def perform_destroy(self, instance: Trigger) -> None:
         trigger_delete(instance)

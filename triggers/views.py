@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
+from projects.permissions import Action, require
 from triggers.api import webhook_url
 from triggers.models import Overlap, Trigger, TriggerFiring, TriggerType
 from triggers.schedule import Schedule, ScheduleError, timezone_names, zone
@@ -369,9 +370,13 @@ def _workflow(request: HttpRequest, pk: int) -> Workflow:
     return get_object_or_404(Workflow.objects.alive().visible_to(request.user), pk=pk)
 
 
-def _trigger(request: HttpRequest, pk: int, trigger_pk: int) -> Trigger:
+def _trigger(request: HttpRequest, pk: int, trigger_pk: int, action: Action) -> Trigger:
+    """The trigger, a 404 outside its workflow's project, and a 403 for a member whose role cannot take
+    `action` there."""
     triggers = Trigger.objects.visible_to(request.user).select_related("workflow")
-    return get_object_or_404(triggers, pk=trigger_pk, workflow_id=pk)
+    trigger = get_object_or_404(triggers, pk=trigger_pk, workflow_id=pk)
+    require(request.user, action, trigger.workflow.project_id)
+    return trigger
 
 
 def section_context(
@@ -436,6 +441,7 @@ def workflow_triggers(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     workflow = _workflow(request, pk)
     if request.method == "GET":
         return _render(request, section_context(request, workflow))
+    require(request.user, Action.EDIT, workflow.project_id)
     kind = request.POST.get("type")
     if kind == TriggerType.WEBHOOK:
         return _add_webhook(request, workflow)
@@ -491,7 +497,7 @@ def _add_schedule(request: HtmxHttpRequest, workflow: Workflow) -> HttpResponse:
 def trigger_toggle(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpResponse:
     """Enable (`enabled=true`) or disable (`enabled=false`) a trigger: the state is said, not flipped, so a
     double click does not undo itself."""
-    trigger = _trigger(request, pk, trigger_pk)
+    trigger = _trigger(request, pk, trigger_pk, Action.EDIT)
     wanted = request.POST.get("enabled")
     if wanted not in ("true", "false"):
         notice = Notice("error", "enabled: say “true” or “false”.")
@@ -515,7 +521,7 @@ def trigger_toggle(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpRe
 @require_POST
 def trigger_rotate_view(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpResponse:
     """A new secret for a webhook: its new URL is shown once, as on creation; the old one stops at once."""
-    trigger = _trigger(request, pk, trigger_pk)
+    trigger = _trigger(request, pk, trigger_pk, Action.EDIT)
     if trigger.type != TriggerType.WEBHOOK:
         notice = Notice("error", "Only a webhook has a URL to rotate.")
         return _render(request, section_context(request, trigger.workflow, notice=notice), status=400)
@@ -529,7 +535,7 @@ def trigger_rotate_view(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> H
 def trigger_delete_view(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpResponse:
     """GET: a page asking to confirm (the form's way without JavaScript; with it, hx-confirm asks). POST: the
     trigger and its history are deleted."""
-    trigger = _trigger(request, pk, trigger_pk)
+    trigger = _trigger(request, pk, trigger_pk, Action.MANAGE)
     if request.method == "GET":
         return render(request, "triggers/confirm_delete.html", {"trigger": trigger, "workflow": trigger.workflow})
     label = f"“{trigger.name}”" if trigger.name else f"the {trigger.type}"

@@ -44,12 +44,13 @@ class EdgeInline(GraphViewOnlyMixin, admin.TabularInline[Edge, Workflow]):
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin[Workflow]):
-    list_display = ("name", "owner", "version", "node_count", "updated_at", "deleted_at")
-    list_filter = (("deleted_at", admin.EmptyFieldListFilter), "owner", "updated_at")
-    search_fields = ("name", "description", "owner__username")
+    list_display = ("name", "project", "owner", "version", "node_count", "updated_at", "deleted_at")
+    list_filter = (("deleted_at", admin.EmptyFieldListFilter), "project", "owner", "updated_at")
+    search_fields = ("name", "description", "owner__username", "project__name")
     readonly_fields = ("version", "created_at", "updated_at")
     date_hierarchy = "updated_at"
-    list_select_related = ("owner",)
+    list_select_related = ("owner", "project")
+    raw_id_fields = ("project",)
     inlines = (NodeInline, EdgeInline)
     actions = ("soft_delete", "restore")
 

@@ -1,14 +1,15 @@
 """The workflows API (docs/CONTRACT.md, REST API): CRUD with the graph, import and export. (Starting a run,
 `POST /api/workflows/{id}/runs/`, is the runs API's: `runs.api.WorkflowRunStartView`.)
 
-Every queryset is `Workflow.objects.alive().visible_to(user)`: another user's workflow, or a deleted one, is
-a 404. Writes go through `workflows.services`; the graph is validated as it is read from the body, so one 400
-lists every problem of the body at once, the graph's issues each naming its node or edge.
+Every queryset is `Workflow.objects.alive().visible_to(user)`: a workflow of a project the user is not a member
+of, or a deleted one, is a 404; what a member may do with it is their role's (`projects.api_permissions`).
+Writes go through `workflows.services`; the graph is validated as it is read from the body, so one 400 lists
+every problem of the body at once, the graph's issues each naming its node or edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,11 +18,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
 from flownova.users import signed_in_user
+from projects.api_permissions import ProjectField, ProjectRole, project_unchanged
+from projects.permissions import Action, creating_in
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -124,16 +128,18 @@ class WorkflowSummarySerializer(serializers.ModelSerializer[Workflow]):
     """A workflow in a list: everything but its graph (GET the workflow for that)."""
 
     owner = serializers.CharField(source="owner.username", read_only=True)
+    project = ProjectField()
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "version", "owner", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "version", "project", "owner", "created_at", "updated_at"]
         read_only_fields = ["id", "version", "owner", "created_at", "updated_at"]
         extra_kwargs = {"version": {"help_text": "Goes up by one on every save."}}
 
 
 class WorkflowSerializer(StrictFieldsMixin, WorkflowSummarySerializer):
-    """A workflow with its graph. Writable: `name`, `description`, `graph`; anything else in a body is a 400."""
+    """A workflow with its graph. Writable: `name`, `description`, `graph`, and `project` on create (one you may
+    edit; default: your personal project); anything else in a body is a 400."""
 
     graph = GraphField()
 
@@ -196,6 +202,12 @@ class WorkflowImportSerializer(serializers.Serializer[Any]):
         return dict(workflow.validated_data)
 
 
+class ImportTargetSerializer(serializers.Serializer[Any]):
+    """An import's `"project"`, read apart from the document (which ignores keys it does not know)."""
+
+    project = ProjectField()
+
+
 class GraphCheckSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """A graph to check without saving it (the editor checks before it saves)."""
 
@@ -229,6 +241,12 @@ class GraphCheckResultSerializer(serializers.Serializer[Any]):
 )
 class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
     serializer_class = WorkflowSerializer
+    permission_classes = [IsAuthenticated, ProjectRole]
+    project_actions = {
+        "update": Action.EDIT,
+        "partial_update": Action.EDIT,
+        "destroy": Action.MANAGE,
+    }
 
     def get_queryset(self) -> QuerySet[Workflow]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
@@ -241,15 +259,20 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
         return super().get_serializer_class()
 
     def perform_create(self, serializer: serializers.BaseSerializer[Workflow]) -> None:
+        user = signed_in_user(self.request)
+        fields = dict(serializer.validated_data)
+        fields["project"] = creating_in(user, fields.get("project"))
         with graph_issues_refused():
-            serializer.instance = workflow_create(owner=signed_in_user(self.request), **serializer.validated_data)
+            serializer.instance = workflow_create(owner=user, **fields)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Workflow]) -> None:
         # An update's serializer holds the workflow get_object found.
         assert serializer.instance is not None
+        fields = dict(serializer.validated_data)
+        project_unchanged(serializer.instance, fields)
         with graph_issues_refused():
             serializer.instance = workflow_update(
-                workflow=serializer.instance, by=signed_in_user(self.request), **serializer.validated_data
+                workflow=serializer.instance, by=signed_in_user(self.request), **fields
             )
 
     def perform_destroy(self, instance: Workflow) -> None:
@@ -298,9 +321,17 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
     @action(detail=False, methods=["post"], url_path="import", serializer_class=WorkflowImportSerializer)
     def import_(self, request: Request) -> Response:
         user = signed_in_user(request)
-        tool_names = Tool.objects.filter(owner=user, is_active=True).values_list("name", flat=True)
-        body = WorkflowImportSerializer(data=request.data, context={"tool_names": tool_names})
+        data = request.data
+        target = {}
+        if isinstance(data, Mapping) and "project" in data:
+            target = {"project": data["project"]}
+            data = {key: value for key, value in data.items() if key != "project"}
+        where = ImportTargetSerializer(data=target, context={"request": request})
+        where.is_valid(raise_exception=True)
+        project = creating_in(user, where.validated_data.get("project"))
+        tool_names = Tool.objects.filter(project=project, is_active=True).values_list("name", flat=True)
+        body = WorkflowImportSerializer(data=data, context={"tool_names": tool_names})
         body.is_valid(raise_exception=True)
         with graph_issues_refused():
-            workflow = workflow_create(owner=user, **body.validated_data)
+            workflow = workflow_create(owner=user, project=project, **body.validated_data)
         return Response(WorkflowSerializer(workflow).data, status=status.HTTP_201_CREATED)

@@ -5,7 +5,7 @@ The list and a workflow's page also show runs (the last run, the run form, recen
 `runs.start_views` serve them, with the context built here (`workflow_list_context`, `workflow_page_context`):
 workflows sits below runs and never imports it.
 
-Every page is scoped like the API: `Workflow.objects.alive().visible_to(user)`, so another user's workflow
+Every page is scoped like the API: `Workflow.objects.alive().visible_to(user)`, so another project's workflow
 (or a deleted one) is a 404 and staff see everything. Writes go through `workflows.services`; a view only turns
 their errors into messages next to the form.
 """
@@ -32,6 +32,7 @@ from flownova.llm_config import EXAMPLE, VARIABLE, model_for_server, provider_co
 from flownova.pages import pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue, node_types
+from projects.permissions import Action, allowed, require
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -110,11 +111,15 @@ def workflow_create_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def workflow_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     original = get_object_or_404(visible_workflows(request), pk=pk)
-    # The copy belongs to whoever duplicates it (staff copying someone's workflow get their own), so it is
-    # checked as theirs: a sub-workflow they cannot run makes the copy invalid, and nothing is created.
+    user = signed_in_user(request)
+    # The copy is created by whoever duplicates it, in the original's project if they may edit there (else in
+    # their personal project), and checked as theirs: a sub-workflow they cannot run makes the copy invalid,
+    # and nothing is created.
+    project = original.project if allowed(user, Action.EDIT, original.project_id) else None
     try:
         copy = workflow_create(
-            owner=signed_in_user(request),
+            owner=user,
+            project=project,
             name=f"{original.name} (copy)"[:200],
             description=original.description,
             graph=original.graph_document(),
@@ -131,6 +136,7 @@ def workflow_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def workflow_delete(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(visible_workflows(request), pk=pk)
+    require(request.user, Action.MANAGE, workflow.project_id)
     if request.method == "POST":
         workflow_soft_delete(workflow=workflow)
         messages.success(request, f"Deleted “{workflow.name}”. Its runs keep their history.")
@@ -269,6 +275,7 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def workflow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(visible_workflows(request), pk=pk)
+    require(request.user, Action.EDIT, workflow.project_id)
     return render(request, "workflows/editor.html", editor_context(request, workflow))
 
 
