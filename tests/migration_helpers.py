@@ -11,13 +11,13 @@ from django.db.migrations.executor import MigrationExecutor
 
 
 @contextmanager
-def migrated_back_to(target: tuple[str, str]) -> Iterator[Any]:
-    """The database as it was at `target` (app, migration), and the apps as they were then; migrated forward to
+def migrated_back_to(*targets: tuple[str, str]) -> Iterator[Any]:
+    """The database as it was at `targets` (app, migration), and the apps as they were then; migrated forward to
     the latest migrations again afterwards, whatever happens."""
     executor = MigrationExecutor(connection)
-    executor.migrate([target])
+    executor.migrate(list(targets))
     try:
-        yield executor.loader.project_state([target]).apps
+        yield executor.loader.project_state(list(targets)).apps
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

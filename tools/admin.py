@@ -79,6 +79,13 @@ class ToolAdminForm(forms.ModelForm[Tool]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if "project" in self.fields:
+            project = self.fields["project"]
+            if self.instance.pk:  # a tool stays in its project
+                project.disabled = True
+            else:
+                project.required = False
+                project.help_text = "Empty: the owner's personal project."
         if self.instance.pk and self.instance.has_secret_headers:
             names = tool_secret_header_names(tool=self.instance)
             current = ", ".join(names) if names is not None else "unreadable with the configured keys: enter them again"
@@ -140,7 +147,8 @@ class ToolAdmin(admin.ModelAdmin[Tool]):
                 if outcome.notice:
                     messages.warning(request, outcome.notice)
             else:
-                created = tool_create(owner=obj.owner, project=obj.project, secret_headers=secret_headers, **fields)
+                project = obj.project if obj.project_id else None  # None: the owner's personal project
+                created = tool_create(owner=obj.owner, project=project, secret_headers=secret_headers, **fields)
                 obj.pk = created.pk
         except ToolDefinitionError as exc:
             # Validated in the form already; only a race (the same name saved meanwhile) gets here.

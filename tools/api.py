@@ -76,6 +76,9 @@ class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {"description": {"required": False, "allow_blank": True}}
+        # A name already taken in the project is the service's 400, naming it; DRF's own check of the
+        # (project, name) constraint would make `project` required.
+        validators: list[Any] = []
 
     def get_secret_header_names(self, tool: Tool) -> list[str] | None:
         return tool_secret_header_names(tool=tool)

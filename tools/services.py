@@ -160,7 +160,7 @@ def _tool_save(tool: Tool, *, secret_headers: dict[str, str] | None) -> str:
                 tool.save()
         except IntegrityError:
             # Two saves racing for the same name: the unique constraint decides.
-            raise ToolDefinitionError({"name": [f"you already have a tool named {tool.name!r}"]}) from None
+            raise ToolDefinitionError({"name": [f"this project already has a tool named {tool.name!r}"]}) from None
     return notice
 
 

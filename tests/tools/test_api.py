@@ -123,7 +123,7 @@ def test_a_duplicate_name_is_a_400(api: APIClient) -> None:
     api.post("/api/tools/", body(), format="json")
     response = api.post("/api/tools/", body(), format="json")
     assert response.status_code == 400
-    assert response.json()["name"] == ["you already have a tool named 'weather'"]
+    assert response.json()["name"] == ["this project already has a tool named 'weather'"]
 
 
 def test_secrets_are_kept_when_omitted_replaced_when_sent_and_removed_with_an_empty_object(api: APIClient) -> None:

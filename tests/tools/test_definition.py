@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from projects.services import project_create
 from tools.definitions import ToolDefinitionError, tool_validate_definition
 from tools.services import tool_create, tool_update
 
@@ -95,11 +96,13 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 @pytest.mark.django_db
-def test_a_name_is_unique_per_owner(alice: User, mallory: User) -> None:
+def test_a_name_is_unique_per_project(alice: User, mallory: User) -> None:
     tool_create(owner=alice, name="weather", url="https://api.example.test/w")
-    with pytest.raises(ToolDefinitionError, match="you already have a tool named 'weather'"):
+    with pytest.raises(ToolDefinitionError, match="this project already has a tool named 'weather'"):
         tool_create(owner=alice, name="weather", url="https://api.example.test/w2")
-    tool_create(owner=mallory, name="weather", url="https://api.example.test/w")  # another owner may
+    tool_create(owner=mallory, name="weather", url="https://api.example.test/w")  # another project may
+    team = project_create(name="Team", by=alice)
+    tool_create(owner=alice, project=team, name="weather", url="https://api.example.test/w")
 
 
 @pytest.mark.django_db
