@@ -228,6 +228,7 @@ class ProjectViewSet(viewsets.ModelViewSet[Project]):
         return Response(MemberSerializer(membership).data, status=code)
 
     @extend_schema(
+        operation_id="projects_member_destroy",
         request=None,
         responses={204: None, 403: _REFUSED, 409: error_response("Refused: the last admin, or a personal project.")},
         description="Take the member out of the project (admin), or leave it (your own username).",
