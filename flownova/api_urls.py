@@ -24,6 +24,7 @@ from flownova.api_base import StrictFieldsMixin, TokenObtainThrottle, error_resp
 from flownova.api_parsers import SafeJSONParser
 from flownova.login_lockout import LoginLockedOut
 from nodes.api import TransformPreviewView
+from projects.api import ProjectViewSet
 from runs.api import RunViewSet, UsageView, WorkflowRunStartView
 from tools.api import ToolViewSet
 from triggers.api import TriggerViewSet, WorkflowTriggersView
@@ -88,6 +89,7 @@ router.register("runs", RunViewSet, basename="run")
 router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("tools", ToolViewSet, basename="tool")
 router.register("triggers", TriggerViewSet, basename="trigger")
+router.register("projects", ProjectViewSet, basename="project")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),

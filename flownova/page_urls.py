@@ -61,3 +61,17 @@ urlpatterns += [
         name="trigger_delete",
     ),
 ]
+
+# Projects: the list, a project's page and its members.
+from projects import views as project_views  # noqa: E402  (appended so concurrent edits above never conflict)
+
+urlpatterns += [
+    path("projects/", project_views.project_list, name="project_list"),
+    path("projects/<int:pk>/", project_views.project_detail, name="project_detail"),
+    path("projects/<int:pk>/members/", project_views.project_member_set, name="project_member_set"),
+    path(
+        "projects/<int:pk>/members/<str:username>/remove/",
+        project_views.project_member_remove,
+        name="project_member_remove",
+    ),
+]

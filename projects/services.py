@@ -11,7 +11,16 @@ from projects.models import Membership, Project, Role
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-__all__ = ["MembershipError", "member_remove", "member_set", "personal_project", "project_create"]
+__all__ = [
+    "MembershipError",
+    "ProjectDeleteError",
+    "member_remove",
+    "member_set",
+    "personal_project",
+    "project_create",
+    "project_delete",
+    "project_rename",
+]
 
 
 class MembershipError(ValueError):
@@ -41,6 +50,46 @@ def project_create(*, name: str, by: User) -> Project:
         project = Project.objects.create(name=name, created_by=by)
         Membership.objects.create(project=project, user=by, role=Role.ADMIN)
     return project
+
+
+class ProjectDeleteError(ValueError):
+    """A project that may not be deleted (a personal one, or one that still holds something). The message says
+    what."""
+
+
+def project_rename(*, project: Project, name: str, by: User) -> Project:
+    """Rename `project` (a personal one too). The caller has checked that `by` may manage it and that `name` is
+    1-200 characters."""
+    project.name = name
+    project.save(update_fields=["name"])
+    return project
+
+
+def project_delete(*, project: Project, by: User) -> None:
+    """Delete a team project with its memberships. Refused (ProjectDeleteError) for a personal project, while it
+    holds live workflows or tools, and while it keeps the history of deleted workflows' runs: deleting the
+    project would take that history with it. The caller has checked that `by` may manage the project."""
+    if project.is_personal:
+        raise ProjectDeleteError("a personal project cannot be deleted")
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)  # no workflow joins it meanwhile
+        workflows = locked.workflows.filter(deleted_at__isnull=True).count()
+        tools = locked.tools.count()
+        if workflows or tools:
+            held = " and ".join(_count(n, noun) for n, noun in ((workflows, "workflow"), (tools, "tool")) if n)
+            raise ProjectDeleteError(f"the project still holds {held}: delete them first")
+        runs = locked.runs.count()
+        if runs:
+            raise ProjectDeleteError(
+                f"the project keeps the history of {_count(runs, 'run')} of its deleted workflows, "
+                "which deleting it would erase"
+            )
+        locked.workflows.all().delete()  # deleted ones that never ran: nothing of theirs is kept
+        locked.delete()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def member_set(*, project: Project, user: User, role: Role | str, by: User) -> Membership:

@@ -24,7 +24,8 @@ from django.views.decorators.http import require_GET, require_POST
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue
-from projects.permissions import Action, require
+from projects.models import Project
+from projects.permissions import Action, require, scoped
 from runs.models import ACTIVE_RUN_STATUSES, ChildBatch, LedgerEntry, NodeRun, Run, RunStatus, RunTrigger
 from runs.replay_views import replay_context
 from runs.services import RunFinishedError, run_cancel
@@ -90,8 +91,15 @@ def workflow_runs(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def workflow_list(request: HttpRequest) -> HttpResponse:
-    """The workflow list (`workflows.views.workflow_list_context`), with the status of each workflow's last run."""
+    """The workflow list (`workflows.views.workflow_list_context`), with the status of each workflow's last run,
+    and, with `?project=`, only that project's. An unknown project shows every workflow, as "All" would."""
     context = workflow_list_context(request)
+    projects = scoped(Project.objects.all(), request.user, Action.VIEW, via="pk").order_by("personal_of_id", "name")
+    raw = request.GET.get("project", "")
+    chosen = projects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    if chosen is not None:
+        context["workflows"] = context["workflows"].filter(project=chosen)
+    context |= {"projects": projects, "project": chosen}
     last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-id").values("status")[:1]
     context["workflows"] = context["workflows"].annotate(last_run_status=Subquery(last_run))
     return render(request, "workflows/list.html", context)

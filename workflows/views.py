@@ -20,6 +20,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -32,6 +33,7 @@ from flownova.llm_config import EXAMPLE, VARIABLE, model_for_server, provider_co
 from flownova.pages import pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue, node_types
+from projects.forms import project_field
 from projects.permissions import Action, allowed, require
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
@@ -51,7 +53,7 @@ MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
 def visible_workflows(request: HttpRequest) -> QuerySet[Workflow]:
-    return Workflow.objects.alive().visible_to(request.user).select_related("owner")
+    return Workflow.objects.alive().visible_to(request.user).select_related("owner", "project")
 
 
 def graph_issue_list(exc: GraphError) -> list[dict[str, str]]:
@@ -63,10 +65,12 @@ def graph_issue_list(exc: GraphError) -> list[dict[str, str]]:
 
 def workflow_list_context(request: HttpRequest) -> dict[str, Any]:
     """What `workflows/list.html` needs but the runs of each workflow (`runs.views.workflow_list` adds them)."""
-    return {"workflows": visible_workflows(request), "import_form": ImportForm()}
+    return {"workflows": visible_workflows(request), "import_form": ImportForm(user=signed_in_user(request))}
 
 
 class WorkflowForm(forms.Form):
+    """A new workflow from JSON, in a project where the user may edit (their personal one by default)."""
+
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     graph = forms.CharField(
@@ -74,6 +78,11 @@ class WorkflowForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "code"}),
         help_text='The contract\'s graph: {"nodes": [...], "edges": [...]}.',
     )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"] = project_field(user)
+        self.order_fields(["project"])
 
     def clean_graph(self) -> Any:
         try:
@@ -87,7 +96,7 @@ class WorkflowForm(forms.Form):
 def workflow_create_view(request: HttpRequest) -> HttpResponse:
     issues: list[dict[str, str]] = []
     if request.method == "POST":
-        form = WorkflowForm(request.POST)
+        form = WorkflowForm(request.POST, user=signed_in_user(request))
         if form.is_valid():
             try:
                 workflow = workflow_create(
@@ -95,6 +104,7 @@ def workflow_create_view(request: HttpRequest) -> HttpResponse:
                     name=form.cleaned_data["name"],
                     description=form.cleaned_data["description"],
                     graph=form.cleaned_data["graph"],
+                    project=form.cleaned_data["project"],
                 )
             except GraphError as exc:
                 issues = graph_issue_list(exc)
@@ -102,7 +112,7 @@ def workflow_create_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Created “{workflow.name}”.")
                 return redirect("workflow_detail", pk=workflow.pk)
     else:
-        form = WorkflowForm(initial={"graph": json.dumps(STARTER_GRAPH, indent=2)})
+        form = WorkflowForm(initial={"graph": json.dumps(STARTER_GRAPH, indent=2)}, user=signed_in_user(request))
     status = 400 if request.method == "POST" else 200
     return render(request, "workflows/form.html", {"form": form, "issues": issues}, status=status)
 
@@ -145,7 +155,13 @@ def workflow_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class ImportForm(forms.Form):
+    """A workflow file to import into a project where the user may edit (their personal one by default)."""
+
     file = forms.FileField(label="Workflow JSON file", widget=forms.ClearableFileInput(attrs={"accept": ".json"}))
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"] = project_field(user)
 
 
 @login_required
@@ -153,21 +169,24 @@ class ImportForm(forms.Form):
 def workflow_import(request: HttpRequest) -> HttpResponse:
     """The API's import, from an uploaded file: our document or the original FlowNova export, converted and
     validated the same way."""
-    form = ImportForm(request.POST, request.FILES)
+    form = ImportForm(request.POST, request.FILES, user=signed_in_user(request))
     errors: list[str] = []
     issues: list[dict[str, str]] = []
     if not form.is_valid():
-        errors = [str(error) for error in form.errors.get("file", ["Choose a file."])]
+        errors = [str(error) for error in form.errors.get("file", [])]
+        errors += [f"Project: {error}" for error in form.errors.get("project", [])]
+        errors = errors or ["Choose a file."]
     elif form.cleaned_data["file"].size > MAX_IMPORT_BYTES:
         errors = [f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB."]
     else:
         user = signed_in_user(request)
         try:
-            tool_names = Tool.objects.filter(owner=user, is_active=True).values_list("name", flat=True)
+            project = form.cleaned_data["project"]
+            tool_names = Tool.objects.filter(project=project, is_active=True).values_list("name", flat=True)
             document = import_document(parse_json(form.cleaned_data["file"].read()), tool_names=tool_names)
             if len(document["name"]) > 200:
                 raise DocumentError({"name": ["the name is longer than 200 characters"]})
-            workflow = workflow_create(owner=user, **document)
+            workflow = workflow_create(owner=user, project=project, **document)
         except JSONInputError as exc:
             syntax = exc.decode_error is not None
             errors = [f"The file is not valid JSON: {exc.message}" if syntax else f"The file can't be imported: {exc}"]
