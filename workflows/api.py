@@ -24,7 +24,7 @@ from flownova.api_base import StrictFieldsMixin
 from flownova.users import signed_in_user
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
-from workflows.models import Workflow
+from workflows.models import VERSION_MESSAGE_MAX, Workflow
 from workflows.services import (
     GraphError,
     WorkflowSaveContext,
@@ -133,12 +133,20 @@ class WorkflowSummarySerializer(serializers.ModelSerializer[Workflow]):
 
 
 class WorkflowSerializer(StrictFieldsMixin, WorkflowSummarySerializer):
-    """A workflow with its graph. Writable: `name`, `description`, `graph`; anything else in a body is a 400."""
+    """A workflow with its graph. Writable: `name`, `description`, `graph`, and the write-only `message` of the
+    version the save creates; anything else in a body is a 400."""
 
     graph = GraphField()
+    message = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=VERSION_MESSAGE_MAX,
+        help_text="What this save changed, kept on the version it creates (GET /api/workflows/{id}/versions/).",
+    )
 
     class Meta(WorkflowSummarySerializer.Meta):
-        fields = [*WorkflowSummarySerializer.Meta.fields, "graph"]
+        fields = [*WorkflowSummarySerializer.Meta.fields, "graph", "message"]
 
     def to_internal_value(self, data: Any) -> Any:
         try:
