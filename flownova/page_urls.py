@@ -61,3 +61,16 @@ urlpatterns += [
         name="trigger_delete",
     ),
 ]
+
+# A workflow's versions: the section of its page, the diff between two, and restoring one.
+from workflows import version_views  # noqa: E402  (appended so concurrent edits above never conflict)
+
+urlpatterns += [
+    path("workflows/<int:pk>/versions/", version_views.workflow_versions, name="workflow_versions"),
+    path("workflows/<int:pk>/versions/diff/", version_views.workflow_version_diff, name="workflow_version_diff"),
+    path(
+        "workflows/<int:pk>/versions/<int:number>/restore/",
+        version_views.workflow_version_restore,
+        name="workflow_version_restore",
+    ),
+]
