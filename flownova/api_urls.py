@@ -107,12 +107,12 @@ urlpatterns = [
         r"^workflows/(?P<pk>[^/.]+)/versions/diff/$", WorkflowVersionDiffView.as_view(), name="workflow-version-diff"
     ),
     re_path(
-        r"^workflows/(?P<pk>[^/.]+)/versions/(?P<number>[0-9]{1,9})/$",
+        r"^workflows/(?P<pk>[^/.]+)/versions/(?P<number>[^/.]+)/$",
         WorkflowVersionDetailView.as_view(),
         name="workflow-version-detail",
     ),
     re_path(
-        r"^workflows/(?P<pk>[^/.]+)/versions/(?P<number>[0-9]{1,9})/restore/$",
+        r"^workflows/(?P<pk>[^/.]+)/versions/(?P<number>[^/.]+)/restore/$",
         WorkflowVersionRestoreView.as_view(),
         name="workflow-version-restore",
     ),

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,6 +47,13 @@ def version_url(workflow_id: int, number: int) -> str:
 
 def _workflow(request: Request, pk: Any) -> Workflow:
     return get_object_or_404(Workflow.objects.alive().visible_to(request.user), pk=pk)
+
+
+def _version_number(raw: str) -> int:
+    """The version number in a path; a 404 naming what was given when it is not one."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise NotFound(f"There is no version {raw!r}: versions are numbered 1, 2, 3...")
+    return int(raw)
 
 
 def _version(workflow: Workflow, number: int, *, named: str = "") -> WorkflowVersion:
@@ -132,6 +139,7 @@ class RestoreSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     )
 
 
+_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The workflow's id.")
 _NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="A version number.")
 
 
@@ -154,7 +162,7 @@ class WorkflowVersionListView(generics.ListAPIView[WorkflowVersion]):
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "workflow": self._workflow()}
 
-    @extend_schema(description="The workflow's versions, newest first, each without its document.")
+    @extend_schema(parameters=[_ID], description="The workflow's versions, newest first, each without its document.")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -164,13 +172,13 @@ class WorkflowVersionDetailView(APIView):
     """`/api/workflows/{id}/versions/{number}/`: one version with its document."""
 
     @extend_schema(
-        parameters=[_NUMBER],
+        parameters=[_ID, _NUMBER],
         responses={200: VersionDetailSerializer},
         description="One version with the document that save kept; 404 naming the version if there is none.",
     )
     def get(self, request: Request, pk: str, number: str) -> Response:
         workflow = _workflow(request, pk)
-        version = _version(workflow, int(number))
+        version = _version(workflow, _version_number(number))
         return Response(VersionDetailSerializer(version, context={"workflow": workflow}).data)
 
 
@@ -179,7 +187,7 @@ class WorkflowVersionDiffView(APIView):
     """`/api/workflows/{id}/versions/diff/?a=&b=`: what changed from version a to version b."""
 
     @extend_schema(
-        parameters=[DiffQuerySerializer],
+        parameters=[_ID, DiffQuerySerializer],
         responses={200: VersionDiffSerializer},
         description=(
             "What changed from version `a` to version `b` (default: the current version and the one before it): "
@@ -212,7 +220,7 @@ class WorkflowVersionRestoreView(APIView):
     """`/api/workflows/{id}/versions/{number}/restore/`: save that version's document as the next version."""
 
     @extend_schema(
-        parameters=[_NUMBER],
+        parameters=[_ID, _NUMBER],
         request=RestoreSerializer,
         responses={
             200: WorkflowSerializer,
@@ -234,7 +242,7 @@ class WorkflowVersionRestoreView(APIView):
         require(request.user, Action.EDIT, workflow.project_id)
         body = RestoreSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = _version(workflow, int(number))
+        version = _version(workflow, _version_number(number))
         with graph_issues_refused():
             restored = workflow_restore(
                 workflow=workflow,

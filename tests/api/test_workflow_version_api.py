@@ -94,6 +94,9 @@ def test_an_unknown_version_is_a_404_naming_it(api: Callable[..., APIClient], al
     assert diff.status_code == 404 and "no version 9 (`b`)" in diff.json()["detail"]
     restore = client.post(versions_url(workflow, "5/restore/"), {}, format="json")
     assert restore.status_code == 404 and "no version 5" in restore.json()["detail"]
+    for path in ("/api/workflows/x/versions/", f"/api/workflows/{workflow.pk}/versions/one/"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json()["detail"], path
 
 
 def test_the_diff_lists_what_changed_between_two_versions(api: Callable[..., APIClient], alice: User) -> None:
