@@ -29,6 +29,12 @@ from runs.api import RunViewSet, UsageView, WorkflowRunStartView
 from tools.api import ToolViewSet
 from triggers.api import TriggerViewSet, WorkflowTriggersView
 from workflows.api import WorkflowViewSet
+from workflows.versions_api import (
+    WorkflowVersionDetailView,
+    WorkflowVersionDiffView,
+    WorkflowVersionListView,
+    WorkflowVersionRestoreView,
+)
 
 app_name = "api"
 
@@ -98,6 +104,20 @@ urlpatterns = [
     # A workflow's runs start in the runs app, which sits above workflows; the pattern is the router's own.
     re_path(r"^workflows/(?P<pk>[^/.]+)/runs/$", WorkflowRunStartView.as_view(), name="workflow-start-run"),
     re_path(r"^workflows/(?P<pk>[^/.]+)/triggers/$", WorkflowTriggersView.as_view(), name="workflow-triggers"),
+    re_path(r"^workflows/(?P<pk>[^/.]+)/versions/$", WorkflowVersionListView.as_view(), name="workflow-versions"),
+    re_path(
+        r"^workflows/(?P<pk>[^/.]+)/versions/diff/$", WorkflowVersionDiffView.as_view(), name="workflow-version-diff"
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/.]+)/versions/(?P<number>[^/.]+)/$",
+        WorkflowVersionDetailView.as_view(),
+        name="workflow-version-detail",
+    ),
+    re_path(
+        r"^workflows/(?P<pk>[^/.]+)/versions/(?P<number>[^/.]+)/restore/$",
+        WorkflowVersionRestoreView.as_view(),
+        name="workflow-version-restore",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("docs/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

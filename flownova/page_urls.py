@@ -62,6 +62,7 @@ urlpatterns += [
     ),
 ]
 
+<<<<<<< HEAD
 # Projects: the list, a project's page and its members.
 from projects import views as project_views  # noqa: E402  (appended so concurrent edits above never conflict)
 
@@ -73,5 +74,17 @@ urlpatterns += [
         "projects/<int:pk>/members/<str:username>/remove/",
         project_views.project_member_remove,
         name="project_member_remove",
+=======
+# A workflow's versions: the section of its page, the diff between two, and restoring one.
+from workflows import version_views  # noqa: E402  (appended so concurrent edits above never conflict)
+
+urlpatterns += [
+    path("workflows/<int:pk>/versions/", version_views.workflow_versions, name="workflow_versions"),
+    path("workflows/<int:pk>/versions/diff/", version_views.workflow_version_diff, name="workflow_version_diff"),
+    path(
+        "workflows/<int:pk>/versions/<int:number>/restore/",
+        version_views.workflow_version_restore,
+        name="workflow_version_restore",
+>>>>>>> versions
     ),
 ]

@@ -35,6 +35,7 @@ from runs.ratelimit import RunRateLimited
 from runs.services import RunFinishedError, RunInputError, run_cancel, run_resume, run_start
 from runs.usage import usage_summary
 from workflows.models import Workflow
+from workflows.versions_api import version_url
 
 __all__ = ["Conflict", "RunSerializer", "RunStartSerializer", "RunViewSet", "UsageView", "WorkflowRunStartView"]
 
@@ -104,6 +105,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     output = NullableObjectField(read_only=True, help_text="The `end` node's output; null until it succeeds.")
     owner = serializers.CharField(source="owner.username", read_only=True, help_text="Who started the run.")
     trigger = TriggerField(read_only=True, help_text="How the run started.")
+    workflow_version_url = serializers.SerializerMethodField(
+        help_text="The API URL of the workflow version the run executed; null when the workflow is gone."
+    )
 
     class Meta:
         model = Run
@@ -127,6 +131,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "parent_node_id",
             "updated_at",
             "trigger",
+            "workflow_version_url",
         ]
         read_only_fields = fields
         extra_kwargs = {
@@ -134,6 +139,13 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "source_run": {"help_text": "The run this one re-runs, if any."},
             "parent": {"help_text": "For a cognitive node's generated workflow: the run holding the node."},
         }
+
+    def get_workflow_version_url(self, run: Run) -> str | None:
+        if run.workflow_id is None or run.workflow is None or run.workflow.is_deleted:
+            return None
+        url = version_url(run.workflow_id, run.workflow_version)
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
 
 class RunStartSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
@@ -351,7 +363,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
     def get_queryset(self) -> QuerySet[Run]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
             return Run.objects.none()
-        return Run.objects.visible_to(self.request.user).select_related("owner")
+        return Run.objects.visible_to(self.request.user).select_related("owner", "workflow")
 
     def filter_queryset(self, queryset: QuerySet[Run, _Row]) -> QuerySet[Run, _Row]:
         if self.action != "list":

@@ -8,13 +8,9 @@ shows the actions through `runs/_replay.html`, whose context comes from `replay_
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import jsonpatch
-import jsonpointer
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -41,6 +37,7 @@ from runs.services import (
 )
 from workflows.graph import Graph, GraphError, parse_graph
 from workflows.models import Workflow
+from workflows.versions import readable_ops
 
 COMPARE_CHOICES = 20  # recent runs of the same workflow offered by the run page's compare form
 REEXECUTE_PREFIX = "side_effect_"  # radio group per side-effect node: "reuse" or "reexecute"
@@ -376,29 +373,6 @@ def _json_or_blank(value: Any) -> str:
 
 
 # --- compare -------------------------------------------------------------------------------------------------
-
-
-_ABSENT = object()
-
-
-def _shown(value: Any) -> str:
-    return "" if value is _ABSENT else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def readable_ops(before: Any, ops: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """JSON Patch operations with the value each one replaces: the patch is applied step by step, because
-    each operation's path refers to the document as the previous operations left it."""
-    document = copy.deepcopy(before)
-    rows = []
-    for op in ops:
-        at = op.get("from", op["path"]) if op["op"] in ("move", "copy") else op["path"]
-        old = _ABSENT if op["op"] == "add" else jsonpointer.resolve_pointer(document, at, _ABSENT)
-        new = op.get("value", old if op["op"] in ("move", "copy") else _ABSENT)
-        rows.append(
-            {"op": op["op"], "path": op["path"], "from": op.get("from", ""), "old": _shown(old), "new": _shown(new)}
-        )
-        document = jsonpatch.apply_patch(document, [op])
-    return rows
 
 
 def _run_id(data: QueryDict, key: str) -> int | None:

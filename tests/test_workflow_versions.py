@@ -61,6 +61,16 @@ def test_postgresql_refuses_to_change_a_kept_version(alice: User) -> None:
 
 
 @pytest.mark.django_db
+def test_postgresql_refuses_to_change_the_message_of_a_version_without_an_author(alice: User) -> None:
+    workflow = make_workflow(alice, graph=linear_graph())
+    workflow_update(workflow=workflow, name="Edited", by=None, message="kept")
+    WorkflowVersion.objects.filter(workflow=workflow).update(author=None)  # as deleting the author does
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        WorkflowVersion.objects.filter(workflow=workflow, number=2).update(message="forged")
+    assert WorkflowVersion.objects.get(workflow=workflow, number=2).message == "kept"
+
+
+@pytest.mark.django_db
 def test_deleting_a_versions_author_leaves_the_version_without_one(alice: User, make_user: Any) -> None:
     editor = make_user("editor", staff=True)
     workflow = make_workflow(alice, graph=linear_graph())

@@ -28,7 +28,7 @@ from projects.api_permissions import ProjectField, ProjectRole, project_unchange
 from projects.permissions import Action, creating_in
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
-from workflows.models import Workflow
+from workflows.models import VERSION_MESSAGE_MAX, Workflow
 from workflows.services import (
     GraphError,
     WorkflowSaveContext,
@@ -138,13 +138,21 @@ class WorkflowSummarySerializer(serializers.ModelSerializer[Workflow]):
 
 
 class WorkflowSerializer(StrictFieldsMixin, WorkflowSummarySerializer):
-    """A workflow with its graph. Writable: `name`, `description`, `graph`, and `project` on create (one you may
-    edit; default: your personal project); anything else in a body is a 400."""
+    """A workflow with its graph. Writable: `name`, `description`, `graph`, `project` on create (one you may edit;
+    default: your personal project), and the write-only `message` of the version the save creates; anything else
+    in a body is a 400."""
 
     graph = GraphField()
+    message = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=VERSION_MESSAGE_MAX,
+        help_text="What this save changed, kept on the version it creates (GET /api/workflows/{id}/versions/).",
+    )
 
     class Meta(WorkflowSummarySerializer.Meta):
-        fields = [*WorkflowSummarySerializer.Meta.fields, "graph"]
+        fields = [*WorkflowSummarySerializer.Meta.fields, "graph", "message"]
 
     def to_internal_value(self, data: Any) -> Any:
         try:

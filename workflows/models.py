@@ -19,6 +19,9 @@ from projects.permissions import Action, scoped
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
+# The longest message a save may leave on the version it creates.
+VERSION_MESSAGE_MAX = 500
+
 NODE_ID_VALIDATOR = RegexValidator(r"^[A-Za-z0-9_-]{1,64}$", "Node ids are 1-64 characters of A-Z, a-z, 0-9, _ and -.")
 
 
@@ -148,6 +151,8 @@ class WorkflowVersion(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # What the saving user said of the change ("Restored version 3" for a restore); blank when nothing.
+    message = models.CharField(max_length=VERSION_MESSAGE_MAX, blank=True, default="")
 
     class Meta:
         ordering = ["workflow", "-number"]

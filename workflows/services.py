@@ -20,9 +20,11 @@ from workflows.models import Edge, Node, Workflow, WorkflowVersion
 
 __all__ = [
     "GraphError",
+    "VersionNotFound",
     "WorkflowSaveContext",
     "graph_normalize",
     "workflow_create",
+    "workflow_restore",
     "workflow_soft_delete",
     "workflow_update",
 ]
@@ -108,24 +110,31 @@ def _graph_store(*, workflow: Workflow, graph: dict[str, Any]) -> None:
     )
 
 
-def _version_keep(*, workflow: Workflow, author: User | None) -> None:
+def _version_keep(*, workflow: Workflow, author: User | None, message: str = "") -> None:
     """Keep the document the workflow has now (its nodes and edges as stored) as its current version."""
     WorkflowVersion.objects.create(
-        workflow=workflow, number=workflow.version, document=workflow.document(), author=author
+        workflow=workflow, number=workflow.version, document=workflow.document(), author=author, message=message
     )
 
 
 @transaction.atomic
 def workflow_create(
-    *, owner: User, name: str, description: str = "", graph: object, project: Project | None = None
+    *,
+    owner: User,
+    name: str,
+    description: str = "",
+    graph: object,
+    project: Project | None = None,
+    message: str = "",
 ) -> Workflow:
     """A new workflow created by `owner` (who saves it: the save hooks see what they may see), at version 1, in
-    `project` (default: `owner`'s personal project). The caller has checked that `owner` may edit there."""
+    `project` (default: `owner`'s personal project), `message` (at most VERSION_MESSAGE_MAX characters) kept on
+    that version. The caller has checked that `owner` may edit there."""
     document = graph_normalize(graph, saving=WorkflowSaveContext(user=owner, workflow_name=name))
     project = project if project is not None else personal_project(owner)
     workflow = Workflow.objects.create(owner=owner, project=project, name=name, description=description)
     _graph_store(workflow=workflow, graph=document)
-    _version_keep(workflow=workflow, author=owner)
+    _version_keep(workflow=workflow, author=owner, message=message)
     return workflow
 
 
@@ -137,9 +146,11 @@ def workflow_update(
     description: str | None = None,
     graph: object = None,
     by: User | None = None,
+    message: str = "",
 ) -> Workflow:
     """Change any of name, description and graph; the version goes up by one whatever changed. `by` is who
-    saves it (default: the owner): the save hooks see what they may see, and the new version names them."""
+    saves it (default: the owner): the save hooks see what they may see, and the new version names them, with
+    `message` (at most VERSION_MESSAGE_MAX characters)."""
     locked = Workflow.objects.select_for_update().select_related("owner").get(pk=workflow.pk)
     author = by if by is not None else locked.owner
     document = None
@@ -155,8 +166,30 @@ def workflow_update(
     if document is not None:
         _graph_store(workflow=locked, graph=document)
     locked.refresh_from_db()
-    _version_keep(workflow=locked, author=author)
+    _version_keep(workflow=locked, author=author, message=message)
     return locked
+
+
+class VersionNotFound(LookupError):
+    """The workflow never had the version asked for; the message names it."""
+
+
+def workflow_restore(*, workflow: Workflow, number: int, by: User, message: str = "") -> Workflow:
+    """Save version `number`'s document (name, description, graph) as the workflow's next version, through
+    `workflow_update`: the graph is validated and completed by the save hooks as `by` would save it now, so a
+    version that names what is gone (a deleted tool or sub-workflow) raises GraphError and nothing is saved.
+    VersionNotFound when there is no such version. The caller has checked that `by` may edit the workflow."""
+    document = workflow.version_document(number)
+    if document is None:
+        raise VersionNotFound(f"workflow {workflow.pk} has no version {number}")
+    return workflow_update(
+        workflow=workflow,
+        name=document.get("name", workflow.name),
+        description=document.get("description", ""),
+        graph=document.get("graph") or {},
+        by=by,
+        message=message or f"Restored version {number}",
+    )
 
 
 def workflow_soft_delete(*, workflow: Workflow) -> None:

@@ -1,5 +1,6 @@
 // Read-only canvases: the live run view (node states over the run's WebSocket, the path taken, streamed
-// agent text), the compare page (nodes whose output changed), and plain graph previews (a workflow, or the
+// agent text), the compare page (nodes whose output changed), the version diff page (nodes and edges added,
+// removed, changed), and plain graph previews (a workflow, or the
 // graph a cognitive node designed). Any element with `data-flow-graph="<json_script id>"` gets a canvas,
 // including ones htmx swaps in later.
 import "@xyflow/react/dist/style.css";
@@ -195,6 +196,25 @@ function CompareCanvas({ data }) {
   return <ReadOnlyFlow graph={data.graph} decorate={decorate} label="Compared runs; changed nodes are marked" />;
 }
 
+// The version diff page: both versions' graphs in one (version b's, plus what a had and b removed), each node
+// and edge marked added, removed or changed.
+function VersionDiffCanvas({ data }) {
+  const marks = data.marks || { nodes: {}, edges: {} };
+  const decorate = useMemo(() => (node) => ({ diff: marks.nodes[node.id] }), [marks]);
+  const decorateEdge = useMemo(
+    () => (edge) => (marks.edges[edge.id] ? { className: `fn-edge-diff-${marks.edges[edge.id]}` } : {}),
+    [marks],
+  );
+  return (
+    <ReadOnlyFlow
+      graph={data.graph}
+      decorate={decorate}
+      decorateEdge={decorateEdge}
+      label="Both versions' graphs; added, removed and changed nodes are marked"
+    />
+  );
+}
+
 function GraphPreview({ graph }) {
   return <ReadOnlyFlow graph={graph} label="Workflow graph" />;
 }
@@ -211,6 +231,11 @@ function mountAll() {
   if (compare && !compare.dataset.flowMounted) {
     const data = readJsonScript("compare-data");
     if (data) mountFlow(compare, <CompareCanvas data={data} />, catalogueOnce());
+  }
+  const versionDiff = document.getElementById("version-diff-canvas");
+  if (versionDiff && !versionDiff.dataset.flowMounted) {
+    const data = readJsonScript("version-diff-data");
+    if (data) mountFlow(versionDiff, <VersionDiffCanvas data={data} />, catalogueOnce());
   }
   for (const element of document.querySelectorAll("[data-flow-graph]:not([data-flow-mounted])")) {
     const graph = readJsonScript(element.dataset.flowGraph);

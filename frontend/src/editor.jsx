@@ -85,6 +85,8 @@ function Editor({ root, workflow, catalogue, tools }) {
   const [name, setName] = useState(workflow.name || "");
   const [description, setDescription] = useState(workflow.description || "");
   const [version, setVersion] = useState(workflow.version || null);
+  // What this save changed, kept on the version it creates; cleared once saved.
+  const [message, setMessage] = useState("");
   const [issues, setIssues] = useState([]);
   const [status, setStatus] = useState("");
   const [saving, setSaving] = useState(false);
@@ -299,7 +301,9 @@ function Editor({ root, workflow, catalogue, tools }) {
         return;
       }
       setStatus("Saving…");
-      response = await send(root.dataset.apiUrl, isNew ? "POST" : "PUT", { name, description, graph });
+      const payload = { name, description, graph };
+      if (message.trim()) payload.message = message.trim();
+      response = await send(root.dataset.apiUrl, isNew ? "POST" : "PUT", payload);
     } catch (exc) {
       setSaving(false);
       setStatus(`Not saved: the server could not be reached (${exc.message}).`);
@@ -318,6 +322,7 @@ function Editor({ root, workflow, catalogue, tools }) {
       setNodes(synced);
       setSavedState(JSON.stringify([name, description, toGraph(synced, edges)]));
       setVersion(body.version);
+      setMessage("");
       if (isNew) {
         dirtyRef.current = false;
         window.location.assign(root.dataset.editUrl.replace("__id__", String(body.id)));
@@ -377,6 +382,17 @@ function Editor({ root, workflow, catalogue, tools }) {
         <button type="button" onClick={autoLayout}>
           Auto layout
         </button>
+        <label className="fn-inline">
+          <span className="visually-hidden">What changed (kept with the version)</span>
+          <input
+            id="workflow-save-message"
+            type="text"
+            value={message}
+            maxLength={500}
+            placeholder="What changed (optional)"
+            onChange={(event) => setMessage(event.target.value)}
+          />
+        </label>
         <button type="button" className="primary" onClick={save} disabled={saving}>
           {isNew ? "Create" : "Save"}
         </button>

@@ -72,7 +72,8 @@ def test_the_schema_describes_bodies_and_errors(openapi: dict[str, Any]) -> None
     assert graph["type"] == "object" and graph["required"] == ["nodes"]
     assert graph["properties"]["nodes"]["items"]["required"] == ["id", "type"]
     assert graph["properties"]["edges"]["items"]["required"] == ["source", "target"]
-    assert set(schemas["WorkflowRequest"]["properties"]) == {"name", "description", "graph", "project"}  # writable only
+    # writable only (`message` is the new version's)
+    assert set(schemas["WorkflowRequest"]["properties"]) == {"name", "description", "graph", "project", "message"}
     assert set(schemas["Run"]["required"]) >= {"id", "workflow", "status", "input", "output", "error"}
     create = paths["/api/workflows/"]["post"]["responses"]
     issue = create["400"]["content"]["application/json"]["schema"]["properties"]["graph"]["items"]

@@ -49,6 +49,7 @@ function FlowNodeView({ id, data, selected }) {
   if (data.status) classes.push(`fn-status-${data.status}`);
   if (data.issues?.length) classes.push("fn-has-issues");
   if (data.changed) classes.push("fn-changed");
+  if (data.diff) classes.push(`fn-diff-${data.diff}`);
   if (selected) classes.push("fn-selected");
   const line = renderSummary(spec.summary, config);
   return (
@@ -58,6 +59,7 @@ function FlowNodeView({ id, data, selected }) {
       data-node-id={id}
       data-kind={data.kind}
       data-status={data.status || undefined}
+      data-diff={data.diff || undefined}
     >
       {spec.accepts_incoming && <Handle type="target" position={Position.Left} />}
       <div className="fn-node-head">
@@ -65,6 +67,7 @@ function FlowNodeView({ id, data, selected }) {
           <TypeIcon icon={spec.icon} />
           {spec.title}
         </span>
+        {data.diff && <span className="fn-node-status fn-node-diff">{data.diff}</span>}
         {data.status && (
           <span className="fn-node-status" aria-label={`status: ${STATUS_TEXT[data.status] || data.status}`}>
             {STATUS_TEXT[data.status] || data.status}
