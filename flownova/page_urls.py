@@ -4,8 +4,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from approvals import views as approval_views
-from runs import start_views
+from projects import views as project_views
+from runs import replay_views, start_views
 from runs import views as run_views
+from triggers import views as trigger_views
+from workflows import version_views
 from workflows import views as workflow_views
 
 urlpatterns = [
@@ -35,7 +38,6 @@ urlpatterns = [
 ]
 
 # Replay: run again, resume from a node, compare two runs.
-from runs import replay_views  # noqa: E402  (appended so concurrent edits above never conflict)
 
 urlpatterns += [
     path("runs/compare/", replay_views.run_compare, name="run_compare"),
@@ -44,7 +46,6 @@ urlpatterns += [
 ]
 
 # A workflow's triggers: the section of its page, and adding, enabling, rotating and deleting them.
-from triggers import views as trigger_views  # noqa: E402  (appended so concurrent edits above never conflict)
 
 urlpatterns += [
     path("workflows/<int:pk>/triggers/", trigger_views.workflow_triggers, name="workflow_triggers"),
@@ -62,10 +63,7 @@ urlpatterns += [
     ),
 ]
 
-<<<<<<< HEAD
 # Projects: the list, a project's page and its members.
-from projects import views as project_views  # noqa: E402  (appended so concurrent edits above never conflict)
-
 urlpatterns += [
     path("projects/", project_views.project_list, name="project_list"),
     path("projects/<int:pk>/", project_views.project_detail, name="project_detail"),
@@ -74,10 +72,10 @@ urlpatterns += [
         "projects/<int:pk>/members/<str:username>/remove/",
         project_views.project_member_remove,
         name="project_member_remove",
-=======
-# A workflow's versions: the section of its page, the diff between two, and restoring one.
-from workflows import version_views  # noqa: E402  (appended so concurrent edits above never conflict)
+    ),
+]
 
+# A workflow's versions: the section of its page, the diff between two, and restoring one.
 urlpatterns += [
     path("workflows/<int:pk>/versions/", version_views.workflow_versions, name="workflow_versions"),
     path("workflows/<int:pk>/versions/diff/", version_views.workflow_version_diff, name="workflow_version_diff"),
@@ -85,6 +83,5 @@ urlpatterns += [
         "workflows/<int:pk>/versions/<int:number>/restore/",
         version_views.workflow_version_restore,
         name="workflow_version_restore",
->>>>>>> versions
     ),
 ]
