@@ -84,6 +84,7 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         request,
         project,
         role=role.value if role else None,
+        can_edit=allowed(request.user, Action.EDIT, project.pk),
         workflows=project.workflows.filter(deleted_at__isnull=True).order_by("name", "id"),
         tools=project.tools.order_by("name", "id"),
     )
@@ -94,10 +95,12 @@ def _members_answer(
     request: HtmxHttpRequest, project: Project, *, error: str = "", done: str = "", status: int = 200, **extra: Any
 ) -> HttpResponse:
     """HTMX: the members section redrawn, with the refusal or the outcome in it. Otherwise: back to the project's
-    page, with the same sentence as a message."""
+    page, with the same sentence as a message (a refusal by role: the 403 page)."""
     if htmx_partial(request):
         context = members_context(request, project, error=error, done=done, **extra)
         return render(request, MEMBERS_TEMPLATE, context, status=status)
+    if status == 403:  # a refusal by role is the 403 page, as everywhere else
+        raise PermissionDenied(error)
     if error:
         messages.error(request, error)
     elif done:

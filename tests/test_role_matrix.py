@@ -39,7 +39,7 @@ pytestmark = pytest.mark.django_db
 PERSONAS = ("outsider", "viewer", "runner", "editor", "admin", "staff")
 RANK = {"outsider": 0, "viewer": 1, "runner": 2, "editor": 3, "admin": 4, "staff": 4}
 # Names only the team's objects carry, to tell whether a list shows them.
-SECRET_NAMES = ("Quarterly payroll", "payroll_lookup", "Pay the quarter?", "payroll hook")
+SECRET_NAMES = ("Payroll team", "Quarterly payroll", "payroll_lookup", "Pay the quarter?", "payroll hook")
 
 
 @dataclass
@@ -65,6 +65,7 @@ def world(make_user: Callable[..., User]) -> World:
         "editor": make_user("eddie"),
         "outsider": make_user("mallory"),
         "staff": make_user("stan", staff=True),
+        "pat": make_user("pat"),  # a viewer whom the member routes take out (and contents() puts back)
     }
     project = project_create(name="Payroll team", by=admin)
     for persona in ("viewer", "runner", "editor"):
@@ -75,6 +76,8 @@ def world(make_user: Callable[..., User]) -> World:
 def contents(project: Project, users: dict[str, User]) -> World:
     """The project's objects, made anew (after a route deleted them)."""
     admin = users["admin"]
+    if not project.memberships.filter(user=users["pat"]).exists():
+        member_set(project=project, user=users["pat"], role=Role.VIEWER, by=admin)
     workflow = workflow_create(
         owner=admin, project=project, name="Quarterly payroll", graph=approval_graph(message="Pay the quarter?")
     )
@@ -234,6 +237,49 @@ ROUTES: list[Route] = [
     Route("api:trigger-detail", "DELETE", lambda x: f"/api/triggers/{x.trigger.pk}/", "admin", destroys=True),
     Route("api:trigger-firings", "GET", lambda x: f"/api/triggers/{x.trigger.pk}/firings/", "viewer"),
     Route("api:trigger-rotate", "POST", lambda x: f"/api/triggers/{x.trigger.pk}/rotate/", "editor"),
+    # --- API: versions
+    Route("api:workflow-versions", "GET", lambda x: f"/api/workflows/{w(x)}/versions/", "viewer"),
+    Route("api:workflow-version-detail", "GET", lambda x: f"/api/workflows/{w(x)}/versions/1/", "viewer"),
+    Route("api:workflow-version-diff", "GET", lambda x: f"/api/workflows/{w(x)}/versions/diff/?a=1&b=1", "viewer"),
+    Route(
+        "api:workflow-version-restore",
+        "POST",
+        lambda x: f"/api/workflows/{w(x)}/versions/1/restore/",
+        "editor",
+        body=lambda x: {},
+    ),
+    # --- API: projects and members
+    Route("api:project-list", "GET", lambda x: "/api/projects/", None, listing=True),
+    Route("api:project-list", "POST", lambda x: "/api/projects/", None, body=lambda x: {"name": "Mine"}),
+    Route("api:project-detail", "GET", lambda x: f"/api/projects/{x.project.pk}/", "viewer"),
+    Route(
+        "api:project-detail",
+        "PATCH",
+        lambda x: f"/api/projects/{x.project.pk}/",
+        "admin",
+        body=lambda x: {"name": "Payroll team"},
+    ),
+    # Refused with a 409 while the project holds workflows: the route at work, nothing deleted.
+    Route("api:project-detail", "DELETE", lambda x: f"/api/projects/{x.project.pk}/", "admin"),
+    Route("api:project-members", "GET", lambda x: f"/api/projects/{x.project.pk}/members/", "viewer"),
+    Route(
+        "api:project-members",
+        "POST",
+        lambda x: f"/api/projects/{x.project.pk}/members/",
+        "admin",
+        body=lambda x: {"user": "pat", "role": "runner"},
+    ),
+    Route(
+        "api:project-members",
+        "DELETE",
+        lambda x: f"/api/projects/{x.project.pk}/members/",
+        "admin",
+        body=lambda x: {"user": "pat"},
+        destroys=True,
+    ),
+    Route(
+        "api:project-member", "DELETE", lambda x: f"/api/projects/{x.project.pk}/members/pat/", "admin", destroys=True
+    ),
     # --- API: no project object
     Route(
         "api:transform-preview",
@@ -276,6 +322,30 @@ ROUTES: list[Route] = [
     Route("workflow_delete", "POST", lambda x: f"/workflows/{w(x)}/delete/", "admin", form=True, destroys=True),
     Route("workflow_export", "GET", lambda x: f"/workflows/{w(x)}/export/", "viewer"),
     Route("workflow_runs", "GET", lambda x: f"/workflows/{w(x)}/runs/", "viewer"),
+    Route("workflow_versions", "GET", lambda x: f"/workflows/{w(x)}/versions/", "viewer"),
+    Route("workflow_version_diff", "GET", lambda x: f"/workflows/{w(x)}/versions/diff/?a=1&b=1", "viewer"),
+    Route("workflow_version_restore", "GET", lambda x: f"/workflows/{w(x)}/versions/1/restore/", "editor"),
+    Route("workflow_version_restore", "POST", lambda x: f"/workflows/{w(x)}/versions/1/restore/", "editor", form=True),
+    # --- pages: projects
+    Route("project_list", "GET", lambda x: "/projects/", None, listing=True),
+    Route("project_list", "POST", lambda x: "/projects/", None, body=lambda x: {"name": "Mine"}, form=True),
+    Route("project_detail", "GET", lambda x: f"/projects/{x.project.pk}/", "viewer"),
+    Route(
+        "project_member_set",
+        "POST",
+        lambda x: f"/projects/{x.project.pk}/members/",
+        "admin",
+        body=lambda x: {"user": "pat", "role": "runner"},
+        form=True,
+    ),
+    Route(
+        "project_member_remove",
+        "POST",
+        lambda x: f"/projects/{x.project.pk}/members/pat/remove/",
+        "admin",
+        form=True,
+        destroys=True,
+    ),
     # --- pages: runs
     Route("run_list", "GET", lambda x: "/runs/", None, listing=True),
     Route("run_detail", "GET", lambda x: f"/runs/{x.run.pk}/", "viewer"),
@@ -377,6 +447,35 @@ def test_every_route_is_in_the_table() -> None:
     covered = {route.name for route in ROUTES} | set(EXEMPT)
     assert names - covered == set(), "routes with no line in the role matrix"
     assert covered - names == set(), "lines in the role matrix naming no route"
+
+
+def test_the_editor_opens_for_a_project_where_the_user_may_edit(world: World) -> None:
+    path = f"/workflows/new/?project={world.project.pk}"
+    for persona, status in [("outsider", 404), ("viewer", 403), ("runner", 403), ("editor", 200), ("admin", 200)]:
+        client = Client()
+        client.force_login(world.users[persona])
+        page = client.get(path)
+        assert page.status_code == status, persona
+        if status == 200:
+            text = page.content.decode()
+            assert f'data-project-id="{world.project.pk}"' in text and "payroll_lookup" in text
+
+
+def test_an_editor_creates_a_workflow_in_the_team_project(world: World) -> None:
+    api = APIClient()
+    api.force_authenticate(world.users["editor"])
+    body = {"name": "Bonus", "graph": approval_graph(), "project": world.project.pk, "message": "first draft"}
+    created = api.post("/api/workflows/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["project"] == world.project.pk and created.json()["owner"] == "eddie"
+    # Every member sees it; it stays in its project.
+    viewer = APIClient()
+    viewer.force_authenticate(world.users["viewer"])
+    assert viewer.get(f"/api/workflows/{created.json()['id']}/").status_code == 200
+    own = api.get("/api/projects/").json()["results"]
+    personal = next(project["id"] for project in own if project["personal"])
+    moved = api.patch(f"/api/workflows/{created.json()['id']}/", {"project": personal}, format="json")
+    assert moved.status_code == 400 and "cannot move" in moved.json()["project"][0]
 
 
 def _request(route: Route, world: World, persona: str) -> Any:

@@ -22,7 +22,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
@@ -34,7 +34,9 @@ from flownova.pages import pretty_json
 from flownova.users import signed_in_user
 from nodes import node_catalogue, node_types
 from projects.forms import project_field
-from projects.permissions import Action, allowed, require
+from projects.models import Project
+from projects.permissions import Action, allowed, require, scoped
+from projects.services import personal_project
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
 from workflows.models import Workflow
@@ -252,11 +254,17 @@ def llm_notice(graph: dict[str, Any], *, editor: bool) -> dict[str, Any] | None:
 # --- the editor ----------------------------------------------------------------------------------------------
 
 
-def editor_context(request: HttpRequest, workflow: Workflow | None) -> dict[str, Any]:
-    """What the React Flow editor reads from the page: the workflow, the node type catalogue and the tools its
-    owner registered. It saves through the REST API (session auth + CSRF), which validates on the server."""
-    owner = workflow.owner if workflow else signed_in_user(request)
-    tools = list(Tool.objects.filter(owner=owner).order_by("name").values("name", "description"))
+def editor_context(
+    request: HttpRequest, workflow: Workflow | None, *, project: Project | None = None
+) -> dict[str, Any]:
+    """What the React Flow editor reads from the page: the workflow, the node type catalogue and the tools of its
+    project (a new workflow's: `project`, else the user's personal one). It saves through the REST API (session
+    auth + CSRF), which validates on the server."""
+    if workflow is not None:
+        project = workflow.project
+    elif project is None:
+        project = personal_project(signed_in_user(request))
+    tools = list(Tool.objects.filter(project=project).order_by("name").values("name", "description"))
     document: dict[str, object]
     graph: dict[str, Any]
     if workflow is None:
@@ -275,6 +283,7 @@ def editor_context(request: HttpRequest, workflow: Workflow | None) -> dict[str,
         api_url = reverse("api:workflow-detail", args=[workflow.pk])
     return {
         "workflow": workflow,
+        "project": project,
         "editor_workflow": document,
         "catalogue": node_catalogue(),
         "llm_notice": llm_notice(graph, editor=True),
@@ -287,7 +296,16 @@ def editor_context(request: HttpRequest, workflow: Workflow | None) -> dict[str,
 @login_required
 @require_GET
 def workflow_new(request: HttpRequest) -> HttpResponse:
-    return render(request, "workflows/editor.html", editor_context(request, None))
+    """The editor for a new workflow, in the project `?project=` names (one where the user may edit; a project
+    they are not in is a 404, one where they may not edit a 403), else in their personal project."""
+    project = None
+    raw = request.GET.get("project", "")
+    if raw:
+        if not raw.isdigit():
+            raise Http404("project: not a project id")
+        project = get_object_or_404(scoped(Project.objects.all(), request.user, via="pk"), pk=int(raw))
+        require(request.user, Action.EDIT, project.pk)
+    return render(request, "workflows/editor.html", editor_context(request, None, project=project))
 
 
 @login_required

@@ -303,6 +303,8 @@ function Editor({ root, workflow, catalogue, tools }) {
       setStatus("Saving…");
       const payload = { name, description, graph };
       if (message.trim()) payload.message = message.trim();
+      // A new workflow goes into the project the page was opened for (default: the user's personal one).
+      if (isNew && root.dataset.projectId) payload.project = Number(root.dataset.projectId);
       response = await send(root.dataset.apiUrl, isNew ? "POST" : "PUT", payload);
     } catch (exc) {
       setSaving(false);

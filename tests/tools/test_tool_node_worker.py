@@ -14,12 +14,16 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from projects.models import Role
+from projects.services import member_set, project_create
 from runs.models import LedgerEntry, Run, RunEvent
+from runs.services import run_start
 from tests.conftest import WorkerProcess
 from tests.engine_helpers import graph_of, start, wait_for
 from tests.tools.servers import LocalServer, Received, Reply
 from tools.models import ToolCall
 from tools.services import tool_create
+from workflows.services import workflow_create
 
 pytestmark = [
     pytest.mark.worker,
@@ -133,3 +137,27 @@ def test_without_an_error_edge_a_failed_call_fails_the_run_naming_the_node(alice
     failed = LedgerEntry.objects.get(run=run, node_id="call", status="failed")
     assert [(c["tool"], c["status_code"]) for c in failed.tool_calls] == [("weather", 404)]
     assert API_KEY not in everything_recorded(run)
+
+
+def test_a_runner_of_a_team_project_runs_its_tools_and_not_their_own(
+    alice: User, make_user: Callable[..., User], make_server: Callable[..., LocalServer], allow_loopback: None
+) -> None:
+    # The tool a node names is looked up in the run's project, whoever starts the run: rita, a runner of the
+    # team, has a tool of the same name in her personal project, and it is not the one called.
+    team_server = make_server(lambda request, count: Reply(body={"temp": 7, "from": "team"}))
+    own_server = make_server(lambda request, count: Reply(body={"temp": 99, "from": "rita"}))
+    rita = make_user("rita")
+    team = project_create(name="Weather team", by=alice)
+    member_set(project=team, user=rita, role=Role.RUNNER, by=alice)
+    weather_args = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tool_create(owner=alice, project=team, name="weather", url=f"{team_server.url}/{{city}}", parameters=weather_args)
+    tool_create(owner=rita, name="weather", url=f"{own_server.url}/{{city}}", parameters=weather_args)
+    workflow = workflow_create(owner=alice, project=team, name="Team weather", graph=routed_graph())
+
+    run = wait_for(run_start(workflow=workflow, input={"city": "Oslo"}, user=rita))
+
+    assert run.status == "succeeded", run.error
+    assert (run.owner, run.project) == (rita, team)
+    assert run.output == {"route": "success", "temp": 7}
+    assert ToolCall.objects.get(run=run).url == f"{team_server.url}/Oslo"
+    assert own_server.received == []
