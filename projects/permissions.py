@@ -40,6 +40,7 @@ __all__ = [
     "abilities",
     "allowed",
     "creating_in",
+    "grants",
     "least_role",
     "project_ids",
     "require",
@@ -72,7 +73,8 @@ def least_role(action: Action) -> Role:
     return Role(action.value)
 
 
-def _grants(role: str | None, action: Action) -> bool:
+def grants(role: str | None, action: Action) -> bool:
+    """Whether `role` (None: no role) allows `action`."""
     return role is not None and _RANK[Role(role)] >= _RANK[least_role(action)]
 
 
@@ -94,14 +96,14 @@ def roles_by_project(user: User | AnonymousUser) -> dict[int, Role]:
 
 
 def allowed(user: User | AnonymousUser, action: Action, project_id: int | None) -> bool:
-    return _grants(role_in(user, project_id), action)
+    return grants(role_in(user, project_id), action)
 
 
 def require(user: User | AnonymousUser, action: Action, project_id: int | None) -> None:
     """Raise PermissionDenied (403) unless `user` may take `action` in the project. Callers look the object up
     through `scoped(..., Action.VIEW)` first, so someone outside the project has had their 404 already."""
     role = role_in(user, project_id)
-    if _grants(role, action):
+    if grants(role, action):
         return
     needed = least_role(action).value
     if role is None:
@@ -132,7 +134,7 @@ def abilities(user: User | AnonymousUser, project_id: int | None) -> dict[str, b
     """What `user` may do in the project, for a page to show only the buttons that will work:
     `{"view", "run", "edit", "manage"}`."""
     role = role_in(user, project_id)
-    return {action.name.lower(): _grants(role, action) for action in Action}
+    return {action.name.lower(): grants(role, action) for action in Action}
 
 
 def creating_in(user: User, project: Project | None) -> Project:

@@ -562,3 +562,37 @@ def test_a_named_assignee_decides_without_being_a_member(world: World, make_user
     runner = APIClient()
     runner.force_authenticate(world.users["runner"])
     assert runner.get(f"/api/approvals/{world.approval.pk}/").status_code == 404
+
+
+def test_pages_show_each_role_only_the_controls_it_may_use(world: World) -> None:
+    workflow, run = world.workflow, world.waiting
+    edit_link = f'href="/workflows/{workflow.pk}/edit/"'
+    delete_link = f'href="/workflows/{workflow.pk}/delete/"'
+    seen: dict[str, dict[str, bool]] = {}
+    for persona in ("viewer", "runner", "editor", "admin"):
+        client = Client()
+        client.force_login(world.users[persona])
+        page = client.get(f"/workflows/{workflow.pk}/").content.decode()
+        listing = client.get("/workflows/").content.decode()
+        run_page = client.get(f"/runs/{run.pk}/").content.decode()
+        triggers = client.get(f"/workflows/{workflow.pk}/triggers/").content.decode()
+        seen[persona] = {
+            "edit": edit_link in page,
+            "run form": 'id="run-form-json"' in page,
+            "cancel": f'action="/runs/{run.pk}/cancel/"' in run_page,
+            "rerun": f'action="/runs/{run.pk}/rerun/"' in run_page,
+            "add trigger": 'id="schedule-form"' in triggers,
+            "toggle trigger": f"/triggers/{world.trigger.pk}/toggle/" in triggers,
+            "delete trigger": f"/triggers/{world.trigger.pk}/delete/" in triggers,
+            "delete workflow": delete_link in listing,
+        }
+    expected = {
+        "viewer": {"run form": False, "cancel": False, "rerun": False, "edit": False},
+        "runner": {"run form": True, "cancel": True, "rerun": True, "edit": False, "add trigger": False},
+        "editor": {"edit": True, "add trigger": True, "toggle trigger": True, "delete trigger": False},
+        "admin": {"edit": True, "delete trigger": True, "delete workflow": True},
+    }
+    for persona, controls in expected.items():
+        for control, shown in controls.items():
+            assert seen[persona][control] is shown, (persona, control)
+    assert not seen["editor"]["delete workflow"] and not seen["viewer"]["toggle trigger"]
