@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from flownova.users import signed_in_user
 from tools.calling import ToolCallError, tool_argument_errors, tool_test_call
 from tools.definitions import ToolDefinitionError, tool_validate_definition
 from tools.models import Tool
@@ -100,7 +101,12 @@ class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
     def update(self, instance: Tool, validated_data: dict[str, Any]) -> Tool:
         secret_headers = validated_data.pop("secret_headers", None)
         try:
-            self.outcome = tool_update(tool=instance, fields=validated_data, secret_headers=secret_headers)
+            self.outcome = tool_update(
+                tool=instance,
+                fields=validated_data,
+                secret_headers=secret_headers,
+                by=signed_in_user(self.context["request"]),
+            )
         except ToolDefinitionError as exc:
             raise serializers.ValidationError(exc.errors) from None
         return self.outcome.tool
@@ -181,7 +187,7 @@ class ToolViewSet(viewsets.ModelViewSet[Tool]):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Delete the tool: 409 naming the workflows (`workflows`: [{id, name}]) when saved ones still use it."""
         try:
-            tool_delete(tool=self.get_object())
+            tool_delete(tool=self.get_object(), by=signed_in_user(request))
         except ToolInUseError as exc:
             workflows = [{"id": pk, "name": name} for pk, name in exc.workflows]
             return Response({"detail": str(exc), "workflows": workflows}, status=status.HTTP_409_CONFLICT)

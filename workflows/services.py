@@ -1,7 +1,8 @@
 """Writes to workflows. Every save of a workflow or its graph goes through here: the graph is validated first
 (an invalid one raises `GraphError` listing every issue, and nothing is written), then completed by the node
 types' save hooks (`NodeType.on_save`, with the saving user: a subworkflow pins a version there), `version`
-goes up and the new version's document is kept (`WorkflowVersion`), all in one transaction."""
+goes up and the new version's document is kept (`WorkflowVersion`), and the change is recorded in the audit log
+(`projects.audit`), all in one transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from projects.audit import AuditAction, actor_label, audit_record
 from projects.models import Project
 from projects.permissions import Action
 from projects.services import personal_project
@@ -24,6 +26,7 @@ __all__ = [
     "graph_normalize",
     "workflow_create",
     "workflow_soft_delete",
+    "workflow_undelete",
     "workflow_update",
 ]
 
@@ -126,6 +129,13 @@ def workflow_create(
     workflow = Workflow.objects.create(owner=owner, project=project, name=name, description=description)
     _graph_store(workflow=workflow, graph=document)
     _version_keep(workflow=workflow, author=owner)
+    audit_record(
+        actor=owner,
+        action=AuditAction.WORKFLOW_CREATED,
+        obj=workflow,
+        summary=f"{actor_label(owner)} created workflow {name!r}",
+        changes={"version": workflow.version},
+    )
     return workflow
 
 
@@ -142,6 +152,7 @@ def workflow_update(
     saves it (default: the owner): the save hooks see what they may see, and the new version names them."""
     locked = Workflow.objects.select_for_update().select_related("owner").get(pk=workflow.pk)
     author = by if by is not None else locked.owner
+    before = {"name": locked.name, "description": locked.description}
     document = None
     if graph is not None:
         saving = WorkflowSaveContext(user=author, workflow_id=locked.pk, workflow_name=name or locked.name)
@@ -156,8 +167,47 @@ def workflow_update(
         _graph_store(workflow=locked, graph=document)
     locked.refresh_from_db()
     _version_keep(workflow=locked, author=author)
+    changes: dict[str, Any] = {"version": locked.version}
+    changed = [field for field, old in before.items() if getattr(locked, field) != old]
+    if document is not None:
+        changed.append("graph")
+    changes["fields"] = changed
+    if "name" in changed:
+        changes["name"] = {"from": before["name"], "to": locked.name}
+    audit_record(
+        actor=author,
+        action=AuditAction.WORKFLOW_SAVED,
+        obj=locked,
+        summary=f"{actor_label(author)} saved workflow {locked.name!r} as version {locked.version}",
+        changes=changes,
+    )
     return locked
 
 
-def workflow_soft_delete(*, workflow: Workflow) -> None:
-    Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+@transaction.atomic
+def workflow_soft_delete(*, workflow: Workflow, by: User | None = None) -> bool:
+    """Mark the workflow deleted (its runs keep their history); `by` is who deletes it. Returns False when it
+    was deleted already."""
+    deleted = Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    if deleted:
+        audit_record(
+            actor=by,
+            action=AuditAction.WORKFLOW_DELETED,
+            obj=workflow,
+            summary=f"{actor_label(by)} deleted workflow {workflow.name!r}",
+        )
+    return bool(deleted)
+
+
+@transaction.atomic
+def workflow_undelete(*, workflow: Workflow, by: User | None = None) -> bool:
+    """Bring a soft-deleted workflow back (the admin's action); False when it was not deleted."""
+    undeleted = Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=False).update(deleted_at=None)
+    if undeleted:
+        audit_record(
+            actor=by,
+            action=AuditAction.WORKFLOW_UNDELETED,
+            obj=workflow,
+            summary=f"{actor_label(by)} undeleted workflow {workflow.name!r}",
+        )
+    return bool(undeleted)
