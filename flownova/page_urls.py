@@ -61,3 +61,8 @@ urlpatterns += [
         name="trigger_delete",
     ),
 ]
+
+# The audit log of configuration changes.
+from projects import audit_views  # noqa: E402  (appended so concurrent edits above never conflict)
+
+urlpatterns += [path("audit/", audit_views.audit_log, name="audit_log")]
