@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
 from nodes.base import WaitRequest
+from projects.audit import AuditAction, actor_label, audit_entry
 from projects.permissions import Action, allowed
 from runs.events import ApprovalDecided, ApprovalExpired, ApprovalNeeded
 from runs.models import NodeRun
@@ -184,11 +185,45 @@ def _decide(
             edits={"by": by, "changes": diff} if diff else None,
         )
         tx.emit(decided)
+        _decision_audit(
+            tx,
+            approval,
+            user,
+            AuditAction.APPROVAL_DECIDED,
+            decision,
+            {"decision": decision, "comment": comment, "by_timeout": by_timeout, "edited_fields": sorted(diff)},
+        )
         # What the node's output records of the decision: the event's data but for the request's id.
         record = {key: value for key, value in decided.data().items() if key != "approval_id"}
         fields = {**{field: change["to"] for field, change in diff.items()}, "approval": record}
         node_resume(tx, node_id=approval.node_id, fields=fields, handle=decision, replaces="approval")
     return approval
+
+
+def _decision_audit(
+    tx: Transition,
+    approval: ApprovalRequest,
+    user: User | None,
+    action: AuditAction,
+    verb: str,
+    changes: dict[str, Any],
+) -> None:
+    """The decision's audit entry, written with the transition's own writes (no round trip of its own)."""
+    what = f"approval {approval.pk} (node {approval.node_id!r}) of run {approval.run_id}"
+    summary = f"{actor_label(user)} {verb} {what}" if user is not None else f"{what} {verb} at its deadline"
+    if user is None and verb != "expired":
+        summary = f"{what} was {verb} by its deadline's timeout action"
+    entry = audit_entry(
+        actor=user,
+        action=action,
+        obj=approval,
+        object_type="approval",
+        object_repr=f"{approval.node_id} in run {approval.run_id}",
+        project_id=tx.run.project_id,
+        summary=summary,
+        changes={"run_id": approval.run_id, **changes},
+    )
+    tx.insert([entry], ids=False)
 
 
 @contextmanager
@@ -334,4 +369,7 @@ def _expire_failing(approval: ApprovalRequest, deadline: datetime) -> None:
         if not won:
             raise ApprovalAlreadyDecided(f"approval {approval.pk} was decided")
         tx.emit(ApprovalExpired(node_id=approval.node_id, approval_id=approval.pk, decided_at=now.isoformat()))
+        _decision_audit(
+            tx, approval, None, AuditAction.APPROVAL_EXPIRED, "expired", {"decision": None, "by_timeout": True}
+        )
         node_fail_waiting(tx, node_id=approval.node_id, error="nobody decided the approval before its deadline")

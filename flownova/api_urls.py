@@ -25,6 +25,7 @@ from flownova.api_parsers import SafeJSONParser
 from flownova.login_lockout import LoginLockedOut
 from nodes.api import TransformPreviewView
 from projects.api import ProjectViewSet
+from projects.audit_api import AuditListView
 from runs.api import RunViewSet, UsageView, WorkflowRunStartView
 from tools.api import ToolViewSet
 from triggers.api import TriggerViewSet, WorkflowTriggersView
@@ -100,6 +101,7 @@ router.register("projects", ProjectViewSet, basename="project")
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("usage/", UsageView.as_view(), name="usage"),
+    path("audit/", AuditListView.as_view(), name="audit"),
     path("nodes/transform/preview/", TransformPreviewView.as_view(), name="transform-preview"),
     # A workflow's runs start in the runs app, which sits above workflows; the pattern is the router's own.
     re_path(r"^workflows/(?P<pk>[^/.]+)/runs/$", WorkflowRunStartView.as_view(), name="workflow-start-run"),

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from approvals import views as approval_views
+from projects import audit_views
 from projects import views as project_views
 from runs import replay_views, start_views
 from runs import views as run_views
@@ -85,3 +86,6 @@ urlpatterns += [
         name="workflow_version_restore",
     ),
 ]
+
+# The audit log of configuration changes.
+urlpatterns += [path("audit/", audit_views.audit_log, name="audit_log")]

@@ -63,7 +63,7 @@ _WHAT = {
     Action.VIEW: "seeing this project's contents",
     Action.RUN: "starting, cancelling, re-running and resuming runs",
     Action.EDIT: "changing workflows, tools and triggers",
-    Action.MANAGE: "deleting and managing members",
+    Action.MANAGE: "deleting, managing members and reading the audit log",
 }
 
 QS = TypeVar("QS", bound="QuerySet[Any]")

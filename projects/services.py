@@ -1,4 +1,4 @@
-"""Writes to projects and their members. Every membership change is recorded in the audit log."""
+"""Writes to projects and their members. Every one is recorded in the audit log (`projects.audit`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 
+from projects.audit import AuditAction, actor_label, audit_record
 from projects.models import Membership, Project, Role
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ def personal_project(user: User) -> Project:
                 name=f"{user.get_username()} (personal)", personal_of=user, created_by=user
             )
             Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+            audit_record(
+                actor=user,
+                action=AuditAction.PROJECT_CREATED,
+                obj=project,
+                project_id=project.pk,
+                summary=f"{user.get_username()}'s personal project was created",
+                changes={"name": project.name, "personal": True},
+            )
             return project
     except IntegrityError:  # created meanwhile by a concurrent first use
         return Project.objects.get(personal_of=user)
@@ -49,6 +58,14 @@ def project_create(*, name: str, by: User) -> Project:
     with transaction.atomic():
         project = Project.objects.create(name=name, created_by=by)
         Membership.objects.create(project=project, user=by, role=Role.ADMIN)
+        audit_record(
+            actor=by,
+            action=AuditAction.PROJECT_CREATED,
+            obj=project,
+            project_id=project.pk,
+            summary=f"{actor_label(by)} created project {name!r}",
+            changes={"name": name, "admin": by.get_username()},
+        )
     return project
 
 
@@ -60,8 +77,19 @@ class ProjectDeleteError(ValueError):
 def project_rename(*, project: Project, name: str, by: User) -> Project:
     """Rename `project` (a personal one too). The caller has checked that `by` may manage it and that `name` is
     1-200 characters."""
-    project.name = name
-    project.save(update_fields=["name"])
+    old = project.name
+    with transaction.atomic():
+        project.name = name
+        project.save(update_fields=["name"])
+        if name != old:
+            audit_record(
+                actor=by,
+                action=AuditAction.PROJECT_RENAMED,
+                obj=project,
+                project_id=project.pk,
+                summary=f"{actor_label(by)} renamed project {old!r} to {name!r}",
+                changes={"name": {"from": old, "to": name}},
+            )
     return project
 
 
@@ -84,6 +112,14 @@ def project_delete(*, project: Project, by: User) -> None:
                 f"the project keeps the history of {_count(runs, 'run')} of its deleted workflows, "
                 "which deleting it would erase"
             )
+        audit_record(
+            actor=by,
+            action=AuditAction.PROJECT_DELETED,
+            obj=locked,
+            project_id=locked.pk,
+            summary=f"{actor_label(by)} deleted project {locked.name!r}",
+            changes={"name": locked.name},
+        )
         locked.workflows.all().delete()  # deleted ones that never ran: nothing of theirs is kept
         locked.delete()
 
@@ -102,11 +138,26 @@ def member_set(*, project: Project, user: User, role: Role | str, by: User) -> M
         locked = Project.objects.select_for_update().get(pk=project.pk)  # one membership change at a time
         membership = Membership.objects.filter(project=locked, user=user).first()
         if membership is None:
-            return Membership.objects.create(project=locked, user=user, role=role)
+            membership = Membership.objects.create(project=locked, user=user, role=role)
+            _member_audit(
+                locked,
+                user,
+                by,
+                AuditAction.MEMBER_ADDED,
+                f"added {user.get_username()} as {role.value} to",
+                None,
+                role,
+            )
+            return membership
+        if membership.role == role:
+            return membership
         if membership.role == Role.ADMIN and role != Role.ADMIN:
             _keep_an_admin(locked, leaving=user)
+        old = Role(membership.role)
         membership.role = role
         membership.save(update_fields=["role", "updated_at"])
+        what = f"changed {user.get_username()}'s role from {old.value} to {role.value} in"
+        _member_audit(locked, user, by, AuditAction.MEMBER_ROLE_CHANGED, what, old, role)
         return membership
 
 
@@ -124,6 +175,29 @@ def member_remove(*, project: Project, user: User, by: User) -> None:
         if membership.role == Role.ADMIN:
             _keep_an_admin(locked, leaving=user)
         membership.delete()
+        old = Role(membership.role)
+        what = "left" if by.pk == user.pk else f"removed {user.get_username()} ({old.value}) from"
+        _member_audit(locked, user, by, AuditAction.MEMBER_REMOVED, what, old, None)
+
+
+def _member_audit(
+    project: Project, user: User, by: User, action: AuditAction, what: str, old: Role | None, new: Role | None
+) -> None:
+    audit_record(
+        actor=by,
+        action=action,
+        obj=user,
+        object_type="user",
+        object_repr=user.get_username(),
+        project_id=project.pk,
+        summary=f"{actor_label(by)} {what} project {project.name!r}",
+        changes={
+            "user": user.get_username(),
+            "user_id": user.pk,
+            "old_role": old.value if old else None,
+            "new_role": new.value if new else None,
+        },
+    )
 
 
 def _keep_an_admin(project: Project, *, leaving: User) -> None:

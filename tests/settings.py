@@ -28,6 +28,9 @@ FLOWNOVA_LLM_TOKEN_INTERVAL = 0.0  # every streamed piece becomes an event, so t
 # override this back to nothing.
 FLOWNOVA_EGRESS_ALLOWLIST = ["127.0.0.1"]
 
-# The test database is emptied between tests with TRUNCATE, which the ledger refuses unless the session says it
-# purges (runs migration 0006); tests of that refusal turn it off for their transaction.
-DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c flownova.ledger_purge=on"  # noqa: F405
+# The test database is emptied between tests with TRUNCATE, which the ledger and the audit log refuse unless the
+# session says it purges (runs migration 0006, projects migration 0003); tests of that refusal turn it off for
+# their transaction.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = (  # noqa: F405
+    "-c flownova.ledger_purge=on -c flownova.audit_purge=on"
+)

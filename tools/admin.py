@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.text import Truncator
 
 from flownova.jsonbody import JSONInputError, parse_json
+from flownova.users import signed_in_user
 from tools.calling import ToolCallError, tool_test_call
 from tools.definitions import HEADER_NAME_RE, ToolDefinitionError, tool_validate_definition
 from tools.models import Tool, ToolCall
@@ -143,12 +144,20 @@ class ToolAdmin(admin.ModelAdmin[Tool]):
             fields = {field: getattr(obj, field) for field in DEFINITION_FIELDS}
             fields["headers"] = fields["headers"] or {}  # a cleared JSON field reads as None
             if change:
-                outcome = tool_update(tool=obj, fields=fields, secret_headers=secret_headers)
+                outcome = tool_update(
+                    tool=obj, fields=fields, secret_headers=secret_headers, by=signed_in_user(request)
+                )
                 if outcome.notice:
                     messages.warning(request, outcome.notice)
             else:
                 project = obj.project if obj.project_id else None  # None: the owner's personal project
-                created = tool_create(owner=obj.owner, project=project, secret_headers=secret_headers, **fields)
+                created = tool_create(
+                    owner=obj.owner,
+                    project=project,
+                    secret_headers=secret_headers,
+                    by=signed_in_user(request),
+                    **fields,
+                )
                 obj.pk = created.pk
         except ToolDefinitionError as exc:
             # Validated in the form already; only a race (the same name saved meanwhile) gets here.
@@ -174,13 +183,13 @@ class ToolAdmin(admin.ModelAdmin[Tool]):
             return HttpResponseRedirect(reverse("admin:tools_tool_change", args=[object_id]))
 
     def delete_model(self, request: HttpRequest, obj: Tool) -> None:
-        tool_delete(tool=obj)
+        tool_delete(tool=obj, by=signed_in_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
         try:
             with transaction.atomic():
                 for tool in queryset:
-                    tool_delete(tool=tool)
+                    tool_delete(tool=tool, by=signed_in_user(request))
         except ToolInUseError as exc:  # a workflow started using one after the confirmation page was shown
             self.message_user(request, f"Nothing was deleted: {exc}.", messages.ERROR)
 

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from flownova.users import signed_in_user
 from projects.api_permissions import ProjectField, ProjectRole, project_unchanged
 from projects.permissions import Action, creating_in
 from tools.calling import ToolCallError, tool_argument_errors, tool_test_call
@@ -113,7 +114,12 @@ class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
         secret_headers = validated_data.pop("secret_headers", None)
         project_unchanged(instance, validated_data)
         try:
-            self.outcome = tool_update(tool=instance, fields=validated_data, secret_headers=secret_headers)
+            self.outcome = tool_update(
+                tool=instance,
+                fields=validated_data,
+                secret_headers=secret_headers,
+                by=signed_in_user(self.context["request"]),
+            )
         except ToolDefinitionError as exc:
             raise serializers.ValidationError(exc.errors) from None
         return self.outcome.tool
@@ -201,7 +207,7 @@ class ToolViewSet(viewsets.ModelViewSet[Tool]):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Delete the tool: 409 naming the workflows (`workflows`: [{id, name}]) when saved ones still use it."""
         try:
-            tool_delete(tool=self.get_object())
+            tool_delete(tool=self.get_object(), by=signed_in_user(request))
         except ToolInUseError as exc:
             workflows = [{"id": pk, "name": name} for pk, name in exc.workflows]
             return Response({"detail": str(exc), "workflows": workflows}, status=status.HTTP_409_CONFLICT)

@@ -18,6 +18,7 @@ import httpx
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from projects.audit import AuditAction, actor_label, audit_record
 from projects.models import Project
 from projects.services import personal_project
 from tools.definitions import PATH_PARAM_RE, ToolDefinitionError, header_key, tool_validate_definition
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 MAX_WORKFLOWS_SHOWN = 10
+# What `tool_update` may change.
+EDITABLE_FIELDS = ("name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active")
 
 
 class ToolInUseError(Exception):
@@ -80,10 +83,12 @@ def tool_create(
     secret_headers: dict[str, str] | None = None,
     timeout_seconds: float | None = None,
     is_active: bool = True,
+    by: User | None = None,
 ) -> Tool:
-    """Create a tool, by `owner`, in `project` (default: `owner`'s personal project). Raises ToolDefinitionError
-    (nothing saved) when the definition is invalid or the project already has a tool of that name. The caller has
-    checked that `owner` may edit the project."""
+    """Create a tool, owned by `owner`, in `project` (default: `owner`'s personal project); `by` is who creates
+    it (default: `owner`; the admin creates tools for others). Raises ToolDefinitionError (nothing saved) when the
+    definition is invalid or the project already has a tool of that name. The caller has checked that `owner` may
+    edit the project."""
     tool = Tool(
         owner=owner,
         project=project if project is not None else personal_project(owner),
@@ -96,30 +101,32 @@ def tool_create(
         timeout_seconds=timeout_seconds,
         is_active=is_active,
     )
-    _tool_save(tool, secret_headers=secret_headers or {})
+    _tool_save(tool, secret_headers=secret_headers or {}, by=by if by is not None else owner)
     return tool
 
 
-def tool_update(*, tool: Tool, fields: Mapping[str, Any], secret_headers: dict[str, str] | None = None) -> ToolUpdate:
-    """Change the given definition `fields` of `tool`. `secret_headers`: None keeps the stored ones, a dict
-    replaces them all ({} removes them). Raises ToolDefinitionError, with nothing saved, when invalid.
+def tool_update(
+    *, tool: Tool, fields: Mapping[str, Any], secret_headers: dict[str, str] | None = None, by: User | None = None
+) -> ToolUpdate:
+    """Change the given definition `fields` of `tool`; `by` is who changes it. `secret_headers`: None keeps the
+    stored ones, a dict replaces them all ({} removes them). Raises ToolDefinitionError, with nothing saved, when
+    invalid.
 
     Secret headers belong to the origin (scheme, host and port) they were entered for: a URL that moves to
     another origin removes them, unless this same update enters secret headers again; the answer says so. The
     URL compared with is the stored one, whatever `tool` holds (a form may have changed the instance already)."""
-    editable = {"name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active"}
-    unknown = set(fields) - editable
+    unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ToolDefinitionError({name: ["cannot be changed"] for name in sorted(unknown)})
     for key, value in fields.items():
         setattr(tool, key, value)
-    notice = _tool_save(tool, secret_headers=secret_headers)
+    notice = _tool_save(tool, secret_headers=secret_headers, by=by)
     return ToolUpdate(tool=tool, secret_headers_cleared=bool(notice), notice=notice)
 
 
-def _tool_save(tool: Tool, *, secret_headers: dict[str, str] | None) -> str:
-    """Validate and save `tool`; returns a notice when its secret headers were removed because its URL moved to
-    another origin, else ""."""
+def _tool_save(tool: Tool, *, secret_headers: dict[str, str] | None, by: User | None) -> str:
+    """Validate and save `tool`, and record it in the audit log; returns a notice when its secret headers were
+    removed because its URL moved to another origin, else ""."""
     errors = tool_validate_definition(
         name=tool.name,
         method=tool.method,
@@ -133,14 +140,15 @@ def _tool_save(tool: Tool, *, secret_headers: dict[str, str] | None) -> str:
         raise ToolDefinitionError(errors)
     notice = ""
     with transaction.atomic():
-        if tool.pk is not None and secret_headers is None:
-            # Locked: an update racing this one cannot write back the secrets this one removes, or the reverse.
-            stored = Tool.objects.select_for_update().filter(pk=tool.pk).values_list("url", "secret_headers_encrypted")
-            for stored_url, stored_secrets in stored:
-                tool.secret_headers_encrypted = stored_secrets  # what is stored now, not what the instance read
-                if stored_secrets and tool_origin(stored_url) != tool_origin(tool.url):
-                    notice = _secrets_cleared_notice(tool, stored_url, stored_secrets)
-                    secret_headers = {}
+        # Locked: an update racing this one cannot write back the secrets this one removes, or the reverse; and
+        # the audit entry compares with what is stored now, not with what the instance read.
+        before = Tool.objects.select_for_update().filter(pk=tool.pk).first() if tool.pk is not None else None
+        if before is not None and secret_headers is None:
+            stored_url, stored_secrets = before.url, before.secret_headers_encrypted
+            tool.secret_headers_encrypted = stored_secrets
+            if stored_secrets and tool_origin(stored_url) != tool_origin(tool.url):
+                notice = _secrets_cleared_notice(tool, stored_url, stored_secrets)
+                secret_headers = {}
         if secret_headers is None and tool.secret_headers_encrypted:
             try:
                 kept = secrets_decrypt(tool.secret_headers_encrypted, tool_name=tool.name)
@@ -161,7 +169,52 @@ def _tool_save(tool: Tool, *, secret_headers: dict[str, str] | None) -> str:
         except IntegrityError:
             # Two saves racing for the same name: the unique constraint decides.
             raise ToolDefinitionError({"name": [f"this project already has a tool named {tool.name!r}"]}) from None
+        _tool_audit(tool, before=before, secret_headers=secret_headers, by=by, moved=bool(notice))
     return notice
+
+
+def _tool_audit(
+    tool: Tool, *, before: Tool | None, secret_headers: dict[str, str] | None, by: User | None, moved: bool
+) -> None:
+    """Record a tool's creation or change: the names of the fields that changed and of the secret headers added,
+    removed or replaced, never a value. A save that changed nothing is not recorded."""
+    who = actor_label(by)
+    if before is None:
+        changes: dict[str, Any] = {"secret_headers": {"added": sorted(secret_headers or {})}} if secret_headers else {}
+        summary = f"{who} created tool {tool.name!r}"
+        audit_record(actor=by, action=AuditAction.TOOL_CREATED, obj=tool, summary=summary, changes=changes)
+        return
+    changes = {}
+    fields = [field for field in EDITABLE_FIELDS if getattr(before, field) != getattr(tool, field)]
+    if fields:
+        changes["fields"] = fields
+    if secret_headers is not None:
+        secrets = _secret_names_diff(before, secret_headers)
+        if secrets:
+            changes["secret_headers"] = {**secrets, **({"reason": "the URL moved to another origin"} if moved else {})}
+    if not changes:
+        return
+    what = ", ".join([*fields, *(["secret headers"] if "secret_headers" in changes else [])])
+    summary = f"{who} changed tool {tool.name!r}: {what}"
+    audit_record(actor=by, action=AuditAction.TOOL_CHANGED, obj=tool, summary=summary, changes=changes)
+
+
+def _secret_names_diff(before: Tool, new: dict[str, str]) -> dict[str, list[str]]:
+    """The names of the secret headers added, removed and replaced (a new value) by `new`; the values are compared
+    here and go no further. Secrets that cannot be decrypted count as replaced, all of them."""
+    if not before.secret_headers_encrypted:
+        old: dict[str, str] = {}
+    else:
+        try:
+            old = secrets_decrypt(before.secret_headers_encrypted, tool_name=before.name)
+        except SecretsError:
+            return {"replaced_unreadable": sorted(new)} if new else {"removed_unreadable": ["*"]}
+    diff = {
+        "added": sorted(set(new) - set(old)),
+        "removed": sorted(set(old) - set(new)),
+        "replaced": sorted(name for name in set(old) & set(new) if old[name] != new[name]),
+    }
+    return {key: names for key, names in diff.items() if names}
 
 
 def tool_origin(url: str) -> tuple[str, str, int] | None:
@@ -200,9 +253,9 @@ def _secrets_cleared_notice(tool: Tool, old_url: str, old_secrets: str) -> str:
     )
 
 
-def tool_delete(*, tool: Tool) -> None:
+def tool_delete(*, tool: Tool, by: User | None = None) -> None:
     """Delete `tool`, unless saved workflows use it: ToolInUseError names them, and nothing is deleted. The
-    records of its calls stay (with the tool's name; their link to the tool is cleared)."""
+    records of its calls stay (with the tool's name; their link to the tool is cleared). `by` is who deletes it."""
     with transaction.atomic():
         locked = Tool.objects.select_for_update().filter(pk=tool.pk).first()
         if locked is None:
@@ -210,6 +263,8 @@ def tool_delete(*, tool: Tool) -> None:
         using = tool_workflows_using(tool=locked)
         if using:
             raise ToolInUseError(locked.name, using)
+        summary = f"{actor_label(by)} deleted tool {locked.name!r}"
+        audit_record(actor=by, action=AuditAction.TOOL_DELETED, obj=locked, summary=summary)
         locked.delete()
 
 

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from flownova.jsonbody import JSONInputError, parse_json
+from flownova.users import signed_in_user
 from tools.admin import WriteOnlyTextarea
 from triggers.api import webhook_url
 from triggers.models import Trigger, TriggerFiring, TriggerType
@@ -181,9 +182,9 @@ class TriggerAdmin(admin.ModelAdmin[Trigger]):
         signing = form.signing_secret_change()
         try:
             if change:
-                trigger_update(obj, signing_secret=signing)
+                trigger_update(obj, signing_secret=signing, by=signed_in_user(request))
                 return
-            secret = trigger_create(obj, signing_secret=signing or None)
+            secret = trigger_create(obj, signing_secret=signing or None, by=signed_in_user(request))
         except TriggerInvalid as exc:
             # Checked in the form already; only a change made meanwhile (the workflow's input schema) gets here.
             messages.error(request, f"Not saved: {exc}")

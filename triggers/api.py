@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
+from flownova.users import signed_in_user
 from projects.api_permissions import ProjectRole
 from projects.permissions import Action, require
 from triggers.models import Overlap, Trigger, TriggerFiring, TriggerType
@@ -167,9 +168,10 @@ class TriggerSerializer(StrictFieldsMixin, serializers.ModelSerializer[Trigger])
             setattr(trigger, name, value)
         try:
             if self.instance is None:
-                self.context["secret"] = trigger_create(trigger, signing_secret=signing or None)
+                by = signed_in_user(self.context["request"])
+                self.context["secret"] = trigger_create(trigger, signing_secret=signing or None, by=by)
             else:
-                trigger_update(trigger, signing_secret=signing)
+                trigger_update(trigger, signing_secret=signing, by=signed_in_user(self.context["request"]))
         except TriggerInvalid as exc:
             raise serializers.ValidationError({field: [message] for field, message in exc.errors.items()}) from None
         self.instance = trigger
@@ -233,7 +235,7 @@ class TriggerViewSet(
         return Trigger.objects.visible_to(self.request.user).select_related("workflow").order_by("id")
 
     def perform_destroy(self, instance: Trigger) -> None:
-        trigger_delete(instance)
+        trigger_delete(instance, by=signed_in_user(self.request))
 
     @extend_schema(request=TriggerSerializer, responses={200: TriggerSerializer})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -254,7 +256,7 @@ class TriggerViewSet(
         trigger = self.get_object()
         if trigger.type != TriggerType.WEBHOOK:
             raise serializers.ValidationError({"type": ["only a webhook has a secret to rotate"]})
-        secret = trigger_rotate(trigger)
+        secret = trigger_rotate(trigger, by=signed_in_user(request))
         return Response(TriggerSerializer(trigger, context={**self.get_serializer_context(), "secret": secret}).data)
 
     @extend_schema(responses={200: FiringSerializer(many=True)}, description="The trigger's firings, newest first.")

@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,6 +22,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from flownova import metrics
+from projects.audit import AuditAction, actor_label, audit_record
 from runs.errors import RunError
 from runs.models import ACTIVE_RUN_STATUSES, Run, RunTrigger
 from runs.ratelimit import parse_rate
@@ -31,6 +32,9 @@ from triggers.events import TriggerFired, trigger_skipped_publish
 from triggers.models import FiringOutcome, IdempotencyKey, Overlap, Trigger, TriggerFiring, TriggerType
 from triggers.schedule import ScheduleError, next_tick
 from workflows.models import Workflow
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -97,21 +101,50 @@ def trigger_check(trigger: Trigger) -> None:
         raise TriggerInvalid(errors)
 
 
-def trigger_create(trigger: Trigger, *, signing_secret: str | None = None) -> str | None:
-    """Save a new trigger (checked first); returns a webhook's secret, the only time it is given out."""
+# What an audit entry of a trigger's change names when it changed (never a secret: those are said in words).
+AUDITED_FIELDS = ("name", "enabled", "rate_limit", "cron", "every_seconds", "timezone", "input", "overlap", "catch_up")
+
+
+def _trigger_label(trigger: Trigger) -> str:
+    return trigger.name or f"{trigger.type} trigger {trigger.pk}"
+
+
+def _trigger_audit(
+    trigger: Trigger, action: AuditAction, by: User | None, what: str, note: str = "", **changes: Any
+) -> None:
+    summary = f"{actor_label(by)} {what} {trigger.type} trigger {_trigger_label(trigger)!r} of workflow "
+    summary += f"{trigger.workflow_id}" + (f": {note}" if note else "")
+    audit_record(
+        actor=by,
+        action=action,
+        obj=trigger,
+        object_repr=_trigger_label(trigger),
+        project_id=trigger.workflow.project_id,
+        summary=summary,
+        changes={"workflow_id": trigger.workflow_id, **changes},
+    )
+
+
+def trigger_create(trigger: Trigger, *, signing_secret: str | None = None, by: User | None = None) -> str | None:
+    """Save a new trigger (checked first), made by `by`; returns a webhook's secret, the only time it is given
+    out."""
     trigger_check(trigger)
     secret = _new_secret(trigger) if trigger.type == TriggerType.WEBHOOK else None
     if signing_secret:
         trigger.signing_secret_encrypted = secrets_encrypt({"signing_secret": signing_secret})
     _schedule_reset(trigger, timezone.now())
-    trigger.save()
+    with transaction.atomic():
+        trigger.save()
+        extra = {"signing_secret": "set"} if signing_secret else {}
+        _trigger_audit(trigger, AuditAction.TRIGGER_CREATED, by, "created", enabled=trigger.enabled, **extra)
     logger.info("trigger %s (%s) created for workflow %s", trigger.pk, trigger.type, trigger.workflow_id)
     return secret
 
 
-def trigger_update(trigger: Trigger, *, signing_secret: str | None = None) -> None:
-    """Save changed fields (checked first). A changed schedule, or one enabled again, is due at its next tick
-    from now: ticks that passed while it was off are not caught up. `signing_secret` "" removes it."""
+def trigger_update(trigger: Trigger, *, signing_secret: str | None = None, by: User | None = None) -> None:
+    """Save changed fields (checked first), changed by `by`. A changed schedule, or one enabled again, is due at
+    its next tick from now: ticks that passed while it was off are not caught up. `signing_secret` "" removes
+    it."""
     trigger_check(trigger)
     if signing_secret is not None:
         trigger.signing_secret_encrypted = secrets_encrypt({"signing_secret": signing_secret}) if signing_secret else ""
@@ -128,20 +161,33 @@ def trigger_update(trigger: Trigger, *, signing_secret: str | None = None) -> No
         else:
             trigger.next_fire_at = stored.next_fire_at
         trigger.save()
+        fields = [field for field in AUDITED_FIELDS if getattr(stored, field) != getattr(trigger, field)]
+        if signing_secret is not None and trigger.signing_secret_encrypted != stored.signing_secret_encrypted:
+            fields.append("signing_secret")
+        if fields:
+            if fields == ["enabled"]:
+                what = "enabled" if trigger.enabled else "disabled"
+            else:
+                what = f"changed {', '.join(fields)} of"
+            _trigger_audit(trigger, AuditAction.TRIGGER_CHANGED, by, what, fields=fields, enabled=trigger.enabled)
 
 
-def trigger_rotate(trigger: Trigger) -> str:
-    """A new secret for a webhook: the old URL stops working at once. Returns the new secret."""
+def trigger_rotate(trigger: Trigger, *, by: User | None = None) -> str:
+    """A new secret for a webhook, made by `by`: the old URL stops working at once. Returns the new secret."""
     secret = _new_secret(trigger)
-    trigger.save(update_fields=["secret_hash", "secret_hint", "updated_at"])
+    with transaction.atomic():
+        trigger.save(update_fields=["secret_hash", "secret_hint", "updated_at"])
+        _trigger_audit(trigger, AuditAction.TRIGGER_CHANGED, by, "rotated the secret of", fields=["secret"])
     logger.info("trigger %s: webhook secret rotated", trigger.pk)
     return secret
 
 
-def trigger_delete(trigger: Trigger) -> None:
-    """Delete a trigger and its history; the runs it started stay (they record its id)."""
+def trigger_delete(trigger: Trigger, *, by: User | None = None) -> None:
+    """Delete a trigger and its history, by `by`; the runs it started stay (they record its id)."""
     trigger_id, workflow_id = trigger.pk, trigger.workflow_id
-    trigger.delete()
+    with transaction.atomic():
+        _trigger_audit(trigger, AuditAction.TRIGGER_DELETED, by, "deleted")
+        trigger.delete()
     logger.info("trigger %s of workflow %s deleted", trigger_id, workflow_id)
 
 
@@ -329,6 +375,11 @@ def _internal_error(exc: Exception) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
+def _disabled_by_flownova(trigger: Trigger, reason: str) -> None:
+    trigger.enabled = False
+    _trigger_audit(trigger, AuditAction.TRIGGER_CHANGED, None, "disabled", reason, fields=["enabled"], enabled=False)
+
+
 def _schedule_failed(trigger: Trigger, now: datetime, due: datetime | None, reason: str) -> None:
     logger.exception("schedule trigger %s failed to fire", trigger.pk)
     try:
@@ -337,6 +388,8 @@ def _schedule_failed(trigger: Trigger, now: datetime, due: datetime | None, reas
         next_due = None
     Trigger.objects.filter(pk=trigger.pk).update(next_fire_at=next_due, enabled=next_due is not None)
     _record(trigger, FiringOutcome.FAILED, scheduled_for=due, reason=reason)
+    if next_due is None:
+        _disabled_by_flownova(trigger, "its schedule has no next tick")
 
 
 def _schedule_fire(trigger: Trigger, now: datetime) -> None:
@@ -347,6 +400,7 @@ def _schedule_fire(trigger: Trigger, now: datetime) -> None:
         trigger.enabled, trigger.next_fire_at = False, None
         trigger.save(update_fields=["enabled", "next_fire_at", "updated_at"])
         _record(trigger, FiringOutcome.FAILED, reason=f"the schedule is not valid ({exc.message}); disabled")
+        _disabled_by_flownova(trigger, f"the schedule is not valid ({exc.message})")
         return
     grace = timedelta(seconds=settings.FLOWNOVA_SCHEDULE_GRACE_SECONDS)
     tick = next_tick(schedule, trigger.next_fire_at, now, grace=grace)
@@ -356,6 +410,7 @@ def _schedule_fire(trigger: Trigger, now: datetime) -> None:
     if trigger.workflow.is_deleted:
         Trigger.objects.filter(pk=trigger.pk).update(enabled=False, next_fire_at=None)
         _record(trigger, FiringOutcome.FAILED, reason="the workflow was deleted; disabled", **fields)
+        _disabled_by_flownova(trigger, "the workflow was deleted")
         return
     if tick.late and not trigger.catch_up:
         late = round((now - tick.due).total_seconds())

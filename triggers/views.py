@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from flownova.jsonbody import JSONInputError, parse_json
 from flownova.pages import HtmxHttpRequest, htmx_partial, pretty_json
+from flownova.users import signed_in_user
 from projects.permissions import Action, require
 from triggers.api import webhook_url
 from triggers.models import Overlap, Trigger, TriggerFiring, TriggerType
@@ -461,7 +462,9 @@ def _add_webhook(request: HtmxHttpRequest, workflow: Workflow) -> HttpResponse:
             rate_limit=form.cleaned_data["rate_limit"].strip(),
         )
         try:
-            secret = trigger_create(trigger, signing_secret=form.cleaned_data["signing_secret"] or None)
+            secret = trigger_create(
+                trigger, signing_secret=form.cleaned_data["signing_secret"] or None, by=signed_in_user(request)
+            )
         except TriggerInvalid as exc:
             add_service_errors(form, exc)
         else:
@@ -478,7 +481,7 @@ def _add_schedule(request: HtmxHttpRequest, workflow: Workflow) -> HttpResponse:
     if form.is_valid():
         trigger = Trigger(workflow=workflow, type=TriggerType.SCHEDULE, **form.trigger_fields())
         try:
-            trigger_create(trigger)
+            trigger_create(trigger, by=signed_in_user(request))
         except TriggerInvalid as exc:
             add_service_errors(form, exc)
         else:
@@ -505,11 +508,11 @@ def trigger_toggle(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> HttpRe
     label = f"“{trigger.name}”" if trigger.name else f"the {trigger.type}"
     if wanted == "false":
         trigger.enabled = False
-        trigger_update(trigger)
+        trigger_update(trigger, by=signed_in_user(request))
         return _done(request, trigger.workflow, Notice("success", f"Disabled {label}."))
     trigger.enabled = True
     try:
-        trigger_update(trigger)
+        trigger_update(trigger, by=signed_in_user(request))
     except TriggerInvalid as exc:
         problems = "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
         notice = Notice("error", f"{label[0].upper()}{label[1:]} can't be enabled: {problems}")
@@ -525,7 +528,7 @@ def trigger_rotate_view(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> H
     if trigger.type != TriggerType.WEBHOOK:
         notice = Notice("error", "Only a webhook has a URL to rotate.")
         return _render(request, section_context(request, trigger.workflow, notice=notice), status=400)
-    secret = trigger_rotate(trigger)
+    secret = trigger_rotate(trigger, by=signed_in_user(request))
     reveal = revealed(request, trigger, secret, rotated=True)
     return _render(request, section_context(request, trigger.workflow, reveal=reveal))
 
@@ -539,7 +542,7 @@ def trigger_delete_view(request: HtmxHttpRequest, pk: int, trigger_pk: int) -> H
     if request.method == "GET":
         return render(request, "triggers/confirm_delete.html", {"trigger": trigger, "workflow": trigger.workflow})
     label = f"“{trigger.name}”" if trigger.name else f"the {trigger.type}"
-    trigger_delete(trigger)
+    trigger_delete(trigger, by=signed_in_user(request))
     return _done(request, trigger.workflow, Notice("success", f"Deleted {label} and its history."))
 
 

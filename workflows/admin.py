@@ -4,11 +4,15 @@ from typing import TypedDict
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_stubs_ext import WithAnnotations
 
+from flownova.users import signed_in_user
+from projects.audit import AuditAction, actor_label, audit_record
 from workflows.models import Edge, Node, Workflow
+from workflows.services import workflow_soft_delete, workflow_undelete
 
 
 class _NodeTotal(TypedDict):
@@ -65,23 +69,33 @@ class WorkflowAdmin(admin.ModelAdmin[Workflow]):
 
     @admin.action(description="Soft-delete the selected workflows (their runs are kept)")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        from django.utils import timezone
-
-        updated = queryset.filter(deleted_at__isnull=True).update(deleted_at=timezone.now())
+        by = signed_in_user(request)
+        updated = sum(workflow_soft_delete(workflow=workflow, by=by) for workflow in queryset)
         self.message_user(request, f"{updated} workflow(s) soft-deleted.")
 
     @admin.action(description="Restore the selected soft-deleted workflows")
     def restore(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        updated = queryset.filter(deleted_at__isnull=False).update(deleted_at=None)
+        by = signed_in_user(request)
+        updated = sum(workflow_undelete(workflow=workflow, by=by) for workflow in queryset)
         self.message_user(request, f"{updated} workflow(s) restored.")
 
     def save_model(self, request: HttpRequest, obj: Workflow, form: forms.ModelForm[Workflow], change: bool) -> None:
         from django.db.models import F
 
-        if change:
-            obj.version = F("version") + 1
-        super().save_model(request, obj, form, change)
-        obj.refresh_from_db(fields=["version"])
+        with transaction.atomic():
+            if change:
+                obj.version = F("version") + 1
+            super().save_model(request, obj, form, change)
+            obj.refresh_from_db(fields=["version"])
+            by = signed_in_user(request)
+            what = "changed" if change else "created"
+            audit_record(
+                actor=by,
+                action=AuditAction.WORKFLOW_SAVED if change else AuditAction.WORKFLOW_CREATED,
+                obj=obj,
+                summary=f"{actor_label(by)} {what} workflow {obj.name!r} in the admin (version {obj.version})",
+                changes={"version": obj.version, "fields": list(form.changed_data)},
+            )
 
 
 @admin.register(Node)

@@ -284,7 +284,7 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
             )
 
     def perform_destroy(self, instance: Workflow) -> None:
-        workflow_soft_delete(workflow=instance)
+        workflow_soft_delete(workflow=instance, by=signed_in_user(self.request))
 
     @extend_schema(
         responses={200: WorkflowDocumentSerializer},

@@ -1,7 +1,8 @@
 """Writes to workflows. Every save of a workflow or its graph goes through here: the graph is validated first
 (an invalid one raises `GraphError` listing every issue, and nothing is written), then completed by the node
 types' save hooks (`NodeType.on_save`, with the saving user: a subworkflow pins a version there), `version`
-goes up and the new version's document is kept (`WorkflowVersion`), all in one transaction."""
+goes up and the new version's document is kept (`WorkflowVersion`), and the change is recorded in the audit log
+(`projects.audit`), all in one transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from projects.audit import AuditAction, actor_label, audit_record
 from projects.models import Project
 from projects.permissions import Action
 from projects.services import personal_project
@@ -26,6 +28,7 @@ __all__ = [
     "workflow_create",
     "workflow_restore",
     "workflow_soft_delete",
+    "workflow_undelete",
     "workflow_update",
 ]
 
@@ -135,6 +138,13 @@ def workflow_create(
     workflow = Workflow.objects.create(owner=owner, project=project, name=name, description=description)
     _graph_store(workflow=workflow, graph=document)
     _version_keep(workflow=workflow, author=owner, message=message)
+    audit_record(
+        actor=owner,
+        action=AuditAction.WORKFLOW_CREATED,
+        obj=workflow,
+        summary=f"{actor_label(owner)} created workflow {name!r}",
+        changes={"version": workflow.version, **({"message": message} if message else {})},
+    )
     return workflow
 
 
@@ -147,12 +157,15 @@ def workflow_update(
     graph: object = None,
     by: User | None = None,
     message: str = "",
+    restoring: int | None = None,
 ) -> Workflow:
     """Change any of name, description and graph; the version goes up by one whatever changed. `by` is who
     saves it (default: the owner): the save hooks see what they may see, and the new version names them, with
-    `message` (at most VERSION_MESSAGE_MAX characters)."""
+    `message` (at most VERSION_MESSAGE_MAX characters). `restoring`: the number of the version this save
+    restores (`workflow_restore`), for the audit log."""
     locked = Workflow.objects.select_for_update().select_related("owner").get(pk=workflow.pk)
     author = by if by is not None else locked.owner
+    before = {"name": locked.name, "description": locked.description}
     document = None
     if graph is not None:
         saving = WorkflowSaveContext(user=author, workflow_id=locked.pk, workflow_name=name or locked.name)
@@ -167,6 +180,26 @@ def workflow_update(
         _graph_store(workflow=locked, graph=document)
     locked.refresh_from_db()
     _version_keep(workflow=locked, author=author, message=message)
+    changes: dict[str, Any] = {"version": locked.version}
+    changed = [field for field, old in before.items() if getattr(locked, field) != old]
+    if document is not None:
+        changed.append("graph")
+    changes["fields"] = changed
+    if "name" in changed:
+        changes["name"] = {"from": before["name"], "to": locked.name}
+    if message:
+        changes["message"] = message
+    if restoring is not None:
+        changes["restored"] = restoring
+        action = AuditAction.WORKFLOW_RESTORED
+        summary = (
+            f"{actor_label(author)} restored version {restoring} of workflow {locked.name!r} "
+            f"as version {locked.version}"
+        )
+    else:
+        action = AuditAction.WORKFLOW_SAVED
+        summary = f"{actor_label(author)} saved workflow {locked.name!r} as version {locked.version}"
+    audit_record(actor=author, action=action, obj=locked, summary=summary, changes=changes)
     return locked
 
 
@@ -189,8 +222,34 @@ def workflow_restore(*, workflow: Workflow, number: int, by: User, message: str 
         graph=document.get("graph") or {},
         by=by,
         message=message or f"Restored version {number}",
+        restoring=number,
     )
 
 
-def workflow_soft_delete(*, workflow: Workflow) -> None:
-    Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+@transaction.atomic
+def workflow_soft_delete(*, workflow: Workflow, by: User | None = None) -> bool:
+    """Mark the workflow deleted (its runs keep their history); `by` is who deletes it. Returns False when it
+    was deleted already."""
+    deleted = Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    if deleted:
+        audit_record(
+            actor=by,
+            action=AuditAction.WORKFLOW_DELETED,
+            obj=workflow,
+            summary=f"{actor_label(by)} deleted workflow {workflow.name!r}",
+        )
+    return bool(deleted)
+
+
+@transaction.atomic
+def workflow_undelete(*, workflow: Workflow, by: User | None = None) -> bool:
+    """Bring a soft-deleted workflow back (the admin's action); False when it was not deleted."""
+    undeleted = Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=False).update(deleted_at=None)
+    if undeleted:
+        audit_record(
+            actor=by,
+            action=AuditAction.WORKFLOW_UNDELETED,
+            obj=workflow,
+            summary=f"{actor_label(by)} undeleted workflow {workflow.name!r}",
+        )
+    return bool(undeleted)

@@ -150,7 +150,7 @@ def workflow_delete(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = get_object_or_404(visible_workflows(request), pk=pk)
     require(request.user, Action.MANAGE, workflow.project_id)
     if request.method == "POST":
-        workflow_soft_delete(workflow=workflow)
+        workflow_soft_delete(workflow=workflow, by=signed_in_user(request))
         messages.success(request, f"Deleted “{workflow.name}”. Its runs keep their history.")
         return redirect("workflow_list")
     return render(request, "workflows/confirm_delete.html", {"workflow": workflow})
