@@ -280,6 +280,9 @@ ROUTES: list[Route] = [
     Route(
         "api:project-member", "DELETE", lambda x: f"/api/projects/{x.project.pk}/members/pat/", "admin", destroys=True
     ),
+    # --- API: the audit log (a project's: its admins')
+    Route("api:audit", "GET", lambda x: f"/api/audit/?project={x.project.pk}", "admin"),
+    Route("api:audit", "GET", lambda x: "/api/audit/", None, listing=True),
     # --- API: no project object
     Route(
         "api:transform-preview",
@@ -346,6 +349,8 @@ ROUTES: list[Route] = [
         form=True,
         destroys=True,
     ),
+    Route("audit_log", "GET", lambda x: f"/audit/?project={x.project.pk}", "admin"),
+    Route("audit_log", "GET", lambda x: "/audit/", None, listing=True),
     # --- pages: runs
     Route("run_list", "GET", lambda x: "/runs/", None, listing=True),
     Route("run_detail", "GET", lambda x: f"/runs/{x.run.pk}/", "viewer"),
