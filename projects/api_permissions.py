@@ -9,7 +9,7 @@ gets a 403 naming the role the action needs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from rest_framework import serializers
@@ -20,7 +20,9 @@ from rest_framework.views import APIView
 from projects.models import Project
 from projects.permissions import Action, require, scoped
 
-__all__ = ["ProjectField", "ProjectRole", "project_unchanged"]
+QS = TypeVar("QS", bound="QuerySet[Any]")
+
+__all__ = ["ProjectField", "ProjectFilterSerializer", "ProjectRole", "filtered_by_project", "project_unchanged"]
 
 
 class ProjectRole(BasePermission):
@@ -61,3 +63,17 @@ def project_unchanged(instance: Any, validated: dict[str, Any]) -> None:
         raise serializers.ValidationError(
             {"project": [f"It belongs to project {instance.project_id} and cannot move to another project."]}
         )
+
+
+class ProjectFilterSerializer(serializers.Serializer[Any]):
+    """A list's `?project=<id>` filter."""
+
+    project = serializers.IntegerField(required=False, min_value=1, help_text="Only those of this project.")
+
+
+def filtered_by_project(queryset: QS, request: Request) -> QS:
+    """`queryset` narrowed to `?project=<id>` when the request names one (a 400 names a bad value)."""
+    query = ProjectFilterSerializer(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    project = query.validated_data.get("project")
+    return queryset if project is None else queryset.filter(project_id=project)

@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 
 from projects.models import Membership, Project, Role
 from projects.services import member_set, personal_project, project_create
-from tests.factories import make_run, make_workflow
+from tests.factories import linear_graph, make_run, make_workflow
 from tools.services import tool_create
-from workflows.services import workflow_soft_delete
+from workflows.services import workflow_create, workflow_soft_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -215,3 +215,23 @@ def test_an_admin_removes_a_member_and_a_member_may_leave(alice: User, bob: User
     assert gone.status_code == 404 and "carol" in gone.json()["detail"]
     assert api(carol).get(f"/api/projects/{project.pk}/").status_code == 404
     assert api(alice).delete(url, {}, format="json").status_code == 400
+
+
+def test_the_lists_filter_by_project_and_name_a_bad_filter(alice: User, bob: User) -> None:
+    team = project_create(name="Team", by=alice)
+    member_set(project=team, user=bob, role=Role.EDITOR, by=alice)
+    own = make_workflow(alice, name="Mine")
+    shared = workflow_create(owner=alice, project=team, name="Shared", graph=linear_graph())
+    tool_create(owner=alice, name="own_tool", url="http://127.0.0.1:9/")
+    tool_create(owner=alice, project=team, name="team_tool", url="http://127.0.0.1:9/")
+    make_run(own)
+    shared_run = make_run(shared)
+    client = api(alice)
+    assert {w["name"] for w in client.get("/api/workflows/").json()["results"]} == {"Mine", "Shared"}
+    assert [w["name"] for w in client.get(f"/api/workflows/?project={team.pk}").json()["results"]] == ["Shared"]
+    assert [t["name"] for t in client.get(f"/api/tools/?project={team.pk}").json()["results"]] == ["team_tool"]
+    assert [r["id"] for r in client.get(f"/api/runs/?project={team.pk}").json()["results"]] == [shared_run.pk]
+    # bob sees the team's, not alice's own.
+    assert [w["name"] for w in api(bob).get("/api/workflows/").json()["results"]] == ["Shared"]
+    bad = client.get("/api/workflows/?project=team")
+    assert bad.status_code == 400 and "project" in bad.json()

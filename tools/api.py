@@ -14,7 +14,7 @@ and a sentence in `notice`). A tool that saved workflows still use cannot be del
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -26,7 +26,13 @@ from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
 from flownova.users import signed_in_user
-from projects.api_permissions import ProjectField, ProjectRole, project_unchanged
+from projects.api_permissions import (
+    ProjectField,
+    ProjectFilterSerializer,
+    ProjectRole,
+    filtered_by_project,
+    project_unchanged,
+)
 from projects.permissions import Action, creating_in
 from tools.calling import ToolCallError, tool_argument_errors, tool_test_call
 from tools.definitions import ToolDefinitionError, tool_validate_definition
@@ -41,6 +47,8 @@ from tools.services import (
 )
 
 DEFINITION_FIELDS = ("name", "description", "method", "url", "headers", "parameters", "timeout_seconds", "is_active")
+
+_Row = TypeVar("_Row")  # what a queryset yields: DRF's filter_queryset keeps it
 
 
 class ToolSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tool]):
@@ -166,6 +174,7 @@ class ToolTestResultSerializer(serializers.Serializer[Any]):
 
 
 @extend_schema_view(
+    list=extend_schema(description="The tools of your projects (staff: all).", parameters=[ProjectFilterSerializer]),
     update=extend_schema(responses={200: ToolUpdateResultSerializer}),
     partial_update=extend_schema(responses={200: ToolUpdateResultSerializer}),
     destroy=extend_schema(
@@ -189,6 +198,11 @@ class ToolViewSet(viewsets.ModelViewSet[Tool]):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
             return Tool.objects.none()
         return Tool.objects.visible_to(self.request.user).select_related("owner")
+
+    def filter_queryset(self, queryset: QuerySet[Tool, _Row]) -> QuerySet[Tool, _Row]:
+        if self.action == "list":
+            return filtered_by_project(queryset, self.request)
+        return queryset
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The tool as saved, plus `secret_headers_cleared` (and `notice` when it is true): a `url` that moved to

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -24,7 +24,13 @@ from rest_framework.response import Response
 
 from flownova.api_base import StrictFieldsMixin
 from flownova.users import signed_in_user
-from projects.api_permissions import ProjectField, ProjectRole, project_unchanged
+from projects.api_permissions import (
+    ProjectField,
+    ProjectFilterSerializer,
+    ProjectRole,
+    filtered_by_project,
+    project_unchanged,
+)
 from projects.permissions import Action, creating_in
 from tools.models import Tool
 from workflows.importing import DocumentError, import_document
@@ -37,6 +43,8 @@ from workflows.services import (
     workflow_soft_delete,
     workflow_update,
 )
+
+_Row = TypeVar("_Row")  # what a queryset yields: DRF's filter_queryset keeps it
 
 __all__ = ["WorkflowSerializer", "WorkflowViewSet"]
 
@@ -241,7 +249,10 @@ class GraphCheckResultSerializer(serializers.Serializer[Any]):
 
 @extend_schema(tags=["workflows"])
 @extend_schema_view(
-    list=extend_schema(description="Your workflows (staff: all), most recently edited first, without graphs."),
+    list=extend_schema(
+        description="The workflows of your projects (staff: all), most recently edited first, without graphs.",
+        parameters=[ProjectFilterSerializer],
+    ),
     create=extend_schema(responses={201: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
     update=extend_schema(responses={200: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
     partial_update=extend_schema(responses={200: WorkflowSerializer, 400: _INVALID_WORKFLOW}),
@@ -260,6 +271,11 @@ class WorkflowViewSet(viewsets.ModelViewSet[Workflow]):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view: no user
             return Workflow.objects.none()
         return Workflow.objects.alive().visible_to(self.request.user).select_related("owner")
+
+    def filter_queryset(self, queryset: QuerySet[Workflow, _Row]) -> QuerySet[Workflow, _Row]:
+        if self.action == "list":
+            return filtered_by_project(queryset, self.request)
+        return queryset
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Workflow]]:
         if self.action == "list":
