@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 
@@ -36,19 +36,8 @@ def personal_project(user: User) -> Project:
         return project
     try:
         with transaction.atomic():
-            project = Project.objects.create(
-                name=f"{user.get_username()} (personal)", personal_of=user, created_by=user
-            )
-            Membership.objects.create(project=project, user=user, role=Role.ADMIN)
-            audit_record(
-                actor=user,
-                action=AuditAction.PROJECT_CREATED,
-                obj=project,
-                project_id=project.pk,
-                summary=f"{user.get_username()}'s personal project was created",
-                changes={"name": project.name, "personal": True},
-            )
-            return project
+            summary = f"{user.get_username()}'s personal project was created"
+            return _project_new(name=f"{user.get_username()} (personal)", by=user, personal=True, summary=summary)
     except IntegrityError:  # created meanwhile by a concurrent first use
         return Project.objects.get(personal_of=user)
 
@@ -56,16 +45,23 @@ def personal_project(user: User) -> Project:
 def project_create(*, name: str, by: User) -> Project:
     """A team project named `name`, with `by` as its first admin."""
     with transaction.atomic():
-        project = Project.objects.create(name=name, created_by=by)
-        Membership.objects.create(project=project, user=by, role=Role.ADMIN)
-        audit_record(
-            actor=by,
-            action=AuditAction.PROJECT_CREATED,
-            obj=project,
-            project_id=project.pk,
-            summary=f"{actor_label(by)} created project {name!r}",
-            changes={"name": name, "admin": by.get_username()},
-        )
+        return _project_new(name=name, by=by, personal=False, summary=f"{actor_label(by)} created project {name!r}")
+
+
+def _project_new(*, name: str, by: User, personal: bool, summary: str) -> Project:
+    project = Project.objects.create(name=name, personal_of=by if personal else None, created_by=by)
+    Membership.objects.create(project=project, user=by, role=Role.ADMIN)
+    changes: dict[str, Any] = {"name": name, "admin": by.get_username()}
+    if personal:
+        changes["personal"] = True
+    audit_record(
+        actor=by,
+        action=AuditAction.PROJECT_CREATED,
+        obj=project,
+        project_id=project.pk,
+        summary=summary,
+        changes=changes,
+    )
     return project
 
 
