@@ -6,6 +6,8 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from projects.models import Membership, Project, Role
+from projects.services import member_set, project_create
 from runs.models import Run
 from workflows.models import Workflow
 from workflows.services import workflow_create
@@ -37,3 +39,16 @@ def make_run(workflow: Workflow, **fields: Any) -> Run:
         graph=workflow.graph_document(),
         **fields,
     )
+
+
+def make_team(admin: User, *, name: str = "Team", **members: tuple[User, Role]) -> Project:
+    """A project `admin` created (so they are its admin), with the given members: `bob=(bob, Role.EDITOR)`."""
+    project = project_create(name=name, by=admin)
+    for user, role in members.values():
+        member_set(project=project, user=user, role=role, by=admin)
+    return project
+
+
+def member_roles(project: Project) -> dict[str, str]:
+    """{username: role} of the project's members."""
+    return dict(Membership.objects.filter(project=project).values_list("user__username", "role"))

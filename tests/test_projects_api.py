@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from projects.models import Membership, Project, Role
 from projects.services import member_set, personal_project, project_create
-from tests.factories import linear_graph, make_run, make_workflow
+from tests.factories import linear_graph, make_run, make_team, make_workflow, member_roles
 from tools.services import tool_create
 from workflows.services import workflow_create, workflow_soft_delete
 
@@ -39,15 +39,10 @@ def carol(make_user: Callable[..., User]) -> User:
 
 
 def team(alice: User, **members: tuple[User, Role]) -> Project:
-    """A project alice created (so she is its admin), with the given members."""
-    project = project_create(name="Team", by=alice)
-    for user, role in members.values():
-        member_set(project=project, user=user, role=role, by=alice)
-    return project
+    return make_team(alice, name="Team", **members)
 
 
-def members(project: Project) -> dict[str, str]:
-    return dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
+members = member_roles
 
 
 def test_listing_creates_the_personal_project_on_first_use(alice: User) -> None:

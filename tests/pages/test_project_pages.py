@@ -14,9 +14,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from projects.models import Membership, Project, Role
+from projects.models import Project, Role
 from projects.services import member_set, personal_project, project_create
-from tests.factories import linear_graph, make_workflow
+from tests.factories import linear_graph, make_team, make_workflow, member_roles
 from tools.services import tool_create
 from workflows.models import Workflow
 
@@ -41,14 +41,10 @@ def signed_in(client: Client, user: User) -> Client:
 
 
 def team(alice: User, **members: tuple[User, Role]) -> Project:
-    project = project_create(name="Payments", by=alice)
-    for user, role in members.values():
-        member_set(project=project, user=user, role=role, by=alice)
-    return project
+    return make_team(alice, name="Payments", **members)
 
 
-def members(project: Project) -> dict[str, str]:
-    return dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
+members = member_roles
 
 
 def test_the_list_shows_the_projects_with_role_and_counts_and_creates_one(
