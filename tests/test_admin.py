@@ -118,3 +118,6 @@ def test_editing_a_workflow_in_the_admin_bumps_its_version(client: Client, super
     assert response.status_code == 302, response.content.decode()[:2000]
     workflow.refresh_from_db()
     assert (workflow.name, workflow.version) == ("After", 2)
+    # Saved as any save is: the version's document is kept, with who saved it and where.
+    kept = workflow.versions.get(number=2)
+    assert (kept.document["name"], kept.author, kept.message) == ("After", superuser, "Changed in the admin")

@@ -4,15 +4,13 @@ from typing import TypedDict
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_stubs_ext import WithAnnotations
 
 from flownova.users import signed_in_user
-from projects.audit import AuditAction, actor_label, audit_record
 from workflows.models import Edge, Node, Workflow
-from workflows.services import workflow_soft_delete, workflow_undelete
+from workflows.services import workflow_soft_delete, workflow_undelete, workflow_update
 
 
 class _NodeTotal(TypedDict):
@@ -51,10 +49,11 @@ class WorkflowAdmin(admin.ModelAdmin[Workflow]):
     list_display = ("name", "project", "owner", "version", "node_count", "updated_at", "deleted_at")
     list_filter = (("deleted_at", admin.EmptyFieldListFilter), "project", "owner", "updated_at")
     search_fields = ("name", "description", "owner__username", "project__name")
-    readonly_fields = ("version", "created_at", "updated_at")
+    # Only the name and description are edited here; a workflow stays in its project, and deleting or bringing
+    # one back is an action of the list.
+    readonly_fields = ("project", "owner", "version", "deleted_at", "created_at", "updated_at")
     date_hierarchy = "updated_at"
     list_select_related = ("owner", "project")
-    raw_id_fields = ("project",)
     inlines = (NodeInline, EdgeInline)
     actions = ("soft_delete", "restore")
 
@@ -79,23 +78,19 @@ class WorkflowAdmin(admin.ModelAdmin[Workflow]):
         updated = sum(workflow_undelete(workflow=workflow, by=by) for workflow in queryset)
         self.message_user(request, f"{updated} workflow(s) restored.")
 
-    def save_model(self, request: HttpRequest, obj: Workflow, form: forms.ModelForm[Workflow], change: bool) -> None:
-        from django.db.models import F
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a workflow is drawn in the editor or posted to the API, which check its graph
 
-        with transaction.atomic():
-            if change:
-                obj.version = F("version") + 1
-            super().save_model(request, obj, form, change)
-            obj.refresh_from_db(fields=["version"])
-            by = signed_in_user(request)
-            what = "changed" if change else "created"
-            audit_record(
-                actor=by,
-                action=AuditAction.WORKFLOW_SAVED if change else AuditAction.WORKFLOW_CREATED,
-                obj=obj,
-                summary=f"{actor_label(by)} {what} workflow {obj.name!r} in the admin (version {obj.version})",
-                changes={"version": obj.version, "fields": list(form.changed_data)},
-            )
+    def save_model(self, request: HttpRequest, obj: Workflow, form: forms.ModelForm[Workflow], change: bool) -> None:
+        # Through the service, like the API: the version goes up, its document is kept, the change is audited.
+        saved = workflow_update(
+            workflow=obj,
+            name=obj.name,
+            description=obj.description,
+            by=signed_in_user(request),
+            message="Changed in the admin",
+        )
+        obj.version, obj.updated_at = saved.version, saved.updated_at
 
 
 @admin.register(Node)
