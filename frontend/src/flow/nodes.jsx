@@ -1,7 +1,7 @@
 // The one node renderer for every canvas: the contract's type is in `data.kind`; its title, icon, colour,
 // summary line and handles come from the node type catalogue the page embeds (so a deployment's own node
 // types draw like the built-in ones).
-import { createContext, memo, useContext, useEffect } from "react";
+import { createContext, memo, useContext, useEffect, useRef } from "react";
 import { Handle, Position, useEdges, useUpdateNodeInternals } from "@xyflow/react";
 import { handleClass, handleTitle, sourceHandles, staleHandles } from "./graph.js";
 import { renderSummary, typeSpec } from "./catalogue.js";
@@ -41,10 +41,16 @@ function FlowNodeView({ id, data, selected }) {
   const handles = sourceHandles(data.kind, spec, id, edges, config);
   const stale = staleHandles(spec, config, handles);
   // Handles that come and go with the data (a switch's cases): React Flow must measure them again, or an edge
-  // drawn from a new one starts from nowhere.
+  // drawn from a new one starts from nowhere. Not when the node mounts: React Flow measures it then, and asking
+  // it to as well makes the canvas's first fit (`fitView`) frame this node alone, before the others are measured.
   const updateNodeInternals = useUpdateNodeInternals();
   const handleKey = handles.join("\u0000");
-  useEffect(() => updateNodeInternals(id), [id, handleKey, updateNodeInternals]);
+  const measuredHandles = useRef(handleKey);
+  useEffect(() => {
+    if (measuredHandles.current === handleKey) return;
+    measuredHandles.current = handleKey;
+    updateNodeInternals(id);
+  }, [id, handleKey, updateNodeInternals]);
   const classes = ["fn-node"];
   if (data.status) classes.push(`fn-status-${data.status}`);
   if (data.issues?.length) classes.push("fn-has-issues");
