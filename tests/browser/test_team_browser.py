@@ -249,7 +249,6 @@ def test_create_a_project_add_a_member_and_draw_a_workflow_in_it(
     expect(page.locator("#project-workflows")).to_contain_text("Triage tickets")
 
 
-@pytest.mark.xfail(strict=False, reason="controls hidden by role: lands with the page contexts")
 def test_a_viewer_sees_the_workflow_without_controls_that_would_be_refused(
     open_page: Callable[..., Page], alice: User, make_user: Callable[..., User]
 ) -> None:
