@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from approvals.models import ApprovalRequest, ApprovalStatus, Decision, TimeoutAction
 from nodes.base import WaitRequest
 from projects.audit import AuditAction, actor_label, audit_entry
-from projects.permissions import Action, allowed
+from projects.permissions import Action, allowed, grants, role_subquery
 from runs.events import ApprovalDecided, ApprovalExpired, ApprovalNeeded
 from runs.models import NodeRun
 from runs.services import NODE_LOCK_FIELDS, continuing, node_fail_waiting, node_resume
@@ -92,10 +92,13 @@ def approvals_close(*, tx: Transition, **_: Any) -> None:
     ApprovalRequest.objects.filter(run=tx.run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
 
 
-def approval_can_decide(*, approval: ApprovalRequest, user: User | AnonymousUser) -> bool:
+def approval_can_decide(
+    *, approval: ApprovalRequest, user: User | AnonymousUser, role_read: bool = False, role: str | None = None
+) -> bool:
     """Staff, a named assignee, a member of an assigned group, or (with no assignee at all) a member of the run's
     project who may run its workflows (`projects.permissions`, Action.RUN). The run's own starter deciding their
-    own request needs `allow_self_approval`; an anonymous user, nobody."""
+    own request needs `allow_self_approval`; an anonymous user, nobody. `role_read`: `role` is the user's role in
+    the run's project, read with the request (`projects.permissions.role_subquery`), so none is read again."""
     if not isinstance(user, User) or not user.is_active:
         return False
     if user.is_staff:
@@ -105,6 +108,8 @@ def approval_can_decide(*, approval: ApprovalRequest, user: User | AnonymousUser
     users = approval.assignee_users.all()
     groups = approval.assignee_groups.all()
     if not users and not groups:
+        if role_read:
+            return grants(role, Action.RUN)
         return allowed(user, Action.RUN, approval.run.project_id)
     return any(u.pk == user.pk for u in users) or user.groups.filter(pk__in=[g.pk for g in groups]).exists()
 
@@ -124,8 +129,12 @@ def approval_decide(
     declared editable may change, and the change is kept as a diff with who made it."""
     if decision not in Decision.values:
         raise ApprovalError(f"decision must be one of {', '.join(Decision.values)}, not {decision!r}")
-    approval = ApprovalRequest.objects.select_related("run", "run__workflow").get(pk=approval_id)
-    if not approval_can_decide(approval=approval, user=user):
+    approval = (
+        ApprovalRequest.objects.select_related("run", "run__workflow")
+        .annotate(decider_role=role_subquery(user, "run__project_id"))
+        .get(pk=approval_id)
+    )
+    if not approval_can_decide(approval=approval, user=user, role_read=True, role=approval.decider_role):
         raise ApprovalForbidden(f"{user} may not decide approval {approval_id}")
     _check_edits(approval, decision, edits)
     return _decide(approval, decision=decision, comment=comment, user=user, edits=edits or {})
