@@ -44,7 +44,7 @@ RUN_PARTS = {
 
 
 def visible_runs(request: HttpRequest) -> QuerySet[Run]:
-    return Run.objects.visible_to(request.user).select_related("owner", "workflow", "parent")
+    return Run.objects.visible_to(request.user).select_related("owner", "workflow", "parent", "project")
 
 
 def _history(request: HtmxHttpRequest, runs: QuerySet[Run], context: dict[str, Any]) -> HttpResponse:

@@ -581,6 +581,8 @@ def test_pages_show_each_role_only_the_controls_it_may_use(world: World) -> None
         listing = client.get("/workflows/").content.decode()
         run_page = client.get(f"/runs/{run.pk}/").content.decode()
         triggers = client.get(f"/workflows/{workflow.pk}/triggers/").content.decode()
+        project_link = f'href="/projects/{world.project.pk}/"'
+        assert project_link in page and project_link in run_page  # both pages say whose it is
         seen[persona] = {
             "edit": edit_link in page,
             "run form": 'id="run-form-json"' in page,
