@@ -166,3 +166,38 @@ def test_purge_deletes_old_finished_runs_with_their_ledgers_and_nothing_else(ali
             cursor.execute("SET flownova.ledger_purge = 'on'")
     assert set(Run.objects.values_list("pk", flat=True)) == {recent.pk, active.pk}
     assert LedgerEntry.objects.count() == 2
+
+
+# Columns a transition writes on a node's row (runs/services: claim, outcome, arrivals at a join).
+NODE_STATE_COLUMNS = {
+    "status", "input", "result", "output", "handle", "error", "attempts", "arrivals", "task_id",
+    "queued_at", "started_at", "finished_at",
+}  # fmt: skip
+
+
+def test_no_index_of_a_node_row_holds_a_column_a_transition_changes() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT i.relname, a.attname FROM pg_index x
+               JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+               JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey)
+               WHERE t.relname = 'runs_noderun'"""
+        )
+        indexed = cursor.fetchall()
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'runs_noderun'")
+        (options,) = cursor.fetchone()
+    assert {column for _, column in indexed} == {"id", "run_id", "node_id"}
+    assert not NODE_STATE_COLUMNS & {column for _, column in indexed}
+    assert "fillfactor=80" in options
+
+
+def test_a_nodes_state_changes_are_written_in_place(alice: User) -> None:
+    run = make_run(make_workflow(alice))
+    nodes = [NodeRun.objects.create(run=run, node_id=f"n{i}", node_type="transform") for i in range(20)]
+    for node in nodes:  # claimed, then finished with an output, as a transition writes them
+        NodeRun.objects.filter(pk=node.pk).update(status="running", attempts=1, task_id="t")
+        NodeRun.objects.filter(pk=node.pk).update(status="succeeded", output={"value": node.node_id * 20})
+    with connection.cursor() as cursor:  # this transaction's own counts
+        cursor.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'runs_noderun'")
+        updated, in_place = cursor.fetchone()
+    assert updated == 40 and in_place == 40
