@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from django.db import connection, models, transaction
 from django.db.models import QuerySet
+from typing_extensions import Unpack
 
 from projects.models import AuditAction, AuditEntry
 from projects.permissions import Action, require, role_in, scoped
@@ -94,33 +95,26 @@ def audit_entry(
     )
 
 
-def audit_record(
-    *,
-    actor: User | AnonymousUser | None,
-    action: AuditAction | str,
-    summary: str,
-    obj: models.Model | None = None,
-    object_type: str = "",
-    object_id: int | None = None,
-    object_repr: str = "",
-    project_id: int | None = None,
-    changes: dict[str, Any] | None = None,
-) -> AuditEntry:
+class EntryFields(TypedDict, total=False):
+    """`audit_entry`'s arguments."""
+
+    actor: Required[User | AnonymousUser | None]
+    action: Required[AuditAction | str]
+    summary: Required[str]
+    obj: models.Model | None
+    object_type: str
+    object_id: int | None
+    object_repr: str
+    project_id: int | None
+    changes: dict[str, Any] | None
+
+
+def audit_record(**fields: Unpack[EntryFields]) -> AuditEntry:
     """Record a change (see `audit_entry`). Call it inside the transaction that makes the change, so that the
     entry is committed with it or not at all; outside one it raises RuntimeError."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must be called inside the transaction of the change it records")
-    entry = audit_entry(
-        actor=actor,
-        action=action,
-        summary=summary,
-        obj=obj,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr,
-        project_id=project_id,
-        changes=changes,
-    )
+    entry = audit_entry(**fields)
     entry.save(force_insert=True)
     return entry
 
