@@ -219,8 +219,11 @@ def _decision_audit(
 ) -> None:
     """The decision's audit entry, written with the transition's own writes (no round trip of its own)."""
     what = f"approval {approval.pk} (node {approval.node_id!r}) of run {approval.run_id}"
-    summary = f"{actor_label(user)} {verb} {what}" if user is not None else f"{what} {verb} at its deadline"
-    if user is None and verb != "expired":
+    if user is not None:
+        summary = f"{actor_label(user)} {verb} {what}"
+    elif verb == "expired":
+        summary = f"{what} expired at its deadline"
+    else:
         summary = f"{what} was {verb} by its deadline's timeout action"
     entry = audit_entry(
         actor=user,

@@ -9,7 +9,7 @@ gets a 403 naming the role the action needs.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import serializers
@@ -18,9 +18,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from projects.models import Project
-from projects.permissions import Action, require, scoped
-
-QS = TypeVar("QS", bound="QuerySet[Any]")
+from projects.permissions import QS, Action, require, scoped
 
 __all__ = ["ProjectField", "ProjectFilterSerializer", "ProjectRole", "filtered_by_project", "project_unchanged"]
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Required, TypedDict
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from django.db import connection, models, transaction
 from django.db.models import QuerySet
-from typing_extensions import Unpack
 
 from projects.models import AuditAction, AuditEntry
 from projects.permissions import Action, require, role_in, scoped

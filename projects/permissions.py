@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
-    "abilities",
     "allowed",
     "creating_in",
     "grants",
@@ -126,7 +125,7 @@ def project_ids(user: User | AnonymousUser, action: Action = Action.VIEW) -> Que
     """The projects in which `user` may take `action`, as a subquery of ids; None for staff (every project)."""
     if user.is_authenticated and user.is_staff:
         return None
-    roles = [role for role in Role if _RANK[role] >= _RANK[least_role(action)]]
+    roles = [role for role in Role if grants(role, action)]
     if not user.is_authenticated:
         return Project.objects.none().values("pk")
     return Project.objects.filter(memberships__user_id=user.pk, memberships__role__in=roles).values("pk")
@@ -139,13 +138,6 @@ def scoped(queryset: QS, user: User | AnonymousUser, action: Action = Action.VIE
     if ids is None:
         return queryset
     return queryset.filter(**{f"{via}__in": ids})
-
-
-def abilities(user: User | AnonymousUser, project_id: int | None) -> dict[str, bool]:
-    """What `user` may do in the project, for a page to show only the buttons that will work:
-    `{"view", "run", "edit", "manage"}`."""
-    role = role_in(user, project_id)
-    return {action.name.lower(): grants(role, action) for action in Action}
 
 
 def creating_in(user: User, project: Project | None) -> Project:

@@ -141,9 +141,10 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         }
 
     def get_workflow_version_url(self, run: Run) -> str | None:
-        if run.workflow_id is None or run.workflow is None or run.workflow.is_deleted:
+        workflow = run.workflow
+        if workflow is None or workflow.is_deleted:
             return None
-        url = version_url(run.workflow_id, run.workflow_version)
+        url = version_url(workflow.pk, run.workflow_version)
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
 
