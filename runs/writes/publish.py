@@ -20,6 +20,8 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+
 from flownova import reliances
 from runs.events import APPROVAL_EVENTS, APPROVALS_GROUP, CONSUMER_MESSAGE_TYPE, run_group, workflow_group
 
@@ -29,14 +31,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+Item = tuple[list[dict[str, Any]], int | None, Future[None] | None]
+
+
 class Publisher:
-    """Sends batches of stored events to Channels groups from a background event loop, in submission order."""
+    """Sends batches of stored events to Channels groups from a background event loop, in submission order.
+
+    A submission only appends to a list; the loop is woken by the first one after it last took the list, and
+    waits `settings.FLOWNOVA_EVENTS_GATHER_MS` before taking it, so that the transitions committed meanwhile go
+    out together. Waking the loop and asking Redis who watches cost about a millisecond of the process's CPU
+    each time: when a worker continues a chain, that was paid at every node and slowed the nodes themselves."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[list[dict[str, Any]], int | None, Future[None] | None]] | None = None
+        self._wake: asyncio.Event | None = None
+        self._pending: list[Item] = []  # guarded by _lock
+        self._woken = False  # a wake-up was sent and the loop has not taken the list yet; guarded by _lock
 
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
         # After a fork (Celery's prefork pool) the parent's thread does not exist in the child: start anew.
@@ -44,6 +56,7 @@ class Publisher:
             return self._loop
         with self._lock:
             if self._pid != os.getpid() or self._loop is None:
+                self._pending, self._woken = [], False  # the parent's, which it sends itself
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
                 thread = threading.Thread(target=self._run, args=(loop, ready), name="flownova-events", daemon=True)
@@ -54,7 +67,7 @@ class Publisher:
 
     def _run(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)
-        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
         loop.create_task(self._drain())
         loop.call_soon(ready.set)
         loop.run_forever()
@@ -62,21 +75,25 @@ class Publisher:
     async def _drain(self) -> None:
         from channels.layers import get_channel_layer
 
-        assert self._queue is not None
+        assert self._wake is not None
+        gather = settings.FLOWNOVA_EVENTS_GATHER_MS / 1000
         while True:
-            batch = [await self._queue.get()]
-            # What queued up while the last batch was being sent goes out together: one group_send per group
-            # (each costs several Redis round trips) instead of one per transition, when the engine is busy.
-            while not self._queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(self._queue.get_nowait())
+            await self._wake.wait()
+            self._wake.clear()
+            if gather > 0:
+                await asyncio.sleep(gather)
+            with self._lock:
+                items, self._pending, self._woken = self._pending, [], False
             layer = get_channel_layer()
-            if layer is None:
-                logger.error("no channel layer (settings.CHANNEL_LAYERS): %d transitions' events not sent", len(batch))
-            else:
-                await _send(layer, _by_group(batch))
-            for _, _, done in batch:
-                if done is not None:
-                    done.set_result(None)
+            for start in range(0, len(items), MAX_BATCH):
+                batch = items[start : start + MAX_BATCH]
+                if layer is None:
+                    logger.error("no channel layer (CHANNEL_LAYERS): %d transitions' events not sent", len(batch))
+                else:
+                    await _send(layer, _by_group(batch))
+                for _, _, done in batch:
+                    if done is not None:
+                        done.set_result(None)
 
     def publish(self, messages: list[dict[str, Any]], *, workflow_id: int | None) -> None:
         """Queue stored events of one run for sending. Call only after the transaction that stored them
@@ -93,14 +110,19 @@ class Publisher:
 
     def _submit(self, messages: list[dict[str, Any]], workflow_id: int | None, done: Future[None] | None) -> None:
         loop = self._ensure_started()
-        queue = self._queue
-        assert queue is not None  # the loop's thread makes it before _ensure_started returns
-        loop.call_soon_threadsafe(queue.put_nowait, (messages, workflow_id, done))
+        with self._lock:
+            self._pending.append((messages, workflow_id, done))
+            if self._woken:
+                return  # the loop has yet to take the list: this goes with it
+            self._woken = True
+        wake = self._wake
+        assert wake is not None  # the loop's thread makes it before _ensure_started returns
+        loop.call_soon_threadsafe(wake.set)
 
 
 publisher = Publisher()
 
-# Transitions whose events one group_send may carry at most.
+# Transitions whose events one check of the watched groups and one group_send per group may carry at most.
 MAX_BATCH = 100
 
 
@@ -118,7 +140,7 @@ async def _send(layer: BaseChannelLayer, groups: dict[str, list[dict[str, Any]]]
             logger.exception("publishing %d run events to %s failed", len(events), group)
 
 
-def _by_group(batch: list[tuple[list[dict[str, Any]], int | None, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _by_group(batch: list[Item]) -> dict[str, list[dict[str, Any]]]:
     """Each group's events, in submission order: a run's events stay in seq order in every group."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for messages, workflow_id, _ in batch:
