@@ -13,16 +13,18 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from flownova import reliances
 from runs import services
 from runs.events import APPROVALS_GROUP, RunWaiting, run_group, workflow_group
 from runs.models import LedgerEntry, NodeRun, Run, RunEvent
 from runs.services import dispatch
 from runs.services.advance import node_runs_save
 from runs.writes import publisher, run_transition
-from runs.writes.publish import _by_group
+from runs.writes.publish import Publisher, _by_group
+from runs.writes.server import _numbered
 from tests.engine_helpers import graph_of, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -319,3 +321,95 @@ def test_an_orm_write_to_an_engine_table_inside_a_transition_is_refused(
         row.status = "cancelled"
         tx.save(row, "status")
     assert NodeRun.objects.get(run=run, node_id="start").status == "cancelled"
+
+
+def fork_join(width: int) -> dict[str, Any]:
+    branches = [f"b{i}" for i in range(width)]
+    nodes: list[tuple[str, str, dict[str, Any]]] = [("start", "start", {}), ("fork", "fork", {})]
+    nodes += [*[(b, "fork", {}) for b in branches], ("join", "join", {}), ("end", "end", {})]
+    edges = [("start", "fork"), *[("fork", b) for b in branches], *[(b, "join") for b in branches], ("join", "end")]
+    return graph_of(nodes, edges)
+
+
+def test_a_fork_s_branches_begun_together_write_one_statement_per_kind_of_row(
+    alice: User, dispatched: list[tuple[int, int]], settings: Any
+) -> None:
+    # Continued in one process, a fork's branches are begun in one transition. Their node rows, ledger entries
+    # and the join's row go out as one UPDATE or INSERT each, not one per branch: PostgreSQL planned hundreds of
+    # data-modifying CTEs for a fork of 100.
+    settings.FLOWNOVA_CONTINUE_MS, settings.FLOWNOVA_CONTINUE_NODES = 60_000, 1000
+    run = start(alice, fork_join(40))
+    run_id, node_run_id = dispatched.pop(0)
+    with CaptureQueriesContext(connection) as queries, services.continuing(run_id, "test"):
+        services.node_begin(run_id=run_id, node_run_id=node_run_id, task_id="test")
+    run.refresh_from_db()
+    assert run.status == "succeeded" and not dispatched
+    join = NodeRun.objects.get(run=run, node_id="join")
+    assert join.status == "succeeded" and len(join.arrivals) == 40  # every arrival, recorded by the last update
+    assert LedgerEntry.objects.filter(run=run, node_id="join").count() == 1
+    assert list(LedgerEntry.objects.filter(run=run).values_list("seq", flat=True)) == list(range(1, 45))
+    writes = [query["sql"] for query in queries.captured_queries if "AS (UPDATE" in query["sql"]]
+    assert max(write.count(" AS (") for write in writes) <= 8, "a write of one CTE per branch"
+    branches = next(write for write in writes if write.count('UPDATE "runs_noderun"') and "FROM (VALUES" in write)
+    assert branches.count('INSERT INTO "runs_ledgerentry"') == 1
+
+
+def test_updates_of_one_shape_go_out_together_and_a_row_updated_twice_ends_with_its_last_values(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
+    run = start(alice, chain(3))
+    run_all(dispatched)
+    rows = list(NodeRun.objects.filter(run=run).order_by("pk"))
+    with CaptureQueriesContext(connection) as queries, run_transition(run.pk) as tx:
+        for row in rows:
+            row.error = f"first {row.node_id}"
+            tx.save(row, "error")
+        rows[0].error = "last"
+        tx.save(rows[0], "error")
+    (write,) = [query["sql"] for query in queries.captured_queries if "runs_noderun" in query["sql"]]
+    assert write.count('UPDATE "runs_noderun"') == 1
+    errors = dict(NodeRun.objects.filter(run=run).values_list("node_id", "error"))
+    assert errors == {rows[0].node_id: "last", **{row.node_id: f"first {row.node_id}" for row in rows[1:]}}
+
+
+def test_a_value_too_long_for_its_column_fails_in_a_combined_update_as_in_a_plain_one(
+    alice: User, dispatched: list[tuple[int, int]]
+) -> None:
+    # The combined UPDATE types its values; a cast to varchar(n) would cut a long value silently.
+    run = start(alice, chain(2))
+    run_all(dispatched)
+    rows = list(NodeRun.objects.filter(run=run).order_by("pk"))
+    with pytest.raises(DataError, match="too long"), run_transition(run.pk) as tx:
+        for row in rows:
+            row.handle = "h" * 65
+            tx.save(row, "handle")
+    assert set(NodeRun.objects.filter(run=run).values_list("handle", flat=True)) <= {None, ""}
+
+
+def test_engine_statements_are_numbered_for_the_server_once_and_refuse_a_stray_percent() -> None:
+    assert (
+        _numbered("SELECT %s, x FROM t WHERE a = %s AND b IN (%s)") == "SELECT $1, x FROM t WHERE a = $2 AND b IN ($3)"
+    )
+    assert _numbered("SELECT 1") == "SELECT 1"
+    with pytest.raises(ValueError, match="placeholders"):
+        _numbered("SELECT %s FROM t WHERE name LIKE 'a%'")
+
+
+def test_events_of_transitions_committed_close_together_are_sent_as_one_batch(
+    alice: User, dispatched: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each sending asks Redis who watches; a chain continued in one process would otherwise pay that per node.
+    checks: list[list[str]] = []
+    watched_groups = reliances.watched_groups
+
+    async def counting(layer: Any, groups: list[str]) -> list[str]:
+        checks.append(list(groups))
+        return await watched_groups(layer, groups)
+
+    monkeypatch.setattr(reliances, "watched_groups", counting)
+    monkeypatch.setattr(settings, "FLOWNOVA_EVENTS_GATHER_MS", 200)
+    fresh = Publisher()
+    for seq in range(1, 11):
+        fresh.publish([event(7, seq)], workflow_id=None)
+    fresh.flush()
+    assert checks == [["run.7"]]

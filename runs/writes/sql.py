@@ -8,11 +8,14 @@ Table and column names come from model metadata, never from input; every value i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+_VARCHAR = re.compile(r"^varchar\(\d+\)$")
 
 
 def _quote(name: str) -> str:
@@ -54,19 +57,61 @@ def _insert_template(
 def update_sql(instance: models.Model, fields: Iterable[str]) -> tuple[str, list[Any]]:
     """`UPDATE` of the named fields of `instance`, by primary key (auto_now fields are refreshed)."""
     sql, columns = _update_template(type(instance), tuple(fields))
+    return sql, update_params(instance, columns)
+
+
+def update_params(instance: models.Model, columns: Sequence[models.Field[Any, Any]]) -> list[Any]:
+    """The values of `columns` of `instance` as the ORM adapts them, then its primary key."""
     db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
     params = [field.get_db_prep_save(field.pre_save(instance, False), db) for field in columns]
-    return sql, [*params, instance.pk]
+    return [*params, instance.pk]
+
+
+@lru_cache(maxsize=256)
+def _update_many_template(model: type[models.Model], fields: tuple[str, ...]) -> tuple[str, str]:
+    columns = _update_template(model, fields)[1]
+    db = connections[DEFAULT_DB_ALIAS]
+    # Typed, or PostgreSQL could not tell what each column of VALUES holds; varchar without its length, so that
+    # a value too long fails as it does in a plain UPDATE instead of being cut by the cast.
+    casts = [_VARCHAR.sub("varchar", str(field.db_type(db))) for field in (*columns, model._meta.pk)]
+    row = f"({', '.join(f'CAST(%s AS {cast})' for cast in casts)})"
+    names = ", ".join(f"c{i}" for i in range(len(casts)))
+    sets = ", ".join(f"{_quote(field.column)} = v.c{i}" for i, field in enumerate(columns))
+    table, pk = _quote(model._meta.db_table), _quote(model._meta.pk.column)
+    key = f"c{len(columns)}"
+    return f"UPDATE {table} SET {sets} FROM (VALUES {{rows}}) AS v({names}) WHERE {table}.{pk} = v.{key}", row  # noqa: S608
+
+
+def update_many_sql(
+    model: type[models.Model], fields: tuple[str, ...], rows: Sequence[list[Any]]
+) -> tuple[str, list[Any]]:
+    """One `UPDATE` of the same fields of several rows of `model`, from the params `update_sql` made for each
+    (the values, then the primary key; each row once: PostgreSQL updates a row at most once per statement)."""
+    sql, row = _update_many_template(model, fields)
+    return sql.replace("{rows}", ", ".join([row] * len(rows))), [param for params in rows for param in params]
 
 
 def insert_sql(
     instances: Sequence[models.Model], fields: Sequence[str], returning: Sequence[str] = ()
 ) -> tuple[str, list[Any]]:
     """Multi-row `INSERT` of new `instances` (of one model), returning the `returning` columns."""
-    sql, row, columns = _insert_template(type(instances[0]), tuple(fields), tuple(returning))
+    rows = insert_params(instances, fields)
+    return insert_many_sql(type(instances[0]), tuple(fields), rows, tuple(returning))
+
+
+def insert_params(instances: Sequence[models.Model], fields: Sequence[str]) -> list[list[Any]]:
+    """Each new instance's values of `fields`, adapted as the ORM adapts them (auto_now fields are set)."""
+    columns = _insert_template(type(instances[0]), tuple(fields), ())[2]
     db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
-    params = [field.get_db_prep_save(field.pre_save(instance, True), db) for instance in instances for field in columns]
-    return sql.replace("{rows}", ", ".join([row] * len(instances))), params
+    return [[field.get_db_prep_save(field.pre_save(instance, True), db) for field in columns] for instance in instances]
+
+
+def insert_many_sql(
+    model: type[models.Model], fields: tuple[str, ...], rows: Sequence[list[Any]], returning: tuple[str, ...] = ()
+) -> tuple[str, list[Any]]:
+    """Multi-row `INSERT` of `model` rows from their params (`insert_params`)."""
+    sql, row, _ = _insert_template(model, fields, returning)
+    return sql.replace("{rows}", ", ".join([row] * len(rows))), [param for params in rows for param in params]
 
 
 def concrete_fields(model: type[models.Model]) -> list[str]:

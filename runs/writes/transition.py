@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -28,7 +28,16 @@ from runs.events import STREAMED_TYPES, Event
 from runs.models import UNFINISHED_NODE_STATUSES, LedgerEntry, NodeRun, Run, RunEvent
 from runs.writes.publish import publisher
 from runs.writes.server import server_execute
-from runs.writes.sql import concrete_fields, from_row, insert_sql, select_sql, update_sql
+from runs.writes.sql import (
+    concrete_fields,
+    from_row,
+    insert_many_sql,
+    insert_params,
+    insert_sql,
+    select_sql,
+    update_many_sql,
+    update_sql,
+)
 from tools.models import ToolCall
 
 # What a transition reads of the run it locks: the snapshot is parsed once per process, and the JSON input
@@ -51,7 +60,18 @@ TRANSITION_FIELDS = (
 )
 NODE_RUN_COLUMNS = tuple(field.name for field in NodeRun._meta.concrete_fields)
 
-Write = tuple[str, list[Any], Callable[[list[dict[str, Any]]], None] | None]
+
+class Write(NamedTuple):
+    """A data-modifying statement of a transition. `on_rows` receives what its RETURNING clause returned.
+    Writes of the same `shape` (an UPDATE of the same fields, or an INSERT without RETURNING, of one model) may
+    go out as one statement of several `rows` (each row's params): a fork's hundred branches, begun in one
+    transition, are then a few statements instead of hundreds."""
+
+    sql: str
+    params: list[Any]
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None
+    shape: tuple[str, type[models.Model], tuple[str, ...]] | None = None
+    rows: tuple[list[Any], ...] = ()
 
 
 class TransitionWriteError(RuntimeError):
@@ -118,7 +138,8 @@ class Transition:
 
     def save(self, row: models.Model, *fields: str) -> None:
         """Update `fields` of an existing row (auto_now fields are refreshed) with the transition's writes."""
-        self._write(*update_sql(row, fields))
+        sql, params = update_sql(row, fields)
+        self._write(Write(sql, params, shape=("update", type(row), fields), rows=(params,)))
 
     def insert(self, rows: Sequence[models.Model], *, ids: bool = True, match: str = "") -> None:
         """Insert new rows of one model with the transition's writes. With `ids`, each row gets its id once the
@@ -128,7 +149,10 @@ class Transition:
             return
         model = type(rows[0])
         if not ids:
-            self._write(*insert_sql(rows, _columns(model)))
+            columns = tuple(_columns(model))
+            params = insert_params(rows, columns)
+            sql, flat = insert_many_sql(model, columns, params)
+            self._write(Write(sql, flat, shape=("insert", model, columns), rows=tuple(params)))
             return
         if len(rows) > 1 and not match:
             raise ValueError("inserting several rows with their ids needs `match`")
@@ -140,7 +164,8 @@ class Transition:
                 row = by_key[values[key]] if match else rows[0]
                 row.pk, row._state.adding = values["id"], False
 
-        self._write(*insert_sql(rows, _columns(model), returning=("id", key) if match else ("id",)), on_rows=created)
+        sql, params = insert_sql(rows, _columns(model), returning=("id", key) if match else ("id",))
+        self._write(Write(sql, params, on_rows=created))
 
     def next_ledger_seq(self) -> int:
         self.run.last_ledger_seq += 1
@@ -149,20 +174,17 @@ class Transition:
 
     # --- how it is written --------------------------------------------------------------------------------
 
-    def _write(
-        self, sql: str, params: list[Any], on_rows: Callable[[list[dict[str, Any]]], None] | None = None
-    ) -> None:
+    def _write(self, write: Write) -> None:
         """Queue a data-modifying statement. Within `run_transition` it is deferred (see the module's
-        docstring); else it runs at once. `on_rows` receives what its RETURNING clause returned, as dicts,
-        once it has run."""
-        self._writes.append((sql, params, on_rows))
+        docstring); else it runs at once."""
+        self._writes.append(write)
         if not self._deferring:
             self.flush()
 
     def flush(self, *, commit: bool = False) -> None:
         """Send the deferred writes now; with `commit`, and the COMMIT of the transaction in the same round
         trip (psycopg's and Django's own commit then find it done and only run the on-commit hooks)."""
-        writes, self._writes = self._writes, []
+        writes, self._writes = _merged(self._writes), []
         if writes:
             (rows,) = server_execute([_combined(writes)], commit=commit)
             _deliver(writes, rows)
@@ -171,14 +193,16 @@ class Transition:
         """A database execute wrapper: deferred writes go out first, so that the query sees them, in the same
         round trip (Django's cursor binds on the client, which lets one call carry several statements)."""
         _refuse_orm_write(sql)
-        writes, self._writes = self._writes, []
+        writes, self._writes = _merged(self._writes), []
         if not writes:
             return execute(sql, params, many, context)
-        if many:
-            self._writes = writes
-            self.flush()
-            return execute(sql, params, many, context)
         write_sql, write_params = _combined(writes)
+        if many or len(write_params) > INLINE_PARAMS:
+            # Apart, bound on the server: Django's cursor binds on the client, and psycopg would parse and quote
+            # a fork's hundreds of values (tens of milliseconds) to save a round trip.
+            (rows,) = server_execute([(write_sql, write_params)])
+            _deliver(writes, rows)
+            return execute(sql, params, many, context)
         query = sql if params is not None else sql.replace("%", "%%")  # no parameters: % was not a placeholder
         result = execute(f"{write_sql}; {query}", [*write_params, *(params or ())], many, context)
         raw = context["cursor"].cursor
@@ -196,9 +220,9 @@ class Transition:
             self._counters.add("last_event_seq")
         fields |= self._counters
         if fields:
-            self._write(*update_sql(self.run, sorted(fields)))
+            self._write(Write(*update_sql(self.run, sorted(fields))))
         if self.events:
-            self._write(*insert_sql(self.events, _columns(RunEvent)))
+            self.insert(self.events, ids=False)
         self.flush(commit=commit)
         if self.events:
             messages = [event.as_message() for event in self.events]
@@ -209,6 +233,9 @@ class Transition:
             transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
 
 
+# Deferred writes with more values than this go out before a query in a round trip of their own.
+INLINE_PARAMS = 200
+
 _COLUMNS: dict[type[models.Model], list[str]] = {}
 
 
@@ -218,18 +245,62 @@ def _columns(model: type[models.Model]) -> list[str]:
     return _COLUMNS[model]
 
 
+def _merged(writes: list[Write]) -> list[Write]:
+    """The writes, those of one shape as one statement, where the first of them was. Of several updates of the
+    same fields of one row (a join's row, at each branch's arrival), the last is kept: PostgreSQL updates a
+    row once per statement, so each would otherwise have been a statement of its own, one of which wins."""
+    if len(writes) < 2:
+        return writes
+    merged: list[Write | _Group] = []
+    groups: dict[tuple[str, type[models.Model], tuple[str, ...]], _Group] = {}
+    for write in writes:
+        if write.shape is None:
+            merged.append(write)
+            continue
+        group = groups.get(write.shape)
+        if group is None:
+            group = groups[write.shape] = _Group(write)
+            merged.append(group)
+        else:
+            group.add(write)
+    return [item.write() if isinstance(item, _Group) else item for item in merged]
+
+
+class _Group:
+    """Writes of one shape, to go out as one statement."""
+
+    def __init__(self, first: Write) -> None:
+        self.first = first
+        self.updates = first.shape is not None and first.shape[0] == "update"
+        self.rows: dict[Any, list[Any]] = {}  # an update's rows by primary key (its last param); else by position
+        self.add(first)
+
+    def add(self, write: Write) -> None:
+        for row in write.rows:
+            self.rows[row[-1] if self.updates else len(self.rows)] = row
+
+    def write(self) -> Write:
+        if len(self.rows) == 1 and len(self.first.rows) == 1:
+            return self.first  # the same text as alone, and the same prepared statement
+        kind, model, fields = self.first.shape or ("", models.Model, ())
+        rows = list(self.rows.values())
+        if kind == "update":
+            return Write(*update_many_sql(model, fields, rows))
+        return Write(*insert_many_sql(model, fields, rows))
+
+
 def _combined(writes: list[Write]) -> tuple[str, list[Any]]:
     """The writes as one statement of data-modifying CTEs, whose result rows are (write index, returned row)."""
-    ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _, _) in enumerate(writes))
-    wanted = [i for i, (_, _, on_rows) in enumerate(writes) if on_rows is not None]
+    ctes = ", ".join(f"w{i} AS ({write.sql})" for i, write in enumerate(writes))
+    wanted = [i for i, write in enumerate(writes) if write.on_rows is not None]
     results = " UNION ALL ".join(f"SELECT {i}, row_to_json(w{i})::text FROM w{i}" for i in wanted)  # noqa: S608
-    return f"WITH {ctes} {results or 'SELECT NULL, NULL'}", [p for _, params, _ in writes for p in params]
+    return f"WITH {ctes} {results or 'SELECT NULL, NULL'}", [p for write in writes for p in write.params]
 
 
 def _deliver(writes: list[Write], rows: list[tuple[Any, ...]]) -> None:
-    for i, (_, _, on_rows) in enumerate(writes):
-        if on_rows is not None:
-            on_rows([json.loads(row) for index, row in rows if index == i])
+    for i, write in enumerate(writes):
+        if write.on_rows is not None:
+            write.on_rows([json.loads(row) for index, row in rows if index == i])
 
 
 @contextmanager
