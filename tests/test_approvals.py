@@ -29,6 +29,7 @@ from approvals.services import (
     ApprovalForbidden,
     approval_can_decide,
     approval_decide,
+    approval_for_decider,
     approvals_expire_overdue,
 )
 from runs.models import LedgerEntry, NodeRun, Run, RunEvent
@@ -328,3 +329,26 @@ def test_decisions_committed_while_redis_is_down_answer_success_and_the_sweep_re
     for run, _ in (by_api, by_inbox, by_run_page):
         run = wait_for(run)
         assert run.status == "succeeded" and ledger(run)[-1] == ("yes", "succeeded")
+
+
+def test_who_may_decide_reads_the_same_from_the_request_s_annotations_as_from_its_own_queries(
+    alice: User, mallory: User, make_user: Callable[..., User]
+) -> None:
+    # A decision reads assignees and the decider's role with the request (approval_for_decider); the pages ask
+    # approval_can_decide without them. Both must agree for every kind of request and decider.
+    bob, carol = make_user("bob"), make_user("carol")
+    reviewers = Group.objects.create(name="reviewers")
+    carol.groups.add(reviewers)
+    requests = {
+        "unassigned": waiting(alice, ask())[1],
+        "to bob": waiting(alice, ask(assignees=["bob"]))[1],
+        "to reviewers": waiting(alice, ask(assignees=["reviewers"]))[1],
+        "not self": waiting(alice, ask(assignees=["alice"], allow_self_approval=False))[1],
+    }
+    for name, approval in requests.items():
+        for user in (alice, bob, carol, mallory):
+            read, facts = approval_for_decider(approval.pk, user)
+            assert read.pk == approval.pk and read.data == approval.data and read.run.owner_id == alice.pk
+            expected = approval_can_decide(approval=ApprovalRequest.objects.get(pk=approval.pk), user=user)
+            assert approval_can_decide(approval=read, user=user, facts=facts) == expected, (name, user)
+            assert expected == (user in {"unassigned": [alice], "to bob": [bob], "to reviewers": [carol]}.get(name, []))

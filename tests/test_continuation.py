@@ -222,8 +222,10 @@ def test_a_decision_and_the_end_after_it_settle_the_run_from_what_their_locks_re
     assert not [sql for sql in statements if 'FROM "runs_noderun"' in sql and "FOR UPDATE" in sql]
     assert len([sql for sql in statements if sql.startswith("BEGIN")]) == 2  # the decision, then the end node
     # Who may decide an unassigned request (the run's project's runners) is read with the request itself.
-    membership = [sql for sql in statements if '"projects_membership"' in sql]
-    assert len(membership) == 1 and membership[0].startswith('SELECT "approvals_approvalrequest"."id"')
+    # So are whether it names users or groups, and whether the decider is among them.
+    membership = [sql for sql in statements if "projects_membership" in sql]
+    assert len(membership) == 1 and "FROM approvals_approvalrequest a" in membership[0]
+    assert [sql for sql in statements if "approvalrequest_assignee_" in sql] == membership
 
 
 @pytest.mark.worker
