@@ -217,7 +217,6 @@ def _decide(
         now = timezone.now()
         diff = _edits_diff(approval, edits) if edits else {}
         by = user.get_username() if user is not None else None
-        # The conditional update is what picks the winner, not a read before the write.
         outcome = {
             "status": decision,
             "decision": decision,
@@ -227,12 +226,7 @@ def _decide(
             "decided_by_timeout": by_timeout,
             "edits": {"by": by, "changes": diff} if diff else None,
         }
-        won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(**outcome)
-        if not won:
-            current = ApprovalRequest.objects.values_list("status", flat=True).get(pk=approval.pk)
-            raise ApprovalAlreadyDecided(f"approval {approval.pk} is already {current}")
-        for name, value in outcome.items():  # what the update wrote, without reading the row back
-            setattr(approval, name, value)
+        _settle_request(tx, approval, outcome)
         decided = ApprovalDecided(
             node_id=approval.node_id,
             approval_id=approval.pk,
@@ -303,8 +297,14 @@ def _decision_transition(approval: ApprovalRequest) -> Iterator[Transition]:
     try:
         # The waiting node is locked with the run, and the run's unfinished nodes read with them, in the round
         # trip that begins the transaction: settling the run afterwards needs no query of its own.
+        # The request's status is read with them too: it changes only under the run's lock, so of two decisions
+        # the second to take the lock finds it decided.
         with run_transition(
-            approval.run_id, node_id=approval.node_id, node_fields=NODE_LOCK_FIELDS, lock_pending=True
+            approval.run_id,
+            node_id=approval.node_id,
+            node_fields=NODE_LOCK_FIELDS,
+            lock_pending=True,
+            read=[(_STATUS_SQL, [approval.pk])],
         ) as tx:
             transaction.on_commit(mark)  # before the decision's own callbacks, so it runs first
             yield tx
@@ -312,6 +312,22 @@ def _decision_transition(approval: ApprovalRequest) -> Iterator[Transition]:
         if not committed:
             raise
         logger.exception("approval %s: decided, but what follows the commit failed", approval.pk)
+
+
+_STATUS_SQL = f"SELECT status FROM {ApprovalRequest._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
+def _settle_request(tx: Transition, approval: ApprovalRequest, outcome: dict[str, Any]) -> None:
+    """Write `outcome` on a request still pending, with the transition's other writes; raise ApprovalAlreadyDecided
+    when it is not. Its status was read with the run's lock (`_decision_transition`), under which alone it
+    changes: a decision, an expiry, or the run's end. This picks the winner of concurrent decisions."""
+    (rows,) = tx.read_rows
+    status = rows[0][0] if rows else "deleted"
+    if status != ApprovalStatus.PENDING:
+        raise ApprovalAlreadyDecided(f"approval {approval.pk} is already {status}")
+    for name, value in outcome.items():
+        setattr(approval, name, value)
+    tx.save(approval, *outcome)
 
 
 def _edits_diff(approval: ApprovalRequest, edits: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -422,14 +438,13 @@ def _expire(approval: ApprovalRequest, deadline: datetime) -> bool:
 def _expire_failing(approval: ApprovalRequest, deadline: datetime) -> None:
     with _decision_transition(approval) as tx:
         now = timezone.now()
-        won = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.EXPIRED,
-            decided_at=now,
-            decided_by_timeout=True,
-            comment=f"no decision before the deadline ({deadline.isoformat()}): the run fails",
-        )
-        if not won:
-            raise ApprovalAlreadyDecided(f"approval {approval.pk} was decided")
+        outcome = {
+            "status": ApprovalStatus.EXPIRED,
+            "decided_at": now,
+            "decided_by_timeout": True,
+            "comment": f"no decision before the deadline ({deadline.isoformat()}): the run fails",
+        }
+        _settle_request(tx, approval, outcome)
         tx.emit(ApprovalExpired(node_id=approval.node_id, approval_id=approval.pk, decided_at=now.isoformat()))
         _decision_audit(
             tx, approval, None, AuditAction.APPROVAL_EXPIRED, "expired", {"decision": None, "by_timeout": True}

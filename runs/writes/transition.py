@@ -107,6 +107,7 @@ class Transition:
         self.pending_rows: dict[str, NodeRun] | None = None  # likewise
         # Status of each of the run's unfinished nodes, read with the locks (see `run_transition`).
         self.unfinished: dict[str, str] | None = None
+        self.read_rows: list[list[tuple[Any, ...]]] = []  # the rows of run_transition's `read` statements
         self.events: list[RunEvent] = []
         self._dirty: set[str] = set()
         self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
@@ -312,6 +313,7 @@ def run_transition(
     node_id: str | None = None,
     node_fields: tuple[str, ...] = ("id",),
     lock_pending: bool = False,
+    read: Sequence[tuple[str, list[Any]]] = (),
 ) -> Iterator[Transition]:
     """Lock the run and yield a Transition; on a clean exit its events and run changes are written and, after
     commit, published. Nest inside a caller's `transaction.atomic()` freely: publishing waits for the outer
@@ -325,45 +327,57 @@ def run_transition(
     but for the transition's own changes (whoever settles the run from it applies those). A graph without merge
     points settles a run only at its ends, where one more query costs less than this read at every node.
 
+    `read`: statements (each returning rows) sent in the same round trip, after the locks, as `tx.read_rows`
+    (each one's rows): rows that change only under the run's lock read as locked as the run's own.
+
     With `node_run_ids` instead, those of the run's nodes are locked (in id order), as `tx.node_runs`: nodes a
     fork queued together, begun in one transition (runs.services.continuation). With `node_id`, the run's node
     of that id is locked as with `node_run_id` (a decision knows the node, not its row)."""
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
         locked = None
+        reads = list(read)
         if node_run_id is not None:
-            locked = _lock_with_nodes(run_id, [node_run_id], node_fields, lock_pending)
+            locked = _lock_with_nodes(run_id, [node_run_id], node_fields, lock_pending, reads)
         elif node_run_ids:
-            locked = _lock_with_nodes(run_id, sorted(node_run_ids), node_fields, lock_pending)
+            locked = _lock_with_nodes(run_id, sorted(node_run_ids), node_fields, lock_pending, reads)
         elif node_id is not None:
-            locked = _lock_with_nodes(run_id, [], node_fields, lock_pending, node_id=node_id)
+            locked = _lock_with_nodes(run_id, [], node_fields, lock_pending, reads, node_id=node_id)
         if locked is None:
-            tx = Transition(_lock_run(run_id))
+            run, read_rows = _lock_run(run_id, reads)
+            tx = Transition(run)
         else:
-            run, node_runs, pending, unfinished = locked
+            run, node_runs, pending, unfinished, read_rows = locked
             tx = Transition(run)
             tx.node_runs, tx.pending_rows, tx.unfinished = node_runs, pending, unfinished
             tx.node_run = node_runs[0] if node_run_id is not None or node_id is not None else None
+        tx.read_rows = read_rows
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
             yield tx
             tx.finish(commit=owns_transaction)
 
 
-def _lock_run(run_id: int) -> Run:
-    """The run, locked, by the engine's own prepared statement (its transaction's BEGIN pipelined with it).
-    Raises Run.DoesNotExist, as the ORM's get() would."""
+def _lock_run(run_id: int, reads: list[tuple[str, list[Any]]]) -> tuple[Run, list[list[tuple[Any, ...]]]]:
+    """The run, locked, by the engine's own prepared statement (its transaction's BEGIN pipelined with it), and
+    the rows of `reads`. Raises Run.DoesNotExist, as the ORM's get() would."""
     sql = f"SELECT {select_sql(Run, TRANSITION_FIELDS, 'r')} FROM runs_run r WHERE r.id = %s FOR UPDATE"  # noqa: S608
-    (rows,) = server_execute([(sql, [run_id])])
+    rows, *read_rows = server_execute([(sql, [run_id]), *reads])
     if not rows:
         raise Run.DoesNotExist(f"run {run_id} does not exist")
     run: Run = from_row(Run, TRANSITION_FIELDS, rows[0])
-    return run
+    return run, read_rows
 
 
 def _lock_with_nodes(
-    run_id: int, node_run_ids: list[int], node_fields: tuple[str, ...], lock_pending: bool, *, node_id: str = ""
-) -> tuple[Run, list[NodeRun], dict[str, NodeRun] | None, dict[str, str] | None] | None:
+    run_id: int,
+    node_run_ids: list[int],
+    node_fields: tuple[str, ...],
+    lock_pending: bool,
+    reads: list[tuple[str, list[Any]]],
+    *,
+    node_id: str = "",
+) -> tuple[Run, list[NodeRun], dict[str, NodeRun] | None, dict[str, str] | None, list[list[tuple[Any, ...]]]] | None:
     """The run and its nodes (those of `node_run_ids` it has, or its node `node_id`), locked, with the pending
     rows and unfinished statuses if `lock_pending`; None when the run has none of those nodes."""
     # PostgreSQL locks the rows of a result in the order of FROM: the run, then the nodes; pending rows after.
@@ -383,7 +397,8 @@ def _lock_with_nodes(
         statements.append((f"{pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE", [run_id]))
         unfinished = f"SELECT node_id, status FROM runs_noderun WHERE run_id = %s AND status IN ({_UNFINISHED})"  # noqa: S608
         statements.append((unfinished, [run_id]))
-    results = server_execute(statements)
+    results = server_execute([*statements, *reads])
+    read_rows = results[len(statements) :]
     if not results[0]:
         return None
     pending_rows, unfinished_statuses = None, None
@@ -394,7 +409,7 @@ def _lock_with_nodes(
     split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
     run = from_row(Run, TRANSITION_FIELDS, results[0][0][:split])
     node_runs = [from_row(NodeRun, node_fields, row[split:]) for row in results[0]]
-    return run, node_runs, pending_rows, unfinished_statuses
+    return run, node_runs, pending_rows, unfinished_statuses, read_rows
 
 
 # Constants of ours, written into the statement so that it is the same text (and prepared plan) for every run.
