@@ -19,3 +19,7 @@ application = ProtocolTypeRouter(
         "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+
+from flownova.celery import freeze_imported_objects  # noqa: E402
+
+freeze_imported_objects()  # what starting up made, out of the collector's walks (as in the worker)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from django.conf import settings
 
-from flownova.celery import app, ping
+from flownova.celery import app, load_llm_client, ping
 from tests.conftest import WorkerProcess
 
 
@@ -51,3 +53,13 @@ def test_a_worker_started_without_queues_never_consumes_the_queues_it_sends_to()
     queues["io"]  # what sending a task to the I/O queue does to the app's routing table
     assert "io" in queues
     assert set(queues.consume_from) == started_with == {"celery"}
+
+
+def test_the_worker_sets_its_imports_aside_from_the_garbage_collector_before_the_pool_forks() -> None:
+    # A full collection walked every module's objects (about 120 ms for Django's alone), pausing the node.
+    gc.unfreeze()
+    try:
+        load_llm_client()
+        assert gc.get_freeze_count() > 50_000
+    finally:
+        gc.unfreeze()
