@@ -36,13 +36,6 @@ class Reliance:
         return _applies(self)
 
 
-PSYCOPG_QUERY_CACHE = Reliance(
-    "psycopg's query split cache",
-    "psycopg",
-    frozenset({"3.3"}),
-    "psycopg._queries.MAX_CACHED_STATEMENT_PARAMS is raised so that the engine's combined write (50 to 90 "
-    "parameters) is split around its placeholders once per process, not at every node",
-)
 DJANGO_CLOSE_AT = Reliance(
     "Django's connection.close_at",
     "django",
@@ -62,10 +55,19 @@ KOMBU_DETACHED_CHANNEL = Reliance(
     frozenset({"5.7"}),
     "a Redis channel whose transport was detached raises a connection error instead of stopping the worker",
 )
-RELIANCES = (PSYCOPG_QUERY_CACHE, DJANGO_CLOSE_AT, CHANNELS_REDIS_GROUPS, KOMBU_DETACHED_CHANNEL)
-
-# The most parameters of a statement psycopg keeps the split of; the engine's combined writes stay under it.
-COMBINED_WRITE_MAX_PARAMS = 200
+DJANGO_COMMIT_HOOKS = Reliance(
+    "Django's pending on-commit hooks",
+    "django",
+    frozenset({"5.2"}),
+    "control-flow nodes continued in one process commit each on the server inside one atomic block, with the "
+    "next node's lock in the same round trip, and each node's on-commit hooks run once its own COMMIT is done",
+)
+RELIANCES = (
+    DJANGO_CLOSE_AT,
+    CHANNELS_REDIS_GROUPS,
+    KOMBU_DETACHED_CHANNEL,
+    DJANGO_COMMIT_HOOKS,
+)
 
 
 @functools.cache
@@ -97,10 +99,22 @@ def activate() -> None:
     """At start (the runs app's ready()): apply what is applied once, and say what does not apply."""
     for problem in unchecked():
         logger.warning("private library internals: %s", problem)
-    if PSYCOPG_QUERY_CACHE.applies():
-        from psycopg import _queries
 
-        _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, COMBINED_WRITE_MAX_PARAMS)
+
+def run_commit_hooks(connection: Any) -> None:
+    """Run, and clear, the on-commit hooks registered so far in the current atomic block, as Django does when
+    the block commits (robust hooks' errors are logged; another hook's error stops the rest and is raised).
+    The caller has committed on the server itself (runs.writes.transition, chained transitions); Django's own
+    method refuses to run inside an atomic block."""
+    hooks, connection.run_on_commit = connection.run_on_commit, []
+    for _, func, robust in hooks:
+        if not robust:
+            func()
+            continue
+        try:
+            func()
+        except Exception:
+            logger.exception("on-commit hook %s failed", getattr(func, "__qualname__", func))
 
 
 def mark_connection_obsolete(connection: Any) -> None:

@@ -236,3 +236,72 @@ def test_on_the_worker_a_task_continues_the_nodes_after_its_own(alice: User, cel
     # A task always takes on at least the node after its own: at most one task for every two nodes.
     assert len(set(tasks)) <= (len(tasks) + 1) // 2
     assert ledger(run) == [(node_id, "succeeded") for node_id in ["start", *(f"n{i}" for i in range(60)), "end"]]
+
+
+def lock_round_trips(queries: CaptureQueriesContext) -> tuple[int, int]:
+    """Of the statements recorded: round trips that began with a node's locks, and COMMITs that carried the next
+    node's locks (runs.writes.chain)."""
+    texts = [query["sql"] for query in queries.captured_queries]
+    alone = [sql for sql in texts if sql.startswith('SELECT r."id"') and "FOR UPDATE" in sql]
+    carried = [sql for sql in texts if "; COMMIT; BEGIN; SELECT r." in sql]
+    return len(alone), len(carried)
+
+
+@override_settings(FLOWNOVA_CONTINUE_MS=60_000)
+def test_a_continued_node_s_locks_go_out_with_the_commit_of_the_node_before_it(alice: User, sent: list[int]) -> None:
+    # One round trip a node instead of two: the start node's task and the first node it continues take their
+    # locks; every later node's were taken in the round trip that committed its predecessor.
+    run = start(alice, chain(20))
+    sent.clear()
+    with CaptureQueriesContext(connection) as queries:
+        begin_here(run)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and sent == []
+    assert lock_round_trips(queries) == (2, 20)
+    assert len(set(committed_by(run).values())) == 22  # still a transaction a node
+
+
+@override_settings(FLOWNOVA_CONTINUE_MS=60_000)
+def test_without_the_reliance_on_django_s_hooks_each_continued_node_takes_its_own_locks(
+    alice: User, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flownova import reliances
+
+    applies = reliances._applies
+    monkeypatch.setattr(
+        reliances, "_applies", lambda reliance: reliance != reliances.DJANGO_COMMIT_HOOKS and applies(reliance)
+    )
+    run = start(alice, chain(5))
+    sent.clear()
+    with CaptureQueriesContext(connection) as queries:
+        begin_here(run)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and sent == []
+    assert lock_round_trips(queries) == (7, 0)
+
+
+@override_settings(FLOWNOVA_CONTINUE_MS=60_000)
+def test_locks_sent_with_a_commit_that_fail_leave_the_commit_standing_and_are_taken_again(
+    alice: User, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runs.writes import transition
+
+    lock_statements = transition._lock_statements
+
+    def failing(*args: Any, **kwargs: Any) -> list[tuple[str, list[Any]]]:
+        statements = lock_statements(*args, **kwargs)
+        if kwargs.get("node_ids"):  # the locks that go out with a commit
+            return [("SELECT 1 / (%s - %s)", [1, 1]), *statements]
+        return statements
+
+    monkeypatch.setattr(transition, "_lock_statements", failing)
+    run = start(alice, chain(6), {"x": 1})
+    sent.clear()
+    with CaptureQueriesContext(connection) as queries:
+        begin_here(run)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.output == {"x": 1} and sent == []
+    order = ["start", *(f"n{i}" for i in range(6)), "end"]
+    assert ledger(run) == [(node_id, "succeeded") for node_id in order]
+    assert len(set(committed_by(run).values())) == len(order)
+    assert lock_round_trips(queries)[0] == len(order)  # every node took its locks again

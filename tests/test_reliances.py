@@ -28,12 +28,6 @@ def test_every_reliance_was_checked_against_the_installed_version() -> None:
     assert reliances.unchecked() == []
 
 
-def test_the_psycopg_query_cache_holds_the_engine_s_combined_writes() -> None:
-    from psycopg import _queries
-
-    assert _queries.MAX_CACHED_STATEMENT_PARAMS >= reliances.COMBINED_WRITE_MAX_PARAMS
-
-
 def test_an_unchecked_version_turns_every_reliance_off_and_says_so(
     unchecked_psycopg: None, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -76,7 +76,7 @@ def advance(
             row.input = core.merge_inputs(core.fired_sources(graph, target, arrivals), outputs)
             row.queued_at = now
             queued.append(row)
-    continued = continuation.take(run, queued)  # before the rows are written: it marks those it takes
+    continued = continuation.take(tx, queued)  # before the rows are written: it marks those it takes
     node_runs_save(tx, [*changed, *queued])
     track_writes(tx, [*changed, *queued])
     taken = {id(row) for row in continued}

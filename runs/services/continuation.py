@@ -31,7 +31,9 @@ from django.conf import settings
 from django.db import transaction
 
 from nodes import get_node_type
-from runs.models import NodeRun, Run
+from runs.models import NodeRun
+from runs.services.base import BEGIN_FIELDS, has_merges, run_graph
+from runs.writes import Transition
 
 CONTINUED_PREFIX = "continued:"
 
@@ -77,10 +79,11 @@ def taking_on(run_id: int, task_id: str) -> Iterator[Continuation | None]:
         _current.reset(token)
 
 
-def take(run: Run, queued: list[NodeRun]) -> list[NodeRun]:
+def take(tx: Transition, queued: list[NodeRun]) -> list[NodeRun]:
     """Called by `advance` inside its transition, before the queued rows are written: the instant ones this
     process will begin itself once the transaction commits (marked as taken), within the budget. The caller
-    sends the others through the broker."""
+    sends the others through the broker. In a chain (runs.writes.chain), their locks go out with the commit."""
+    run = tx.run
     budget = _current.get()
     if budget is None or run.pk != budget.run_id or not queued or budget.nodes_left <= 0:
         return []
@@ -96,6 +99,8 @@ def take(run: Run, queued: list[NodeRun]) -> list[NodeRun]:
     for row in taken:
         row.task_id = budget.marker
     ending = any(get_node_type(row.node_type).ends_run for row in taken)
+    # As `instant_nodes_begin` will lock them.
+    tx.lock_next([row.node_id for row in taken], BEGIN_FIELDS, ending or has_merges(run_graph(run.pk)))
 
     def hand_over() -> None:  # ids are known once the transition's writes have gone out
         budget.ready.extend(row.pk for row in taken)

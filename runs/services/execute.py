@@ -42,6 +42,7 @@ from runs.services.dispatch import dispatch_ids
 from runs.services.outcome import LOST_REDELIVERED, attempt_lost, node_failed, node_give_up, node_succeed, retry_delay
 from runs.services.waits import node_spawn, node_wait
 from runs.writes import Transition, run_transition
+from runs.writes.chain import chained
 from workflows.graph import Graph, Node
 
 logger = logging.getLogger(__name__)
@@ -173,20 +174,31 @@ def continuing(run_id: int, task_id: str) -> Iterator[None]:
     with continuation.taking_on(run_id, task_id) as budget:
         try:
             yield
-            while budget is not None:
-                ready, ending = budget.take_ready()
-                if not ready:
-                    break
-                try:
-                    left = instant_nodes_begin(run_id=run_id, node_run_ids=ready, task_id=task_id, ending=ending)
-                except Exception:
-                    logger.exception("could not continue run %s here; its nodes go through the broker", run_id)
-                    left = [*ready, *budget.take_ready()[0]]
-                    budget.nodes_left = 0
-                dispatch_ids(run_id, left)
+            if budget is not None:
+                dispatch_ids(run_id, _continue(run_id, task_id, budget))
         finally:
             if budget is not None:  # the block raised after a commit: what it took on goes through the broker
                 dispatch_ids(run_id, budget.take_ready()[0])
+
+
+def _continue(run_id: int, task_id: str, budget: continuation.Continuation) -> list[int]:
+    """Begin the nodes handed over, then those these queue, within the budget, as chained transitions (each
+    node's COMMIT carries the next one's locks: runs.writes.chain). Returns the nodes left for the broker: those
+    that are not instant, and, when beginning raises, those it was beginning and every one handed over since."""
+    left: list[int] = []
+    ready: list[int] = []
+    try:
+        with chained(run_id):
+            while True:
+                ready, ending = budget.take_ready()
+                if not ready:
+                    break
+                left += instant_nodes_begin(run_id=run_id, node_run_ids=ready, task_id=task_id, ending=ending)
+    except Exception:
+        logger.exception("could not continue run %s here; its nodes go through the broker", run_id)
+        left += [*ready, *budget.take_ready()[0]]
+        budget.nodes_left = 0
+    return left
 
 
 def node_event(run_id: int, node_id: str, type: str, data: dict[str, Any]) -> None:

@@ -24,10 +24,12 @@ from typing import Any, NamedTuple
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from flownova import reliances
 from runs.events import STREAMED_TYPES, Event
 from runs.models import UNFINISHED_NODE_STATUSES, LedgerEntry, NodeRun, Run, RunEvent
+from runs.writes import chain as chains
 from runs.writes.publish import publisher
-from runs.writes.server import server_execute
+from runs.writes.server import Rows, commit_then, server_execute
 from runs.writes.sql import (
     concrete_fields,
     from_row,
@@ -107,7 +109,10 @@ class Transition:
         self.pending_rows: dict[str, NodeRun] | None = None  # likewise
         # Status of each of the run's unfinished nodes, read with the locks (see `run_transition`).
         self.unfinished: dict[str, str] | None = None
-        self.read_rows: list[list[tuple[Any, ...]]] = []  # the rows of run_transition's `read` statements
+        self.read_rows: list[Rows] = []  # the rows of run_transition's `read` statements
+        # Nodes this process will begin once the transition commits (runs.services.continuation): in a chain,
+        # their locks go out with the COMMIT (runs.writes.chain).
+        self.next_lock: tuple[list[str], tuple[str, ...], bool] | None = None
         self.events: list[RunEvent] = []
         self._dirty: set[str] = set()
         self._counters: set[str] = set()  # seq counters: written, but not a change anyone sees
@@ -168,6 +173,11 @@ class Transition:
         sql, params = insert_sql(rows, _columns(model), returning=("id", key) if match else ("id",))
         self._write(Write(sql, params, on_rows=created))
 
+    def lock_next(self, node_ids: list[str], node_fields: tuple[str, ...], lock_pending: bool) -> None:
+        """The nodes of `node_ids` are begun by this process right after this transition commits, in a transition
+        of their own that locks their `node_fields` (and the pending rows, with `lock_pending`)."""
+        self.next_lock = (sorted(node_ids), node_fields, lock_pending)
+
     def next_ledger_seq(self) -> int:
         self.run.last_ledger_seq += 1
         self._counters.add("last_ledger_seq")
@@ -182,13 +192,21 @@ class Transition:
         if not self._deferring:
             self.flush()
 
-    def flush(self, *, commit: bool = False) -> None:
+    def flush(self, *, commit: bool = False, then: list[tuple[str, list[Any]]] | None = None) -> list[Rows] | None:
         """Send the deferred writes now; with `commit`, and the COMMIT of the transaction in the same round
-        trip (psycopg's and Django's own commit then find it done and only run the on-commit hooks)."""
+        trip (psycopg's and Django's own commit then find it done and only run the on-commit hooks). `then`:
+        statements of the next transaction, sent after the COMMIT (runs.writes.chain); returns their rows,
+        or None when they failed (the commit stands)."""
         writes, self._writes = _merged(self._writes), []
+        if then:
+            results, then_rows = commit_then([_combined(writes)] if writes else [], then)
+            if writes:
+                _deliver(writes, results[0])
+            return then_rows
         if writes:
             (rows,) = server_execute([_combined(writes)], commit=commit)
             _deliver(writes, rows)
+        return None
 
     def flush_before_query(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         """A database execute wrapper: deferred writes go out first, so that the query sees them, in the same
@@ -211,9 +229,9 @@ class Transition:
         raw.nextset()  # the caller reads the query's own result
         return result
 
-    def finish(self, *, commit: bool = False) -> None:
+    def finish(self, *, commit: bool = False, then: list[tuple[str, list[Any]]] | None = None) -> list[Rows] | None:
         """Write the transition's events and run changes; publish the events after commit. `commit` says the
-        transition owns the transaction, which may then be committed with the last write."""
+        transition owns the transaction, which may then be committed with the last write; `then`, see flush."""
         fields = set(self._dirty)
         if fields:
             fields.add("updated_at")
@@ -224,7 +242,7 @@ class Transition:
             self._write(Write(*update_sql(self.run, sorted(fields))))
         if self.events:
             self.insert(self.events, ids=False)
-        self.flush(commit=commit)
+        then_rows = self.flush(commit=commit, then=then)
         if self.events:
             messages = [event.as_message() for event in self.events]
             if self.run.parent_id:  # a cognitive node's child run: its parent's watchers see it too
@@ -232,6 +250,7 @@ class Transition:
                 messages = [{**message, **link} for message in messages]
             workflow_id = self.run.workflow_id
             transaction.on_commit(lambda: publisher.publish(messages, workflow_id=workflow_id))
+        return then_rows
 
 
 # Deferred writes with more values than this go out before a query in a round trip of their own.
@@ -333,21 +352,29 @@ def run_transition(
     With `node_run_ids` instead, those of the run's nodes are locked (in id order), as `tx.node_runs`: nodes a
     fork queued together, begun in one transition (runs.services.continuation). With `node_id`, the run's node
     of that id is locked as with `node_run_id` (a decision knows the node, not its row)."""
-    owns_transaction = not connection.in_atomic_block
-    with transaction.atomic():
-        locked = None
-        reads = list(read)
-        if node_run_id is not None:
-            locked = _lock_with_nodes(run_id, [node_run_id], node_fields, lock_pending, reads)
+    chain = chains.link(run_id)
+    owns_transaction = chain is not None or not connection.in_atomic_block
+    reads = list(read)
+    # In a chain, Django's atomic block is the chain's; this transition's is begun and committed on the server.
+    with transaction.atomic(savepoint=False) if chain is not None else transaction.atomic(), _open(chain):
+        prelocked = chain.take(run_id, node_fields, lock_pending) if chain is not None and node_run_ids else None
+        locked: Locked | None = None
+        read_rows: list[Rows] = []
+        if prelocked is not None and sorted(row.pk for row in prelocked.locked[1]) == sorted(node_run_ids):
+            locked = prelocked.locked  # read with the locks that went out with the last node's COMMIT
+            if reads:
+                read_rows = server_execute(reads)
+        elif node_run_id is not None:
+            locked, read_rows = _lock_with_nodes(run_id, node_fields, lock_pending, reads, node_run_ids=[node_run_id])
         elif node_run_ids:
-            locked = _lock_with_nodes(run_id, sorted(node_run_ids), node_fields, lock_pending, reads)
+            locked, read_rows = _lock_with_nodes(run_id, node_fields, lock_pending, reads, node_run_ids=node_run_ids)
         elif node_id is not None:
-            locked = _lock_with_nodes(run_id, [], node_fields, lock_pending, reads, node_id=node_id)
+            locked, read_rows = _lock_with_nodes(run_id, node_fields, lock_pending, reads, node_id=node_id)
         if locked is None:
             run, read_rows = _lock_run(run_id, reads)
             tx = Transition(run)
         else:
-            run, node_runs, pending, unfinished, read_rows = locked
+            run, node_runs, pending, unfinished = locked
             tx = Transition(run)
             tx.node_runs, tx.pending_rows, tx.unfinished = node_runs, pending, unfinished
             tx.node_run = node_runs[0] if node_run_id is not None or node_id is not None else None
@@ -355,10 +382,33 @@ def run_transition(
         with connection.execute_wrapper(tx.flush_before_query):
             tx._deferring = True
             yield tx
-            tx.finish(commit=owns_transaction)
+            if chain is None or tx.next_lock is None:
+                tx.finish(commit=owns_transaction)
+            else:
+                node_ids, fields, pending_too = tx.next_lock
+                then = _lock_statements(run_id, fields, pending_too, node_ids=node_ids)
+                then_rows = tx.finish(commit=True, then=then)
+                if then_rows is not None:
+                    locked_next = _locked(then_rows, fields, pending_too)
+                    if locked_next is not None:
+                        chain.prelocked = chains.Prelocked(run_id, fields, pending_too, locked_next)
+    if chain is not None:
+        reliances.run_commit_hooks(connection)  # committed on the server: what waited for it goes now
 
 
-def _lock_run(run_id: int, reads: list[tuple[str, list[Any]]]) -> tuple[Run, list[list[tuple[Any, ...]]]]:
+@contextmanager
+def _open(chain: chains.Chain | None) -> Iterator[None]:
+    if chain is None:
+        yield
+        return
+    chain.depth += 1
+    try:
+        yield
+    finally:
+        chain.depth -= 1
+
+
+def _lock_run(run_id: int, reads: list[tuple[str, list[Any]]]) -> tuple[Run, list[Rows]]:
     """The run, locked, by the engine's own prepared statement (its transaction's BEGIN pipelined with it), and
     the rows of `reads`. Raises Run.DoesNotExist, as the ORM's get() would."""
     sql = f"SELECT {select_sql(Run, TRANSITION_FIELDS, 'r')} FROM runs_run r WHERE r.id = %s FOR UPDATE"  # noqa: S608
@@ -369,17 +419,38 @@ def _lock_run(run_id: int, reads: list[tuple[str, list[Any]]]) -> tuple[Run, lis
     return run, read_rows
 
 
+# The run, the nodes locked with it, its pending rows and its unfinished nodes' statuses (see run_transition).
+Locked = tuple[Run, list[NodeRun], dict[str, NodeRun] | None, dict[str, str] | None]
+
+
 def _lock_with_nodes(
     run_id: int,
-    node_run_ids: list[int],
     node_fields: tuple[str, ...],
     lock_pending: bool,
     reads: list[tuple[str, list[Any]]],
     *,
+    node_run_ids: Sequence[int] = (),
     node_id: str = "",
-) -> tuple[Run, list[NodeRun], dict[str, NodeRun] | None, dict[str, str] | None, list[list[tuple[Any, ...]]]] | None:
+) -> tuple[Locked | None, list[Rows]]:
     """The run and its nodes (those of `node_run_ids` it has, or its node `node_id`), locked, with the pending
-    rows and unfinished statuses if `lock_pending`; None when the run has none of those nodes."""
+    rows and unfinished statuses if `lock_pending`, and the rows of `reads`; None when the run has none of
+    those nodes."""
+    statements = _lock_statements(run_id, node_fields, lock_pending, node_run_ids=node_run_ids, node_id=node_id)
+    results = server_execute([*statements, *reads])
+    return _locked(results[: len(statements)], node_fields, lock_pending), results[len(statements) :]
+
+
+def _lock_statements(
+    run_id: int,
+    node_fields: tuple[str, ...],
+    lock_pending: bool,
+    *,
+    node_run_ids: Sequence[int] = (),
+    node_id: str = "",
+    node_ids: Sequence[str] = (),
+) -> list[tuple[str, list[Any]]]:
+    """The statements that lock the run with its nodes (by row ids, by a node id, or by node ids), then its
+    pending rows and read its unfinished nodes' statuses if `lock_pending`."""
     # PostgreSQL locks the rows of a result in the order of FROM: the run, then the nodes; pending rows after.
     # Each later statement reads a snapshot taken once the first one holds the run's lock: it sees every change
     # committed by the transitions that held the lock before.
@@ -388,28 +459,33 @@ def _lock_with_nodes(
     statements: list[tuple[str, list[Any]]]
     if node_id:
         statements = [(f"{sql} AND n.node_id = %s FOR UPDATE", [run_id, node_id])]
+    elif node_ids:
+        statements = [(f"{sql} AND n.node_id = ANY(%s) ORDER BY n.id FOR UPDATE", [run_id, list(node_ids)])]
     elif len(node_run_ids) == 1:  # the statement of every node's transition: one text, prepared once
         statements = [(f"{sql} AND n.id = %s FOR UPDATE", [run_id, node_run_ids[0]])]
     else:
-        statements = [(f"{sql} AND n.id = ANY(%s) ORDER BY n.id FOR UPDATE", [run_id, node_run_ids])]
+        statements = [(f"{sql} AND n.id = ANY(%s) ORDER BY n.id FOR UPDATE", [run_id, sorted(node_run_ids)])]
     if lock_pending:
         pending = f"SELECT {select_sql(NodeRun, NODE_RUN_COLUMNS, 'p')} FROM runs_noderun p"  # noqa: S608
         statements.append((f"{pending} WHERE p.run_id = %s AND p.status = 'pending' FOR UPDATE", [run_id]))
         unfinished = f"SELECT node_id, status FROM runs_noderun WHERE run_id = %s AND status IN ({_UNFINISHED})"  # noqa: S608
         statements.append((unfinished, [run_id]))
-    results = server_execute([*statements, *reads])
-    read_rows = results[len(statements) :]
+    return statements
+
+
+def _locked(results: list[Rows], node_fields: tuple[str, ...], lock_pending: bool) -> Locked | None:
+    """What the `_lock_statements` read, as model instances; None when no node was locked."""
     if not results[0]:
         return None
     pending_rows, unfinished_statuses = None, None
     if lock_pending:
         rows = [from_row(NodeRun, NODE_RUN_COLUMNS, values) for values in results[1]]
         pending_rows = {row.node_id: row for row in rows}
-        unfinished_statuses = dict(results[2])
+        unfinished_statuses = {node_id: status for node_id, status in results[2]}
     split = len(TRANSITION_FIELDS)  # select_sql reads every named field once
     run = from_row(Run, TRANSITION_FIELDS, results[0][0][:split])
     node_runs = [from_row(NodeRun, node_fields, row[split:]) for row in results[0]]
-    return run, node_runs, pending_rows, unfinished_statuses, read_rows
+    return run, node_runs, pending_rows, unfinished_statuses
 
 
 # Constants of ours, written into the statement so that it is the same text (and prepared plan) for every run.
