@@ -247,15 +247,21 @@ def lock_round_trips(queries: CaptureQueriesContext) -> tuple[int, int]:
     return len(alone), len(carried)
 
 
-@override_settings(FLOWNOVA_CONTINUE_MS=60_000)
-def test_a_continued_node_s_locks_go_out_with_the_commit_of_the_node_before_it(alice: User, sent: list[int]) -> None:
-    # One round trip a node instead of two: the start node's task and the first node it continues take their
-    # locks; every later node's were taken in the round trip that committed its predecessor.
-    run = start(alice, chain(20))
+def continued_here(owner: User, graph: dict[str, Any], sent: list[int]) -> tuple[Run, CaptureQueriesContext]:
+    """A run of `graph` whose nodes this process begins, from its start node, with the statements recorded."""
+    run = start(owner, graph, {"x": 1})
     sent.clear()
     with CaptureQueriesContext(connection) as queries:
         begin_here(run)
     run.refresh_from_db()
+    return run, queries
+
+
+@override_settings(FLOWNOVA_CONTINUE_MS=60_000)
+def test_a_continued_node_s_locks_go_out_with_the_commit_of_the_node_before_it(alice: User, sent: list[int]) -> None:
+    # One round trip a node instead of two: the start node's task and the first node it continues take their
+    # locks; every later node's were taken in the round trip that committed its predecessor.
+    run, queries = continued_here(alice, chain(20), sent)
     assert run.status == "succeeded" and sent == []
     assert lock_round_trips(queries) == (2, 20)
     assert len(set(committed_by(run).values())) == 22  # still a transaction a node
@@ -271,11 +277,7 @@ def test_without_the_reliance_on_django_s_hooks_each_continued_node_takes_its_ow
     monkeypatch.setattr(
         reliances, "_applies", lambda reliance: reliance != reliances.DJANGO_COMMIT_HOOKS and applies(reliance)
     )
-    run = start(alice, chain(5))
-    sent.clear()
-    with CaptureQueriesContext(connection) as queries:
-        begin_here(run)
-    run.refresh_from_db()
+    run, queries = continued_here(alice, chain(5), sent)
     assert run.status == "succeeded" and sent == []
     assert lock_round_trips(queries) == (7, 0)
 
@@ -295,11 +297,7 @@ def test_locks_sent_with_a_commit_that_fail_leave_the_commit_standing_and_are_ta
         return statements
 
     monkeypatch.setattr(transition, "_lock_statements", failing)
-    run = start(alice, chain(6), {"x": 1})
-    sent.clear()
-    with CaptureQueriesContext(connection) as queries:
-        begin_here(run)
-    run.refresh_from_db()
+    run, queries = continued_here(alice, chain(6), sent)
     assert run.status == "succeeded" and run.output == {"x": 1} and sent == []
     order = ["start", *(f"n{i}" for i in range(6)), "end"]
     assert ledger(run) == [(node_id, "succeeded") for node_id in order]

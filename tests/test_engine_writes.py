@@ -352,12 +352,17 @@ def test_a_fork_s_branches_begun_together_write_one_statement_per_kind_of_row(
     assert branches.count('INSERT INTO "runs_ledgerentry"') == 1
 
 
+def finished_chain(owner: User, length: int, dispatched: list[tuple[int, int]]) -> tuple[Run, list[NodeRun]]:
+    """A run of a chain, run to its end, and its node rows."""
+    run = start(owner, chain(length))
+    run_all(dispatched)
+    return run, list(NodeRun.objects.filter(run=run).order_by("pk"))
+
+
 def test_updates_of_one_shape_go_out_together_and_a_row_updated_twice_ends_with_its_last_values(
     alice: User, dispatched: list[tuple[int, int]]
 ) -> None:
-    run = start(alice, chain(3))
-    run_all(dispatched)
-    rows = list(NodeRun.objects.filter(run=run).order_by("pk"))
+    run, rows = finished_chain(alice, 3, dispatched)
     with CaptureQueriesContext(connection) as queries, run_transition(run.pk) as tx:
         for row in rows:
             row.error = f"first {row.node_id}"
@@ -374,9 +379,7 @@ def test_a_value_too_long_for_its_column_fails_in_a_combined_update_as_in_a_plai
     alice: User, dispatched: list[tuple[int, int]]
 ) -> None:
     # The combined UPDATE types its values; a cast to varchar(n) would cut a long value silently.
-    run = start(alice, chain(2))
-    run_all(dispatched)
-    rows = list(NodeRun.objects.filter(run=run).order_by("pk"))
+    run, rows = finished_chain(alice, 2, dispatched)
     with pytest.raises(DataError, match="too long"), run_transition(run.pk) as tx:
         for row in rows:
             row.handle = "h" * 65
