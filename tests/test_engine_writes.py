@@ -6,6 +6,8 @@ statements a transition costs can be counted exactly.
 
 from __future__ import annotations
 
+import warnings
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import CharField, DateTimeField, ForeignKey, IntegerField, Model, TextField
 from django.test.utils import CaptureQueriesContext
+from psycopg.types.json import Jsonb
 
 from flownova import reliances
 from runs import services
@@ -25,6 +29,7 @@ from runs.services.advance import node_runs_save
 from runs.writes import publisher, run_transition
 from runs.writes.publish import Publisher, _by_group
 from runs.writes.server import _numbered, _numbered_text
+from runs.writes.sql import _adapters
 from tests.engine_helpers import graph_of, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -414,3 +419,36 @@ def test_events_of_transitions_committed_close_together_are_sent_as_one_batch(
         fresh.publish([event(7, seq)], workflow_id=None)
     fresh.flush()
     assert checks == [["run.7"]]
+
+
+def comparable(value: Any) -> Any:
+    return ("jsonb", value.obj) if isinstance(value, Jsonb) else (type(value), value)
+
+
+@pytest.mark.parametrize("model", [Run, NodeRun, LedgerEntry, RunEvent])
+def test_the_engine_adapts_each_value_as_the_orm_would_save_it(
+    alice: User, dispatched: list[tuple[int, int]], model: type[Model]
+) -> None:
+    # The engine reads plain values straight from the instance instead of through Django's field methods.
+    run = start(alice, fork_join(3), {"x": 1, "when": "now"})
+    run_all(dispatched)
+    lookup: dict[str, Any] = {"pk": run.pk} if model is Run else {"run": run}
+    instances = list(model._default_manager.filter(**lookup))
+    odd = model(**({} if model is Run else {"run": run}))  # values Django would convert, on an unsaved row
+    for field in model._meta.concrete_fields:
+        if isinstance(field, CharField | TextField):
+            setattr(odd, field.attname, 42)
+        elif isinstance(field, IntegerField | ForeignKey) and not field.primary_key:
+            setattr(odd, field.attname, True)
+        elif isinstance(field, DateTimeField):
+            setattr(odd, field.attname, datetime(2026, 1, 1, 12, 0))  # naive: Django makes it aware
+    columns = tuple(field for field in model._meta.concrete_fields if not getattr(field, "auto_now", False))
+    for adding in (True, False):
+        columns_now = tuple(field for field in columns if not (adding and getattr(field, "auto_now_add", False)))
+        adapters = _adapters(columns_now, adding)
+        for instance in [*instances, odd]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # the naive datetime
+                ours = [comparable(adapt(instance)) for adapt in adapters]
+                theirs = [comparable(f.get_db_prep_save(f.pre_save(instance, adding), connection)) for f in columns_now]
+            assert ours == theirs, (model.__name__, instance.pk)
