@@ -119,11 +119,10 @@ def _adapters(columns: tuple[models.Field[Any, Any], ...], adding: bool) -> tupl
 
 
 def _adapter(field: models.Field[Any, Any], adding: bool) -> Adapter:
-    db = connections[DEFAULT_DB_ALIAS]
     attname = field.attname
 
-    def orm(instance: models.Model) -> Any:
-        return field.get_db_prep_save(field.pre_save(instance, adding), db)
+    def orm(instance: models.Model) -> Any:  # the calling thread's connection (I/O workers run threads)
+        return field.get_db_prep_save(field.pre_save(instance, adding), connections[DEFAULT_DB_ALIAS])
 
     if getattr(field, "auto_now", False) or (adding and getattr(field, "auto_now_add", False)):
         return orm  # pre_save sets the time
@@ -138,7 +137,7 @@ def _adapter(field: models.Field[Any, Any], adding: bool) -> Adapter:
         return json_value
     if isinstance(field, _INTEGER_FIELDS):
         # Django wraps an int in the type of its column (psycopg's Int2, Int4...) or leaves it (keys): as it does.
-        wrap = type(field.get_db_prep_save(1, db))
+        wrap = type(field.get_db_prep_save(1, connections[DEFAULT_DB_ALIAS]))
 
         def integer_value(instance: models.Model) -> Any:
             value = getattr(instance, attname)
