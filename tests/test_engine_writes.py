@@ -378,6 +378,12 @@ def test_updates_of_one_shape_go_out_together_and_a_row_updated_twice_ends_with_
     assert write.count('UPDATE "runs_noderun"') == 1
     errors = dict(NodeRun.objects.filter(run=run).values_list("node_id", "error"))
     assert errors == {rows[0].node_id: "last", **{row.node_id: f"first {row.node_id}" for row in rows[1:]}}
+    with run_transition(run.pk) as tx:  # one row alone, twice: still its last values
+        rows[1].error = "before"
+        tx.save(rows[1], "error")
+        rows[1].error = "after"
+        tx.save(rows[1], "error")
+    assert NodeRun.objects.get(pk=rows[1].pk).error == "after"
 
 
 def test_a_value_too_long_for_its_column_fails_in_a_combined_update_as_in_a_plain_one(

@@ -293,14 +293,16 @@ class _Group:
         self.first = first
         self.updates = first.shape is not None and first.shape[0] == "update"
         self.rows: dict[Any, list[Any]] = {}  # an update's rows by primary key (its last param); else by position
+        self.added = 0
         self.add(first)
 
     def add(self, write: Write) -> None:
+        self.added += 1
         for row in write.rows:
             self.rows[row[-1] if self.updates else len(self.rows)] = row
 
     def write(self) -> Write:
-        if len(self.rows) == 1 and len(self.first.rows) == 1:
+        if self.added == 1:
             return self.first  # the same text as alone, and the same prepared statement
         kind, model, fields = self.first.shape or ("", models.Model, ())
         rows = list(self.rows.values())
@@ -364,12 +366,11 @@ def run_transition(
             locked = prelocked.locked  # read with the locks that went out with the last node's COMMIT
             if reads:
                 read_rows = server_execute(reads)
-        elif node_run_id is not None:
-            locked, read_rows = _lock_with_nodes(run_id, node_fields, lock_pending, reads, node_run_ids=[node_run_id])
-        elif node_run_ids:
-            locked, read_rows = _lock_with_nodes(run_id, node_fields, lock_pending, reads, node_run_ids=node_run_ids)
-        elif node_id is not None:
-            locked, read_rows = _lock_with_nodes(run_id, node_fields, lock_pending, reads, node_id=node_id)
+        elif node_run_id is not None or node_run_ids or node_id is not None:
+            ids = [node_run_id] if node_run_id is not None else node_run_ids
+            locked, read_rows = _lock_with_nodes(
+                run_id, node_fields, lock_pending, reads, node_run_ids=ids, node_id="" if ids else node_id or ""
+            )
         if locked is None:
             run, read_rows = _lock_run(run_id, reads)
             tx = Transition(run)
