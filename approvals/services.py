@@ -114,7 +114,7 @@ def approval_for_decider(approval_id: int, user: User) -> tuple[ApprovalRequest,
         row = cursor.fetchone()
     if row is None:
         raise ApprovalRequest.DoesNotExist(f"approval {approval_id} does not exist")
-    approval_width = len(ApprovalRequest._meta.concrete_fields)
+    approval_width = len(_APPROVAL_FIELDS)
     run_width = len(DECIDER_RUN_FIELDS)
     approval: ApprovalRequest = from_row(ApprovalRequest, _APPROVAL_FIELDS, row[:approval_width])
     approval.run = from_row(Run, DECIDER_RUN_FIELDS, row[approval_width : approval_width + run_width])

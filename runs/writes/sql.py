@@ -135,7 +135,7 @@ def _adapter(field: models.Field[Any, Any], adding: bool) -> Adapter:
             return Jsonb(value, dumps=json.dumps) if isinstance(value, _JSON_VALUES) else orm(instance)
 
         return json_value
-    if isinstance(field, _INTEGER_FIELDS):
+    if type(field) in _INTEGER_FIELDS:
         # Django wraps an int in the type of its column (psycopg's Int2, Int4...) or leaves it (keys): as it does.
         wrap = type(field.get_db_prep_save(1, connections[DEFAULT_DB_ALIAS]))
 
@@ -161,18 +161,21 @@ def _is_aware(value: Any) -> bool:
     return isinstance(value, datetime) and value.tzinfo is not None
 
 
-# Integer columns and keys: an int is saved as Django wraps it. Other field classes whose saved value is the
-# attribute itself when this says so of it (Django's get_prep_value would return it unchanged): a str for text,
-# a bool, an aware datetime. Checked at every value; anything else goes through the field.
-_INTEGER_FIELDS: tuple[type[models.Field[Any, Any]], ...] = (
-    models.AutoField,
-    models.BigAutoField,
-    models.IntegerField,
-    models.BigIntegerField,
-    models.SmallIntegerField,
-    models.PositiveIntegerField,
-    models.PositiveSmallIntegerField,
-    models.ForeignKey,
+# Integer columns and keys (these classes exactly, not subclasses that may convert): an int is saved as Django
+# wraps it. Other field classes whose saved value is the attribute itself when this says so of it (Django's
+# get_prep_value would return it unchanged): a str for text, a bool, an aware datetime. Checked at every value;
+# anything else goes through the field.
+_INTEGER_FIELDS: frozenset[type[models.Field[Any, Any]]] = frozenset(
+    {
+        models.AutoField,
+        models.BigAutoField,
+        models.IntegerField,
+        models.BigIntegerField,
+        models.SmallIntegerField,
+        models.PositiveIntegerField,
+        models.PositiveSmallIntegerField,
+        models.ForeignKey,
+    }
 )
 _PLAIN: dict[type[models.Field[Any, Any]], Callable[[Any], bool]] = {
     models.CharField: lambda value: isinstance(value, str),
